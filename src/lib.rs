@@ -2,10 +2,25 @@
 //!
 //! Composable [tower] layers, and a proxy server built from them, that let any OpenAI-style
 //! client use Tencent Hunyuan models.
+//!
+//! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
+//! - [`upstream`]: the forwarding service every stack ends in.
+//! - [`stack`]: the ready-made chat stack and the order of its layers.
+//! - [`server`]: the whole proxy as an axum `Router`.
+//! - [`config`]: the configuration (TOML, environment, flags).
+//! - [`error`]: the one error type and OpenAI's envelope.
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod chat;
+pub mod completions;
+pub mod config;
 pub mod error;
+pub mod server;
+pub mod stack;
+pub mod upstream;
 
+pub use config::Config;
 pub use error::ProxyError;
+pub use server::Proxy;
+pub use stack::{chat_stack, ChatService};
