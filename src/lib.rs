@@ -16,6 +16,7 @@ pub mod chat;
 pub mod completions;
 pub mod config;
 pub mod error;
+pub mod extensions;
 pub mod server;
 pub mod stack;
 pub mod upstream;
@@ -24,3 +25,8 @@ pub use config::Config;
 pub use error::ProxyError;
 pub use server::Proxy;
 pub use stack::{chat_stack, ChatService};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
