@@ -5,6 +5,7 @@
 //!
 //! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
 //! - [`upstream`]: the forwarding service every stack ends in.
+//! - [`cache`]: a generic keyed response cache layer (used for image descriptions).
 //! - [`stack`]: the ready-made chat stack and the order of its layers.
 //! - [`server`]: the whole proxy as an axum `Router`.
 //! - [`config`]: the configuration (TOML, environment, flags).
@@ -12,6 +13,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod cache;
 pub mod chat;
 pub mod completions;
 pub mod config;
