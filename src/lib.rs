@@ -5,6 +5,7 @@
 //!
 //! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
 //! - [`upstream`]: the forwarding service every stack ends in.
+//! - [`cascade`]: images described by the vision model, for tool-calling text models.
 //! - [`cache`]: a generic keyed response cache layer (used for image descriptions).
 //! - [`stack`]: the ready-made chat stack and the order of its layers.
 //! - [`server`]: the whole proxy as an axum `Router`.
@@ -14,6 +15,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod cache;
+pub mod cascade;
 pub mod chat;
 pub mod completions;
 pub mod config;
