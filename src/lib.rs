@@ -28,7 +28,7 @@ pub mod upstream;
 pub use config::Config;
 pub use error::ProxyError;
 pub use server::Proxy;
-pub use stack::{chat_stack, ChatService};
+pub use stack::{chat_stack, ChatService, ChatStack};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

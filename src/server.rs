@@ -12,11 +12,12 @@
 //! # Ok(()) }
 //! ```
 
+use crate::cache::CacheHandle;
 use crate::chat::BodyLimit;
 use crate::completions::CompletionsService;
 use crate::config::{Config, ConfigError};
 use crate::error::ProxyError;
-use crate::stack::{chat_stack, ChatService};
+use crate::stack::{ChatService, ChatStack};
 use crate::upstream::{Upstream, UpstreamConfig, UpstreamSetupError};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -68,6 +69,7 @@ struct ProxyState {
     config: Config,
     upstream: Upstream,
     chat: ChatService,
+    description_cache: CacheHandle,
     started: Instant,
     started_unix: u64,
     shutting_down: AtomicBool,
@@ -86,12 +88,13 @@ impl Proxy {
     pub fn new(config: Config) -> Result<Self, BuildError> {
         config.validate()?;
         let upstream = Upstream::new(UpstreamConfig::from_config(&config))?;
-        let chat = chat_stack(&config, upstream.clone());
+        let stack = ChatStack::new(&config, upstream.clone());
         Ok(Proxy {
             state: Arc::new(ProxyState {
                 config,
                 upstream,
-                chat,
+                chat: stack.service,
+                description_cache: stack.description_cache,
                 started: Instant::now(),
                 started_unix: SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -114,6 +117,11 @@ impl Proxy {
     /// The chat stack, for mounting on a route of your own.
     pub fn chat_service(&self) -> ChatService {
         self.state.chat.clone()
+    }
+
+    /// The image-description cache: statistics and clearing.
+    pub fn description_cache(&self) -> &CacheHandle {
+        &self.state.description_cache
     }
 
     /// Marks the proxy as shutting down: `/health/live` answers 503 from now on.
@@ -278,6 +286,7 @@ async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
             "in_flight": proxy.upstream().in_flight(),
             "concurrency": proxy.config().upstream_concurrency,
         },
+        "cache": proxy.description_cache().stats(),
     }))
 }
 
@@ -316,9 +325,7 @@ async fn cache_stats(
     headers: HeaderMap,
 ) -> Result<Response, ProxyError> {
     check_admin(&proxy, &headers)?;
-    Err(ProxyError::NotImplemented {
-        message: "the description cache is not available in this build yet".into(),
-    })
+    Ok(Json(proxy.description_cache().stats()).into_response())
 }
 
 async fn cache_clear(
@@ -326,7 +333,7 @@ async fn cache_clear(
     headers: HeaderMap,
 ) -> Result<Response, ProxyError> {
     check_admin(&proxy, &headers)?;
-    Err(ProxyError::NotImplemented {
-        message: "the description cache is not available in this build yet".into(),
-    })
+    let cleared = proxy.description_cache().clear();
+    tracing::info!(cleared, "description cache emptied");
+    Ok(Json(json!({"cleared": cleared})).into_response())
 }
