@@ -7,5 +7,7 @@
 
 pub mod chat;
 pub mod error;
+#[cfg(feature = "mock")]
+pub mod mock;
 
 pub use error::ProxyError;
