@@ -39,19 +39,19 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let mock = MockHunyuan::start().await;
-//! let answer: serde_json::Value = reqwest::Client::new()
+//! let request = serde_json::json!({
+//!     "model": "hunyuan-turbos-latest",
+//!     "messages": [{"role": "user", "content": "hello"}],
+//! });
+//! let response = reqwest::Client::new()
 //!     .post(format!("{}/chat/completions", mock.base_url()))
 //!     .bearer_auth("sk-test")
-//!     .json(&serde_json::json!({
-//!         "model": "hunyuan-turbos-latest",
-//!         "messages": [{"role": "user", "content": "hello"}],
-//!     }))
+//!     .header("content-type", "application/json")
+//!     .body(request.to_string())
 //!     .send()
 //!     .await
-//!     .unwrap()
-//!     .json()
-//!     .await
 //!     .unwrap();
+//! let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
 //! assert_eq!(answer["choices"][0]["message"]["content"], "Echo: hello");
 //! assert_eq!(mock.chat_requests().len(), 1);
 //! mock.stop().await;

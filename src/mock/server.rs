@@ -400,12 +400,8 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
             }
             Ok::<_, std::io::Error>(event)
         });
-        let abort = futures_util::stream::iter(aborted.then(|| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "mock fault: stream dropped",
-            ))
-        }));
+        let abort = futures_util::stream::iter(aborted.then(abort_connection));
+        let abort = futures_util::StreamExt::then(abort, |error| error);
         let stream = futures_util::StreamExt::chain(events, abort);
         let mut response = Response::new(Body::from_stream(stream));
         response.headers_mut().insert(
@@ -422,14 +418,11 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
             None => Response::new(Body::from(json.clone())),
             Some(_) => {
                 let half = json.slice(..json.len() / 2);
-                let parts = futures_util::stream::iter([
-                    Ok(half),
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionAborted,
-                        "mock fault: body dropped",
-                    )),
-                ]);
-                Response::new(Body::from_stream(parts))
+                let half = futures_util::stream::once(async move { Ok(half) });
+                let abort = futures_util::stream::once(abort_connection());
+                Response::new(Body::from_stream(futures_util::StreamExt::chain(
+                    half, abort,
+                )))
             }
         };
         response.headers_mut().insert(
@@ -441,6 +434,19 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
             .insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
         response
     }
+}
+
+/// The body error that makes hyper abort the connection ([`Fault::DropMidStream`]).
+///
+/// It comes after a short pause: hyper flushes what it has buffered (the headers, the events
+/// before) only when the body is pending, and would otherwise close the connection with them
+/// still unsent.
+async fn abort_connection() -> Result<Bytes, std::io::Error> {
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    Err(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "mock fault: connection dropped",
+    ))
 }
 
 /// Counts a chat request as in flight while alive; dropped unfinished, it counts as cancelled.
