@@ -457,7 +457,7 @@ async fn tool_call_non_stream_and_stream_with_repeated_id() {
         .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
         .collect();
     assert_eq!(calls.len(), 2);
-    assert_eq!(calls[0][0]["id"], id);
+    assert_eq!(calls[0][0]["id"], id, "streamed or not, the same id");
     assert_eq!(calls[1][0]["id"], id, "the id is repeated");
     assert_eq!(calls[0][0]["type"], "function");
     assert_eq!(calls[1][0]["type"], "function");
@@ -536,6 +536,21 @@ async fn vision_describes_images_by_digest() {
     );
     assert!(lines[1].starts_with("Description of image "));
     assert_ne!(lines[0][..33], lines[1][..33]);
+
+    // Large inline images are read whole (no 2 MB extractor limit).
+    let big = vec![7u8; 3 * 1024 * 1024];
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &big);
+    let body = chat(
+        "hunyuan-vision",
+        json!([{"role": "user", "content": [
+            {"type": "text", "text": "and this"},
+            {"type": "image_url", "image_url": {"url": format!("data:image/jpeg;base64,{encoded}")}},
+        ]}]),
+    );
+    let (status, answer) = post_json(&mock, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.contains("3145728 bytes"), "{content}");
 }
 
 #[tokio::test]
@@ -582,6 +597,19 @@ async fn requests_are_recorded_in_order() {
     let chats = mock.chat_requests();
     assert_eq!(chats.len(), 2);
     assert_eq!(chats[1]["messages"][0]["content"], "two");
+
+    // Other routes are recorded too: Hunyuan has no `/v1/responses`.
+    let missing = client()
+        .post(format!("{}/responses", mock.base_url()))
+        .bearer_auth(KEY)
+        .json_body(&json!({"model": "hy3", "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(read_json(missing).await["error"]["code"], "404");
+    assert_eq!(mock.requests()[3].path, "/v1/responses");
+    assert_eq!(mock.requests()[3].body.as_ref().unwrap()["input"], "hi");
     mock.clear_requests();
     assert_eq!(mock.request_count(), 0);
 }
@@ -696,7 +724,7 @@ async fn delay_then_normal_answer() {
 #[tokio::test]
 async fn max_in_flight_counts_concurrent_requests() {
     let mock = MockHunyuan::start().await;
-    mock.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(500))));
     let body = chat("hunyuan-turbos-latest", json!([user("a")]));
     let mut tasks = Vec::new();
     for _ in 0..4 {

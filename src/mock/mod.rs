@@ -12,6 +12,8 @@
 //! Routes (everything under `/v1`, as [`MockHunyuan::base_url`] says):
 //! - `POST /v1/chat/completions`: validation, then a deterministic answer (JSON or SSE).
 //! - `GET /v1/models`: the configured models in OpenAI's list shape.
+//! - anything else: 404 with a Hunyuan-style envelope (the real body is unknown); a known path
+//!   with the wrong method: 405.
 //!
 //! Both need `Authorization: Bearer <key>`: any non-empty key when [`MockConfig::api_key`] is
 //! `None`, that key otherwise. A missing or wrong key is answered with 401 and a Hunyuan-style
@@ -120,7 +122,8 @@ pub enum Fault {
     /// Never answers; the request ends when the client goes away (counted in
     /// [`MockHunyuan::cancelled`]).
     Hang,
-    /// Streams: this many SSE events, then the connection is aborted (no `[DONE]`).
+    /// Streams: this many SSE events, then the connection is aborted (no `[DONE]`; a stream
+    /// with no more events than this ends normally).
     /// Non-streamed: headers announce the full length, half the body is sent, then the
     /// connection is aborted.
     DropMidStream {

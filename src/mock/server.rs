@@ -106,6 +106,7 @@ impl MockHunyuan {
         let router = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/models", get(models))
+            .fallback(not_found)
             .layer(middleware::from_fn_with_state(shared.clone(), record))
             .layer(DefaultBodyLimit::disable())
             .with_state(shared.clone());
@@ -287,6 +288,12 @@ impl Shared {
             )),
         }
     }
+}
+
+/// Any other route (`/v1/responses`, `/v1/embeddings`…): 404 with an envelope (text assumed).
+async fn not_found(request: Request) -> Response {
+    let message = format!("不支持的接口: {}", request.uri().path());
+    envelope(StatusCode::NOT_FOUND, &message, message.as_bytes()).into_response()
 }
 
 /// `GET /v1/models`.

@@ -147,8 +147,7 @@ pub(crate) fn is_vision_model(model: &str) -> bool {
 /// `temperature` outside [0, 2], `top_p` outside [0, 1], `seed` outside 1..=10000, and `n`
 /// greater than 1.
 pub fn validate(body: &Value, policy: MockPolicy) -> Result<(), Rejection> {
-    let seed = serde_json::to_vec(body).unwrap_or_default();
-    let check = Check { seed: &seed };
+    let check = Check { body };
     let Some(obj) = body.as_object() else {
         return Err(check.bad_format());
     };
@@ -310,18 +309,23 @@ fn roles_alternate(roles: &[&str]) -> bool {
     !rest.is_empty() && !expect_question
 }
 
+/// Builds rejections; the request is serialized (for the error id) only when one is needed.
 struct Check<'a> {
-    seed: &'a [u8],
+    body: &'a Value,
 }
 
 impl Check<'_> {
+    fn seed(&self) -> Vec<u8> {
+        serde_json::to_vec(self.body).unwrap_or_default()
+    }
+
     fn invalid(&self, message: impl Into<String>) -> Rejection {
         Rejection::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             CODE_INVALID,
             message,
-            self.seed,
+            &self.seed(),
         )
     }
 
@@ -331,7 +335,7 @@ impl Check<'_> {
             "runtime_error",
             CODE_BAD_FORMAT,
             MSG_BAD_FORMAT,
-            self.seed,
+            &self.seed(),
         )
     }
 
