@@ -125,7 +125,7 @@ pub enum Fault {
     /// Streams: this many SSE events, then the connection is aborted (no `[DONE]`; a stream
     /// with no more events than this ends normally).
     /// Non-streamed: headers announce the full length, half the body is sent, then the
-    /// connection is aborted.
+    /// connection is aborted. A request the mock refuses (401, 400) is refused normally.
     DropMidStream {
         /// How many events are sent before the connection is aborted.
         after_events: usize,
