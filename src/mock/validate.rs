@@ -709,6 +709,45 @@ mod tests {
         refused(json!({"messages": [u("a")]}), "1001", "model");
     }
 
+    /// R1 restated differently: collapse runs of tools into one, drop a leading system; what
+    /// is left must alternate question (user, or tools after the first turn) / assistant, and
+    /// end with a question.
+    fn reference_order(roles: &[&str]) -> bool {
+        let mut rest: Vec<&str> = roles.strip_prefix(&["system"]).unwrap_or(roles).to_vec();
+        rest.dedup_by(|a, b| *a == "tool" && *b == "tool");
+        rest.len() % 2 == 1
+            && rest.first() == Some(&"user")
+            && rest.iter().enumerate().all(|(i, r)| {
+                if i % 2 == 0 {
+                    *r == "user" || *r == "tool"
+                } else {
+                    *r == "assistant"
+                }
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn r1_matches_its_restatement(roles in proptest::collection::vec(
+            proptest::sample::select(vec!["system", "user", "assistant", "tool"]), 0..12,
+        )) {
+            let messages: Vec<Value> = roles
+                .iter()
+                .map(|r| json!({"role": r, "content": "x", "tool_call_id": "c"}))
+                .collect();
+            let single_system = !roles.iter().skip(1).any(|r| *r == "system");
+            let verdict = validate(&chat(Value::Array(messages)), MockPolicy::Legacy);
+            match verdict {
+                Ok(()) => proptest::prop_assert!(single_system && reference_order(&roles)),
+                Err(r) if !single_system => proptest::prop_assert_eq!(r.message(), MSG_SYSTEM_FIRST),
+                Err(r) => {
+                    proptest::prop_assert_eq!(r.message(), MSG_ROLE_ORDER);
+                    proptest::prop_assert!(!reference_order(&roles));
+                }
+            }
+        }
+    }
+
     #[test]
     fn same_request_same_error_id() {
         let body = chat(json!([u("a"), u("b")]));
