@@ -569,6 +569,19 @@ async fn tokenhub_policy_relaxes_rules_and_cuts_before_stop() {
     let (status, answer) = post_json(&mock, &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["choices"][0]["message"]["content"], "Echo: ");
+    // TokenHub sends a usage chunk when asked (legacy never does).
+    let streamed = json!({
+        "model": "hy3", "messages": [user("a")], "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    let (events, clean) = events(post(&mock, &streamed).await).await;
+    assert!(clean);
+    let chunks = chunks(&events);
+    let usage: Vec<&Value> = chunks.iter().filter_map(|c| c.get("usage")).collect();
+    assert_eq!(usage.len(), 1);
+    assert!(usage[0]["total_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(chunks.last().unwrap()["choices"], json!([]));
+
     let mut penalties = chat("hy3", json!([user("a")]));
     penalties["frequency_penalty"] = json!(0.5);
     let (status, answer) = post_json(&mock, &penalties).await;
