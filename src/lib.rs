@@ -21,6 +21,8 @@ pub mod completions;
 pub mod config;
 pub mod error;
 pub mod extensions;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod server;
 pub mod stack;
 pub mod upstream;
