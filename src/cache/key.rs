@@ -93,7 +93,6 @@ impl Hasher for DigestHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::Hash;
 
     #[test]
     fn short_is_twelve_hex_digits() {
@@ -104,11 +103,7 @@ mod tests {
 
     #[test]
     fn digest_hasher_is_deterministic_and_spreads() {
-        let hash = |d: &Digest| {
-            let mut h = DigestHashBuilder.build_hasher();
-            d.hash(&mut h);
-            h.finish()
-        };
+        let hash = |d: &Digest| DigestHashBuilder.hash_one(d);
         let a = Digest([1; 32]);
         let mut b = a;
         b.0[0] = 2;
