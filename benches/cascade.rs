@@ -14,10 +14,10 @@ use axum::body::Body;
 use base64::Engine as _;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use http::{Request, Response};
 use hunyuan_proxy::cache::{CacheConfig, CacheLayer, Digest, MemoryStore, Store, StoreLimits};
 use hunyuan_proxy::cascade::{CascadeConfig, CascadeLayer, DescribeRequest, Description};
 use hunyuan_proxy::chat::{self, ChatRequest, ParseLayer};
-use http::{Request, Response};
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,7 +135,10 @@ fn cache_get(c: &mut Criterion) {
         ttl: Duration::from_secs(3600),
     }));
     for n in 0..=255u8 {
-        store.insert(Digest([n; 32]), Description(format!("description {n}").into()));
+        store.insert(
+            Digest([n; 32]),
+            Description(format!("description {n}").into()),
+        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     let other = {

@@ -83,6 +83,9 @@ pub struct CascadeConfig {
     /// Byte budget of the description cache, on top of `cache_max_size` entries (default:
     /// none).
     pub cache_max_bytes: Option<u64>,
+    /// Seconds one description may take, retries included, before it counts as failed
+    /// (default 60).
+    pub describe_timeout_secs: u64,
     /// Seconds a request waits for another request's description of the same image before
     /// asking the vision model itself (default 60).
     pub cache_wait_secs: u64,
@@ -106,6 +109,7 @@ impl Default for CascadeConfig {
             keepalive_after_ms: 1000,
             keepalive_interval_secs: 5,
             cache_max_bytes: None,
+            describe_timeout_secs: 60,
             cache_wait_secs: 60,
         }
     }
@@ -232,10 +236,18 @@ impl CascadeConfig {
         if self.cache_max_bytes == Some(0) {
             return invalid("cascade.cache_max_bytes", "must be at least 1 when set");
         }
+        if self.describe_timeout_secs == 0 {
+            return invalid("cascade.describe_timeout_secs", "must be at least 1");
+        }
         if self.cache_wait_secs == 0 {
             return invalid("cascade.cache_wait_secs", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// `describe_timeout_secs` as a duration.
+    pub fn describe_timeout(&self) -> Duration {
+        Duration::from_secs(self.describe_timeout_secs)
     }
 
     pub(crate) fn keepalive_after(&self) -> Duration {

@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tower_service::Service;
 
 /// One image to describe, with its cache key (content digest, vision model, prompt version).
@@ -91,6 +92,7 @@ struct Settings {
     model: String,
     prompt: String,
     max_tokens: u32,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Describer {
@@ -111,6 +113,7 @@ impl Describer {
                 model: config.vision_model.clone(),
                 prompt: config.prompt.clone(),
                 max_tokens: config.max_tokens,
+                timeout: config.describe_timeout(),
             }),
         }
     }
@@ -155,11 +158,20 @@ impl Service<DescribeRequest> for Describer {
     fn call(&mut self, req: DescribeRequest) -> Self::Future {
         let chat = self.vision_request(&req);
         let upstream = self.upstream.clone();
+        let timeout = self.settings.timeout;
         Box::pin(async move {
-            let answer = upstream.complete(chat).await.map_err(|err: ProxyError| {
-                tracing::warn!(key = %req.key, kind = err.kind(), "vision call failed");
-                DescribeError::Upstream(err.kind())
-            })?;
+            let answer = match tokio::time::timeout(timeout, upstream.complete(chat)).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(err)) => {
+                    let kind = ProxyError::kind(&err);
+                    tracing::warn!(key = %req.key, kind, "vision call failed");
+                    return Err(DescribeError::Upstream(kind));
+                }
+                Err(_) => {
+                    tracing::warn!(key = %req.key, ?timeout, "vision call timed out");
+                    return Err(DescribeError::Upstream("upstream_timeout"));
+                }
+            };
             let text = answer
                 .choices
                 .into_iter()
@@ -173,5 +185,34 @@ impl Service<DescribeRequest> for Describer {
                 })?;
             Ok(Description(text.into()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::UpstreamConfig;
+
+    #[test]
+    fn the_vision_request_is_context_free_and_tool_free() {
+        let upstream = Upstream::new(UpstreamConfig::new("http://127.0.0.1:9/v1")).unwrap();
+        let config = CascadeConfig::default()
+            .models("eyes-vision", "talker")
+            .max_tokens(77);
+        let describer = Describer::new(upstream, &config);
+        let chat = describer.vision_request(&DescribeRequest {
+            url: "https://x/a.png".into(),
+            detail: Some("high".into()),
+            key: Digest([0; 32]),
+        });
+        let sent = serde_json::to_value(&chat).unwrap();
+        assert_eq!(sent["model"], "eyes-vision");
+        assert_eq!(sent["max_tokens"], 77);
+        assert!(sent.get("tools").is_none());
+        assert_eq!(sent["messages"].as_array().unwrap().len(), 1);
+        let parts = &sent["messages"][0]["content"];
+        assert_eq!(parts[0]["text"], config.prompt);
+        assert_eq!(parts[1]["image_url"]["url"], "https://x/a.png");
+        assert_eq!(parts[1]["image_url"]["detail"], "high");
     }
 }

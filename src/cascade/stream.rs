@@ -16,6 +16,9 @@ use tower_service::Service;
 /// The comment sent while the images are being described.
 pub(crate) const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
+/// The comment that tells a committed stream's client that placeholders stand in for images.
+pub(crate) const DEGRADED_COMMENT: &[u8] = b": x-hunyuan-proxy-vision: degraded\n\n";
+
 /// Largest error body read from the inner service to pass on as an SSE error event.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
@@ -64,6 +67,9 @@ where
         let _ = slot.set(applied.report);
         if applied.degraded {
             tracing::info!("streamed answer goes on with image placeholders (degraded)");
+            if tx.send(Bytes::from_static(DEGRADED_COMMENT)).await.is_err() {
+                return;
+            }
         }
         relay(inner, applied, tx).await;
     });

@@ -347,3 +347,26 @@ async fn fast_descriptions_do_not_commit_a_stream_early() {
     assert!(response.extensions().get::<VisionReport>().is_some());
     assert!(!text(response).await.contains("keep-alive"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_degraded_committed_stream_says_so_in_a_comment() {
+    let stub = Stub {
+        delay: Duration::from_secs(2),
+        fail: true,
+        ..Stub::new()
+    };
+    let config = CascadeConfig::default().on_failure(OnVisionFailure::Degrade);
+    let (svc, seen) = app(config, stub);
+    let body = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "?"}, image("https://x/a.png")
+    ]}]});
+    let response = svc.oneshot(request(&body)).await.unwrap();
+    assert_eq!(response.headers()[VISION_HEADER], "committed-early");
+    let text = text(response).await;
+    assert!(
+        text.contains(": x-hunyuan-proxy-vision: degraded\n\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
