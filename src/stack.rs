@@ -11,9 +11,9 @@
 //!
 //! | position | layer | request extensions | response extensions |
 //! |---|---|---|---|
-//! | 1 | [`ParseLayer`](crate::chat::ParseLayer): body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
+//! | 1 | [`ParseLayer`]: body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
 //! | 2 | FixLayer (message fixing, planned) | reads and writes `ChatRequest` | |
-//! | 3 | [`CascadeLayer`](crate::cascade::CascadeLayer): images → descriptions, model switch | reads and writes `ChatRequest`; writes `VisionReport` | writes `VisionReport` (or `PendingVisionReport` for a stream committed early), `ErrorKind` on rejection |
+//! | 3 | [`CascadeLayer`]: images → descriptions, model switch | reads and writes `ChatRequest`; writes `VisionReport` | writes `VisionReport` (or `PendingVisionReport` for a stream committed early), `ErrorKind` on rejection |
 //! | end | [`Upstream`] | takes `ChatRequest` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
 //!
 //! Metrics and health are app-wide layers applied to the whole router (see
