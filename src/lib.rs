@@ -12,6 +12,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod auth;
 pub mod chat;
 pub mod completions;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extensions;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod rate_limit;
 pub mod server;
 pub mod stack;
 pub mod upstream;
