@@ -379,3 +379,50 @@ async fn a_vision_failure_in_a_committed_stream_is_an_error_event() {
         .unwrap()
         .contains("could not be described"));
 }
+
+#[tokio::test]
+async fn an_image_in_a_tool_result_is_described_too() {
+    let t = TestProxy::start().await;
+    let bytes = image_bytes(20);
+    let body = json!({
+        "model": TEXT_MODEL,
+        "tools": tools(),
+        "messages": [
+            {"role": "user", "content": "Take a screenshot."},
+            {"role": "assistant", "content": "Taking it.", "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "click", "arguments": "{\"label\":\"shot\"}"}
+            }]},
+            {"role": "tool", "tool_call_id": "call_1", "content": [
+                {"type": "text", "text": "Screenshot taken."},
+                image_part(&data_url(&bytes))
+            ]}
+        ]
+    });
+    let response = t.post("/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(vision_calls(&t).len(), 1);
+    let sent = text_calls(&t).pop().unwrap();
+    let parts = &sent["messages"][2]["content"];
+    assert_eq!(parts[0]["text"], "Screenshot taken.");
+    let expected = format!("[Image 1: Description of image {}:", short_digest(&bytes));
+    assert!(parts[1]["text"].as_str().unwrap().starts_with(&expected));
+}
+
+#[tokio::test]
+async fn a_vision_request_without_tools_goes_through_untouched() {
+    let t = TestProxy::start().await;
+    let url = data_url(&image_bytes(21));
+    let mut body = with_images("What is this?", &[&url]);
+    body.as_object_mut().unwrap().remove("tools");
+    let response = t.post("/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    let requests = t.mock.chat_requests();
+    assert_eq!(requests.len(), 1, "no separate description call");
+    assert_eq!(requests[0]["model"], VISION_MODEL);
+    assert_eq!(
+        requests[0]["messages"][0]["content"][1]["image_url"]["url"],
+        url
+    );
+    assert_eq!(stats(&t).await["misses"], 0);
+}
