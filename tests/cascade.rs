@@ -426,3 +426,35 @@ async fn a_vision_request_without_tools_goes_through_untouched() {
     );
     assert_eq!(stats(&t).await["misses"], 0);
 }
+
+#[tokio::test]
+async fn concurrent_requests_share_one_failing_vision_call() {
+    let t = TestProxy::start_with(|c| {
+        c.upstream_retries = 0;
+        c.request_timeout = 1;
+    })
+    .await;
+    t.mock.fail_next(1, Fault::Hang);
+    let body = with_images("What?", &[&data_url(&image_bytes(22))]);
+    let started = std::time::Instant::now();
+    let answers =
+        futures_util::future::join_all((0..4).map(|_| t.post("/v1/chat/completions", &body))).await;
+    assert!(answers.iter().all(|r| r.status() == 502));
+    assert_eq!(
+        vision_calls(&t).len(),
+        1,
+        "the waiters did not retry in turn"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let stats = stats(&t).await;
+    assert_eq!(
+        (
+            stats["failures"].as_u64(),
+            stats["shared_failures"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+    // A later request asks again.
+    assert_eq!(t.post("/v1/chat/completions", &body).await.status(), 200);
+    assert_eq!(vision_calls(&t).len(), 2);
+}

@@ -53,6 +53,7 @@ impl<V: CacheValue, St: Store<V>> CacheLayer<V, St> {
                 store,
                 counters: Counters::default(),
                 config,
+                failures: Default::default(),
                 value: PhantomData,
             }),
         }

@@ -10,11 +10,13 @@
 //!   scan-resistant); each entry carries its own expiry instant (`ttl` from insertion).
 //!   Behind the [`Store`] trait, so a shared store can replace it without touching the layer.
 //! - **Coalescing**: the first caller of an absent key loads it; others wait (at most
-//!   `wait`) for that load. A failed load stores nothing and lets the next waiter try; a waiter
-//!   whose wait runs out calls the inner service itself, so a slow or failing loader cannot
-//!   stall the waiters one after another.
+//!   `wait`) for that load. A failed load stores nothing: the callers that were waiting on it
+//!   get its error at once (the inner error type is `Clone`), and the next caller tries again.
+//!   A waiter whose wait runs out calls the inner service itself. So a slow or failing loader
+//!   never stalls the waiters one after another.
 //! - **Statistics**: [`CacheStats`] through a [`CacheHandle`] (hits, misses, hit rate,
-//!   coalesced waits, insertions, evictions, expirations, entries, bytes, capacity, ttl).
+//!   coalesced waits, wait timeouts, failures, shared failures, insertions, evictions,
+//!   expirations, entries, bytes, capacity, ttl).
 //! - **Logging**: with `log_outcomes`, each lookup is logged at debug with the key's 12-digit
 //!   short digest, never the request or the value.
 //!
@@ -203,6 +205,37 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(layer.handle().clear(), 1);
         assert_eq!(layer.handle().stats().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn waiters_on_a_failed_call_share_its_error_and_later_callers_retry() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let layer = CacheLayer::<String>::new(CacheConfig::default());
+        let svc = layer.layer(service_fn(move |_: Req| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                if n == 0 {
+                    Err("down")
+                } else {
+                    Ok("up".to_owned())
+                }
+            }
+        }));
+        let answers =
+            futures_util::future::join_all((0..8).map(|_| svc.clone().oneshot(Req(4)))).await;
+        assert!(answers.iter().all(|a| a == &Err("down")));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one failing call, not eight in turn"
+        );
+        let stats = layer.handle().stats();
+        assert_eq!((stats.failures, stats.shared_failures), (1, 7));
+        assert_eq!(stats.entries, 0);
+        assert_eq!(svc.oneshot(Req(4)).await.unwrap().value, "up");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,13 +1,19 @@
 //! [`Cache<S>`]: the service made by [`CacheLayer`](super::CacheLayer).
 
 use super::key::CacheKey;
+use super::key::Digest;
 use super::stats::{CacheStats, Counters};
 use super::store::{CacheValue, Lookup, Store};
 use super::CacheConfig;
 use futures_util::future::BoxFuture;
+use std::any::Any;
+use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -52,7 +58,64 @@ pub(crate) struct Shared<V, St> {
     pub(crate) store: St,
     pub(crate) counters: Counters,
     pub(crate) config: CacheConfig,
+    pub(crate) failures: Failures,
     pub(crate) value: PhantomData<fn() -> V>,
+}
+
+/// Failed loads, kept only for the callers that were already waiting on them.
+///
+/// When a load fails, the store hands the next waiter the duty to load. Without this record
+/// every waiter would call the failing service in turn, one after another. With it, a waiter
+/// that joined before the failure gets the same error at once; a caller arriving after the
+/// failure calls again (failures are never cached).
+#[derive(Default)]
+pub(crate) struct Failures {
+    /// Ticks once per failure; a lookup notes the tick it started at, to tell whether a
+    /// failure happened while it waited.
+    clock: AtomicU64,
+    recent: Mutex<HashMap<Digest, Failure>>,
+}
+
+struct Failure {
+    tick: u64,
+    at: Instant,
+    error: Box<dyn Any + Send + Sync>,
+}
+
+impl Failures {
+    /// The tick a lookup starts at.
+    fn now(&self) -> u64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// Records that a load of `key` failed with `error`; forgets failures older than `keep`.
+    fn record<E: Clone + Send + Sync + 'static>(&self, key: Digest, error: &E, keep: Duration) {
+        let tick = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|_, f| now.duration_since(f.at) < keep);
+        recent.insert(
+            key,
+            Failure {
+                tick,
+                at: now,
+                error: Box::new(error.clone()),
+            },
+        );
+    }
+
+    /// The error of a load of `key` that failed after tick `joined`.
+    fn since<E: Clone + 'static>(&self, key: &Digest, joined: u64) -> Option<E> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let failure = recent.get(key).filter(|f| f.tick > joined)?;
+        failure.error.downcast_ref::<E>().cloned()
+    }
+
+    /// Forgets `key`'s failure after a successful load.
+    fn forget(&self, key: &Digest) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.remove(key);
+    }
 }
 
 /// The admin side of a cache, type-erased for [`CacheHandle`](super::CacheHandle).
@@ -77,7 +140,8 @@ impl<V: CacheValue, St: Store<V>> CacheControl for Shared<V, St> {
 
 /// Answers a keyed request from the store when it can; otherwise calls the inner service once
 /// per key (concurrent callers of the same key wait for that one call) and stores a success.
-/// Failures are never stored: the next caller calls again.
+/// Failures are never stored: callers that were waiting on a failed call get its error (so
+/// they do not retry one after another), and the next caller calls again.
 ///
 /// `poll_ready` is always ready: the inner service is called only on a miss, so it is cloned
 /// and driven to readiness inside the response future.
@@ -131,7 +195,7 @@ where
     R: CacheKey + Send + 'static,
     S: Service<R, Response = V> + Clone + Send + 'static,
     S::Future: Send,
-    S::Error: Send,
+    S::Error: Clone + Send + Sync + 'static,
     V: CacheValue,
     St: Store<V>,
 {
@@ -160,6 +224,7 @@ where
                     outcome: CacheOutcome::Hit,
                 });
             }
+            let joined = shared.failures.now();
             match shared.store.lookup(key, shared.config.wait).await {
                 Lookup::Found(value) => {
                     Counters::bump(&counters.hits);
@@ -173,20 +238,38 @@ where
                     })
                 }
                 Lookup::Load(slot) => {
+                    if let Some(error) = shared.failures.since::<S::Error>(&key, joined) {
+                        // The call this caller waited on failed: share its error.
+                        Counters::bump(&counters.shared_failures);
+                        if log {
+                            tracing::debug!(key = %key, outcome = "shared_failure", "cache");
+                        }
+                        return Err(error);
+                    }
                     Counters::bump(&counters.misses);
                     if log {
                         tracing::debug!(key = %key, outcome = "miss", "cache");
                     }
-                    // On failure the slot is dropped unfilled: nothing is stored and the next
-                    // waiter (if any) calls again.
-                    let value = inner.oneshot(req).await?;
-                    if slot.fill(value.clone()) {
-                        Counters::bump(&counters.insertions);
+                    match inner.oneshot(req).await {
+                        Ok(value) => {
+                            shared.failures.forget(&key);
+                            if slot.fill(value.clone()) {
+                                Counters::bump(&counters.insertions);
+                            }
+                            Ok(Cached {
+                                value,
+                                outcome: CacheOutcome::Miss,
+                            })
+                        }
+                        Err(error) => {
+                            // Recorded before the slot is dropped, so the waiter it wakes sees
+                            // it. Nothing is stored.
+                            Counters::bump(&counters.failures);
+                            shared.failures.record(key, &error, shared.config.wait);
+                            drop(slot);
+                            Err(error)
+                        }
                     }
-                    Ok(Cached {
-                        value,
-                        outcome: CacheOutcome::Miss,
-                    })
                 }
                 Lookup::TimedOut => {
                     Counters::bump(&counters.misses);
@@ -196,7 +279,10 @@ where
                     }
                     // The loader is slow or failing; call on our own rather than queue behind
                     // it. The loader still owns the entry, so this value is not stored.
-                    let value = inner.oneshot(req).await?;
+                    let value = inner
+                        .oneshot(req)
+                        .await
+                        .inspect_err(|_| Counters::bump(&counters.failures))?;
                     Ok(Cached {
                         value,
                         outcome: CacheOutcome::Miss,

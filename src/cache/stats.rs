@@ -19,6 +19,10 @@ pub struct CacheStats {
     /// Waits that gave up (the other caller's call took too long) and called the inner
     /// service themselves; counted among the misses.
     pub wait_timeouts: u64,
+    /// Calls of the inner service that failed (nothing is stored for them).
+    pub failures: u64,
+    /// Callers that waited on a call that failed and got its error without calling again.
+    pub shared_failures: u64,
     /// Values stored.
     pub insertions: u64,
     /// Entries pushed out to make room.
@@ -46,6 +50,8 @@ impl CacheStats {
             hit_rate: hit_rate(counters.hits, counters.misses),
             coalesced_waits: counters.coalesced_waits,
             wait_timeouts: counters.wait_timeouts,
+            failures: counters.failures,
+            shared_failures: counters.shared_failures,
             insertions: counters.insertions,
             evictions: usage.evictions,
             expirations: usage.expirations,
@@ -79,6 +85,10 @@ pub struct CounterSnapshot {
     pub coalesced_waits: u64,
     /// See [`CacheStats::wait_timeouts`].
     pub wait_timeouts: u64,
+    /// See [`CacheStats::failures`].
+    pub failures: u64,
+    /// See [`CacheStats::shared_failures`].
+    pub shared_failures: u64,
     /// See [`CacheStats::insertions`].
     pub insertions: u64,
 }
@@ -90,6 +100,8 @@ pub(crate) struct Counters {
     pub(crate) misses: AtomicU64,
     pub(crate) coalesced_waits: AtomicU64,
     pub(crate) wait_timeouts: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) shared_failures: AtomicU64,
     pub(crate) insertions: AtomicU64,
 }
 
@@ -104,6 +116,8 @@ impl Counters {
             misses: self.misses.load(Ordering::Relaxed),
             coalesced_waits: self.coalesced_waits.load(Ordering::Relaxed),
             wait_timeouts: self.wait_timeouts.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            shared_failures: self.shared_failures.load(Ordering::Relaxed),
             insertions: self.insertions.load(Ordering::Relaxed),
         }
     }
@@ -128,6 +142,8 @@ mod tests {
             misses: 3,
             coalesced_waits: 2,
             wait_timeouts: 1,
+            failures: 1,
+            shared_failures: 0,
             insertions: 2,
         };
         let usage = StoreUsage {
