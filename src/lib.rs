@@ -6,6 +6,8 @@
 //! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
 //! - [`upstream`]: the forwarding service every stack ends in.
 //! - [`stack`]: the ready-made chat stack and the order of its layers.
+//! - [`metrics`]: [`metrics::MetricsLayer`], the in-process monitor and alert rules.
+//! - [`health`]: [`health::HealthLayer`] and the component health checks.
 //! - [`server`]: the whole proxy as an axum `Router`.
 //! - [`config`]: the configuration (TOML, environment, flags).
 //! - [`error`]: the one error type and OpenAI's envelope.
@@ -17,6 +19,8 @@ pub mod completions;
 pub mod config;
 pub mod error;
 pub mod extensions;
+pub mod health;
+pub mod metrics;
 pub mod server;
 pub mod stack;
 pub mod upstream;
