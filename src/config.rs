@@ -150,6 +150,17 @@ pub struct Config {
     pub request_body_limit: usize,
     /// Seconds in-flight requests get to finish after a shutdown signal.
     pub shutdown_timeout: u64,
+    /// Seconds allowed until the upstream's answer starts, retries included (default:
+    /// `request_timeout`).
+    pub first_byte_timeout: Option<u64>,
+    /// Retries before the answer starts, on connection failures, 429 and 500/502/503/504.
+    pub upstream_retries: u32,
+    /// Milliseconds before the first retry; each further retry doubles it (with jitter).
+    pub upstream_retry_backoff_ms: u64,
+    /// Requests that may wait for a free upstream slot; past it clients get 429 at once.
+    pub upstream_queue_size: usize,
+    /// Seconds a request may wait for a free upstream slot before it gets 429.
+    pub upstream_queue_timeout: u64,
 }
 
 impl Default for Config {
@@ -181,6 +192,11 @@ impl Default for Config {
             upstream_concurrency: 5,
             request_body_limit: crate::chat::DEFAULT_BODY_LIMIT,
             shutdown_timeout: 30,
+            first_byte_timeout: None,
+            upstream_retries: 2,
+            upstream_retry_backoff_ms: 250,
+            upstream_queue_size: 256,
+            upstream_queue_timeout: 60,
         }
     }
 }
@@ -320,6 +336,12 @@ impl Config {
         if self.connect_timeout == 0 {
             return invalid("connect_timeout", "must be at least 1 second");
         }
+        if self.first_byte_timeout == Some(0) {
+            return invalid("first_byte_timeout", "must be at least 1 second");
+        }
+        if self.upstream_queue_timeout == 0 {
+            return invalid("upstream_queue_timeout", "must be at least 1 second");
+        }
         if self.upstream_concurrency == 0 {
             return invalid("upstream_concurrency", "must be at least 1");
         }
@@ -362,6 +384,11 @@ impl Config {
     /// `request_timeout` as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)
+    }
+
+    /// `first_byte_timeout` (or `request_timeout`) as a duration.
+    pub fn first_byte_timeout(&self) -> Duration {
+        Duration::from_secs(self.first_byte_timeout.unwrap_or(self.request_timeout))
     }
 
     /// `connect_timeout` as a duration.

@@ -21,6 +21,8 @@ pub mod error;
 pub mod extensions;
 pub mod health;
 pub mod metrics;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod server;
 pub mod stack;
 pub mod upstream;

@@ -37,9 +37,10 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How the upstream is reached.
@@ -55,6 +56,17 @@ pub struct UpstreamConfig {
     pub read_timeout: Duration,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Time allowed from sending a request until the upstream's answer starts (retries
+    /// included).
+    pub first_byte_timeout: Duration,
+    /// Retries before the answer starts, on connection failures, 429 and 500/502/503/504.
+    pub max_retries: u32,
+    /// The first retry's backoff; each further retry doubles it (with jitter).
+    pub retry_backoff: Duration,
+    /// Requests that may wait for a free slot; past it callers get 429 at once.
+    pub queue_size: usize,
+    /// How long a request may wait for a free slot before it gets 429.
+    pub queue_timeout: Duration,
 }
 
 impl UpstreamConfig {
@@ -66,6 +78,11 @@ impl UpstreamConfig {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(600),
             concurrency: 5,
+            first_byte_timeout: Duration::from_secs(600),
+            max_retries: 2,
+            retry_backoff: Duration::from_millis(250),
+            queue_size: 256,
+            queue_timeout: Duration::from_secs(60),
         }
     }
 
@@ -93,6 +110,31 @@ impl UpstreamConfig {
         self
     }
 
+    /// Sets the time allowed until the answer starts.
+    pub fn first_byte_timeout(mut self, timeout: Duration) -> Self {
+        self.first_byte_timeout = timeout;
+        self
+    }
+
+    /// Sets the number of retries before the answer starts.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Sets the first retry's backoff.
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// Sets the wait queue's length and the longest wait in it.
+    pub fn queue(mut self, size: usize, timeout: Duration) -> Self {
+        self.queue_size = size;
+        self.queue_timeout = timeout;
+        self
+    }
+
     /// The upstream settings of a proxy [`Config`].
     pub fn from_config(config: &Config) -> Self {
         UpstreamConfig {
@@ -101,6 +143,11 @@ impl UpstreamConfig {
             connect_timeout: config.connect_timeout(),
             read_timeout: config.request_timeout(),
             concurrency: config.upstream_concurrency,
+            first_byte_timeout: config.first_byte_timeout(),
+            max_retries: config.upstream_retries,
+            retry_backoff: Duration::from_millis(config.upstream_retry_backoff_ms),
+            queue_size: config.upstream_queue_size,
+            queue_timeout: Duration::from_secs(config.upstream_queue_timeout),
         }
     }
 }
@@ -128,6 +175,12 @@ struct Inner {
     models_url: String,
     auth: Option<HeaderValue>,
     read_timeout: Duration,
+    first_byte_timeout: Duration,
+    max_retries: u32,
+    retry_backoff: Duration,
+    queue_size: usize,
+    queue_timeout: Duration,
+    waiting: AtomicUsize,
     slots: Arc<Semaphore>,
     capacity: usize,
 }
@@ -174,6 +227,12 @@ impl Upstream {
                 models_url: format!("{base}/models"),
                 auth,
                 read_timeout: config.read_timeout,
+                first_byte_timeout: config.first_byte_timeout,
+                max_retries: config.max_retries,
+                retry_backoff: config.retry_backoff,
+                queue_size: config.queue_size,
+                queue_timeout: config.queue_timeout,
+                waiting: AtomicUsize::new(0),
                 slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
                 capacity: config.concurrency.max(1),
             }),
@@ -216,22 +275,113 @@ impl Upstream {
         })
     }
 
+    /// Requests waiting for a free upstream slot right now.
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a free upstream slot in the bounded queue. A caller that goes away while
+    /// waiting leaves the queue (the future is dropped with its place).
+    async fn acquire_slot(&self) -> Result<OwnedSemaphorePermit, ProxyError> {
+        if let Ok(permit) = self.inner.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let _place = QueuePlace::take(&self.inner.waiting, self.inner.queue_size).ok_or_else(
+            || {
+                metrics::counter!("hunyuan_proxy_upstream_queue_rejections_total", "reason" => "full")
+                    .increment(1);
+                ProxyError::RateLimited {
+                    message: "too many requests are waiting for the upstream; retry shortly".into(),
+                    retry_after: Some(Duration::from_secs(1)),
+                }
+            },
+        )?;
+        match tokio::time::timeout(
+            self.inner.queue_timeout,
+            self.inner.slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(ProxyError::Unavailable {
+                message: "the proxy is shutting down".into(),
+            }),
+            Err(_) => {
+                metrics::counter!("hunyuan_proxy_upstream_queue_rejections_total", "reason" => "timeout")
+                    .increment(1);
+                Err(ProxyError::RateLimited {
+                    message: "waited too long for a free upstream slot; retry shortly".into(),
+                    retry_after: Some(Duration::from_secs(1)),
+                })
+            }
+        }
+    }
+
     /// Sends `chat` and returns the upstream's successful response, holding a concurrency slot.
+    /// Retries, before any byte of the answer exists, on connection failures, 429 and
+    /// 500/502/503/504, within `first_byte_timeout`.
     async fn send(
         &self,
         chat: &mut ChatRequest,
     ) -> Result<(reqwest::Response, OwnedSemaphorePermit, UpstreamTiming), ProxyError> {
         chat.strip_override_fields();
         let body = chat::to_json_bytes(chat);
-        let permit = self
-            .inner
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ProxyError::Unavailable {
-                message: "the proxy is shutting down".into(),
-            })?;
+        let stream = chat.is_stream();
+        let permit = self.acquire_slot().await?;
+        let started = Instant::now();
+        let deadline = started + self.inner.first_byte_timeout;
+        let mut attempt: u32 = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let request = self.build_request(body.clone(), stream);
+            let outcome = match tokio::time::timeout(remaining, request.send()).await {
+                Err(_) => return Err(ProxyError::GatewayTimeout(self.inner.first_byte_timeout)),
+                Ok(outcome) => outcome,
+            };
+            let (reason, retry_after) = match &outcome {
+                Ok(response) if response.status().is_success() => {
+                    let timing = UpstreamTiming {
+                        time_to_headers: started.elapsed(),
+                    };
+                    let response = outcome.expect("matched Ok");
+                    return Ok((response, permit, timing));
+                }
+                Ok(response) => match response.status().as_u16() {
+                    429 => ("429", retry_after_of(response)),
+                    500 => ("500", None),
+                    502 => ("502", None),
+                    503 => ("503", retry_after_of(response)),
+                    504 => ("504", None),
+                    _ => ("", None),
+                },
+                Err(err) if err.is_connect() => ("connect", None),
+                Err(_) => ("", None),
+            };
+            let wait = retry_after.unwrap_or_else(|| backoff(self.inner.retry_backoff, attempt));
+            let retry = !reason.is_empty()
+                && attempt < self.inner.max_retries
+                && Instant::now() + wait < deadline;
+            if !retry {
+                return Err(match outcome {
+                    Ok(response) => self.map_error_status(response).await,
+                    Err(err) => self.map_send_error(&err),
+                });
+            }
+            attempt += 1;
+            tracing::warn!(
+                attempt,
+                reason,
+                wait_ms = wait.as_millis() as u64,
+                "retrying the upstream request"
+            );
+            metrics::counter!("hunyuan_proxy_upstream_retries_total", "reason" => reason)
+                .increment(1);
+            drop(outcome);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn build_request(&self, body: Bytes, stream: bool) -> reqwest::RequestBuilder {
         let mut request = self
             .inner
             .client
@@ -241,23 +391,10 @@ impl Upstream {
         if let Some(auth) = &self.inner.auth {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }
-        if chat.is_stream() {
+        if stream {
             request = request.header(header::ACCEPT, "text/event-stream");
         }
-        let started = Instant::now();
-        let response = match tokio::time::timeout(self.inner.read_timeout, request.send()).await {
-            Err(_) => return Err(ProxyError::GatewayTimeout(self.inner.read_timeout)),
-            Ok(Err(err)) => return Err(self.map_send_error(&err)),
-            Ok(Ok(response)) => response,
-        };
-        let timing = UpstreamTiming {
-            time_to_headers: started.elapsed(),
-        };
-        let status = response.status();
-        if status.is_success() {
-            return Ok((response, permit, timing));
-        }
-        Err(self.map_error_status(response).await)
+        request
     }
 
     fn map_send_error(&self, err: &reqwest::Error) -> ProxyError {
@@ -368,6 +505,58 @@ impl Upstream {
         out.extensions_mut().insert(ResolvedModel(model));
         Ok(out)
     }
+}
+
+/// A place in the upstream wait queue, given back when dropped.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(waiting: &'a AtomicUsize, limit: usize) -> Option<Self> {
+        let mut current = waiting.load(Ordering::Relaxed);
+        loop {
+            if current >= limit {
+                return None;
+            }
+            match waiting.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(QueuePlace(waiting)),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The upstream's `Retry-After` in seconds, capped at a minute.
+fn retry_after_of(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|secs| Duration::from_secs(secs.min(60)))
+}
+
+/// Exponential backoff with jitter: `base * 2^attempt`, scaled by a factor in [0.5, 1.0).
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(10));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let factor = 0.5 + f64::from(nanos % 1000) / 2000.0;
+    exp.mul_f64(factor)
 }
 
 fn is_error_envelope(body: &[u8]) -> bool {
