@@ -613,7 +613,7 @@ impl Alerts {
                 })
             })
             .collect();
-        active.sort_by(|a, b| b.severity.cmp(&a.severity));
+        active.sort_by_key(|a| std::cmp::Reverse(a.severity));
         active
     }
 

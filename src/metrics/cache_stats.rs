@@ -27,7 +27,7 @@ impl CacheStats {
 }
 
 /// Anything that can report [`CacheStats`]: implement it for the description cache and hand it
-/// to [`Proxy::with_cache_stats`](crate::server::Proxy::with_cache_stats).
+/// to [`Proxy::set_cache_stats`](crate::server::Proxy::set_cache_stats).
 pub trait CacheStatsSource: Send + Sync + 'static {
     /// The statistics now. Called at most once per scrape, status request, health check and
     /// alert check: keep it cheap.

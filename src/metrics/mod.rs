@@ -39,7 +39,7 @@
 //! let request = Request::post("/v1/chat/completions").body(Body::empty()).unwrap();
 //! let response = service.oneshot(request).await.unwrap();
 //! // Recorded once the body has been read (or dropped).
-//! let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+//! let body = axum::body::to_bytes(Body::new(response.into_body()), usize::MAX).await.unwrap();
 //! assert_eq!(&body[..], b"hello");
 //! let snapshot = monitor.snapshot();
 //! assert_eq!(snapshot.totals.requests, 1);
