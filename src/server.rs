@@ -95,6 +95,7 @@ struct ProxyState {
     observe: Option<Observe>,
     alert_task: Mutex<Option<AlertTask>>,
     health: HealthRegistry,
+    upstream_check: Arc<UpstreamCheck>,
     cache_stats: Arc<RwLock<Option<Arc<dyn CacheStatsSource>>>>,
 }
 
@@ -138,11 +139,11 @@ impl Proxy {
             None
         };
         let health = HealthRegistry::new();
-        health.register(
-            "upstream",
+        let upstream_check = Arc::new(
             UpstreamCheck::new(upstream.clone())
                 .cache_for(Duration::from_secs(config.health_probe_cache)),
         );
+        health.register_with("upstream", upstream_check.clone(), true);
         if let Some(observe) = &observe {
             health.register_non_critical("alerts", AlertCheck::new(observe.alerts.clone()));
         }
@@ -159,6 +160,7 @@ impl Proxy {
                 observe,
                 alert_task: Mutex::new(None),
                 health,
+                upstream_check,
                 cache_stats: Arc::new(RwLock::new(None)),
             }),
         };
@@ -460,7 +462,13 @@ async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
         "upstream": {
             "api_base": proxy.config().api_base(),
             "in_flight": proxy.upstream().in_flight(),
+            "waiting": proxy.upstream().waiting(),
             "concurrency": proxy.config().upstream_concurrency,
+            "last_probe": proxy.state.upstream_check.last_result().map(|(result, at)| json!({
+                "status": result.status,
+                "message": result.message,
+                "checked_at": crate::health::rfc3339(at),
+            })),
         },
     }))
 }

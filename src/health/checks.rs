@@ -5,7 +5,7 @@ use crate::metrics::{Alerts, CacheStatsSource, Severity};
 use crate::upstream::Upstream;
 use http::{header, StatusCode};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Probes the upstream with `GET {api_base}/models` (the configured key, a short timeout) and
 /// caches the answer for a few seconds, so frequent probes cannot hammer Hunyuan; concurrent
@@ -18,7 +18,7 @@ pub struct UpstreamCheck {
     upstream: Upstream,
     timeout: Duration,
     cache_for: Duration,
-    last: tokio::sync::Mutex<Option<(Instant, CheckResult)>>,
+    last: tokio::sync::Mutex<Option<(Instant, SystemTime, CheckResult)>>,
 }
 
 impl std::fmt::Debug for UpstreamCheck {
@@ -52,6 +52,12 @@ impl UpstreamCheck {
     pub fn cache_for(mut self, duration: Duration) -> Self {
         self.cache_for = duration;
         self
+    }
+
+    /// The last probe's result and when it ran, if a probe ran and none is running now.
+    pub fn last_result(&self) -> Option<(CheckResult, SystemTime)> {
+        let last = self.last.try_lock().ok()?;
+        last.as_ref().map(|(_, at, result)| (result.clone(), *at))
     }
 
     async fn probe(&self) -> CheckResult {
@@ -105,13 +111,13 @@ impl ComponentHealth for UpstreamCheck {
     fn check(&self) -> CheckFuture<'_> {
         Box::pin(async move {
             let mut last = self.last.lock().await;
-            if let Some((at, result)) = &*last {
+            if let Some((at, _, result)) = &*last {
                 if at.elapsed() < self.cache_for {
                     return result.clone();
                 }
             }
             let result = self.probe().await;
-            *last = Some((Instant::now(), result.clone()));
+            *last = Some((Instant::now(), SystemTime::now(), result.clone()));
             result
         })
     }

@@ -82,7 +82,48 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use http::{Request, Response, StatusCode};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
     use std::time::Duration;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    #[tokio::test]
+    async fn shutdown_turns_live_and_ready_to_503() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let layer = HealthLayer::new(HealthRegistry::new()).shutdown_flag(flag.clone());
+        let service = layer.layer(service_fn(|_req: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        }));
+        let status = |path: &'static str| {
+            let service = service.clone();
+            async move {
+                let request = Request::get(path).body(Body::empty()).unwrap();
+                service.oneshot(request).await.unwrap().status()
+            }
+        };
+        assert_eq!(status("/health/live").await, StatusCode::OK);
+        assert_eq!(status("/health/ready").await, StatusCode::OK);
+        assert_eq!(status("/health").await, StatusCode::OK);
+        layer.begin_shutdown();
+        assert!(flag.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(
+            status("/health/live").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status("/health/ready").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status("/health").await, StatusCode::SERVICE_UNAVAILABLE);
+        // Other methods pass through to the app.
+        let post = Request::post("/health").body(Body::empty()).unwrap();
+        assert_eq!(
+            service.oneshot(post).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
 
     #[test]
     fn formats_rfc3339() {

@@ -63,3 +63,134 @@ pub use future::ResponseFuture;
 pub use layer::{MetricsConfig, MetricsLayer};
 pub use monitor::{Monitor, MonitorConfig, MonitorSnapshot, Outcome};
 pub use service::Metrics;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extensions::{ErrorKind, FixReport, ResolvedModel, VisionReport};
+    use axum::body::Body;
+    use futures_util::StreamExt;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::BodyExt;
+    use std::convert::Infallible;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    fn layer() -> (MetricsLayer, Arc<Monitor>) {
+        let monitor = Arc::new(Monitor::default());
+        let layer = MetricsLayer::new(MetricsConfig::default().route("/chat"))
+            .with_monitor(monitor.clone());
+        (layer, monitor)
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_early_counts_as_aborted() {
+        let (layer, monitor) = layer();
+        let service = layer.layer(service_fn(|_req: Request<Body>| async {
+            let chunks = futures_util::stream::iter(["a", "b"])
+                .map(|c| Ok::<_, Infallible>(bytes::Bytes::from(c)));
+            Ok::<_, Infallible>(Response::new(Body::from_stream(chunks)))
+        }));
+        let response = service.oneshot(get("/chat")).await.unwrap();
+        // Headers are out, but nothing is recorded until the body ends or is dropped.
+        assert_eq!(monitor.snapshot().totals.requests, 0);
+        let mut body = response.into_body();
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        let totals = monitor.snapshot().totals;
+        assert_eq!((totals.requests, totals.aborted), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_before_its_answer_counts_as_aborted() {
+        let (layer, monitor) = layer();
+        let service = layer.layer(service_fn(|_req: Request<Body>| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }));
+        let call = service.oneshot(get("/chat"));
+        assert!(tokio::time::timeout(Duration::from_millis(20), call)
+            .await
+            .is_err());
+        assert_eq!(monitor.snapshot().totals.aborted, 1);
+    }
+
+    #[tokio::test]
+    async fn response_extensions_are_read() {
+        let (layer, monitor) = layer();
+        let service = layer.layer(service_fn(|_req: Request<Body>| async {
+            let mut response = Response::new(Body::from("{}"));
+            response.extensions_mut().insert(VisionReport {
+                images: 2,
+                cache_hits: 1,
+                cache_misses: 1,
+                vision_time: Duration::from_millis(5),
+            });
+            response.extensions_mut().insert(FixReport {
+                rules: vec!["merge_consecutive_users"],
+            });
+            response
+                .extensions_mut()
+                .insert(ResolvedModel("hunyuan-t".into()));
+            Ok::<_, Infallible>(response)
+        }));
+        let response = service.oneshot(get("/chat")).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        let s = monitor.snapshot();
+        assert_eq!(s.image_latency.count, 1);
+        assert_eq!(s.text_latency.count, 0);
+        assert_eq!(s.cache_hit_rate, Some(0.5));
+        assert_eq!(s.fix_rules["merge_consecutive_users"], 1);
+        assert_eq!(s.model_calls["hunyuan-t"], 1);
+    }
+
+    #[tokio::test]
+    async fn errors_empty_bodies_and_probe_routes() {
+        let (layer, monitor) = layer();
+        let service = layer.layer(service_fn(|req: Request<Body>| async move {
+            if req.uri().path() == "/chat" {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::BAD_GATEWAY;
+                response.extensions_mut().insert(ErrorKind("bad_gateway"));
+                Ok::<_, Infallible>(response)
+            } else {
+                Ok(Response::new(Body::from("ok")))
+            }
+        }));
+        // An empty body is recorded with its headers (it may never be polled).
+        let response = service.clone().oneshot(get("/chat")).await.unwrap();
+        assert_eq!(monitor.snapshot().totals.server_errors, 1);
+        drop(response);
+        assert_eq!(monitor.snapshot().totals.aborted, 0);
+        let s = monitor.snapshot();
+        assert_eq!(s.error_rate, Some(1.0));
+        assert_eq!(s.errors_by_kind["bad_gateway"], 1);
+        // Health probes and scrapes stay out of the window by default.
+        for path in ["/health/ready", "/metrics", "/status"] {
+            let response = service.clone().oneshot(get(path)).await.unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+        assert_eq!(monitor.snapshot().totals.requests, 1);
+        // Unknown paths are labelled `other` but still monitored.
+        let response = service.oneshot(get("/anything")).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        assert_eq!(monitor.snapshot().totals.requests, 2);
+    }
+
+    #[tokio::test]
+    async fn service_errors_are_recorded() {
+        let (layer, monitor) = layer();
+        let service = layer.layer(service_fn(|_req: Request<Body>| async {
+            Err::<Response<Body>, _>(std::io::Error::other("boom"))
+        }));
+        assert!(service.oneshot(get("/chat")).await.is_err());
+        let s = monitor.snapshot();
+        assert_eq!(s.totals.server_errors, 1);
+        assert_eq!(s.errors_by_kind["service_error"], 1);
+    }
+}
