@@ -43,6 +43,12 @@ pub const FIX_RULES: &str = "hunyuan_proxy_fix_rules_total";
 pub const ALERT_TRANSITIONS: &str = "hunyuan_proxy_alert_transitions_total";
 /// Gauge `{rule, severity}`: 1 while the alert rule fires, else 0.
 pub const ALERTS_FIRING: &str = "hunyuan_proxy_alerts_firing";
+/// Counter `{reason}`: requests refused by the upstream wait queue (`full`, `timeout`);
+/// written by the [`Upstream`](crate::upstream::Upstream) service.
+pub const UPSTREAM_QUEUE_REJECTIONS: &str = "hunyuan_proxy_upstream_queue_rejections_total";
+/// Counter `{reason}`: upstream retries before the first byte; written by the
+/// [`Upstream`](crate::upstream::Upstream) service.
+pub const UPSTREAM_RETRIES: &str = "hunyuan_proxy_upstream_retries_total";
 
 /// Registers the unit and HELP text of every metric with the installed recorder. Call it after
 /// installing a recorder; [`MetricsLayer::new`](super::MetricsLayer::new) calls it too.
@@ -95,4 +101,12 @@ pub fn describe() {
         "Alert rules that started or stopped firing."
     );
     describe_gauge!(ALERTS_FIRING, "1 while an alert rule fires, else 0.");
+    describe_counter!(
+        UPSTREAM_QUEUE_REJECTIONS,
+        "Requests refused by the upstream wait queue, by reason."
+    );
+    describe_counter!(
+        UPSTREAM_RETRIES,
+        "Upstream retries before the first byte, by reason."
+    );
 }
