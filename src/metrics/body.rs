@@ -76,11 +76,15 @@ impl Finish {
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
 
-        let overhead = elapsed
-            .saturating_sub(upstream.unwrap_or_default())
-            .saturating_sub(vision.vision_time);
-        metrics::histogram!(names::OVERHEAD, "route" => route.label.clone())
-            .record(overhead.as_secs_f64());
+        // A failed upstream call leaves no timing: its time cannot be told apart, so it is
+        // not recorded as overhead.
+        if upstream.is_some() || model.is_none() {
+            let overhead = elapsed
+                .saturating_sub(upstream.unwrap_or_default())
+                .saturating_sub(vision.vision_time);
+            metrics::histogram!(names::OVERHEAD, "route" => route.label.clone())
+                .record(overhead.as_secs_f64());
+        }
         if let Some(model) = &model {
             metrics::counter!(
                 names::UPSTREAM_CALLS,

@@ -14,7 +14,7 @@ pub const TIME_TO_FIRST_BYTE: &str = "hunyuan_proxy_time_to_first_byte_seconds";
 /// Histogram `{model}`: upstream time until its response headers.
 pub const UPSTREAM_DURATION: &str = "hunyuan_proxy_upstream_duration_seconds";
 /// Histogram `{route}`: the proxy's own time: until response headers, minus upstream and
-/// vision time.
+/// vision time (waiting for a free upstream slot counts; failed upstream calls are left out).
 pub const OVERHEAD: &str = "hunyuan_proxy_overhead_seconds";
 /// Gauge `{route}`: requests in flight (until their body ends or is dropped).
 pub const IN_FLIGHT: &str = "hunyuan_proxy_requests_in_flight";
