@@ -1,5 +1,6 @@
 //! The response body wrapper that records a request when its body ends or is dropped.
 
+use super::handles::ModelHandles;
 use super::layer::{Route, Shared};
 use super::monitor::{Outcome, RequestRecord};
 use super::names;
@@ -7,7 +8,6 @@ use crate::extensions::{ErrorKind, FixReport, ResolvedModel, UpstreamTiming, Vis
 use bytes::Buf;
 use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
-use metrics::SharedString;
 use pin_project_lite::pin_project;
 use serde::Deserialize;
 use std::pin::Pin;
@@ -27,7 +27,7 @@ pub(crate) struct Finish {
     image: bool,
     cache_hits: u32,
     cache_misses: u32,
-    model: Option<SharedString>,
+    model: Option<Arc<ModelHandles>>,
     fix_rules: Vec<&'static str>,
     error_kind: Option<&'static str>,
     usage: Option<Usage>,
@@ -39,16 +39,6 @@ struct Usage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
-}
-
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
 }
 
 impl Finish {
@@ -63,9 +53,7 @@ impl Finish {
         let ext = &parts.extensions;
         let vision = ext.get::<VisionReport>().copied().unwrap_or_default();
         let upstream = ext.get::<UpstreamTiming>().map(|t| t.time_to_headers);
-        let model = ext
-            .get::<ResolvedModel>()
-            .map(|m| SharedString::from(m.0.clone()));
+        let model = ext.get::<ResolvedModel>().map(|m| shared.models.get(&m.0));
         let error_kind = ext.get::<ErrorKind>().map(|k| k.0);
         let fix_rules = ext
             .get::<FixReport>()
@@ -82,19 +70,12 @@ impl Finish {
             let overhead = elapsed
                 .saturating_sub(upstream.unwrap_or_default())
                 .saturating_sub(vision.vision_time);
-            metrics::histogram!(names::OVERHEAD, "route" => route.label.clone())
-                .record(overhead.as_secs_f64());
+            route.handles.get().overhead.record(overhead.as_secs_f64());
         }
         if let Some(model) = &model {
-            metrics::counter!(
-                names::UPSTREAM_CALLS,
-                "model" => model.clone(),
-                "status" => parts.status.as_u16().to_string()
-            )
-            .increment(1);
+            model.calls(parts.status).increment(1);
             if let Some(upstream) = upstream {
-                metrics::histogram!(names::UPSTREAM_DURATION, "model" => model.clone())
-                    .record(upstream.as_secs_f64());
+                model.upstream_duration.record(upstream.as_secs_f64());
             }
         }
         if let Some(kind) = error_kind {
@@ -164,7 +145,10 @@ impl Finish {
     fn on_data(&mut self, data: &[u8]) {
         if self.stream && !self.first_byte {
             self.first_byte = true;
-            metrics::histogram!(names::TIME_TO_FIRST_BYTE, "route" => self.route.label.clone())
+            self.route
+                .handles
+                .get()
+                .time_to_first_byte
                 .record(self.started.elapsed().as_secs_f64());
         }
         if self.model.is_some() && self.status.is_success() {
@@ -177,23 +161,13 @@ impl Finish {
     /// Records the request's end.
     fn record(self, outcome: Outcome) {
         let duration = self.started.elapsed();
-        let route = self.route.label;
-        metrics::gauge!(names::IN_FLIGHT, "route" => route.clone()).decrement(1.0);
-        metrics::counter!(
-            names::REQUESTS,
-            "route" => route.clone(),
-            "status" => status_class(self.status),
-            "outcome" => outcome.label()
-        )
-        .increment(1);
-        let path = if self.image { "image" } else { "text" };
-        metrics::histogram!(names::REQUEST_DURATION, "route" => route, "path" => path)
-            .record(duration.as_secs_f64());
+        let route = self.route.handles.get();
+        route.in_flight.decrement(1.0);
+        route.requests(self.status, outcome).increment(1);
+        route.duration(self.image).record(duration.as_secs_f64());
         if let (Some(usage), Some(model)) = (self.usage, &self.model) {
-            metrics::counter!(names::TOKENS, "model" => model.clone(), "direction" => "in")
-                .increment(usage.prompt_tokens);
-            metrics::counter!(names::TOKENS, "model" => model.clone(), "direction" => "out")
-                .increment(usage.completion_tokens);
+            model.tokens_in.increment(usage.prompt_tokens);
+            model.tokens_out.increment(usage.completion_tokens);
         }
         if self.route.monitored {
             if let Some(monitor) = &self.shared.monitor {
@@ -203,7 +177,7 @@ impl Finish {
                     image: self.image,
                     cache_hits: self.cache_hits,
                     cache_misses: self.cache_misses,
-                    model: self.model.as_deref(),
+                    model: self.model.as_ref().map(|m| &*m.name),
                     fix_rules: &self.fix_rules,
                     error_kind: self.error_kind,
                 });

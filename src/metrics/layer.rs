@@ -1,5 +1,6 @@
 //! [`MetricsLayer`] and its configuration.
 
+use super::handles::{ModelTable, RouteHandles};
 use super::monitor::Monitor;
 use super::service::Metrics;
 use metrics::SharedString;
@@ -36,17 +37,18 @@ impl MetricsConfig {
     }
 }
 
-/// A resolved route: its label and whether it feeds the monitor.
+/// A resolved route: its metric handles and whether it feeds the monitor.
 #[derive(Clone)]
 pub(crate) struct Route {
-    pub(crate) label: SharedString,
+    pub(crate) handles: Arc<RouteHandles>,
     pub(crate) monitored: bool,
 }
 
 pub(crate) struct Shared {
     routes: Vec<(String, Route)>,
     monitor_routes: Option<Vec<String>>,
-    other: SharedString,
+    other: Arc<RouteHandles>,
+    pub(crate) models: ModelTable,
     pub(crate) monitor: Option<Arc<Monitor>>,
 }
 
@@ -66,7 +68,7 @@ impl Shared {
         match self.routes.iter().find(|(p, _)| p == path) {
             Some((_, route)) => route.clone(),
             None => Route {
-                label: self.other.clone(),
+                handles: self.other.clone(),
                 monitored: self.monitored(path),
             },
         }
@@ -126,7 +128,8 @@ impl MetricsLayer {
         let mut shared = Shared {
             routes: Vec::new(),
             monitor_routes: config.monitor_routes,
-            other: SharedString::const_str("other"),
+            other: Arc::new(RouteHandles::new(SharedString::const_str("other"))),
+            models: ModelTable::default(),
             monitor,
         };
         let mut routes = config.routes;
@@ -134,8 +137,9 @@ impl MetricsLayer {
         shared.routes = routes
             .into_iter()
             .map(|path| {
+                let label = SharedString::from_shared(Arc::from(path.as_str()));
                 let route = Route {
-                    label: SharedString::from_shared(Arc::from(path.as_str())),
+                    handles: Arc::new(RouteHandles::new(label)),
                     monitored: shared.monitored(&path),
                 };
                 (path, route)

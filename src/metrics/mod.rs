@@ -12,7 +12,10 @@
 //! (errors by kind). The proxy's own overhead is the time to response headers minus the
 //! upstream's time to headers and the vision time.
 //!
-//! Every metric name is in [`names`], with its labels.
+//! Every metric name is in [`names`], with its labels. The layer registers its metric handles
+//! with the recorder installed when a route or model is first seen (so recording a request
+//! builds no label sets): install your recorder before the first request. Model labels are
+//! bounded: after 64 distinct models, further ones are labelled `other`.
 //!
 //! [`UpstreamTiming`]: crate::extensions::UpstreamTiming
 //! [`ResolvedModel`]: crate::extensions::ResolvedModel
@@ -51,6 +54,7 @@ pub mod alerts;
 mod body;
 mod cache_stats;
 mod future;
+mod handles;
 mod layer;
 pub mod monitor;
 pub mod names;
