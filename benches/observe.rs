@@ -6,11 +6,11 @@
 //! cargo bench --bench observe
 //! ```
 //!
-//! Both benches call the same trivial inner service (answering at once with a small body and
-//! the extensions the upstream would leave) and read the whole response body, so the
-//! difference between their medians is the layers' cost per request: the metrics recorded
-//! into the installed Prometheus recorder and the monitor's window, the body wrapper, and the
-//! health layer's route check.
+//! Both benches call the same trivial inner service (answering at once with a 1.5 KB chat
+//! completion and the extensions the upstream would leave) and read the whole response body,
+//! so the difference between their medians is the layers' cost per request: the metrics
+//! recorded into the installed Prometheus recorder and the monitor's window, the body wrapper
+//! with its scan for `usage`, and the health layer's route check.
 
 use axum::body::Body;
 use criterion::{criterion_group, Criterion};
@@ -24,8 +24,25 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
+/// A chat completion of about 1.5 KB with `usage` at the end, like Hunyuan's.
+fn completion() -> bytes::Bytes {
+    static BODY: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    BODY.get_or_init(|| {
+        let content = "The quick brown fox jumps over the lazy dog. ".repeat(30);
+        let body = serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000,
+            "model": "hunyuan-turbos-latest", "note": "以上内容为AI生成",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 25, "completion_tokens": 300, "total_tokens": 325}
+        });
+        bytes::Bytes::from(serde_json::to_vec(&body).unwrap())
+    })
+    .clone()
+}
+
 async fn answer(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let mut response = Response::new(Body::from(&b"{\"id\":\"chatcmpl-1\"}"[..]));
+    let mut response = Response::new(Body::from(completion()));
     response.extensions_mut().insert(UpstreamTiming {
         time_to_headers: Duration::from_millis(1),
     });

@@ -189,29 +189,30 @@ impl Finish {
 /// Finds the last `"usage": {...}` object in a JSON or SSE chunk. A `usage` split across two
 /// chunks is missed (upstreams put it in one small final event).
 fn find_usage(data: &[u8]) -> Option<Usage> {
-    const KEY: &[u8] = b"\"usage\"";
-    let mut found = None;
-    let mut from = 0;
-    while let Some(pos) = data[from..].windows(KEY.len()).position(|w| w == KEY) {
-        let start = from + pos;
-        from = start + KEY.len();
+    static KEY: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usage\""));
+    let mut end = data.len();
+    while let Some(start) = KEY.rfind(&data[..end]) {
+        end = start;
         if start > 0 && data[start - 1] == b'\\' {
             continue; // inside a string
         }
-        let rest = &data[from..];
+        let rest = &data[start + KEY.needle().len()..];
         let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
-            break;
+            continue;
         };
         if rest[colon] != b':' {
             continue;
         }
         let value = &rest[colon + 1..];
         let mut values = serde_json::Deserializer::from_slice(value).into_iter::<Option<Usage>>();
-        if let Some(Ok(Some(usage))) = values.next() {
-            found = Some(usage);
+        match values.next() {
+            Some(Ok(Some(usage))) => return Some(usage),
+            // `"usage": null` in a later event than a real one is not expected; keep looking.
+            _ => continue,
         }
     }
-    found
+    None
 }
 
 pin_project! {
