@@ -4,6 +4,8 @@
 //! assertions on `/metrics` use deltas; the monitor behind `/status` belongs to one proxy and
 //! is asserted exactly.
 
+#![cfg(feature = "prometheus")]
+
 mod common;
 
 use common::{serve, simple_chat, TestProxy};
