@@ -14,6 +14,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod auth;
 pub mod chat;
 pub mod completions;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod health;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod rate_limit;
 pub mod server;
 pub mod stack;
 pub mod upstream;

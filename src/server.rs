@@ -12,6 +12,8 @@
 //! # Ok(()) }
 //! ```
 
+use crate::auth::ClientAuthLayer;
+use crate::chat::parse::BodyReadTimeout;
 use crate::chat::BodyLimit;
 use crate::completions::CompletionsService;
 use crate::config::{Config, ConfigError};
@@ -22,6 +24,7 @@ use crate::health::{
 use crate::metrics::{
     AlertTask, Alerts, CacheStatsSource, MetricsConfig, MetricsLayer, Monitor, MonitorConfig,
 };
+use crate::rate_limit::RateLimitLayer;
 use crate::stack::{chat_stack, ChatService};
 use crate::upstream::{Upstream, UpstreamConfig, UpstreamSetupError};
 use axum::extract::State;
@@ -35,7 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 /// Every route the proxy serves, as listed by `GET /`.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -279,13 +282,19 @@ impl Proxy {
         let chat = self.chat_service();
         let completions = CompletionsService::new(chat.clone());
         let config = &self.state.config;
-        let mut router = Router::new()
+        let api = Router::new()
             .route_service("/v1/chat/completions", post_only(chat.clone()))
             .route_service("/chat/completions", post_only(chat))
             .route_service("/v1/completions", post_only(completions.clone()))
             .route_service("/completions", post_only(completions))
             .route("/v1/models", get(models))
             .route("/models", get(models))
+            .route_layer(RateLimitLayer::new(
+                config.rate_limit,
+                config.client_rate_limit,
+            ))
+            .route_layer(ClientAuthLayer::new(config.client_api_keys.clone()));
+        let mut router = Router::new()
             .route("/", get(root))
             .route("/status", get(status))
             .route("/metrics", get(metrics))
@@ -293,8 +302,10 @@ impl Proxy {
             .route("/cache", axum::routing::delete(cache_clear))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .merge(api)
             .with_state(self.clone())
-            .layer(Extension(BodyLimit(config.request_body_limit)));
+            .layer(Extension(BodyLimit(config.request_body_limit)))
+            .layer(Extension(BodyReadTimeout(config.request_body_timeout())));
         if config.enable_health_check {
             let health =
                 HealthLayer::with_config(self.state.health.clone(), HealthConfig::default())
@@ -303,6 +314,7 @@ impl Proxy {
         }
         router = router.layer(CatchPanicLayer::custom(panic_response)).layer(
             TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         );
         if config.enable_cors {
