@@ -383,3 +383,22 @@ async fn monitoring_and_health_can_be_turned_off() {
     assert_eq!(s["monitoring"], false);
     assert!(s["alerts"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_alert_task_ends_with_the_proxy() {
+    let mock = MockHunyuan::start().await;
+    let proxy = Proxy::new(TestProxy::config_for(&mock)).unwrap();
+    let router = proxy.router();
+    let alerts = std::sync::Arc::downgrade(proxy.alerts().unwrap());
+    drop(proxy);
+    // The router holds the proxy too.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(alerts.upgrade().is_some());
+    drop(router);
+    let gone = eventually(Duration::from_secs(2), || {
+        let alive = alerts.upgrade().is_some();
+        async move { !alive }
+    })
+    .await;
+    assert!(gone, "the alert task outlived its proxy");
+}

@@ -357,16 +357,22 @@ impl Monitor {
                 text.push(s.seconds);
             }
         }
-        let window_seconds = now
-            .saturating_duration_since(self.started)
-            .min(self.config.window)
-            .as_secs_f64();
-        let ratio = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
         let to_map = |m: &HashMap<&'static str, u64>| {
             m.iter()
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect::<BTreeMap<_, _>>()
         };
+        let totals = state.totals;
+        let model_calls = state.models.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let fix_rules = to_map(&state.fix_rules);
+        let errors_by_kind = to_map(&state.errors);
+        // Sorting for the percentiles happens without the lock: recording never waits on it.
+        drop(state);
+        let window_seconds = now
+            .saturating_duration_since(self.started)
+            .min(self.config.window)
+            .as_secs_f64();
+        let ratio = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
         MonitorSnapshot {
             window_samples: n,
             window_seconds,
@@ -381,10 +387,10 @@ impl Monitor {
             image_latency: LatencySummary::from_values(image),
             cache_lookups: hits + misses,
             cache_hit_rate: ratio(hits, hits + misses),
-            totals: state.totals,
-            model_calls: state.models.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            fix_rules: to_map(&state.fix_rules),
-            errors_by_kind: to_map(&state.errors),
+            totals,
+            model_calls,
+            fix_rules,
+            errors_by_kind,
         }
     }
 
