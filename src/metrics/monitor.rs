@@ -478,6 +478,24 @@ mod tests {
         assert_eq!(s.mean, Some(2.5));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn percentiles_are_nearest_rank(
+            mut values in proptest::collection::vec(0.0f64..1e4, 1..300),
+            p in 0.0f64..=100.0,
+        ) {
+            values.sort_by(f64::total_cmp);
+            let v = percentile(&values, p).unwrap();
+            // One of the values, with at least p % of them at or below it…
+            proptest::prop_assert!(values.contains(&v));
+            let at_or_below = values.iter().filter(|x| **x <= v).count() as f64;
+            proptest::prop_assert!(at_or_below >= (p / 100.0 * values.len() as f64).floor());
+            // …and monotone in p.
+            let higher = percentile(&values, (p + 5.0).min(100.0)).unwrap();
+            proptest::prop_assert!(higher >= v);
+        }
+    }
+
     #[test]
     fn rates_and_percentiles_over_the_window() {
         let m = Monitor::default();
