@@ -70,12 +70,12 @@ impl Finish {
             let overhead = elapsed
                 .saturating_sub(upstream.unwrap_or_default())
                 .saturating_sub(vision.vision_time);
-            route.handles.get().overhead.record(overhead.as_secs_f64());
+            route.handles.overhead().record(overhead.as_secs_f64());
         }
         if let Some(model) = &model {
             model.calls(parts.status).increment(1);
             if let Some(upstream) = upstream {
-                model.upstream_duration.record(upstream.as_secs_f64());
+                model.upstream_duration().record(upstream.as_secs_f64());
             }
         }
         if let Some(kind) = error_kind {
@@ -147,8 +147,7 @@ impl Finish {
             self.first_byte = true;
             self.route
                 .handles
-                .get()
-                .time_to_first_byte
+                .time_to_first_byte()
                 .record(self.started.elapsed().as_secs_f64());
         }
         if self.model.is_some() && self.status.is_success() {
@@ -161,13 +160,13 @@ impl Finish {
     /// Records the request's end.
     fn record(self, outcome: Outcome) {
         let duration = self.started.elapsed();
-        let route = self.route.handles.get();
-        route.in_flight.decrement(1.0);
+        let route = &self.route.handles;
+        route.in_flight().decrement(1.0);
         route.requests(self.status, outcome).increment(1);
         route.duration(self.image).record(duration.as_secs_f64());
         if let (Some(usage), Some(model)) = (self.usage, &self.model) {
-            model.tokens_in.increment(usage.prompt_tokens);
-            model.tokens_out.increment(usage.completion_tokens);
+            model.tokens(false).increment(usage.prompt_tokens);
+            model.tokens(true).increment(usage.completion_tokens);
         }
         if self.route.monitored {
             if let Some(monitor) = &self.shared.monitor {

@@ -1,8 +1,8 @@
 //! Metric handles registered once per route and per model, so that recording a request does
 //! not build label sets and look them up in the recorder every time.
 //!
-//! Handles are registered on first use, with the recorder installed at that moment: install
-//! the recorder before the first request.
+//! Each handle is registered when first used (only series that occur are exported), with the
+//! recorder installed at that moment: install the recorder before the first request.
 
 use super::monitor::Outcome;
 use super::names;
@@ -42,101 +42,102 @@ fn outcome_index(outcome: Outcome) -> usize {
     }
 }
 
-/// A route's label and its handles (registered on first use).
+/// A route's label and its handles, each registered when first used (so only series that
+/// occur are exported).
 pub(crate) struct RouteHandles {
-    pub(crate) label: SharedString,
-    cell: OnceLock<RouteMetrics>,
-}
-
-/// The handles of one route.
-pub(crate) struct RouteMetrics {
-    pub(crate) in_flight: Gauge,
-    pub(crate) overhead: Histogram,
-    pub(crate) time_to_first_byte: Histogram,
-    duration: [Histogram; 2],
-    requests: Vec<Counter>,
+    label: SharedString,
+    in_flight: OnceLock<Gauge>,
+    overhead: OnceLock<Histogram>,
+    time_to_first_byte: OnceLock<Histogram>,
+    duration: [OnceLock<Histogram>; 2],
+    requests: [OnceLock<Counter>; STATUS_CLASSES.len() * OUTCOMES.len()],
 }
 
 impl RouteHandles {
     pub(crate) fn new(label: SharedString) -> Self {
         RouteHandles {
             label,
-            cell: OnceLock::new(),
+            in_flight: OnceLock::new(),
+            overhead: OnceLock::new(),
+            time_to_first_byte: OnceLock::new(),
+            duration: [OnceLock::new(), OnceLock::new()],
+            requests: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 
-    pub(crate) fn get(&self) -> &RouteMetrics {
-        self.cell.get_or_init(|| {
-            let route = &self.label;
-            let mut requests = Vec::with_capacity(STATUS_CLASSES.len() * OUTCOMES.len());
-            for status in STATUS_CLASSES {
-                for outcome in OUTCOMES {
-                    requests.push(metrics::counter!(
-                        names::REQUESTS,
-                        "route" => route.clone(),
-                        "status" => status,
-                        "outcome" => outcome.label()
-                    ));
-                }
-            }
-            RouteMetrics {
-                in_flight: metrics::gauge!(names::IN_FLIGHT, "route" => route.clone()),
-                overhead: metrics::histogram!(names::OVERHEAD, "route" => route.clone()),
-                time_to_first_byte: metrics::histogram!(
-                    names::TIME_TO_FIRST_BYTE, "route" => route.clone()
-                ),
-                duration: [
-                    metrics::histogram!(
-                        names::REQUEST_DURATION, "route" => route.clone(), "path" => "text"
-                    ),
-                    metrics::histogram!(
-                        names::REQUEST_DURATION, "route" => route.clone(), "path" => "image"
-                    ),
-                ],
-                requests,
-            }
+    pub(crate) fn in_flight(&self) -> &Gauge {
+        self.in_flight
+            .get_or_init(|| metrics::gauge!(names::IN_FLIGHT, "route" => self.label.clone()))
+    }
+
+    pub(crate) fn overhead(&self) -> &Histogram {
+        self.overhead
+            .get_or_init(|| metrics::histogram!(names::OVERHEAD, "route" => self.label.clone()))
+    }
+
+    pub(crate) fn time_to_first_byte(&self) -> &Histogram {
+        self.time_to_first_byte.get_or_init(
+            || metrics::histogram!(names::TIME_TO_FIRST_BYTE, "route" => self.label.clone()),
+        )
+    }
+
+    pub(crate) fn duration(&self, image: bool) -> &Histogram {
+        self.duration[usize::from(image)].get_or_init(|| {
+            let path = if image { "image" } else { "text" };
+            metrics::histogram!(
+                names::REQUEST_DURATION, "route" => self.label.clone(), "path" => path
+            )
+        })
+    }
+
+    pub(crate) fn requests(&self, status: StatusCode, outcome: Outcome) -> &Counter {
+        let (s, o) = (status_index(status), outcome_index(outcome));
+        self.requests[s * OUTCOMES.len() + o].get_or_init(|| {
+            metrics::counter!(
+                names::REQUESTS,
+                "route" => self.label.clone(),
+                "status" => STATUS_CLASSES[s],
+                "outcome" => outcome.label()
+            )
         })
     }
 }
 
-impl RouteMetrics {
-    pub(crate) fn requests(&self, status: StatusCode, outcome: Outcome) -> &Counter {
-        &self.requests[status_index(status) * OUTCOMES.len() + outcome_index(outcome)]
-    }
-
-    pub(crate) fn duration(&self, image: bool) -> &Histogram {
-        &self.duration[usize::from(image)]
-    }
-}
-
-/// A model's label and handles.
+/// A model's label and handles, each registered when first used.
 pub(crate) struct ModelHandles {
     pub(crate) name: Arc<str>,
     label: SharedString,
-    pub(crate) upstream_duration: Histogram,
-    pub(crate) tokens_in: Counter,
-    pub(crate) tokens_out: Counter,
+    upstream_duration: OnceLock<Histogram>,
+    tokens: [OnceLock<Counter>; 2],
     calls: Mutex<Vec<(u16, Counter)>>,
 }
 
 impl ModelHandles {
     fn new(name: &str) -> Self {
         let name: Arc<str> = Arc::from(name);
-        let label = SharedString::from_shared(name.clone());
         ModelHandles {
-            upstream_duration: metrics::histogram!(
-                names::UPSTREAM_DURATION, "model" => label.clone()
-            ),
-            tokens_in: metrics::counter!(
-                names::TOKENS, "model" => label.clone(), "direction" => "in"
-            ),
-            tokens_out: metrics::counter!(
-                names::TOKENS, "model" => label.clone(), "direction" => "out"
-            ),
-            calls: Mutex::new(Vec::new()),
+            label: SharedString::from_shared(name.clone()),
             name,
-            label,
+            upstream_duration: OnceLock::new(),
+            tokens: [OnceLock::new(), OnceLock::new()],
+            calls: Mutex::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn upstream_duration(&self) -> &Histogram {
+        self.upstream_duration.get_or_init(
+            || metrics::histogram!(names::UPSTREAM_DURATION, "model" => self.label.clone()),
+        )
+    }
+
+    /// The tokens counter: prompt tokens (`out == false`) or completion tokens.
+    pub(crate) fn tokens(&self, out: bool) -> &Counter {
+        self.tokens[usize::from(out)].get_or_init(|| {
+            let direction = if out { "out" } else { "in" };
+            metrics::counter!(
+                names::TOKENS, "model" => self.label.clone(), "direction" => direction
+            )
+        })
     }
 
     /// The upstream-calls counter for `status`.

@@ -51,7 +51,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let started = Instant::now();
         let route = self.shared.resolve(req.uri().path());
-        route.handles.get().in_flight.increment(1.0);
+        route.handles.in_flight().increment(1.0);
         // The clone may not be ready: keep the ready one for this call (tower's advice).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
