@@ -235,6 +235,9 @@ fn proxy(upstream: SocketAddr) -> SocketAddr {
     };
     spawn_server("bench-proxy", move |listener| async move {
         let proxy = Proxy::new(config).expect("valid bench config");
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, proxy.router()).await.unwrap();
     })
 }

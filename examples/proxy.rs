@@ -128,6 +128,10 @@ async fn main() -> ExitCode {
         shutdown_proxy.begin_shutdown();
         let _ = signalled_tx.send(true);
     };
+    // Small answers and stream events leave at once instead of waiting on Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, proxy.router()).with_graceful_shutdown(shutdown);
     let deadline = Duration::from_secs(config.shutdown_timeout);
     let forced = async move {

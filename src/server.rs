@@ -97,6 +97,10 @@ struct ProxyState {
     shutting_down: Arc<AtomicBool>,
     observe: Option<Observe>,
     alert_task: Mutex<Option<AlertTask>>,
+    /// Drains the Prometheus recorder's histogram buffers every few seconds, so memory stays
+    /// flat between scrapes.
+    #[cfg(feature = "prometheus")]
+    upkeep_task: Mutex<Option<AbortOnDrop>>,
     health: HealthRegistry,
     upstream_check: Arc<UpstreamCheck>,
 }
@@ -163,6 +167,8 @@ impl Proxy {
                 shutting_down: Arc::new(AtomicBool::new(false)),
                 observe,
                 alert_task: Mutex::new(None),
+                #[cfg(feature = "prometheus")]
+                upkeep_task: Mutex::new(None),
                 health,
                 upstream_check,
             }),
@@ -188,13 +194,24 @@ impl Proxy {
         if task.is_some() {
             return;
         }
+        #[cfg(feature = "prometheus")]
+        if let Some(handle) = prometheus_handle() {
+            *self
+                .state
+                .upkeep_task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                Some(AbortOnDrop(tokio::spawn(async move {
+                    let mut ticker = tokio::time::interval(PROMETHEUS_UPKEEP);
+                    loop {
+                        ticker.tick().await;
+                        handle.run_upkeep();
+                    }
+                })));
+        }
         let cache = self.state.description_cache.clone();
         let before_each = move || {
             crate::metrics::publish_cache_stats(&cache);
-            #[cfg(feature = "prometheus")]
-            if let Some(handle) = prometheus_handle() {
-                handle.run_upkeep();
-            }
         };
         *task = Some(AlertTask::spawn(
             observe.alerts.clone(),
@@ -454,6 +471,21 @@ async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
             })),
         },
     }))
+}
+
+/// How often the Prometheus recorder's buffers are drained between scrapes.
+#[cfg(feature = "prometheus")]
+const PROMETHEUS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// A background task that stops when this handle is dropped.
+#[cfg(feature = "prometheus")]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+#[cfg(feature = "prometheus")]
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The process-wide Prometheus recorder's handle, installed on first use. `None` when another

@@ -282,3 +282,15 @@ async fn a_slow_body_is_cut_off_with_408() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(t.mock.request_count(), 0);
 }
+
+#[tokio::test]
+async fn a_whole_answer_that_breaks_off_is_retried_before_the_client_sees_anything() {
+    let t = TestProxy::start_with(|c| c.upstream_retry_backoff_ms = 10).await;
+    t.mock
+        .fail_next(1, Fault::DropMidStream { after_events: 1 });
+    let response = t.post("/v1/chat/completions", &simple_chat(false)).await;
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(t.mock.request_count(), 2);
+}

@@ -216,6 +216,8 @@ async fn serve(listener: TcpListener, router: Router, mut stopped: watch::Receiv
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 };
+                // Answers go out as soon as they are written, like a real server's.
+                let _ = stream.set_nodelay(true);
                 let router = router.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| {

@@ -268,8 +268,13 @@ impl Upstream {
     pub async fn complete(&self, mut chat: ChatRequest) -> Result<ChatCompletion, ProxyError> {
         chat.stream = Some(false);
         chat.stream_options = None;
-        let (response, _permit, _timing) = self.send(&mut chat).await?;
-        let bytes = read_whole(response, self.inner.read_timeout).await?;
+        let bytes = match self.send(&mut chat).await?.0 {
+            Answer::Whole { body, .. } => body,
+            // Asked for a whole answer, the upstream streamed anyway: read it whole.
+            Answer::Stream(response, _permit) => {
+                read_whole(response, self.inner.read_timeout).await?
+            }
+        };
         serde_json::from_slice(&bytes).map_err(|_| ProxyError::BadGateway {
             message: "the upstream sent an answer that is not a chat completion".into(),
         })
@@ -317,13 +322,11 @@ impl Upstream {
         }
     }
 
-    /// Sends `chat` and returns the upstream's successful response, holding a concurrency slot.
-    /// Retries, before any byte of the answer exists, on connection failures, 429 and
-    /// 500/502/503/504, within `first_byte_timeout`.
-    async fn send(
-        &self,
-        chat: &mut ChatRequest,
-    ) -> Result<(reqwest::Response, OwnedSemaphorePermit, UpstreamTiming), ProxyError> {
+    /// Sends `chat` and returns the upstream's successful answer: a stream holding its
+    /// concurrency slot, or a whole body already read. Retries, before any byte of the answer
+    /// can have reached the client, on connection failures, 429, 500/502/503/504 and a whole
+    /// answer that broke off while being read, within `first_byte_timeout`.
+    async fn send(&self, chat: &mut ChatRequest) -> Result<(Answer, UpstreamTiming), ProxyError> {
         chat.strip_override_fields();
         let body = chat::to_json_bytes(chat);
         let stream = chat.is_stream();
@@ -338,33 +341,48 @@ impl Upstream {
                 Err(_) => return Err(ProxyError::GatewayTimeout(self.inner.first_byte_timeout)),
                 Ok(outcome) => outcome,
             };
-            let (reason, retry_after) = match &outcome {
+            let (reason, retry_after, failure) = match outcome {
                 Ok(response) if response.status().is_success() => {
                     let timing = UpstreamTiming {
                         time_to_headers: started.elapsed(),
                     };
-                    let response = outcome.expect("matched Ok");
-                    return Ok((response, permit, timing));
+                    if stream && is_event_stream(&response) {
+                        return Ok((Answer::Stream(response, permit), timing));
+                    }
+                    let content_type = response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .cloned()
+                        .unwrap_or(HeaderValue::from_static("application/json"));
+                    match read_whole(response, self.inner.read_timeout).await {
+                        Ok(body) => return Ok((Answer::Whole { content_type, body }, timing)),
+                        Err(err @ ProxyError::GatewayTimeout(_)) => return Err(err),
+                        Err(err) => ("broken_body", None, Failure::Error(err)),
+                    }
                 }
-                Ok(response) => match response.status().as_u16() {
-                    429 => ("429", retry_after_of(response)),
-                    500 => ("500", None),
-                    502 => ("502", None),
-                    503 => ("503", retry_after_of(response)),
-                    504 => ("504", None),
-                    _ => ("", None),
-                },
-                Err(err) if err.is_connect() => ("connect", None),
-                Err(_) => ("", None),
+                Ok(response) => {
+                    let (reason, retry_after) = match response.status().as_u16() {
+                        429 => ("429", retry_after_of(&response)),
+                        500 => ("500", None),
+                        502 => ("502", None),
+                        503 => ("503", retry_after_of(&response)),
+                        504 => ("504", None),
+                        _ => ("", None),
+                    };
+                    (reason, retry_after, Failure::Status(response))
+                }
+                Err(err) if err.is_connect() => ("connect", None, Failure::Send(err)),
+                Err(err) => ("", None, Failure::Send(err)),
             };
             let wait = retry_after.unwrap_or_else(|| backoff(self.inner.retry_backoff, attempt));
             let retry = !reason.is_empty()
                 && attempt < self.inner.max_retries
                 && Instant::now() + wait < deadline;
             if !retry {
-                return Err(match outcome {
-                    Ok(response) => self.map_error_status(response).await,
-                    Err(err) => self.map_send_error(&err),
+                return Err(match failure {
+                    Failure::Status(response) => self.map_error_status(response).await,
+                    Failure::Send(err) => self.map_send_error(&err),
+                    Failure::Error(err) => err,
                 });
             }
             attempt += 1;
@@ -376,7 +394,7 @@ impl Upstream {
             );
             metrics::counter!("hunyuan_proxy_upstream_retries_total", "reason" => reason)
                 .increment(1);
-            drop(outcome);
+            drop(failure);
             tokio::time::sleep(wait).await;
         }
     }
@@ -471,40 +489,59 @@ impl Upstream {
     }
 
     async fn forward(&self, mut chat: ChatRequest) -> Result<Response<Body>, ProxyError> {
-        let stream = chat.is_stream();
         let model = chat.model.clone();
-        let (response, permit, timing) = self.send(&mut chat).await?;
-        let is_sse = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        let mut out = if stream && is_sse {
-            let body = UpstreamBody::new(Box::pin(response.bytes_stream()), permit);
-            Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "text/event-stream")
-                .header(header::CACHE_CONTROL, "no-cache")
-                .body(Body::new(body))
-                .expect("static response parts are valid")
-        } else {
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .cloned()
-                .unwrap_or(HeaderValue::from_static("application/json"));
-            let bytes = read_whole(response, self.inner.read_timeout).await?;
-            drop(permit);
-            Response::builder()
+        let (answer, timing) = self.send(&mut chat).await?;
+        let mut out = match answer {
+            Answer::Stream(response, permit) => {
+                let body = UpstreamBody::new(Box::pin(response.bytes_stream()), permit);
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "text/event-stream")
+                    .header(header::CACHE_CONTROL, "no-cache")
+                    .body(Body::new(body))
+                    .expect("static response parts are valid")
+            }
+            Answer::Whole { content_type, body } => Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, content_type)
-                .body(Body::from(bytes))
-                .expect("static response parts are valid")
+                .body(Body::from(body))
+                .expect("static response parts are valid"),
         };
         out.extensions_mut().insert(timing);
         out.extensions_mut().insert(ResolvedModel(model));
         Ok(out)
     }
+}
+
+/// A successful upstream answer.
+enum Answer {
+    /// A streamed answer whose body is still to come; holds the concurrency slot.
+    Stream(reqwest::Response, OwnedSemaphorePermit),
+    /// A whole answer, read before anything reached the client (its slot is free again).
+    Whole {
+        /// The upstream's content type.
+        content_type: HeaderValue,
+        /// The body.
+        body: Bytes,
+    },
+}
+
+/// Why an upstream attempt failed, kept until it is known whether to retry.
+enum Failure {
+    /// An error status.
+    Status(reqwest::Response),
+    /// The request could not be sent or answered.
+    Send(reqwest::Error),
+    /// The answer broke off while being read.
+    Error(ProxyError),
+}
+
+fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 /// A place in the upstream wait queue, given back when dropped.
