@@ -7,5 +7,6 @@
 
 pub mod chat;
 pub mod error;
+pub mod fix;
 
 pub use error::ProxyError;
