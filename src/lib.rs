@@ -2,11 +2,35 @@
 //!
 //! Composable [tower] layers, and a proxy server built from them, that let any OpenAI-style
 //! client use Tencent Hunyuan models.
+//!
+//! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
+//! - [`fix`]: the [`fix::FixLayer`], which makes conversations acceptable to Hunyuan.
+//! - [`upstream`]: the forwarding service every stack ends in.
+//! - [`stack`]: the ready-made chat stack and the order of its layers.
+//! - [`server`]: the whole proxy as an axum `Router`.
+//! - [`config`]: the configuration (TOML, environment, flags).
+//! - [`error`]: the one error type and OpenAI's envelope.
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod chat;
+pub mod completions;
+pub mod config;
 pub mod error;
+pub mod extensions;
 pub mod fix;
+#[cfg(feature = "mock")]
+pub mod mock;
+pub mod server;
+pub mod stack;
+pub mod upstream;
 
+pub use config::Config;
 pub use error::ProxyError;
+pub use server::Proxy;
+pub use stack::{chat_stack, ChatService};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -49,8 +49,14 @@ impl Default for Prompt {
 /// Completions-only fields a chat model cannot honour; a request that uses them is refused
 /// rather than silently answered differently.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("echo", "`echo` is not supported: the upstream is a chat model"),
-    ("suffix", "`suffix` is not supported: the upstream is a chat model"),
+    (
+        "echo",
+        "`echo` is not supported: the upstream is a chat model",
+    ),
+    (
+        "suffix",
+        "`suffix` is not supported: the upstream is a chat model",
+    ),
     ("best_of", "`best_of` is not supported"),
 ];
 

@@ -32,8 +32,7 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ProxyError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-    {
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
         Ok(())
     } else {
         Err(ProxyError::UnsupportedMediaType)
@@ -42,11 +41,7 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ProxyError> {
 
 /// Reads a whole body, counting bytes as they arrive (chunked bodies too), and answers 413
 /// past `limit`.
-pub async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ProxyError> {
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ProxyError> {
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -120,10 +115,9 @@ pub fn parse_completion(bytes: &[u8]) -> Result<CompletionRequest, ProxyError> {
                     check_common_fields(obj)
                         .unwrap_or_else(|| ProxyError::invalid_request(clean_serde_message(&err)))
                 }
-                Some(_) => ProxyError::invalid(
-                    "`prompt` must be a string or a list of strings",
-                    "prompt",
-                ),
+                Some(_) => {
+                    ProxyError::invalid("`prompt` must be a string or a list of strings", "prompt")
+                }
             });
         }
     };
@@ -185,7 +179,9 @@ fn diagnose_chat(bytes: &[u8], err: &serde_json::Error) -> ProxyError {
     if let Some(stop) = obj.get("stop") {
         let ok = stop.is_null()
             || stop.is_string()
-            || stop.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+            || stop
+                .as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string));
         if !ok {
             return ProxyError::invalid("`stop` must be a string or a list of strings", "stop");
         }
@@ -388,7 +384,9 @@ mod tests {
     #[test]
     fn names_the_offending_field() {
         assert_eq!(
-            param_of(r#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"robot"}]}"#),
+            param_of(
+                r#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"robot"}]}"#
+            ),
             Some("messages[1].role".into())
         );
         assert_eq!(
@@ -442,7 +440,10 @@ mod tests {
     fn content_type_must_be_json() {
         let mut headers = HeaderMap::new();
         assert!(check_content_type(&headers).is_ok());
-        headers.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert!(check_content_type(&headers).is_ok());
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         assert!(matches!(

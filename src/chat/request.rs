@@ -386,8 +386,8 @@ mod tests {
 
     #[test]
     fn content_accepts_string_parts_and_null() {
-        let m: Message = serde_json::from_value(json!({"role": "assistant", "content": null}))
-            .unwrap();
+        let m: Message =
+            serde_json::from_value(json!({"role": "assistant", "content": null})).unwrap();
         assert_eq!(m.content, None);
         let m: Message = serde_json::from_value(json!({"role": "user", "content": [
             {"type": "text", "text": "look"},

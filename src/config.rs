@@ -1,0 +1,447 @@
+//! The proxy's configuration: one serde struct, loaded from TOML, then environment, then
+//! command-line flags, and validated once at start.
+//!
+//! Key names follow the original project (`host`, `port`, `api_base`, `cache_ttl`, …).
+//! Secrets ([`Secret`]) are redacted in `Debug` and when the config is shown in `/status`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// A secret string (API key, admin token). `Debug` and `Serialize` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` equals the secret, compared in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        constant_time_eq(self.0.as_bytes(), presented.as_bytes())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+/// A named upstream: its base URL and default models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Hunyuan's legacy OpenAI-compatible endpoint and the original project's models.
+    #[default]
+    Hunyuan,
+    /// Tencent's successor platform, TokenHub.
+    Tokenhub,
+}
+
+impl Preset {
+    /// The preset's base URL.
+    pub fn api_base(self) -> &'static str {
+        match self {
+            Preset::Hunyuan => "https://api.hunyuan.cloud.tencent.com/v1",
+            Preset::Tokenhub => "https://tokenhub.tencentmaas.com/v1",
+        }
+    }
+
+    /// The preset's tool-calling text model.
+    pub fn text_model(self) -> &'static str {
+        match self {
+            Preset::Hunyuan => "hunyuan-2.0-thinking-20251109",
+            Preset::Tokenhub => "hy3-preview",
+        }
+    }
+
+    /// The preset's vision model.
+    pub fn vision_model(self) -> &'static str {
+        match self {
+            Preset::Hunyuan => "hunyuan-vision-1.5-instruct",
+            Preset::Tokenhub => "hy-vision-2.0-instruct",
+        }
+    }
+}
+
+/// The whole configuration. Every field has a default; see the README's table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// Log level: `trace`, `debug`, `info`, `warn` or `error`.
+    pub log_level: String,
+    /// Whether to answer CORS requests.
+    pub enable_cors: bool,
+    /// Allowed CORS origins; empty or `["*"]` means any origin (without credentials).
+    pub cors_origins: Vec<String>,
+    /// Which upstream the defaults of `api_base`, `text_model` and `vision_model` come from.
+    pub upstream: Preset,
+    /// The vision model that describes images (default: the preset's).
+    pub vision_model: Option<String>,
+    /// The tool-calling text model (default: the preset's).
+    pub text_model: Option<String>,
+    /// The upstream API key (env `HUNYUAN_API_KEY`).
+    pub api_key: Option<Secret>,
+    /// The upstream base URL, ending in `/v1` (env `HUNYUAN_API_BASE`; default: the preset's).
+    pub api_base: Option<String>,
+    /// Image-description cache capacity in entries.
+    pub cache_max_size: usize,
+    /// Image-description cache time-to-live in seconds.
+    pub cache_ttl: u64,
+    /// Log cache hits and misses at debug level.
+    pub enable_cache_logging: bool,
+    /// Collect metrics and evaluate alert rules.
+    pub enable_monitoring: bool,
+    /// Serve the health endpoints.
+    pub enable_health_check: bool,
+    /// Seconds between alert-rule evaluations.
+    pub alert_check_interval: u64,
+    /// Samples kept in the in-process metrics window.
+    pub max_metric_points: usize,
+    /// Bearer token for the admin routes (`/cache*`); without one they are off.
+    pub admin_token: Option<Secret>,
+    /// Seconds the upstream may stay silent (before the first byte or between stream chunks).
+    pub request_timeout: u64,
+    /// Seconds to wait for a connection to the upstream.
+    pub connect_timeout: u64,
+    /// Requests in flight to the upstream at once (Hunyuan's account limit is 5).
+    pub upstream_concurrency: usize,
+    /// Largest accepted request body in bytes.
+    pub request_body_limit: usize,
+    /// Seconds in-flight requests get to finish after a shutdown signal.
+    pub shutdown_timeout: u64,
+    /// Seconds allowed until the upstream's answer starts, retries included (default:
+    /// `request_timeout`).
+    pub first_byte_timeout: Option<u64>,
+    /// Retries before the answer starts, on connection failures, 429 and 500/502/503/504.
+    pub upstream_retries: u32,
+    /// Milliseconds before the first retry; each further retry doubles it (with jitter).
+    pub upstream_retry_backoff_ms: u64,
+    /// Requests that may wait for a free upstream slot; past it clients get 429 at once.
+    pub upstream_queue_size: usize,
+    /// Seconds a request may wait for a free upstream slot before it gets 429.
+    pub upstream_queue_timeout: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".to_owned(),
+            port: 4000,
+            log_level: "info".to_owned(),
+            enable_cors: false,
+            cors_origins: Vec::new(),
+            upstream: Preset::Hunyuan,
+            vision_model: None,
+            text_model: None,
+            api_key: None,
+            api_base: None,
+            cache_max_size: 1000,
+            cache_ttl: 3600,
+            enable_cache_logging: false,
+            enable_monitoring: true,
+            enable_health_check: true,
+            alert_check_interval: 30,
+            max_metric_points: 10_000,
+            admin_token: None,
+            request_timeout: 600,
+            connect_timeout: 10,
+            upstream_concurrency: 5,
+            request_body_limit: crate::chat::DEFAULT_BODY_LIMIT,
+            shutdown_timeout: 30,
+            first_byte_timeout: None,
+            upstream_retries: 2,
+            upstream_retry_backoff_ms: 250,
+            upstream_queue_size: 256,
+            upstream_queue_timeout: 60,
+        }
+    }
+}
+
+/// A configuration that could not be loaded or is not valid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a key of the wrong type or an unknown key.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's explanation (names the key).
+        message: String,
+    },
+    /// A key has a value the proxy cannot use.
+    #[error("invalid config: `{key}` {problem}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
+impl Config {
+    /// Parses TOML text (`origin` names it in errors).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Applies `HUNYUAN_API_KEY` and `HUNYUAN_API_BASE` from `lookup` (use
+    /// `|k| std::env::var(k).ok()` for the process environment). Empty values are ignored.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        if let Some(key) = lookup("HUNYUAN_API_KEY").filter(|v| !v.is_empty()) {
+            self.api_key = Some(Secret::new(key));
+        }
+        if let Some(base) = lookup("HUNYUAN_API_BASE").filter(|v| !v.is_empty()) {
+            self.api_base = Some(base);
+        }
+    }
+
+    /// Checks every key; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.host.trim().is_empty() {
+            return invalid("host", "must not be empty");
+        }
+        if self.port == 0 {
+            return invalid("port", "must be between 1 and 65535");
+        }
+        if !LOG_LEVELS.contains(&self.log_level.to_ascii_lowercase().as_str()) {
+            return Err(ConfigError::Invalid {
+                key: "log_level",
+                problem: format!(
+                    "is `{}`; expected one of {}",
+                    self.log_level,
+                    LOG_LEVELS.join(", ")
+                ),
+            });
+        }
+        let base = self.api_base();
+        if base.trim().is_empty() {
+            return invalid("api_base", "must not be empty");
+        }
+        match reqwest::Url::parse(base) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => return invalid("api_base", "must be an http:// or https:// URL"),
+        }
+        if self.text_model().trim().is_empty() {
+            return invalid("text_model", "must not be empty");
+        }
+        if self.vision_model().trim().is_empty() {
+            return invalid("vision_model", "must not be empty");
+        }
+        if self.cache_max_size == 0 {
+            return invalid("cache_max_size", "must be at least 1");
+        }
+        if self.cache_ttl == 0 {
+            return invalid("cache_ttl", "must be at least 1 second");
+        }
+        if self.alert_check_interval == 0 {
+            return invalid("alert_check_interval", "must be at least 1 second");
+        }
+        if self.max_metric_points == 0 {
+            return invalid("max_metric_points", "must be at least 1");
+        }
+        if self.request_timeout == 0 {
+            return invalid("request_timeout", "must be at least 1 second");
+        }
+        if self.connect_timeout == 0 {
+            return invalid("connect_timeout", "must be at least 1 second");
+        }
+        if self.first_byte_timeout == Some(0) {
+            return invalid("first_byte_timeout", "must be at least 1 second");
+        }
+        if self.upstream_queue_timeout == 0 {
+            return invalid("upstream_queue_timeout", "must be at least 1 second");
+        }
+        if self.upstream_concurrency == 0 {
+            return invalid("upstream_concurrency", "must be at least 1");
+        }
+        if self.request_body_limit < 1024 {
+            return invalid("request_body_limit", "must be at least 1024 bytes");
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.0.len() < 8) {
+            return invalid("admin_token", "must be at least 8 characters");
+        }
+        for origin in &self.cors_origins {
+            if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
+                return invalid("cors_origins", "holds a value that is not a valid origin");
+            }
+        }
+        Ok(())
+    }
+
+    /// The upstream base URL without a trailing slash.
+    pub fn api_base(&self) -> &str {
+        self.api_base
+            .as_deref()
+            .unwrap_or(self.upstream.api_base())
+            .trim_end_matches('/')
+    }
+
+    /// The tool-calling text model.
+    pub fn text_model(&self) -> &str {
+        self.text_model
+            .as_deref()
+            .unwrap_or(self.upstream.text_model())
+    }
+
+    /// The vision model.
+    pub fn vision_model(&self) -> &str {
+        self.vision_model
+            .as_deref()
+            .unwrap_or(self.upstream.vision_model())
+    }
+
+    /// `request_timeout` as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout)
+    }
+
+    /// `first_byte_timeout` (or `request_timeout`) as a duration.
+    pub fn first_byte_timeout(&self) -> Duration {
+        Duration::from_secs(self.first_byte_timeout.unwrap_or(self.request_timeout))
+    }
+
+    /// `connect_timeout` as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original() {
+        let c = Config::default();
+        assert_eq!(c.port, 4000);
+        assert_eq!(c.cache_max_size, 1000);
+        assert_eq!(c.cache_ttl, 3600);
+        assert_eq!(c.alert_check_interval, 30);
+        assert_eq!(c.max_metric_points, 10_000);
+        assert_eq!(c.upstream_concurrency, 5);
+        assert_eq!(c.vision_model(), "hunyuan-vision-1.5-instruct");
+        assert_eq!(c.text_model(), "hunyuan-2.0-thinking-20251109");
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn validation_names_the_bad_key() {
+        let err = Config::from_toml_str("port = 0", "t.toml")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("`port`"), "{err}");
+        let c = Config {
+            log_level: "loud".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("log_level"));
+        let c = Config {
+            api_base: Some("".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("api_base"));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_named() {
+        let err = Config::from_toml_str("prot = 4000", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+        let err = Config::from_toml_str("port = \"x\"", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("t.toml"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_secrets_are_redacted() {
+        let mut c = Config::from_toml_str(
+            "api_key = \"file-key\"\napi_base = \"http://a/v1\"",
+            "t.toml",
+        )
+        .unwrap();
+        c.apply_env(|k| match k {
+            "HUNYUAN_API_KEY" => Some("env-key".into()),
+            _ => None,
+        });
+        assert_eq!(c.api_key.as_ref().unwrap().expose(), "env-key");
+        assert_eq!(c.api_base(), "http://a/v1");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("env-key"));
+        assert!(serde_json::to_string(&c).unwrap().contains("[redacted]"));
+    }
+
+    #[test]
+    fn tokenhub_preset() {
+        let c = Config::from_toml_str("upstream = \"tokenhub\"", "t.toml").unwrap();
+        assert_eq!(c.api_base(), "https://tokenhub.tencentmaas.com/v1");
+        assert_eq!(c.text_model(), "hy3-preview");
+    }
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,37 @@
+//! Typed facts that travel with a request and its response, so that layers can tell each other
+//! what they did without private access (and metrics can count it).
+//!
+//! | type | written by | into | read by |
+//! |---|---|---|---|
+//! | [`ChatRequest`](crate::chat::ChatRequest) | [`ParseLayer`](crate::chat::ParseLayer) | request | every chat layer, the upstream |
+//! | [`BodyLimit`](crate::chat::BodyLimit) | the server router | request | whoever reads a body |
+//! | [`FixReport`] | the FixLayer | request and response | metrics |
+//! | [`VisionReport`] | the CascadeLayer | response | metrics |
+//! | [`UpstreamTiming`] | [`Upstream`](crate::upstream::Upstream) | response | metrics |
+//! | [`ResolvedModel`] | [`Upstream`](crate::upstream::Upstream) | response | metrics |
+//! | [`ErrorKind`] | every error answer ([`ProxyError`](crate::ProxyError)) | response | metrics |
+
+use std::time::Duration;
+
+pub use crate::error::ErrorKind;
+pub use crate::upstream::{ResolvedModel, UpstreamTiming};
+
+/// Which fix rules changed a request, by rule name (e.g. `merge_consecutive_users`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FixReport {
+    /// Names of the rules that fired, in the order they fired.
+    pub rules: Vec<&'static str>,
+}
+
+/// What the image cascade did for a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VisionReport {
+    /// Image parts found in the request.
+    pub images: usize,
+    /// Unique images whose description came from the cache.
+    pub cache_hits: usize,
+    /// Unique images described by a vision call.
+    pub cache_misses: usize,
+    /// Time spent in the vision stage (wall clock).
+    pub vision_time: Duration,
+}

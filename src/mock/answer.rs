@@ -1,0 +1,400 @@
+//! Deterministic answers: what the mock says to a valid request, non-streamed and streamed.
+
+use super::validate::{decode_data_url, hex, is_vision_model};
+use super::MockPolicy;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The `note` Hunyuan adds to every answer and every chunk.
+pub(crate) const NOTE: &str = "以上内容为AI生成，不代表开发者立场，请勿删除或修改本标记";
+
+/// A tool call the mock decided to make.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CallAnswer {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// The mock's answer to one valid request, before it is shaped as JSON or SSE.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Answer {
+    pub id: String,
+    pub model: String,
+    pub content: String,
+    pub reasoning: Option<String>,
+    pub tool_call: Option<CallAnswer>,
+    pub finish_reason: &'static str,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// TokenHub answers a streamed request with a usage chunk only when asked.
+    pub usage_chunk: bool,
+}
+
+/// Whether the mock gives `model` a `reasoning_content` (its name contains `thinking` or `t1`).
+pub(crate) fn is_reasoning_model(model: &str) -> bool {
+    model.contains("thinking") || model.contains("t1")
+}
+
+/// The text of a message's `content` (a string, or its text parts joined by newlines).
+fn text_of(message: &Value) -> String {
+    match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn role_of(message: &Value) -> &str {
+    message.get("role").and_then(Value::as_str).unwrap_or("")
+}
+
+/// A rough, deterministic token count: one token per four characters, at least one.
+fn tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4).max(1)
+}
+
+/// `n` characters of `[a-z0-9]` derived from `digest`.
+fn alnum(digest: &[u8], n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    digest
+        .iter()
+        .cycle()
+        .take(n)
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// One line per image of `message`: `Description of image <12 hex>: …`. The digest is over the
+/// decoded bytes of a data URL and over the URL string of an http(s) URL (never fetched).
+fn describe_images(message: &Value) -> Vec<String> {
+    let Some(parts) = message.get("content").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    parts
+        .iter()
+        .filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url"))
+        .filter_map(|p| match p.get("image_url") {
+            Some(Value::Object(o)) => o.get("url").and_then(Value::as_str),
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        })
+        .map(|url| match decode_data_url(url) {
+            Some(bytes) => {
+                let mime = url
+                    .strip_prefix("data:")
+                    .and_then(|r| r.split(';').next())
+                    .unwrap_or("image");
+                let digest = hex(&Sha256::digest(&bytes)[..6]);
+                format!(
+                    "Description of image {digest}: an inline {mime} picture of {} bytes.",
+                    bytes.len()
+                )
+            }
+            None => {
+                let digest = hex(&Sha256::digest(url.as_bytes())[..6]);
+                format!("Description of image {digest}: a remote picture (not fetched).")
+            }
+        })
+        .collect()
+}
+
+/// The arguments the mock calls `tool` with: each required property gets a value of its
+/// declared type, strings the last user text.
+fn arguments_for(tool: &Value, user_text: &str) -> String {
+    let params = tool.pointer("/function/parameters");
+    let required = params
+        .and_then(|p| p.get("required"))
+        .and_then(Value::as_array);
+    let mut args = Map::new();
+    for name in required.into_iter().flatten().filter_map(Value::as_str) {
+        let kind = params
+            .and_then(|p| p.get("properties"))
+            .and_then(|p| p.get(name))
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("string");
+        let value = match kind {
+            "integer" | "number" => json!(0),
+            "boolean" => json!(false),
+            "array" => json!([]),
+            "object" => json!({}),
+            "null" => Value::Null,
+            _ => json!(user_text),
+        };
+        args.insert(name.to_owned(), value);
+    }
+    Value::Object(args).to_string()
+}
+
+/// The tool the mock calls, if any: the named one of `tool_choice`, else the first offered;
+/// none when `tool_choice` is `"none"`.
+fn chosen_tool(body: &Value) -> Option<&Value> {
+    let tools = body.get("tools")?.as_array()?;
+    match body.get("tool_choice") {
+        Some(Value::String(s)) if s == "none" => None,
+        Some(choice @ Value::Object(_)) => {
+            let wanted = choice.pointer("/function/name").and_then(Value::as_str);
+            tools
+                .iter()
+                .find(|t| t.pointer("/function/name").and_then(Value::as_str) == wanted)
+                .or_else(|| tools.first())
+        }
+        _ => tools.first(),
+    }
+}
+
+/// Cuts `content` at the first stop string: after it under the legacy policy (Hunyuan keeps
+/// the stop string), before it under TokenHub (which cuts like OpenAI).
+fn apply_stop(content: &mut String, body: &Value, policy: MockPolicy) {
+    let stops: Vec<&str> = match body.get("stop") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let first = stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| content.find(s).map(|at| (at, s.len())))
+        .min();
+    if let Some((at, len)) = first {
+        let end = match policy {
+            MockPolicy::Legacy => at + len,
+            MockPolicy::TokenHub => at,
+        };
+        content.truncate(end);
+    }
+}
+
+/// The mock's deterministic answer to a request that passed validation.
+pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
+    let digest = Sha256::digest(serde_json::to_vec(body).unwrap_or_default());
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let messages: &[Value] = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let last = messages.last();
+    let last_role = last.map(role_of).unwrap_or_default();
+    let last_user = messages.iter().rev().find(|m| role_of(m) == "user");
+    let user_text = last_user.map(text_of).unwrap_or_default();
+    let echoed = match last {
+        Some(m) if last_role == "user" || last_role == "tool" => text_of(m),
+        _ => user_text.clone(),
+    };
+
+    let mut tool_call = None;
+    let mut content;
+    let mut finish_reason = "stop";
+    let images = last_user.map(describe_images).unwrap_or_default();
+    if is_vision_model(&model) && !images.is_empty() {
+        content = images.join("\n");
+    } else if let Some(tool) = chosen_tool(body).filter(|_| last_role == "user") {
+        let name = tool
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        tool_call = Some(CallAnswer {
+            id: format!("call_{}", alnum(&digest[16..], 20)),
+            arguments: arguments_for(tool, &user_text),
+            name: name.clone(),
+        });
+        content = format!("I will call {name} to answer this.");
+        finish_reason = "tool_calls";
+    } else {
+        content = format!("Echo: {echoed}");
+    }
+    if tool_call.is_none() {
+        apply_stop(&mut content, body, policy);
+    }
+    let reasoning = is_reasoning_model(&model).then(|| format!("Thinking about: {user_text}"));
+
+    let prompt_tokens = messages.iter().map(|m| tokens(&text_of(m))).sum();
+    let completion_tokens = tokens(&content)
+        + reasoning.as_deref().map(tokens).unwrap_or(0)
+        + tool_call
+            .as_ref()
+            .map(|c| tokens(&c.arguments))
+            .unwrap_or(0);
+    let usage_chunk = policy == MockPolicy::TokenHub
+        && body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+    Answer {
+        id: hex(&digest[..16]),
+        model,
+        content,
+        reasoning,
+        tool_call,
+        finish_reason,
+        prompt_tokens,
+        completion_tokens,
+        usage_chunk,
+    }
+}
+
+impl Answer {
+    fn usage(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        })
+    }
+
+    /// The non-streamed `chat.completion` body.
+    pub(crate) fn completion(&self, created: u64) -> Value {
+        let mut message = json!({"role": "assistant", "content": self.content});
+        if let Some(reasoning) = &self.reasoning {
+            message["reasoning_content"] = json!(reasoning);
+        }
+        if let Some(call) = &self.tool_call {
+            message["tool_calls"] = json!([{
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }]);
+        }
+        json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage(),
+            "note": NOTE,
+        })
+    }
+
+    fn chunk(&self, created: u64, delta: Value, finish_reason: Option<&str>) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            "note": NOTE,
+        })
+    }
+
+    /// The SSE events of the streamed answer, `data: [DONE]` last.
+    ///
+    /// Hunyuan's shape: every delta repeats `role` and carries `reasoning_content` (`""` when
+    /// none); text comes word by word; a tool call comes in two chunks that both carry the full
+    /// `id` and `type` (name first with empty arguments, then `name: ""` with the whole
+    /// arguments), followed by the explanation text; no chunk carries `usage` (except the
+    /// TokenHub usage chunk when `stream_options.include_usage` asked for it).
+    pub(crate) fn events(&self, created: u64) -> Vec<Bytes> {
+        let delta = |content: &str, reasoning: &str| json!({"role": "assistant", "content": content, "reasoning_content": reasoning});
+        let mut chunks = Vec::new();
+        if let Some(reasoning) = &self.reasoning {
+            for word in reasoning.split_inclusive(' ') {
+                chunks.push(self.chunk(created, delta("", word), None));
+            }
+        }
+        if let Some(call) = &self.tool_call {
+            let mut first = delta("", "");
+            first["tool_calls"] = json!([{
+                "index": 0, "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }]);
+            chunks.push(self.chunk(created, first, None));
+            let mut second = delta("", "");
+            second["tool_calls"] = json!([{
+                "index": 0, "id": call.id, "type": "function",
+                "function": {"name": "", "arguments": call.arguments},
+            }]);
+            chunks.push(self.chunk(created, second, None));
+        }
+        for word in self.content.split_inclusive(' ') {
+            chunks.push(self.chunk(created, delta(word, ""), None));
+        }
+        chunks.push(self.chunk(created, delta("", ""), Some(self.finish_reason)));
+        if self.usage_chunk {
+            let mut usage = self.chunk(created, Value::Null, None);
+            usage["choices"] = json!([]);
+            usage["usage"] = self.usage();
+            chunks.push(usage);
+        }
+        let mut events: Vec<Bytes> = chunks
+            .iter()
+            .map(crate::chat::SseEvent::encode_json)
+            .collect();
+        events.push(crate::chat::SseEvent::encode(crate::chat::sse::DONE));
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_is_deterministic() {
+        let body = json!({"model": "hunyuan-turbos-latest", "messages": [{"role": "user", "content": "hi there"}]});
+        let a = answer(&body, MockPolicy::Legacy);
+        assert_eq!(a, answer(&body, MockPolicy::Legacy));
+        assert_eq!(a.content, "Echo: hi there");
+        assert_eq!(a.finish_reason, "stop");
+        assert!(a.reasoning.is_none());
+    }
+
+    #[test]
+    fn tool_call_arguments_follow_required_properties() {
+        let body = json!({
+            "model": "hunyuan-2.0-thinking-20251109",
+            "messages": [{"role": "user", "content": "Paris"}],
+            "tools": [{"type": "function", "function": {"name": "weather", "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}, "unit": {"type": "string"}},
+                "required": ["city", "days"],
+            }}}],
+        });
+        let a = answer(&body, MockPolicy::Legacy);
+        let call = a.tool_call.unwrap();
+        assert_eq!(call.name, "weather");
+        assert_eq!(call.id.len(), 25);
+        assert!(call.id[5..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        let args: Value = serde_json::from_str(&call.arguments).unwrap();
+        assert_eq!(args, json!({"city": "Paris", "days": 0}));
+        assert_eq!(a.finish_reason, "tool_calls");
+        assert!(!a.content.is_empty());
+        assert_eq!(a.reasoning.as_deref(), Some("Thinking about: Paris"));
+    }
+
+    #[test]
+    fn stop_kept_under_legacy_cut_under_tokenhub() {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "one two three"}], "stop": ["two", "zzz"]});
+        assert_eq!(answer(&body, MockPolicy::Legacy).content, "Echo: one two");
+        assert_eq!(answer(&body, MockPolicy::TokenHub).content, "Echo: one ");
+    }
+
+    #[test]
+    fn vision_describes_each_image() {
+        // "hello" in base64.
+        let body = json!({"model": "hunyuan-vision", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/x.jpg"}},
+        ]}]});
+        let a = answer(&body, MockPolicy::Legacy);
+        let lines: Vec<&str> = a.content.lines().collect();
+        let hello = hex(&Sha256::digest(b"hello")[..6]);
+        let url = hex(&Sha256::digest(b"https://example.com/x.jpg")[..6]);
+        assert!(lines[0].starts_with(&format!("Description of image {hello}: ")));
+        assert!(lines[1].starts_with(&format!("Description of image {url}: ")));
+        assert_eq!(lines.len(), 2);
+    }
+}

@@ -1,0 +1,41 @@
+//! The ready-made chat stack: the layers in their documented order, ending in the upstream.
+//!
+//! ```text
+//! request ─▶ ParseLayer ─▶ [FixLayer] ─▶ [CascadeLayer] ─▶ Upstream ─▶ Hunyuan
+//!            │              │             │                 │
+//!            │ writes       │ reads/      │ reads/writes    │ reads ChatRequest
+//!            │ ChatRequest  │ writes      │ ChatRequest     │ writes (response)
+//!            │              │ ChatRequest │                 │ UpstreamTiming,
+//!            │              │             │                 │ ResolvedModel
+//! ```
+//!
+//! | position | layer | request extensions | response extensions |
+//! |---|---|---|---|
+//! | 1 | [`ParseLayer`](crate::chat::ParseLayer): body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
+//! | 2 | FixLayer (message fixing, planned) | reads and writes `ChatRequest` | |
+//! | 3 | CascadeLayer (images → descriptions, planned) | reads and writes `ChatRequest` | |
+//! | end | [`Upstream`] | takes `ChatRequest` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
+//!
+//! Metrics and health are app-wide layers applied to the whole router (see
+//! [`server`](crate::server)), not part of this chat stack. Every layer also works alone: a
+//! layer that finds no `ChatRequest` in the extensions parses the body itself.
+
+use crate::chat::ParseLayer;
+use crate::config::Config;
+use crate::upstream::Upstream;
+use axum::body::Body;
+use http::{Request, Response};
+use std::convert::Infallible;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceBuilder;
+
+/// The type-erased chat stack: drops into `axum::Router::route_service`.
+pub type ChatService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// Builds the ready-made chat stack for `config`, ending in `upstream`.
+pub fn chat_stack(config: &Config, upstream: Upstream) -> ChatService {
+    let service = ServiceBuilder::new()
+        .layer(ParseLayer::new(config.request_body_limit))
+        .service(upstream);
+    BoxCloneSyncService::new(service)
+}

@@ -1,0 +1,154 @@
+//! Shared test harness: the mock Hunyuan and the proxy, both on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use hunyuan_proxy::config::{Config, Secret};
+use hunyuan_proxy::mock::MockHunyuan;
+use hunyuan_proxy::Proxy;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+
+/// The upstream key the proxy is configured with in tests.
+pub const UPSTREAM_KEY: &str = "upstream-test-key";
+/// The admin token the proxy is configured with in tests.
+pub const ADMIN_TOKEN: &str = "admin-test-token";
+
+/// A running proxy in front of a running mock.
+pub struct TestProxy {
+    pub mock: MockHunyuan,
+    pub proxy: Proxy,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+impl TestProxy {
+    /// The default test config pointed at `mock`.
+    pub fn config_for(mock: &MockHunyuan) -> Config {
+        Config {
+            api_base: Some(mock.base_url()),
+            api_key: Some(Secret::new(UPSTREAM_KEY)),
+            admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            ..Config::default()
+        }
+    }
+
+    /// Starts a mock and a proxy with the default test config.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a mock and a proxy whose config `edit` may change.
+    pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
+        let mock = MockHunyuan::start().await;
+        let mut config = Self::config_for(&mock);
+        edit(&mut config);
+        Self::start_on(mock, config).await
+    }
+
+    /// Starts a proxy with `config` in front of `mock`.
+    pub async fn start_on(mock: MockHunyuan, config: Config) -> Self {
+        let proxy = Proxy::new(config).expect("valid test config");
+        let addr = serve(proxy.router()).await;
+        TestProxy {
+            mock,
+            proxy,
+            addr,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs JSON to `path`.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("proxy answers")
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("proxy answers")
+    }
+
+    /// GETs `path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("proxy answers")
+    }
+}
+
+/// Serves `router` on 127.0.0.1:0 and returns its address.
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    addr
+}
+
+/// A two-message chat request for a text model.
+pub fn simple_chat(stream: bool) -> Value {
+    json!({
+        "model": "hunyuan-turbos-latest",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Hello there"}
+        ],
+        "stream": stream,
+        "temperature": 0.5,
+        "enable_enhancement": false
+    })
+}
+
+/// Asserts an OpenAI error envelope and returns it.
+pub async fn expect_envelope(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = body
+        .get("error")
+        .unwrap_or_else(|| panic!("no `error` in {body}"));
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(error["type"].is_string(), "{body}");
+    assert!(error.get("param").is_some(), "{body}");
+    assert!(error.get("code").is_some(), "{body}");
+    body
+}
+
+/// Reads an SSE response into its `data:` payloads.
+pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
+    let text = response.text().await.unwrap();
+    text.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
