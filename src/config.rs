@@ -153,6 +153,9 @@ pub struct Config {
     pub upstream_queue_size: usize,
     /// Seconds a request may wait for a free upstream slot before it gets 429.
     pub upstream_queue_timeout: u64,
+    /// Message fixing (`[fix]` table): policy, per-rule switches, texts, message limit. The
+    /// policy defaults to the `upstream` preset's.
+    pub fix: crate::fix::FixConfig,
 }
 
 impl Default for Config {
@@ -186,6 +189,7 @@ impl Default for Config {
             upstream_retry_backoff_ms: 250,
             upstream_queue_size: 256,
             upstream_queue_timeout: 60,
+            fix: crate::fix::FixConfig::default(),
         }
     }
 }
@@ -322,12 +326,29 @@ impl Config {
         if self.admin_token.as_ref().is_some_and(|t| t.0.len() < 8) {
             return invalid("admin_token", "must be at least 8 characters");
         }
+        if let Err(err) = self.fix_config().validate() {
+            return Err(ConfigError::Invalid {
+                key: "fix",
+                problem: err.0,
+            });
+        }
         for origin in &self.cors_origins {
             if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
                 return invalid("cors_origins", "holds a value that is not a valid origin");
             }
         }
         Ok(())
+    }
+
+    /// The message-fixing config with its policy resolved: the `[fix]` table's, else the
+    /// `upstream` preset's.
+    pub fn fix_config(&self) -> crate::fix::FixConfig {
+        let mut fix = self.fix.clone();
+        fix.policy.get_or_insert(match self.upstream {
+            Preset::Hunyuan => crate::fix::FixPolicy::Legacy,
+            Preset::Tokenhub => crate::fix::FixPolicy::TokenHub,
+        });
+        fix
     }
 
     /// The upstream base URL without a trailing slash.

@@ -12,7 +12,7 @@
 //! | position | layer | request extensions | response extensions |
 //! |---|---|---|---|
 //! | 1 | [`ParseLayer`](crate::chat::ParseLayer): body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
-//! | 2 | FixLayer (message fixing, planned) | reads and writes `ChatRequest` | |
+//! | 2 | [`FixLayer`]: message fixing ([`Config::fix_config`]) | reads and writes `ChatRequest`, writes `FixReport` | writes `FixReport`; rewrites the body (tool-call deltas, stop strings, `note`, usage) |
 //! | 3 | CascadeLayer (images → descriptions, planned) | reads and writes `ChatRequest` | |
 //! | end | [`Upstream`] | takes `ChatRequest` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
 //!
@@ -22,6 +22,7 @@
 
 use crate::chat::ParseLayer;
 use crate::config::Config;
+use crate::fix::FixLayer;
 use crate::upstream::Upstream;
 use axum::body::Body;
 use http::{Request, Response};
@@ -33,9 +34,16 @@ use tower::ServiceBuilder;
 pub type ChatService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
 /// Builds the ready-made chat stack for `config`, ending in `upstream`.
+///
+/// # Panics
+///
+/// If `config.fix` is not valid; [`Config::validate`] (called by
+/// [`Proxy::new`](crate::server::Proxy::new)) checks it.
 pub fn chat_stack(config: &Config, upstream: Upstream) -> ChatService {
+    let fix = FixLayer::new(config.fix_config()).expect("`fix` config validated");
     let service = ServiceBuilder::new()
         .layer(ParseLayer::new(config.request_body_limit))
+        .layer(fix)
         .service(upstream);
     BoxCloneSyncService::new(service)
 }

@@ -170,13 +170,14 @@ pub const DEFAULT_MAX_MESSAGES: usize = 40;
 ///     .with_max_messages(60);
 /// assert!(config.enabled(Rule::Alternation));
 /// assert!(!config.enabled(Rule::Length));
-/// assert_eq!(config.policy, FixPolicy::TokenHub);
+/// assert_eq!(config.policy(), FixPolicy::TokenHub);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FixConfig {
-    /// The upstream's rule set; sets each rule's default.
-    pub policy: FixPolicy,
+    /// The upstream's rule set; sets each rule's default. `None`: the proxy's upstream preset
+    /// decides (in the ready-made stack), else [`FixPolicy::Legacy`].
+    pub policy: Option<FixPolicy>,
     /// Per-rule overrides of the policy.
     pub rules: RuleSwitches,
     /// The user turn appended after a trailing assistant message.
@@ -197,7 +198,7 @@ pub struct FixConfig {
 impl Default for FixConfig {
     fn default() -> Self {
         FixConfig {
-            policy: FixPolicy::Legacy,
+            policy: None,
             rules: RuleSwitches::default(),
             continue_text: DEFAULT_CONTINUE_TEXT.to_owned(),
             prefill: PrefillMode::ContinueTurn,
@@ -223,21 +224,26 @@ impl FixConfig {
     /// TokenHub's rules.
     pub fn tokenhub() -> Self {
         FixConfig {
-            policy: FixPolicy::TokenHub,
+            policy: Some(FixPolicy::TokenHub),
             ..Self::default()
         }
+    }
+
+    /// The policy in force ([`FixPolicy::Legacy`] when unset).
+    pub fn policy(&self) -> FixPolicy {
+        self.policy.unwrap_or_default()
     }
 
     /// Whether `rule` runs: the switch when set, else the policy's default.
     pub fn enabled(&self, rule: Rule) -> bool {
         self.rules
             .get(rule)
-            .unwrap_or_else(|| rule.default_for(self.policy))
+            .unwrap_or_else(|| rule.default_for(self.policy()))
     }
 
     /// Sets the policy (rules not switched explicitly follow it).
     pub fn with_policy(mut self, policy: FixPolicy) -> Self {
-        self.policy = policy;
+        self.policy = Some(policy);
         self
     }
 
@@ -341,7 +347,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(config.policy, FixPolicy::TokenHub);
+        assert_eq!(config.policy(), FixPolicy::TokenHub);
         assert!(config.enabled(Rule::Alternation));
         assert_eq!(config.max_messages, 30);
         assert!(config.drop_note);

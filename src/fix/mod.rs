@@ -78,7 +78,8 @@ pub use future::ResponseFuture;
 pub use layer::FixLayer;
 pub use rewrite::{EventAction, ResponsePlan, StreamRewriter};
 pub use rules::{
-    fix_request, is_vision_model, FixReport, ToolNameMap, BRIDGE_ASSISTANT_TEXT,
-    EMPTY_ASSISTANT_TEXT, EMPTY_TOOL_TEXT, EMPTY_USER_TEXT, IMAGE_ONLY_TEXT, OPENING_USER_TEXT,
+    fix_request, fix_request_with_names, is_vision_model, FixReport, ToolNameMap,
+    BRIDGE_ASSISTANT_TEXT, EMPTY_ASSISTANT_TEXT, EMPTY_TOOL_TEXT, EMPTY_USER_TEXT, IMAGE_ONLY_TEXT,
+    OPENING_USER_TEXT,
 };
 pub use service::Fix;

@@ -14,7 +14,7 @@
 //! Events that need none of this are forwarded as their original bytes.
 
 use super::config::{FixConfig, Rule};
-use super::rules::{FixReport, ToolNameMap};
+use super::rules::ToolNameMap;
 use crate::chat::{
     ChatChunk, ChatCompletion, ChatRequest, ChunkChoice, Content, Delta, SseEvent, ToolCallDelta,
     Usage,
@@ -39,7 +39,7 @@ pub struct ResponsePlan {
 
 impl ResponsePlan {
     /// The plan for a fixed request.
-    pub fn new(chat: &ChatRequest, config: &FixConfig, report: &FixReport) -> Self {
+    pub fn new(chat: &ChatRequest, config: &FixConfig, tool_names: ToolNameMap) -> Self {
         let stop = match (&chat.stop, config.enabled(Rule::StopTrim)) {
             (Some(stop), true) => stop
                 .iter()
@@ -56,7 +56,7 @@ impl ResponsePlan {
                 .unwrap_or(false);
         ResponsePlan {
             stop,
-            tool_names: report.tool_names.clone(),
+            tool_names,
             tool_call_deltas: config.enabled(Rule::ToolCallDeltas),
             drop_note: config.drop_note,
             synthesize_usage: (asked_usage && config.synthesize_usage)
@@ -462,6 +462,7 @@ mod tests {
     use super::*;
     use crate::chat::SseParser;
     use crate::chat::Stop;
+    use crate::fix::rules::fix_request_with_names;
     use serde_json::{json, Value};
 
     fn plan() -> ResponsePlan {
@@ -663,16 +664,13 @@ mod tests {
         }))
         .unwrap();
         assert!(matches!(chat.stop, Some(Stop::Many(_))));
-        let mut report = FixReport::default();
         let mut fixed = chat.clone();
         fixed.tools = Some(vec![serde_json::from_value(
             json!({"type": "function", "function": {"name": "a.b"}}),
         )
         .unwrap()]);
-        super::super::rules::fix_request(&mut fixed, &FixConfig::default())
-            .map(|r| report = r)
-            .unwrap();
-        let p = ResponsePlan::new(&chat, &FixConfig::default(), &report);
+        let (_, names) = fix_request_with_names(&mut fixed, &FixConfig::default()).unwrap();
+        let p = ResponsePlan::new(&chat, &FixConfig::default(), names);
         let body = json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "note": "n",
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "done END",
               "tool_calls": [{"id": "c", "type": "function", "function": {"name": "a_b", "arguments": "{}"}}]}}]});
@@ -688,7 +686,7 @@ mod tests {
         let tokenhub = ResponsePlan::new(
             &chat,
             &FixConfig::tokenhub().with_drop_note(false),
-            &FixReport::default(),
+            ToolNameMap::default(),
         );
         assert!(tokenhub
             .rewrite_completion(body.to_string().as_bytes())

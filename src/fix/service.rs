@@ -4,7 +4,7 @@ use super::body::FixBody;
 use super::config::FixConfig;
 use super::future::ResponseFuture;
 use super::rewrite::ResponsePlan;
-use super::rules::fix_request;
+use super::rules::fix_request_with_names;
 use crate::chat::take_chat;
 use axum::body::Body;
 use axum::response::IntoResponse;
@@ -60,14 +60,14 @@ where
                 Ok(chat) => chat,
                 Err(err) => return Ok(err.into_response()),
             };
-            let report = match fix_request(&mut chat, &config) {
-                Ok(report) => report,
+            let (report, names) = match fix_request_with_names(&mut chat, &config) {
+                Ok(fixed) => fixed,
                 Err(err) => return Ok(err.into_response()),
             };
             if !report.rules.is_empty() {
                 tracing::debug!(rules = ?report.rules, "fix rules applied");
             }
-            let plan = ResponsePlan::new(&chat, &config, &report);
+            let plan = ResponsePlan::new(&chat, &config, names);
             req.headers_mut().remove(header::CONTENT_LENGTH);
             req.extensions_mut().insert(chat);
             req.extensions_mut().insert(report.clone());

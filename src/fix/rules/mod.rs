@@ -27,6 +27,7 @@ pub use tool_names::ToolNameMap;
 use super::config::{FixConfig, Rule};
 use crate::chat::{ChatRequest, Content, ContentPart, Message, Role};
 use crate::error::ProxyError;
+pub use crate::extensions::FixReport;
 
 /// The user turn put before a conversation that starts with the assistant.
 pub const OPENING_USER_TEXT: &str = "Hello.";
@@ -41,26 +42,10 @@ pub const EMPTY_ASSISTANT_TEXT: &str = "(no answer)";
 /// The text part added to a message that has images but no text.
 pub const IMAGE_ONLY_TEXT: &str = "(image attached)";
 
-/// Which rules changed a request: put into request *and* response extensions so a metrics
-/// layer can count rule names.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FixReport {
-    /// The names ([`Rule::name`]) of the rules that changed something, in the order they ran.
-    pub rules: Vec<&'static str>,
-    /// Tool names rewritten for the upstream, mapped back in answers.
-    pub tool_names: ToolNameMap,
-}
-
-impl FixReport {
-    /// Whether the rule named `name` changed the request.
-    pub fn fired(&self, name: &str) -> bool {
-        self.rules.contains(&name)
-    }
-
-    fn record(&mut self, rule: Rule, changed: bool) {
-        if changed {
-            self.rules.push(rule.name());
-        }
+/// Records a rule that changed something.
+fn record(report: &mut FixReport, rule: Rule, changed: bool) {
+    if changed {
+        report.rules.push(rule.name());
     }
 }
 
@@ -89,36 +74,50 @@ impl FixReport {
 /// assert_eq!(chat.messages.len(), 2);
 /// ```
 pub fn fix_request(chat: &mut ChatRequest, config: &FixConfig) -> Result<FixReport, ProxyError> {
+    fix_request_with_names(chat, config).map(|(report, _)| report)
+}
+
+/// [`fix_request`], also returning the tool names it rewrote (for mapping answers back).
+pub fn fix_request_with_names(
+    chat: &mut ChatRequest,
+    config: &FixConfig,
+) -> Result<(FixReport, ToolNameMap), ProxyError> {
     let mut report = FixReport::default();
+    let mut names = ToolNameMap::default();
     if config.enabled(Rule::Fields) {
-        let changed = fields::apply(chat, config.policy)?;
-        report.record(Rule::Fields, changed);
+        let changed = fields::apply(chat, config.policy())?;
+        record(&mut report, Rule::Fields, changed);
     }
     if config.enabled(Rule::ToolNames) {
-        let changed = tool_names::apply(chat, &mut report.tool_names);
-        report.record(Rule::ToolNames, changed);
+        let changed = tool_names::apply(chat, &mut names);
+        record(&mut report, Rule::ToolNames, changed);
     }
     let messages = &mut chat.messages;
     if config.enabled(Rule::System) {
-        report.record(Rule::System, system::apply(messages));
+        record(&mut report, Rule::System, system::apply(messages));
     }
     if config.enabled(Rule::Alternation) {
-        report.record(Rule::Alternation, alternation::apply(messages));
+        record(&mut report, Rule::Alternation, alternation::apply(messages));
     }
     if config.enabled(Rule::Ending) {
-        report.record(Rule::Ending, ending::apply(messages, config));
+        record(&mut report, Rule::Ending, ending::apply(messages, config));
     }
     if config.enabled(Rule::EmptyContent) {
-        report.record(Rule::EmptyContent, empty::apply(messages));
+        record(&mut report, Rule::EmptyContent, empty::apply(messages));
     }
     if config.enabled(Rule::Length) {
-        report.record(Rule::Length, length::apply(messages, config.max_messages));
+        record(
+            &mut report,
+            Rule::Length,
+            length::apply(messages, config.max_messages),
+        );
     }
     if config.enabled(Rule::ContentShape) {
         let vision = is_vision_model(&chat.model);
-        report.record(Rule::ContentShape, shape::apply(&mut chat.messages, vision));
+        let changed = shape::apply(&mut chat.messages, vision);
+        record(&mut report, Rule::ContentShape, changed);
     }
-    Ok(report)
+    Ok((report, names))
 }
 
 /// Whether `model` takes images (its name contains `vision`).
@@ -314,7 +313,7 @@ mod tests {
         let config = FixConfig::default();
         let report = fix_request(&mut chat, &config).unwrap();
         assert_eq!(roles(&chat.messages), "suauatauau");
-        assert!(report.fired("system") && report.fired("ending"));
+        assert!(report.rules.contains(&"system") && report.rules.contains(&"ending"));
         let before = chat.clone();
         let again = fix_request(&mut chat, &config).unwrap();
         assert!(again.rules.is_empty(), "{:?}", again.rules);
