@@ -3,12 +3,18 @@
 //!
 //! An assistant with tool calls gets a short sentence naming the tools; an empty tool result,
 //! user turn or assistant answer gets a placeholder. Nothing is deleted, so alternation holds.
+//! A conversation left with no message at all (only blank system messages, which the system
+//! rule drops) gets a placeholder user turn.
 
 use super::{is_blank, EMPTY_ASSISTANT_TEXT, EMPTY_TOOL_TEXT, EMPTY_USER_TEXT};
 use crate::chat::{Content, Message, Role};
 
 /// Applies the rule; returns whether anything changed.
-pub(super) fn apply(messages: &mut [Message]) -> bool {
+pub(super) fn apply(messages: &mut Vec<Message>) -> bool {
+    if messages.is_empty() {
+        messages.push(Message::text(Role::User, EMPTY_USER_TEXT));
+        return true;
+    }
     let mut changed = false;
     for m in messages.iter_mut() {
         if !is_blank(m.content.as_ref()) {
@@ -82,5 +88,8 @@ mod tests {
             assert_eq!(text(&list[0]), want, "case {i}");
             assert!(!apply(&mut list), "case {i} not idempotent");
         }
+        let mut none = vec![];
+        assert!(apply(&mut none));
+        assert_eq!(text(&none[0]), EMPTY_USER_TEXT);
     }
 }
