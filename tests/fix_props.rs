@@ -17,7 +17,11 @@ enum Item {
     User(Blank, u8),
     Assistant(Blank),
     /// An assistant turn with calls and (some of) their results.
-    ToolRound { calls: u8, answered: u8, blank: bool },
+    ToolRound {
+        calls: u8,
+        answered: u8,
+        blank: bool,
+    },
     /// A tool result that answers nothing.
     OrphanTool(Blank),
 }
@@ -109,7 +113,11 @@ fn build(items: &[Item], vision: bool) -> ChatRequest {
             Item::Assistant(b) => {
                 messages.push(msg(Role::Assistant, content(b, next("a"), 0, false)))
             }
-            Item::ToolRound { calls, answered, blank } => {
+            Item::ToolRound {
+                calls,
+                answered,
+                blank,
+            } => {
                 let text = if blank { None } else { Some(next("a")) };
                 let mut a = msg(Role::Assistant, text.map(Content::Text));
                 let ids: Vec<String> = (0..calls)
@@ -153,7 +161,12 @@ fn build(items: &[Item], vision: bool) -> ChatRequest {
             .collect()
     });
     ChatRequest {
-        model: if vision { "hunyuan-vision" } else { "hunyuan-2.0-instruct-20251111" }.into(),
+        model: if vision {
+            "hunyuan-vision"
+        } else {
+            "hunyuan-2.0-instruct-20251111"
+        }
+        .into(),
         messages,
         tools,
         ..Default::default()
@@ -167,7 +180,10 @@ fn msg(role: Role, content: Option<Content>) -> Message {
 }
 
 fn text_of(m: &Message) -> String {
-    m.content.as_ref().map(Content::joined_text).unwrap_or_default()
+    m.content
+        .as_ref()
+        .map(Content::joined_text)
+        .unwrap_or_default()
 }
 
 fn images_of(m: &Message) -> Vec<String> {
@@ -194,7 +210,9 @@ fn markers(messages: &[Message], prefixes: &str) -> Vec<String> {
         let text = text_of(m);
         let mut rest = text.as_str();
         while let Some(start) = rest.find(['<']) {
-            let Some(end) = rest[start..].find('>') else { break };
+            let Some(end) = rest[start..].find('>') else {
+                break;
+            };
             let marker = &rest[start..start + end + 1];
             if marker[1..].starts_with(|c| prefixes.contains(c)) {
                 out.push(marker.to_owned());
