@@ -211,19 +211,24 @@ async fn the_tool_chain_reaches_hunyuan_unchanged() {
     assert!(sent["tools"][0]["function"].get("strict").is_none());
 }
 
+/// What an accumulated stream holds.
+#[derive(Debug, Default)]
+struct Accumulated {
+    text: String,
+    /// `(id, name, arguments)` per tool-call index.
+    calls: Vec<(String, String, String)>,
+    finish: Option<String>,
+    usage: Option<Value>,
+}
+
 /// What the `openai` SDK's (and LangChain's) stream accumulator builds from the deltas.
-fn accumulate(
-    data: &[String],
-) -> (
-    String,
-    Vec<(String, String, String)>,
-    Option<String>,
-    Option<Value>,
-) {
-    let mut text = String::new();
-    let mut calls: Vec<(String, String, String)> = Vec::new();
-    let mut finish = None;
-    let mut usage = None;
+fn accumulate(data: &[String]) -> Accumulated {
+    let Accumulated {
+        mut text,
+        mut calls,
+        mut finish,
+        mut usage,
+    } = Accumulated::default();
     for d in data.iter().filter(|d| *d != "[DONE]") {
         let chunk: Value = serde_json::from_str(d).unwrap();
         assert!(chunk.get("note").is_none(), "note dropped: {d}");
@@ -254,7 +259,12 @@ fn accumulate(
             }
         }
     }
-    (text, calls, finish, usage)
+    Accumulated {
+        text,
+        calls,
+        finish,
+        usage,
+    }
 }
 
 #[tokio::test]
@@ -267,7 +277,12 @@ async fn streamed_tool_calls_accumulate_into_one_valid_call() {
     assert_eq!(response.status(), 200);
     let data = sse_data(response).await;
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
-    let (text, calls, finish, usage) = accumulate(&data);
+    let Accumulated {
+        text,
+        calls,
+        finish,
+        usage,
+    } = accumulate(&data);
     assert_eq!(calls.len(), 1, "{data:?}");
     let (id, name, args) = &calls[0];
     assert!(
@@ -304,7 +319,12 @@ async fn stop_strings_are_cut_in_both_shapes() {
     assert!(answer.get("note").is_none());
     body["stream"] = json!(true);
     let data = sse_data(t.post("/v1/chat/completions", &body).await).await;
-    let (text, _, finish, usage) = accumulate(&data);
+    let Accumulated {
+        text,
+        finish,
+        usage,
+        ..
+    } = accumulate(&data);
     assert_eq!(text, "Echo: one two ");
     assert_eq!(finish.as_deref(), Some("stop"));
     assert!(usage.is_none(), "no usage chunk unless asked");
@@ -323,7 +343,12 @@ async fn an_agent_loop_completes() {
     let body = json!({"model": MODEL, "stream": true, "tools": tools, "messages": messages,
         "presence_penalty": 0, "parallel_tool_calls": false});
     let data = sse_data(t.post("/v1/chat/completions", &body).await).await;
-    let (text, calls, finish, _) = accumulate(&data);
+    let Accumulated {
+        text,
+        calls,
+        finish,
+        ..
+    } = accumulate(&data);
     assert_eq!(finish.as_deref(), Some("tool_calls"));
     assert_eq!(calls.len(), 1);
     let (id, name, args) = calls[0].clone();
