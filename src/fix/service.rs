@@ -115,3 +115,126 @@ fn content_kind(headers: &HeaderMap) -> Option<Kind> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::chat::ChatRequest;
+    use crate::fix::{FixConfig, FixLayer, FixReport};
+    use axum::body::Body;
+    use http::{header, Request, Response, StatusCode};
+    use serde_json::{json, Value};
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    fn request(body: Value) -> Request<Body> {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        Request::post("/v1/chat/completions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, bytes.len())
+            .body(Body::from(bytes))
+            .unwrap()
+    }
+
+    async fn json_of(response: Response<Body>) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn inner_sees_the_fixed_request_and_both_sides_get_the_report() {
+        let inner = service_fn(|req: Request<Body>| async move {
+            assert!(req.headers().get(header::CONTENT_LENGTH).is_none());
+            let chat = req.extensions().get::<ChatRequest>().unwrap();
+            let report = req.extensions().get::<FixReport>().unwrap();
+            assert_eq!(report.rules, ["fields", "alternation"]);
+            assert_eq!(chat.messages.len(), 1);
+            assert!(!chat.extra.contains_key("presence_penalty"));
+            let answer = json!({"id": "x", "note": "n", "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "hi"}}]});
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONTENT_LENGTH, answer.to_string().len())
+                    .body(Body::from(answer.to_string()))
+                    .unwrap(),
+            )
+        });
+        let service = FixLayer::default().layer(inner);
+        let response = service
+            .oneshot(request(
+                json!({"model": "m", "presence_penalty": 0, "messages": [
+                {"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.extensions().get::<FixReport>().unwrap().rules,
+            ["fields", "alternation"]
+        );
+        assert!(response.headers().get(header::CONTENT_LENGTH).is_none());
+        let answer = json_of(response).await;
+        assert!(answer.get("note").is_none());
+        assert_eq!(answer["choices"][0]["message"]["content"], "hi");
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_answered_without_calling_the_inner_service() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let inner = service_fn(move |_req: Request<Body>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(Body::empty())) }
+        });
+        let layer = FixLayer::new(FixConfig::default()).unwrap();
+        for (body, param) in [
+            (
+                json!({"model": "m", "n": 3, "messages": [{"role": "user", "content": "a"}]}),
+                "n",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "robot", "content": "a"}]}),
+                "messages[0].role",
+            ),
+        ] {
+            let response = layer
+                .layer(inner.clone())
+                .oneshot(request(body))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(json_of(response).await["error"]["param"], param);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn error_answers_pass_unchanged() {
+        let inner = service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(StatusCode::BAD_REQUEST)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(r#"{"error":{"code":"1001"},"note":"kept"}"#))
+                    .unwrap(),
+            )
+        });
+        let response = FixLayer::default()
+            .layer(inner)
+            .oneshot(request(
+                json!({"model": "m", "messages": [{"role": "user", "content": "a"}]}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(json_of(response).await["note"], "kept");
+    }
+
+    #[test]
+    fn an_invalid_config_is_refused_when_the_layer_is_built() {
+        assert!(FixLayer::new(FixConfig::default().with_max_messages(0)).is_err());
+    }
+}
