@@ -220,6 +220,10 @@ impl StreamRewriter {
         let Ok(mut chunk) = serde_json::from_str::<ChatChunk>(data) else {
             return EventAction::Forward;
         };
+        // An error event mid-stream is not a chunk: pass it on exactly as it came.
+        if chunk.extra.contains_key("error") {
+            return EventAction::Forward;
+        }
         if self.rewrite_chunk(&mut chunk) {
             EventAction::Replace(SseEvent::encode_json(&chunk))
         } else {
@@ -602,6 +606,17 @@ mod tests {
         let e = &events(&[openai])[0];
         assert_eq!(r.on_event(e), EventAction::Forward);
         assert!(r.on_done().is_empty());
+    }
+
+    #[test]
+    fn error_events_pass_unchanged() {
+        let mut r = StreamRewriter::new(ResponsePlan {
+            synthesize_usage: Some(1),
+            ..plan()
+        });
+        let e =
+            &events(&[json!({"error": {"message": "sensitive", "code": "2001"}, "note": "n"})])[0];
+        assert_eq!(r.on_event(e), EventAction::Forward);
     }
 
     #[test]
