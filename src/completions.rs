@@ -78,7 +78,11 @@ async fn read_completion(
         .extensions
         .get::<BodyLimit>()
         .map_or(chat::DEFAULT_BODY_LIMIT, |l| l.0);
-    let bytes = chat::parse::read_body(&parts.headers, body, limit).await?;
+    let timeout = parts
+        .extensions
+        .get::<chat::parse::BodyReadTimeout>()
+        .map_or(chat::parse::DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
+    let bytes = chat::parse::read_body(&parts.headers, body, limit, timeout).await?;
     chat::parse_completion(&bytes)?.into_chat()
 }
 

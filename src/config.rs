@@ -4,6 +4,7 @@
 //! Key names follow the original project (`host`, `port`, `api_base`, `cache_ttl`, …).
 //! Secrets ([`Secret`]) are redacted in `Debug` and when the config is shown in `/status`.
 
+use crate::rate_limit::RateLimit;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
@@ -153,6 +154,14 @@ pub struct Config {
     pub upstream_queue_size: usize,
     /// Seconds a request may wait for a free upstream slot before it gets 429.
     pub upstream_queue_timeout: u64,
+    /// Seconds a client may take to send its request body (408 past it).
+    pub request_body_timeout: u64,
+    /// Proxy API keys clients must present (`Authorization: Bearer`); empty: no client auth.
+    pub client_api_keys: Vec<Secret>,
+    /// Requests per second for all clients together (`{ per_second, burst }`); none: no limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Requests per second for each client key; none: no limit.
+    pub client_rate_limit: Option<RateLimit>,
     /// Message fixing (`[fix]` table): policy, per-rule switches, texts, message limit. The
     /// policy defaults to the `upstream` preset's.
     pub fix: crate::fix::FixConfig,
@@ -189,6 +198,10 @@ impl Default for Config {
             upstream_retry_backoff_ms: 250,
             upstream_queue_size: 256,
             upstream_queue_timeout: 60,
+            request_body_timeout: 30,
+            client_api_keys: Vec::new(),
+            rate_limit: None,
+            client_rate_limit: None,
             fix: crate::fix::FixConfig::default(),
         }
     }
@@ -317,6 +330,18 @@ impl Config {
         if self.upstream_queue_timeout == 0 {
             return invalid("upstream_queue_timeout", "must be at least 1 second");
         }
+        if self.request_body_timeout == 0 {
+            return invalid("request_body_timeout", "must be at least 1 second");
+        }
+        if self.client_api_keys.iter().any(|k| k.0.len() < 8) {
+            return invalid("client_api_keys", "holds a key shorter than 8 characters");
+        }
+        if self.rate_limit.is_some_and(|l| !l.is_valid()) {
+            return invalid("rate_limit", "needs per_second > 0 and burst >= 1");
+        }
+        if self.client_rate_limit.is_some_and(|l| !l.is_valid()) {
+            return invalid("client_rate_limit", "needs per_second > 0 and burst >= 1");
+        }
         if self.upstream_concurrency == 0 {
             return invalid("upstream_concurrency", "must be at least 1");
         }
@@ -381,6 +406,11 @@ impl Config {
     /// `first_byte_timeout` (or `request_timeout`) as a duration.
     pub fn first_byte_timeout(&self) -> Duration {
         Duration::from_secs(self.first_byte_timeout.unwrap_or(self.request_timeout))
+    }
+
+    /// `request_body_timeout` as a duration.
+    pub fn request_body_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_body_timeout)
     }
 
     /// `connect_timeout` as a duration.

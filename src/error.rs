@@ -33,6 +33,9 @@ pub enum ProxyError {
     /// The request's `Content-Type` is not JSON.
     #[error("unsupported content type: expected application/json")]
     UnsupportedMediaType,
+    /// The client took too long to send its body.
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(Duration),
     /// The body is larger than the configured limit.
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -122,6 +125,7 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             ProxyError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProxyError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -142,6 +146,7 @@ impl ProxyError {
             ProxyError::InvalidJson { .. }
             | ProxyError::InvalidRequest { .. }
             | ProxyError::UnsupportedMediaType
+            | ProxyError::RequestTimeout(_)
             | ProxyError::PayloadTooLarge { .. }
             | ProxyError::NotFound { .. }
             | ProxyError::MethodNotAllowed
@@ -162,6 +167,7 @@ impl ProxyError {
             ProxyError::InvalidJson { .. } => "invalid_json",
             ProxyError::InvalidRequest { .. } => "invalid_request",
             ProxyError::UnsupportedMediaType => "unsupported_media_type",
+            ProxyError::RequestTimeout(_) => "request_timeout",
             ProxyError::PayloadTooLarge { .. } => "payload_too_large",
             ProxyError::Unauthorized { .. } => "invalid_api_key",
             ProxyError::NotFound { .. } => "not_found",

@@ -13,6 +13,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod auth;
 pub mod chat;
 pub mod completions;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod extensions;
 pub mod fix;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod rate_limit;
 pub mod server;
 pub mod stack;
 pub mod upstream;

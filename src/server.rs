@@ -12,10 +12,13 @@
 //! # Ok(()) }
 //! ```
 
+use crate::auth::ClientAuthLayer;
+use crate::chat::parse::BodyReadTimeout;
 use crate::chat::BodyLimit;
 use crate::completions::CompletionsService;
 use crate::config::{Config, ConfigError};
 use crate::error::ProxyError;
+use crate::rate_limit::RateLimitLayer;
 use crate::stack::{chat_stack, ChatService};
 use crate::upstream::{Upstream, UpstreamConfig, UpstreamSetupError};
 use axum::extract::State;
@@ -29,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 /// Every route the proxy serves, as listed by `GET /`.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -131,13 +134,19 @@ impl Proxy {
         let chat = self.chat_service();
         let completions = CompletionsService::new(chat.clone());
         let config = &self.state.config;
-        let mut router = Router::new()
+        let api = Router::new()
             .route_service("/v1/chat/completions", post_only(chat.clone()))
             .route_service("/chat/completions", post_only(chat))
             .route_service("/v1/completions", post_only(completions.clone()))
             .route_service("/completions", post_only(completions))
             .route("/v1/models", get(models))
             .route("/models", get(models))
+            .route_layer(RateLimitLayer::new(
+                config.rate_limit,
+                config.client_rate_limit,
+            ))
+            .route_layer(ClientAuthLayer::new(config.client_api_keys.clone()));
+        let mut router = Router::new()
             .route("/", get(root))
             .route("/health", get(health))
             .route("/health/live", get(live))
@@ -148,11 +157,14 @@ impl Proxy {
             .route("/cache", axum::routing::delete(cache_clear))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .merge(api)
             .with_state(self.clone())
             .layer(Extension(BodyLimit(config.request_body_limit)))
+            .layer(Extension(BodyReadTimeout(config.request_body_timeout())))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(
                 TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                     .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
             );
         if config.enable_cors {

@@ -315,7 +315,7 @@ async fn upstream_silence_is_504() {
 
 #[tokio::test]
 async fn upstream_rate_limit_keeps_retry_after() {
-    let t = TestProxy::start().await;
+    let t = TestProxy::start_with(|c| c.upstream_retries = 0).await;
     t.mock.set_fault(Some(Fault::RateLimited {
         retry_after_secs: 7,
     }));

@@ -85,7 +85,11 @@ where
 
 async fn read_chat(req: &mut Request<Body>, limit: usize) -> Result<ChatRequest, ProxyError> {
     parse::check_content_type(req.headers())?;
+    let timeout = req
+        .extensions()
+        .get::<parse::BodyReadTimeout>()
+        .map_or(parse::DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
-    let bytes = parse::read_body(req.headers(), body, limit).await?;
+    let bytes = parse::read_body(req.headers(), body, limit, timeout).await?;
     parse::parse_chat(&bytes)
 }

@@ -19,6 +19,13 @@ pub const DEFAULT_BODY_LIMIT: usize = 20 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimit(pub usize);
 
+/// How long a client may take to send its body, put into request extensions by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+/// The default body read timeout: 30 s.
+pub const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Rejects a request whose `Content-Type` is present and not JSON (415).
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), ProxyError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
@@ -39,9 +46,25 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ProxyError> {
     }
 }
 
-/// Reads a whole body, counting bytes as they arrive (chunked bodies too), and answers 413
-/// past `limit`.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ProxyError> {
+/// Reads a whole body, counting bytes as they arrive (chunked bodies too): 413 past `limit`,
+/// 408 when it has not all arrived within `timeout` (a slow-loris client).
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ProxyError> {
+    match tokio::time::timeout(timeout, read_body_unbounded(headers, body, limit)).await {
+        Ok(result) => result,
+        Err(_) => Err(ProxyError::RequestTimeout(timeout)),
+    }
+}
+
+async fn read_body_unbounded(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ProxyError> {
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -74,8 +97,12 @@ pub async fn take_chat(req: &mut Request<Body>) -> Result<ChatRequest, ProxyErro
         .extensions()
         .get::<BodyLimit>()
         .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    let timeout = req
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
-    let bytes = read_body(req.headers(), body, limit).await?;
+    let bytes = read_body(req.headers(), body, limit, timeout).await?;
     parse_chat(&bytes)
 }
 

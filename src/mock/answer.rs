@@ -174,7 +174,13 @@ fn apply_stop(content: &mut String, body: &Value, policy: MockPolicy) {
 
 /// The mock's deterministic answer to a request that passed validation.
 pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
-    let digest = Sha256::digest(serde_json::to_vec(body).unwrap_or_default());
+    // Streamed or not, the same conversation gets the same ids.
+    let mut conversation = body.clone();
+    if let Some(obj) = conversation.as_object_mut() {
+        obj.remove("stream");
+        obj.remove("stream_options");
+    }
+    let digest = Sha256::digest(serde_json::to_vec(&conversation).unwrap_or_default());
     let model = body
         .get("model")
         .and_then(Value::as_str)
@@ -207,7 +213,7 @@ pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
             .unwrap_or_default()
             .to_owned();
         tool_call = Some(CallAnswer {
-            id: format!("call_{}", alnum(&digest[16..], 20)),
+            id: format!("call_{}", alnum(&digest[12..], 20)),
             arguments: arguments_for(tool, &user_text),
             name: name.clone(),
         });

@@ -12,6 +12,8 @@
 //! Routes (everything under `/v1`, as [`MockHunyuan::base_url`] says):
 //! - `POST /v1/chat/completions`: validation, then a deterministic answer (JSON or SSE).
 //! - `GET /v1/models`: the configured models in OpenAI's list shape.
+//! - anything else: 404 with a Hunyuan-style envelope (the real body is unknown); a known path
+//!   with the wrong method: 405.
 //!
 //! Both need `Authorization: Bearer <key>`: any non-empty key when [`MockConfig::api_key`] is
 //! `None`, that key otherwise. A missing or wrong key is answered with 401 and a Hunyuan-style
@@ -39,19 +41,19 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let mock = MockHunyuan::start().await;
-//! let answer: serde_json::Value = reqwest::Client::new()
+//! let request = serde_json::json!({
+//!     "model": "hunyuan-turbos-latest",
+//!     "messages": [{"role": "user", "content": "hello"}],
+//! });
+//! let response = reqwest::Client::new()
 //!     .post(format!("{}/chat/completions", mock.base_url()))
 //!     .bearer_auth("sk-test")
-//!     .json(&serde_json::json!({
-//!         "model": "hunyuan-turbos-latest",
-//!         "messages": [{"role": "user", "content": "hello"}],
-//!     }))
+//!     .header("content-type", "application/json")
+//!     .body(request.to_string())
 //!     .send()
 //!     .await
-//!     .unwrap()
-//!     .json()
-//!     .await
 //!     .unwrap();
+//! let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
 //! assert_eq!(answer["choices"][0]["message"]["content"], "Echo: hello");
 //! assert_eq!(mock.chat_requests().len(), 1);
 //! mock.stop().await;
@@ -120,9 +122,10 @@ pub enum Fault {
     /// Never answers; the request ends when the client goes away (counted in
     /// [`MockHunyuan::cancelled`]).
     Hang,
-    /// Streams: this many SSE events, then the connection is aborted (no `[DONE]`).
+    /// Streams: this many SSE events, then the connection is aborted (no `[DONE]`; a stream
+    /// with no more events than this ends normally).
     /// Non-streamed: headers announce the full length, half the body is sent, then the
-    /// connection is aborted.
+    /// connection is aborted. A request the mock refuses (401, 400) is refused normally.
     DropMidStream {
         /// How many events are sent before the connection is aborted.
         after_events: usize,

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::{json, Value};
@@ -106,6 +107,7 @@ impl MockHunyuan {
         let router = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/models", get(models))
+            .fallback(not_found)
             .layer(middleware::from_fn_with_state(shared.clone(), record))
             .layer(DefaultBodyLimit::disable())
             .with_state(shared.clone());
@@ -289,6 +291,12 @@ impl Shared {
     }
 }
 
+/// Any other route (`/v1/responses`, `/v1/embeddings`…): 404 with an envelope (text assumed).
+async fn not_found(request: Request) -> Response {
+    let message = format!("不支持的接口: {}", request.uri().path());
+    envelope(StatusCode::NOT_FOUND, &message, message.as_bytes()).into_response()
+}
+
 /// `GET /v1/models`.
 async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Err(rejection) = shared.authorize(&headers, b"models") {
@@ -386,61 +394,83 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
         .map(|d| d.as_secs())
         .unwrap_or_default();
     if request.get("stream").and_then(Value::as_bool) == Some(true) {
-        let mut events = answer.events(created);
-        let mut aborted = false;
-        if let Some(after) = drop_after {
-            aborted = after < events.len();
-            events.truncate(after);
-        }
-        let delay = shared.config.chunk_delay;
-        let events = futures_util::stream::iter(events);
-        let events = futures_util::StreamExt::then(events, move |event| async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Ok::<_, std::io::Error>(event)
-        });
-        let abort = futures_util::stream::iter(aborted.then(|| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "mock fault: stream dropped",
-            ))
-        }));
-        let stream = futures_util::StreamExt::chain(events, abort);
-        let mut response = Response::new(Body::from_stream(stream));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        response
+        stream_response(
+            answer.events(created),
+            drop_after,
+            shared.config.chunk_delay,
+        )
     } else {
-        let json = Bytes::from(answer.completion(created).to_string());
-        let mut response = match drop_after {
-            None => Response::new(Body::from(json.clone())),
-            Some(_) => {
-                let half = json.slice(..json.len() / 2);
-                let parts = futures_util::stream::iter([
-                    Ok(half),
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionAborted,
-                        "mock fault: body dropped",
-                    )),
-                ]);
-                Response::new(Body::from_stream(parts))
-            }
-        };
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
-        response
+        json_response(
+            Bytes::from(answer.completion(created).to_string()),
+            drop_after,
+        )
     }
+}
+
+/// An SSE answer; with `drop_after`, the connection is aborted after that many events.
+fn stream_response(
+    mut events: Vec<Bytes>,
+    drop_after: Option<usize>,
+    delay: std::time::Duration,
+) -> Response {
+    let aborted = drop_after.is_some_and(|after| after < events.len());
+    if let Some(after) = drop_after {
+        events.truncate(after);
+    }
+    let events = futures_util::stream::iter(events).then(move |event| async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok::<_, std::io::Error>(event)
+    });
+    let body = if aborted {
+        Body::from_stream(events.chain(futures_util::stream::once(abort_connection())))
+    } else {
+        Body::from_stream(events)
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A JSON answer; with `drop_after`, the headers announce the full length but only half the
+/// body is sent before the connection is aborted.
+fn json_response(json: Bytes, drop_after: Option<usize>) -> Response {
+    let length = json.len();
+    let body = match drop_after {
+        None => Body::from(json),
+        Some(_) => {
+            let half = json.slice(..length / 2);
+            let half = futures_util::stream::once(async move { Ok(half) });
+            Body::from_stream(half.chain(futures_util::stream::once(abort_connection())))
+        }
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
+
+/// The body error that makes hyper abort the connection ([`Fault::DropMidStream`]).
+///
+/// It comes after a short pause: hyper flushes what it has buffered (the headers, the events
+/// before) only when the body is pending, and would otherwise close the connection with them
+/// still unsent.
+async fn abort_connection() -> Result<Bytes, std::io::Error> {
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    Err(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "mock fault: connection dropped",
+    ))
 }
 
 /// Counts a chat request as in flight while alive; dropped unfinished, it counts as cancelled.

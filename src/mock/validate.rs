@@ -147,8 +147,7 @@ pub(crate) fn is_vision_model(model: &str) -> bool {
 /// `temperature` outside [0, 2], `top_p` outside [0, 1], `seed` outside 1..=10000, and `n`
 /// greater than 1.
 pub fn validate(body: &Value, policy: MockPolicy) -> Result<(), Rejection> {
-    let seed = serde_json::to_vec(body).unwrap_or_default();
-    let check = Check { seed: &seed };
+    let check = Check { body };
     let Some(obj) = body.as_object() else {
         return Err(check.bad_format());
     };
@@ -310,18 +309,23 @@ fn roles_alternate(roles: &[&str]) -> bool {
     !rest.is_empty() && !expect_question
 }
 
+/// Builds rejections; the request is serialized (for the error id) only when one is needed.
 struct Check<'a> {
-    seed: &'a [u8],
+    body: &'a Value,
 }
 
 impl Check<'_> {
+    fn seed(&self) -> Vec<u8> {
+        serde_json::to_vec(self.body).unwrap_or_default()
+    }
+
     fn invalid(&self, message: impl Into<String>) -> Rejection {
         Rejection::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             CODE_INVALID,
             message,
-            self.seed,
+            &self.seed(),
         )
     }
 
@@ -331,7 +335,7 @@ impl Check<'_> {
             "runtime_error",
             CODE_BAD_FORMAT,
             MSG_BAD_FORMAT,
-            self.seed,
+            &self.seed(),
         )
     }
 
@@ -703,6 +707,45 @@ mod tests {
             MSG_BAD_FORMAT,
         );
         refused(json!({"messages": [u("a")]}), "1001", "model");
+    }
+
+    /// R1 restated differently: collapse runs of tools into one, drop a leading system; what
+    /// is left must alternate question (user, or tools after the first turn) / assistant, and
+    /// end with a question.
+    fn reference_order(roles: &[&str]) -> bool {
+        let mut rest: Vec<&str> = roles.strip_prefix(&["system"]).unwrap_or(roles).to_vec();
+        rest.dedup_by(|a, b| *a == "tool" && *b == "tool");
+        rest.len() % 2 == 1
+            && rest.first() == Some(&"user")
+            && rest.iter().enumerate().all(|(i, r)| {
+                if i % 2 == 0 {
+                    *r == "user" || *r == "tool"
+                } else {
+                    *r == "assistant"
+                }
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn r1_matches_its_restatement(roles in proptest::collection::vec(
+            proptest::sample::select(vec!["system", "user", "assistant", "tool"]), 0..12,
+        )) {
+            let messages: Vec<Value> = roles
+                .iter()
+                .map(|r| json!({"role": r, "content": "x", "tool_call_id": "c"}))
+                .collect();
+            let single_system = !roles.iter().skip(1).any(|r| *r == "system");
+            let verdict = validate(&chat(Value::Array(messages)), MockPolicy::Legacy);
+            match verdict {
+                Ok(()) => proptest::prop_assert!(single_system && reference_order(&roles)),
+                Err(r) if !single_system => proptest::prop_assert_eq!(r.message(), MSG_SYSTEM_FIRST),
+                Err(r) => {
+                    proptest::prop_assert_eq!(r.message(), MSG_ROLE_ORDER);
+                    proptest::prop_assert!(!reference_order(&roles));
+                }
+            }
+        }
     }
 
     #[test]

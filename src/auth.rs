@@ -1,0 +1,162 @@
+//! [`ClientAuthLayer`]: optional proxy API keys for clients.
+//!
+//! With keys configured, a request must carry `Authorization: Bearer <key>` (or `x-api-key:
+//! <key>`, as Anthropic-style clients send) matching one of them; the comparison takes the same
+//! time whichever key matches or how much of it does. A missing or wrong key gets a 401 envelope
+//! that never echoes what was presented. The matched key's index travels on as a
+//! [`ClientKey`] request extension (for per-key rate limits), never the key itself.
+//!
+//! ```
+//! use hunyuan_proxy::auth::ClientAuthLayer;
+//! use hunyuan_proxy::config::Secret;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # tokio_test_block_on(async {
+//! let service = ServiceBuilder::new()
+//!     .layer(ClientAuthLayer::new(vec![Secret::new("sk-team-a")]))
+//!     .service_fn(|_req: http::Request<axum::body::Body>| async {
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+//!     });
+//! let denied = service
+//!     .clone()
+//!     .oneshot(http::Request::new(axum::body::Body::empty()))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(denied.status(), 401);
+//! let allowed = service
+//!     .oneshot(
+//!         http::Request::builder()
+//!             .header("authorization", "Bearer sk-team-a")
+//!             .body(axum::body::Body::empty())
+//!             .unwrap(),
+//!     )
+//!     .await
+//!     .unwrap();
+//! assert_eq!(allowed.status(), 200);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use crate::config::{constant_time_eq, Secret};
+use crate::error::ProxyError;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use http::{header, HeaderMap, Request};
+use std::future::{ready, Ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Which configured client key a request presented (its position in the list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(pub usize);
+
+/// Demands one of the configured client keys. With an empty list every request passes.
+#[derive(Debug, Clone)]
+pub struct ClientAuthLayer {
+    keys: Arc<[Secret]>,
+}
+
+impl ClientAuthLayer {
+    /// A layer accepting any of `keys`.
+    pub fn new(keys: Vec<Secret>) -> Self {
+        ClientAuthLayer { keys: keys.into() }
+    }
+}
+
+impl<S> Layer<S> for ClientAuthLayer {
+    type Service = ClientAuth<S>;
+
+    fn layer(&self, inner: S) -> ClientAuth<S> {
+        ClientAuth {
+            inner,
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+/// The service made by [`ClientAuthLayer`].
+#[derive(Debug, Clone)]
+pub struct ClientAuth<S> {
+    inner: S,
+    keys: Arc<[Secret]>,
+}
+
+/// The key a request presents, from `Authorization: Bearer` or `x-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, key) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim());
+    }
+    headers.get("x-api-key")?.to_str().ok().map(str::trim)
+}
+
+/// The index of the key that matches, comparing against every key in constant time.
+fn matching_key(keys: &[Secret], presented: &str) -> Option<usize> {
+    let mut found = None;
+    for (i, key) in keys.iter().enumerate() {
+        if constant_time_eq(key.expose().as_bytes(), presented.as_bytes()) && found.is_none() {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+impl<S, B> Service<Request<B>> for ClientAuth<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if self.keys.is_empty() {
+            return Either::Left(self.inner.call(req));
+        }
+        let found = presented_key(req.headers()).and_then(|k| matching_key(&self.keys, k));
+        match found {
+            Some(index) => {
+                req.extensions_mut().insert(ClientKey(index));
+                Either::Left(self.inner.call(req))
+            }
+            None => {
+                let message = if presented_key(req.headers()).is_some() {
+                    "invalid API key"
+                } else {
+                    "missing API key: send `Authorization: Bearer <key>`"
+                };
+                Either::Right(ready(Ok(ProxyError::Unauthorized {
+                    message: message.into(),
+                }
+                .into_response())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_by_position() {
+        let keys = vec![Secret::new("a-key"), Secret::new("b-key")];
+        assert_eq!(matching_key(&keys, "b-key"), Some(1));
+        assert_eq!(matching_key(&keys, "b-ke"), None);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "bearer  a-key".parse().unwrap());
+        assert_eq!(presented_key(&headers), Some("a-key"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", "b-key".parse().unwrap());
+        assert_eq!(presented_key(&headers), Some("b-key"));
+    }
+}

@@ -1,0 +1,216 @@
+//! [`RateLimitLayer`]: request-rate limits for clients, global and per client key.
+//!
+//! Token buckets: each allows `burst` requests at once and refills at `per_second`. A request
+//! over a limit gets 429 with `Retry-After` (whole seconds until a token is back) and OpenAI's
+//! envelope, before any work is done for it. Per-key limits apply to requests that carry a
+//! [`ClientKey`] (set by [`ClientAuthLayer`](crate::auth::ClientAuthLayer)).
+//!
+//! ```
+//! use hunyuan_proxy::rate_limit::{RateLimit, RateLimitLayer};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let service = ServiceBuilder::new()
+//!     .layer(RateLimitLayer::new(Some(RateLimit::new(1.0, 1)), None))
+//!     .service_fn(|_req: http::Request<axum::body::Body>| async {
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+//!     });
+//! let first = service.clone().oneshot(http::Request::new(axum::body::Body::empty())).await.unwrap();
+//! let second = service.oneshot(http::Request::new(axum::body::Body::empty())).await.unwrap();
+//! assert_eq!(first.status(), 200);
+//! assert_eq!(second.status(), 429);
+//! # });
+//! ```
+
+use crate::auth::ClientKey;
+use crate::error::ProxyError;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use http::Request;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::future::{ready, Ready};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// A rate: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// A rate of `per_second` with `burst`.
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        RateLimit { per_second, burst }
+    }
+
+    /// Whether the rate can ever admit a request.
+    pub fn is_valid(&self) -> bool {
+        self.per_second.is_finite() && self.per_second > 0.0 && self.burst >= 1
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn full(limit: RateLimit, now: Instant) -> Self {
+        Bucket {
+            tokens: f64::from(limit.burst),
+            last: now,
+        }
+    }
+
+    /// Takes a token, or says how long until one is back.
+    fn take(&mut self, limit: RateLimit, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * limit.per_second).min(f64::from(limit.burst));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / limit.per_second,
+            ))
+        }
+    }
+}
+
+/// Per-key buckets kept at most; past it the table is emptied (each key starts full again).
+const MAX_KEYS: usize = 10_000;
+
+#[derive(Debug)]
+struct Limiter {
+    global: Option<(RateLimit, Mutex<Bucket>)>,
+    per_key: Option<(RateLimit, Mutex<HashMap<usize, Bucket>>)>,
+}
+
+impl Limiter {
+    fn check(&self, key: Option<ClientKey>) -> Result<(), Duration> {
+        let now = Instant::now();
+        if let (Some((limit, buckets)), Some(ClientKey(key))) = (&self.per_key, key) {
+            let mut buckets = buckets.lock().unwrap_or_else(|e| e.into_inner());
+            if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
+                buckets.clear();
+            }
+            buckets
+                .entry(key)
+                .or_insert_with(|| Bucket::full(*limit, now))
+                .take(*limit, now)?;
+        }
+        if let Some((limit, bucket)) = &self.global {
+            bucket
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(*limit, now)?;
+        }
+        Ok(())
+    }
+}
+
+/// Limits request rates globally and per client key.
+#[derive(Debug, Clone)]
+pub struct RateLimitLayer {
+    limiter: Arc<Limiter>,
+}
+
+impl RateLimitLayer {
+    /// A layer with an optional global and an optional per-key limit.
+    pub fn new(global: Option<RateLimit>, per_key: Option<RateLimit>) -> Self {
+        let now = Instant::now();
+        RateLimitLayer {
+            limiter: Arc::new(Limiter {
+                global: global.map(|l| (l, Mutex::new(Bucket::full(l, now)))),
+                per_key: per_key.map(|l| (l, Mutex::new(HashMap::new()))),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimited<S>;
+
+    fn layer(&self, inner: S) -> RateLimited<S> {
+        RateLimited {
+            inner,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+/// The service made by [`RateLimitLayer`].
+#[derive(Debug, Clone)]
+pub struct RateLimited<S> {
+    inner: S,
+    limiter: Arc<Limiter>,
+}
+
+impl<S, B> Service<Request<B>> for RateLimited<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let key = req.extensions().get::<ClientKey>().copied();
+        match self.limiter.check(key) {
+            Ok(()) => Either::Left(self.inner.call(req)),
+            Err(wait) => {
+                metrics::counter!("hunyuan_proxy_rate_limited_total").increment(1);
+                Either::Right(ready(Ok(ProxyError::RateLimited {
+                    message: "rate limit exceeded; retry after the time in Retry-After".into(),
+                    retry_after: Some(wait),
+                }
+                .into_response())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_refills_at_the_rate() {
+        let limit = RateLimit::new(2.0, 2);
+        let start = Instant::now();
+        let mut bucket = Bucket::full(limit, start);
+        assert!(bucket.take(limit, start).is_ok());
+        assert!(bucket.take(limit, start).is_ok());
+        let wait = bucket.take(limit, start).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-6, "{wait:?}");
+        assert!(bucket
+            .take(limit, start + Duration::from_millis(600))
+            .is_ok());
+    }
+
+    #[test]
+    fn per_key_limits_are_separate() {
+        let layer = RateLimitLayer::new(None, Some(RateLimit::new(0.001, 1)));
+        assert!(layer.limiter.check(Some(ClientKey(0))).is_ok());
+        assert!(layer.limiter.check(Some(ClientKey(0))).is_err());
+        assert!(layer.limiter.check(Some(ClientKey(1))).is_ok());
+        assert!(
+            layer.limiter.check(None).is_ok(),
+            "no key, no per-key limit"
+        );
+    }
+}
