@@ -103,7 +103,7 @@ where
             if let Mode::Stream { parser, rewriter } = this.mode {
                 if let Some(event) = parser.next_event() {
                     if event.is_done() {
-                        this.queue.extend(rewriter.on_done());
+                        this.queue.extend(rewriter.finish());
                         this.queue.push_back(event.raw);
                         continue;
                     }
@@ -149,7 +149,7 @@ fn end_of_input(mode: &mut Mode, queue: &mut VecDeque<Bytes>) {
         Mode::Stream { parser, rewriter } => {
             if let Some(event) = parser.finish() {
                 if event.is_done() {
-                    queue.extend(rewriter.on_done());
+                    queue.extend(rewriter.finish());
                     queue.push_back(event.raw);
                     return;
                 }
@@ -158,7 +158,7 @@ fn end_of_input(mode: &mut Mode, queue: &mut VecDeque<Bytes>) {
                     EventAction::Replace(bytes) => bytes,
                 });
             }
-            queue.extend(rewriter.on_end());
+            queue.extend(rewriter.finish());
         }
         Mode::Json { buf, plan } => {
             let body = std::mem::take(buf).freeze();

@@ -211,7 +211,7 @@ impl StreamRewriter {
         }
     }
 
-    /// Decides what to send for one event (not the `[DONE]` one: see [`Self::on_done`]).
+    /// Decides what to send for one event (not the `[DONE]` one: see [`Self::finish`]).
     pub fn on_event(&mut self, event: &SseEvent) -> EventAction {
         let data = event.data.as_str();
         if data.is_empty() || !self.wants(data) {
@@ -231,18 +231,10 @@ impl StreamRewriter {
         }
     }
 
-    /// What to send before the upstream's `data: [DONE]`: held-back text and the synthesized
-    /// usage chunk, when due.
-    pub fn on_done(&mut self) -> Vec<Bytes> {
-        self.finish()
-    }
-
-    /// What to send when the upstream stream ends without `[DONE]`.
-    pub fn on_end(&mut self) -> Vec<Bytes> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Vec<Bytes> {
+    /// What to send when the answer ends (before the upstream's `data: [DONE]`, or at the end
+    /// of a stream without one): held-back text and the synthesized usage chunk, when due.
+    /// Later calls return nothing.
+    pub fn finish(&mut self) -> Vec<Bytes> {
         if self.finished {
             return Vec::new();
         }
@@ -496,7 +488,7 @@ mod tests {
             };
             out.push(bytes);
         }
-        out.extend(r.on_done());
+        out.extend(r.finish());
         let mut p = SseParser::new();
         for b in out {
             p.push(&b);
@@ -605,7 +597,7 @@ mod tests {
         let openai = json!({"id": "x", "choices": [{"index": 0, "delta": {"content": "hi"}}]});
         let e = &events(&[openai])[0];
         assert_eq!(r.on_event(e), EventAction::Forward);
-        assert!(r.on_done().is_empty());
+        assert!(r.finish().is_empty());
     }
 
     #[test]
