@@ -20,6 +20,10 @@ use crate::chat::{
     Usage,
 };
 use bytes::Bytes;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// What the response side does for one request.
 #[derive(Debug, Clone, Default)]
@@ -212,23 +216,78 @@ impl StreamRewriter {
     }
 
     /// Decides what to send for one event (not the `[DONE]` one: see [`Self::finish`]).
+    ///
+    /// Only the members that change are parsed: the chunk's top level is read as raw JSON
+    /// values (borrowed from the event), `choices` is parsed only when tool calls or stop
+    /// strings need it, and every other member is written back byte for byte.
     pub fn on_event(&mut self, event: &SseEvent) -> EventAction {
         let data = event.data.as_str();
         if data.is_empty() || !self.wants(data) {
             return EventAction::Forward;
         }
-        let Ok(mut chunk) = serde_json::from_str::<ChatChunk>(data) else {
+        let Ok(RawObject(members)) = serde_json::from_str::<RawObject<'_>>(data) else {
             return EventAction::Forward;
         };
         // An error event mid-stream is not a chunk: pass it on exactly as it came.
-        if chunk.extra.contains_key("error") {
+        if members.iter().any(|(key, _)| *key == "error") {
             return EventAction::Forward;
         }
-        if self.rewrite_chunk(&mut chunk) {
-            EventAction::Replace(SseEvent::encode_json(&chunk))
-        } else {
-            EventAction::Forward
+        let mut changed = false;
+        let mut new_choices: Option<String> = None;
+        let track_meta = self.plan.synthesize_usage.is_some() || !self.plan.stop.is_empty();
+        let choice_work = !self.plan.stop.is_empty()
+            || ((self.plan.tool_call_deltas || !self.plan.tool_names.is_empty())
+                && data.contains("\"tool_calls\""));
+        for (key, value) in &members {
+            match *key {
+                "note" if self.plan.drop_note => changed = true,
+                "usage" if value.get() != "null" => self.usage_seen = true,
+                "choices" if choice_work => {
+                    let Ok(mut choices) = serde_json::from_str::<Vec<ChunkChoice>>(value.get())
+                    else {
+                        return EventAction::Forward;
+                    };
+                    if self.rewrite_choices(&mut choices) {
+                        changed = true;
+                        new_choices = serde_json::to_string(&choices).ok();
+                    }
+                }
+                "choices" if self.plan.synthesize_usage.is_some() => {
+                    if let Ok(choices) = serde_json::from_str::<Vec<TextOnly<'_>>>(value.get()) {
+                        self.completion_chars += choices
+                            .iter()
+                            .map(|c| c.delta.content.as_deref().map_or(0, str::len))
+                            .sum::<usize>();
+                    }
+                }
+                _ => {}
+            }
         }
+        if track_meta && self.meta.is_none() {
+            self.meta = Some(read_meta(&members));
+        }
+        if !changed {
+            return EventAction::Forward;
+        }
+        let mut json = String::with_capacity(data.len());
+        json.push('{');
+        for (key, value) in &members {
+            let value = match *key {
+                "note" if self.plan.drop_note => continue,
+                "choices" if new_choices.is_some() => new_choices.as_deref().unwrap_or("[]"),
+                _ => value.get(),
+            };
+            if json.len() > 1 {
+                json.push(',');
+            }
+            // Keys were borrowed from the event, so they hold no escapes.
+            json.push('"');
+            json.push_str(key);
+            json.push_str("\":");
+            json.push_str(value);
+        }
+        json.push('}');
+        EventAction::Replace(SseEvent::encode(&json))
     }
 
     /// What to send when the answer ends (before the upstream's `data: [DONE]`, or at the end
@@ -292,20 +351,10 @@ impl StreamRewriter {
                 && data.contains("\"tool_calls\""))
     }
 
-    /// Applies the plan to one chunk; returns whether it changed.
-    fn rewrite_chunk(&mut self, chunk: &mut ChatChunk) -> bool {
+    /// Applies the plan to a chunk's choices; returns whether they changed.
+    fn rewrite_choices(&mut self, choices: &mut [ChunkChoice]) -> bool {
         let mut changed = false;
-        if self.plan.drop_note {
-            changed |= chunk.extra.remove("note").is_some();
-        }
-        if chunk.usage.is_some() {
-            self.usage_seen = true;
-        }
-        let track_meta = self.plan.synthesize_usage.is_some() || !self.plan.stop.is_empty();
-        if track_meta && self.meta.is_none() {
-            self.meta = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
-        }
-        for choice in &mut chunk.choices {
+        for choice in choices {
             let delta = &mut choice.delta;
             if self.plan.synthesize_usage.is_some() {
                 self.completion_chars += delta.content.as_deref().map_or(0, str::len);
@@ -375,24 +424,82 @@ impl StreamRewriter {
         if content.is_none() && finish.is_none() {
             return false;
         }
-        let mut text = std::mem::take(held);
-        let original_len = content.as_deref().map_or(0, str::len);
-        let had_held = !text.is_empty();
-        text.push_str(content.as_deref().unwrap_or(""));
+        let had_content = content.is_some();
+        let had_held = !held.is_empty();
+        // Without held-back text the chunk's own string is used as is.
+        let mut text = match content.take() {
+            Some(own) if !had_held => own,
+            own => {
+                let mut text = std::mem::take(held);
+                text.push_str(own.as_deref().unwrap_or(""));
+                text
+            }
+        };
         if let Some(reason) = finish {
             let cut = reason == "stop" && trim_stop(&mut text, &self.plan.stop);
-            let changed = cut || had_held;
-            if changed || content.is_some() {
+            if had_content || !text.is_empty() {
                 *content = Some(text);
             }
-            return changed;
+            return cut || had_held;
         }
         let keep = held_len(&text, &self.plan.stop);
         *held = text.split_off(text.len() - keep);
-        let changed = had_held || keep > 0 || text.len() != original_len;
         *content = Some(text);
-        changed
+        had_held || keep > 0
     }
+}
+
+/// A JSON object's members in order, their values unparsed and borrowed.
+struct RawObject<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    members.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawObject(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// Just the text of a streamed choice, for counting.
+#[derive(Deserialize)]
+struct TextOnly<'a> {
+    #[serde(borrow, default)]
+    delta: TextDelta<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct TextDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// `id`, `created` and `model` of a chunk.
+fn read_meta(members: &[(&str, &RawValue)]) -> (String, u64, String) {
+    let get = |name: &str| {
+        members
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.get())
+    };
+    let text = |name: &str| {
+        get(name)
+            .and_then(|raw| serde_json::from_str::<String>(raw).ok())
+            .unwrap_or_default()
+    };
+    let created = get("created").and_then(|raw| raw.parse().ok()).unwrap_or(0);
+    (text("id"), created, text("model"))
 }
 
 /// Rewrites one tool-call piece in OpenAI's shape. Returns whether to keep it; sets `changed`
@@ -598,6 +705,21 @@ mod tests {
         let e = &events(&[openai])[0];
         assert_eq!(r.on_event(e), EventAction::Forward);
         assert!(r.finish().is_empty());
+    }
+
+    #[test]
+    fn only_the_note_is_removed_other_members_keep_their_bytes() {
+        let mut r = StreamRewriter::new(plan());
+        let mut p = SseParser::new();
+        p.push(b"data: {\"id\":\"x\",\"note\":\"n\",\"x_extra\": {\"a\" : [1, 2.50]},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\u00e9\"}}]}\n\n");
+        let e = p.next_event().unwrap();
+        let EventAction::Replace(bytes) = r.on_event(&e) else {
+            panic!("the note must go")
+        };
+        assert_eq!(
+            &bytes[..],
+            b"data: {\"id\":\"x\",\"x_extra\":{\"a\" : [1, 2.50]},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\u00e9\"}}]}\n\n"
+        );
     }
 
     #[test]
