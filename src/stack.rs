@@ -11,7 +11,7 @@
 //!
 //! | position | layer | request extensions | response extensions |
 //! |---|---|---|---|
-//! | 1 | [`ParseLayer`](crate::chat::ParseLayer): body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
+//! | 1 | [`ParseLayer`]: body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
 //! | 2 | [`FixLayer`]: message fixing ([`Config::fix_config`]) | reads and writes `ChatRequest`, writes `FixReport` | writes `FixReport`; rewrites the body (tool-call deltas, stop strings, `note`, usage) |
 //! | 3 | CascadeLayer (images → descriptions, planned) | reads and writes `ChatRequest` | |
 //! | end | [`Upstream`] | takes `ChatRequest` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
