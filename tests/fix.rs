@@ -376,3 +376,41 @@ async fn an_agent_loop_completes() {
     assert_eq!(sent[1]["messages"][2]["tool_calls"][0]["id"], id);
     assert_eq!(sent[1]["messages"][3]["tool_call_id"], id);
 }
+
+/// The TokenHub preset: the fixer follows TokenHub's policy against a TokenHub-like mock.
+#[tokio::test]
+async fn tokenhub_keeps_reasoning_and_usage_follows_the_client() {
+    use hunyuan_proxy::config::Preset;
+    use hunyuan_proxy::mock::{MockConfig, MockHunyuan, MockPolicy};
+    let mock =
+        MockHunyuan::start_with(MockConfig::default().with_policy(MockPolicy::TokenHub)).await;
+    let mut config = TestProxy::config_for(&mock);
+    config.upstream = Preset::Tokenhub;
+    let t = TestProxy::start_on(mock, config).await;
+    let body = json!({"model": "hy3", "stream": true, "reasoning_effort": "high", "messages": [
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "reasoning_content": "because"},
+        {"role": "user", "content": "q2"},
+    ]});
+    let data = sse_data(t.post("/v1/chat/completions", &body).await).await;
+    let Accumulated { text, usage, .. } = accumulate(&data);
+    assert_eq!(text, "Echo: q2");
+    assert!(usage.is_none(), "the client did not ask for usage");
+    let sent = t.mock.chat_requests().pop().unwrap();
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert_eq!(sent["messages"][2]["reasoning_content"], "because");
+    assert_eq!(sent["reasoning_effort"], "high");
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+
+    let mut body = body;
+    body["stream_options"] = json!({"include_usage": true});
+    let data = sse_data(t.post("/v1/chat/completions", &body).await).await;
+    let usage = accumulate(&data).usage.expect("usage passed on");
+    assert!(usage["total_tokens"].as_u64().unwrap() > 0);
+    let usage_chunks = data.iter().filter(|d| d.contains("\"usage\"")).count();
+    assert_eq!(
+        usage_chunks, 1,
+        "the upstream's usage, none synthesized besides: {data:?}"
+    );
+}

@@ -107,10 +107,12 @@ where
                         this.queue.push_back(event.raw);
                         continue;
                     }
-                    return Poll::Ready(Some(Ok(Frame::data(match rewriter.on_event(&event) {
+                    let bytes = match rewriter.on_event(&event) {
                         EventAction::Forward => event.raw,
                         EventAction::Replace(bytes) => bytes,
-                    }))));
+                        EventAction::Skip => continue,
+                    };
+                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
                 }
             }
             if *this.inner_done {
@@ -153,10 +155,11 @@ fn end_of_input(mode: &mut Mode, queue: &mut VecDeque<Bytes>) {
                     queue.push_back(event.raw);
                     return;
                 }
-                queue.push_back(match rewriter.on_event(&event) {
-                    EventAction::Forward => event.raw,
-                    EventAction::Replace(bytes) => bytes,
-                });
+                match rewriter.on_event(&event) {
+                    EventAction::Forward => queue.push_back(event.raw),
+                    EventAction::Replace(bytes) => queue.push_back(bytes),
+                    EventAction::Skip => {}
+                }
             }
             queue.extend(rewriter.finish());
         }

@@ -23,7 +23,8 @@
 //! On the way out it wraps the answer in a [`FixBody`], which rewrites the event stream event
 //! by event: OpenAI-shaped tool-call deltas, stop strings cut, tool names mapped back, `note`
 //! dropped, and a usage chunk synthesized (with *estimated* counts) when the client asked for
-//! one and the upstream sent none. Events that need none of this go out as their original
+//! one and the upstream sent none (under TokenHub, usage the client did not ask for is
+//! dropped). Events that need none of this go out as their original
 //! bytes.
 //!
 //! The fixer is idempotent: fixing a fixed conversation changes nothing.
@@ -76,7 +77,7 @@ pub use config::{
 };
 pub use future::ResponseFuture;
 pub use layer::FixLayer;
-pub use rewrite::{EventAction, ResponsePlan, StreamRewriter};
+pub use rewrite::{asks_for_usage, EventAction, ResponsePlan, StreamRewriter};
 pub use rules::{
     fix_request, fix_request_with_names, is_vision_model, FixReport, ToolNameMap,
     BRIDGE_ASSISTANT_TEXT, EMPTY_ASSISTANT_TEXT, EMPTY_TOOL_TEXT, EMPTY_USER_TEXT, IMAGE_ONLY_TEXT,

@@ -39,11 +39,30 @@ pub struct ResponsePlan {
     /// Synthesize a usage chunk if the upstream sends none; holds the prompt's estimated
     /// token count.
     pub synthesize_usage: Option<u64>,
+    /// Drop usage the upstream sends: the proxy asked for it (TokenHub sends none otherwise),
+    /// the client did not.
+    pub drop_usage: bool,
+}
+
+/// Whether a request asks for a streamed usage chunk (`stream_options.include_usage`).
+pub fn asks_for_usage(chat: &ChatRequest) -> bool {
+    chat.is_stream()
+        && chat
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
 }
 
 impl ResponsePlan {
-    /// The plan for a fixed request.
-    pub fn new(chat: &ChatRequest, config: &FixConfig, tool_names: ToolNameMap) -> Self {
+    /// The plan for a fixed request; `client_asked_usage` is [`asks_for_usage`] of the
+    /// request as the client sent it.
+    pub fn new(
+        chat: &ChatRequest,
+        config: &FixConfig,
+        tool_names: ToolNameMap,
+        client_asked_usage: bool,
+    ) -> Self {
         let stop = match (&chat.stop, config.enabled(Rule::StopTrim)) {
             (Some(stop), true) => stop
                 .iter()
@@ -52,19 +71,14 @@ impl ResponsePlan {
                 .collect(),
             _ => Vec::new(),
         };
-        let asked_usage = chat.is_stream()
-            && chat
-                .stream_options
-                .as_ref()
-                .and_then(|o| o.include_usage)
-                .unwrap_or(false);
         ResponsePlan {
             stop,
             tool_names,
             tool_call_deltas: config.enabled(Rule::ToolCallDeltas),
             drop_note: config.drop_note,
-            synthesize_usage: (asked_usage && config.synthesize_usage)
+            synthesize_usage: (client_asked_usage && config.synthesize_usage)
                 .then(|| estimate_prompt_tokens(chat)),
+            drop_usage: !client_asked_usage && asks_for_usage(chat),
         }
     }
 
@@ -75,7 +89,10 @@ impl ResponsePlan {
 
     /// Whether a stream needs rewriting.
     pub fn touches_stream(&self) -> bool {
-        self.touches_json() || self.tool_call_deltas || self.synthesize_usage.is_some()
+        self.touches_json()
+            || self.tool_call_deltas
+            || self.synthesize_usage.is_some()
+            || self.drop_usage
     }
 
     /// The rewritten JSON answer, or `None` to send the original bytes.
@@ -185,6 +202,8 @@ pub enum EventAction {
     Forward,
     /// Send these bytes instead.
     Replace(Bytes),
+    /// Send nothing for this event.
+    Skip,
 }
 
 /// Per-stream state of the response rewriting.
@@ -241,7 +260,12 @@ impl StreamRewriter {
         for (key, value) in &members {
             match *key {
                 "note" if self.plan.drop_note => changed = true,
-                "usage" if value.get() != "null" => self.usage_seen = true,
+                "usage" if value.get() != "null" => {
+                    self.usage_seen = true;
+                    if self.plan.drop_usage {
+                        changed = true;
+                    }
+                }
                 "choices" if choice_work => {
                     let Ok(mut choices) = serde_json::from_str::<Vec<ChunkChoice>>(value.get())
                     else {
@@ -269,11 +293,23 @@ impl StreamRewriter {
         if !changed {
             return EventAction::Forward;
         }
+        let dropped_usage = |key: &str, value: &RawValue| {
+            self.plan.drop_usage && key == "usage" && value.get() != "null"
+        };
+        // A usage-only chunk the client did not ask for goes altogether.
+        if members.iter().any(|(k, v)| dropped_usage(k, v))
+            && members
+                .iter()
+                .any(|(k, v)| *k == "choices" && v.get().trim() == "[]")
+        {
+            return EventAction::Skip;
+        }
         let mut json = String::with_capacity(data.len());
         json.push('{');
         for (key, value) in &members {
             let value = match *key {
                 "note" if self.plan.drop_note => continue,
+                _ if dropped_usage(key, value) => continue,
                 "choices" if new_choices.is_some() => new_choices.as_deref().unwrap_or("[]"),
                 _ => value.get(),
             };
@@ -347,6 +383,7 @@ impl StreamRewriter {
         plan.synthesize_usage.is_some()
             || !plan.stop.is_empty()
             || (plan.drop_note && data.contains("\"note\""))
+            || (plan.drop_usage && data.contains("\"usage\""))
             || ((plan.tool_call_deltas || !plan.tool_names.is_empty())
                 && data.contains("\"tool_calls\""))
     }
@@ -589,11 +626,11 @@ mod tests {
         let mut r = StreamRewriter::new(plan);
         let mut out = Vec::new();
         for e in events(chunks) {
-            let bytes = match r.on_event(&e) {
-                EventAction::Forward => e.raw.clone(),
-                EventAction::Replace(b) => b,
-            };
-            out.push(bytes);
+            match r.on_event(&e) {
+                EventAction::Forward => out.push(e.raw.clone()),
+                EventAction::Replace(b) => out.push(b),
+                EventAction::Skip => {}
+            }
         }
         out.extend(r.finish());
         let mut p = SseParser::new();
@@ -723,6 +760,24 @@ mod tests {
     }
 
     #[test]
+    fn usage_the_client_did_not_ask_for_is_dropped() {
+        let p = ResponsePlan {
+            drop_usage: true,
+            ..plan()
+        };
+        let usage = json!({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2});
+        let mut last = hunyuan_chunk(json!({"content": "x"}), Some("stop"));
+        last["usage"] = usage.clone();
+        let mut usage_only = hunyuan_chunk(json!({}), None);
+        usage_only["choices"] = json!([]);
+        usage_only["usage"] = usage;
+        let out = run(p, &[last, usage_only]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].get("usage").is_none());
+        assert_eq!(out[0]["choices"][0]["delta"]["content"], "x");
+    }
+
+    #[test]
     fn error_events_pass_unchanged() {
         let mut r = StreamRewriter::new(ResponsePlan {
             synthesize_usage: Some(1),
@@ -799,7 +854,7 @@ mod tests {
         )
         .unwrap()]);
         let (_, names) = fix_request_with_names(&mut fixed, &FixConfig::default()).unwrap();
-        let p = ResponsePlan::new(&chat, &FixConfig::default(), names);
+        let p = ResponsePlan::new(&chat, &FixConfig::default(), names, false);
         let body = json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "note": "n",
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "done END",
               "tool_calls": [{"id": "c", "type": "function", "function": {"name": "a_b", "arguments": "{}"}}]}}]});
@@ -816,6 +871,7 @@ mod tests {
             &chat,
             &FixConfig::tokenhub().with_drop_note(false),
             ToolNameMap::default(),
+            false,
         );
         assert!(tokenhub
             .rewrite_completion(body.to_string().as_bytes())

@@ -3,7 +3,7 @@
 use super::body::FixBody;
 use super::config::FixConfig;
 use super::future::ResponseFuture;
-use super::rewrite::ResponsePlan;
+use super::rewrite::{asks_for_usage, ResponsePlan};
 use super::rules::fix_request_with_names;
 use crate::chat::take_chat;
 use axum::body::Body;
@@ -60,6 +60,7 @@ where
                 Ok(chat) => chat,
                 Err(err) => return Ok(err.into_response()),
             };
+            let client_asked_usage = asks_for_usage(&chat);
             let (report, names) = match fix_request_with_names(&mut chat, &config) {
                 Ok(fixed) => fixed,
                 Err(err) => return Ok(err.into_response()),
@@ -67,7 +68,7 @@ where
             if !report.rules.is_empty() {
                 tracing::debug!(rules = ?report.rules, "fix rules applied");
             }
-            let plan = ResponsePlan::new(&chat, &config, names);
+            let plan = ResponsePlan::new(&chat, &config, names, client_asked_usage);
             req.headers_mut().remove(header::CONTENT_LENGTH);
             req.extensions_mut().insert(chat);
             req.extensions_mut().insert(report.clone());

@@ -8,7 +8,9 @@
 //!   outside [0, 2], `top_p` outside [0, 1], `seed` outside 1..=10000 (R12);
 //! - TokenHub, `hy3*`/`hy4*` models: an assistant tool-call message without
 //!   `reasoning_content` gets `""` (interleaved thinking expects it back); for `hy3*`,
-//!   `tool_choice` `required` or a named function becomes `auto`.
+//!   `tool_choice` `required` or a named function becomes `auto`;
+//! - TokenHub, streams: `stream_options.include_usage` is set (TokenHub sends no usage
+//!   otherwise; the answer side drops it when the client did not ask).
 
 use crate::chat::{ChatRequest, Role};
 use crate::error::ProxyError;
@@ -65,6 +67,15 @@ pub(super) fn apply(chat: &mut ChatRequest, policy: FixPolicy) -> Result<bool, P
             }
             if model.starts_with("hy3") {
                 changed |= relax_tool_choice(&mut chat.extra);
+            }
+            // TokenHub streams carry usage only when asked; the answer side drops it again
+            // when the client did not ask.
+            if chat.is_stream() {
+                let options = chat.stream_options.get_or_insert_with(Default::default);
+                if options.include_usage != Some(true) {
+                    options.include_usage = Some(true);
+                    changed = true;
+                }
             }
         }
     }
