@@ -16,8 +16,7 @@
 use super::config::{FixConfig, Rule};
 use super::rules::ToolNameMap;
 use crate::chat::{
-    ChatChunk, ChatCompletion, ChatRequest, ChunkChoice, Content, Delta, SseEvent, ToolCallDelta,
-    Usage,
+    ChatChunk, ChatRequest, Choice, ChunkChoice, Content, Delta, SseEvent, ToolCallDelta, Usage,
 };
 use bytes::Bytes;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -101,23 +100,32 @@ impl ResponsePlan {
         if !note && self.stop.is_empty() && self.tool_names.is_empty() {
             return None;
         }
-        let mut answer: ChatCompletion = serde_json::from_slice(body).ok()?;
-        if self.drop_note {
-            answer.extra.remove("note");
-        }
-        for choice in &mut answer.choices {
-            if choice.finish_reason.as_deref() == Some("stop") {
-                if let Some(content) = &mut choice.message.content {
-                    trim_stop(content, &self.stop);
+        let text = std::str::from_utf8(body).ok()?;
+        let RawObject(members) = serde_json::from_str(text).ok()?;
+        let mut new_choices = None;
+        if !self.stop.is_empty() || !self.tool_names.is_empty() {
+            let raw = members.iter().find(|(k, _)| *k == "choices")?.1;
+            let mut choices: Vec<Choice> = serde_json::from_str(raw.get()).ok()?;
+            for choice in &mut choices {
+                if choice.finish_reason.as_deref() == Some("stop") {
+                    if let Some(content) = &mut choice.message.content {
+                        trim_stop(content, &self.stop);
+                    }
+                }
+                for call in choice.message.tool_calls.iter_mut().flatten() {
+                    if let Some(original) = self.tool_names.original(&call.function.name) {
+                        call.function.name = original.to_owned();
+                    }
                 }
             }
-            for call in choice.message.tool_calls.iter_mut().flatten() {
-                if let Some(original) = self.tool_names.original(&call.function.name) {
-                    call.function.name = original.to_owned();
-                }
-            }
+            new_choices = Some(serde_json::to_string(&choices).ok()?);
         }
-        Some(Bytes::from(serde_json::to_vec(&answer).ok()?))
+        let json = write_object(&members, body.len(), |key, value| match key {
+            "note" if self.drop_note => None,
+            "choices" if new_choices.is_some() => new_choices.as_deref(),
+            _ => Some(value.get()),
+        });
+        Some(Bytes::from(json))
     }
 }
 
@@ -304,25 +312,12 @@ impl StreamRewriter {
         {
             return EventAction::Skip;
         }
-        let mut json = String::with_capacity(data.len());
-        json.push('{');
-        for (key, value) in &members {
-            let value = match *key {
-                "note" if self.plan.drop_note => continue,
-                _ if dropped_usage(key, value) => continue,
-                "choices" if new_choices.is_some() => new_choices.as_deref().unwrap_or("[]"),
-                _ => value.get(),
-            };
-            if json.len() > 1 {
-                json.push(',');
-            }
-            // Keys were borrowed from the event, so they hold no escapes.
-            json.push('"');
-            json.push_str(key);
-            json.push_str("\":");
-            json.push_str(value);
-        }
-        json.push('}');
+        let json = write_object(&members, data.len(), |key, value| match key {
+            "note" if self.plan.drop_note => None,
+            _ if dropped_usage(key, value) => None,
+            "choices" if new_choices.is_some() => new_choices.as_deref(),
+            _ => Some(value.get()),
+        });
         EventAction::Replace(SseEvent::encode(&json))
     }
 
@@ -507,6 +502,31 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
         }
         deserializer.deserialize_map(Members)
     }
+}
+
+/// Writes a JSON object from `members`, each value as `value_of` says (`None` leaves the member
+/// out). Keys are written as they were read: borrowed keys hold no escapes.
+fn write_object<'a>(
+    members: &[(&'a str, &'a RawValue)],
+    capacity: usize,
+    mut value_of: impl FnMut(&'a str, &'a RawValue) -> Option<&'a str>,
+) -> String {
+    let mut json = String::with_capacity(capacity);
+    json.push('{');
+    for &(key, raw) in members {
+        let Some(value) = value_of(key, raw) else {
+            continue;
+        };
+        if json.len() > 1 {
+            json.push(',');
+        }
+        json.push('"');
+        json.push_str(key);
+        json.push_str("\":");
+        json.push_str(value);
+    }
+    json.push('}');
+    json
 }
 
 /// Just the text of a streamed choice, for counting.
