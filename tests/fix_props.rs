@@ -296,3 +296,106 @@ fn markers_are_found() {
     assert_eq!(markers(&m, "ua"), ["<u1>", "<a2>", "<u3>"]);
     let _: Value = json!(null);
 }
+
+mod stream {
+    use bytes::Bytes;
+    use futures_util::FutureExt;
+    use http_body::Frame;
+    use http_body_util::{BodyExt, StreamBody};
+    use hunyuan_proxy::chat::{SseEvent, SseParser};
+    use hunyuan_proxy::fix::{FixBody, ResponsePlan};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// Splits `text` at the given char positions.
+    fn pieces(text: &str, mut cuts: Vec<usize>) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        cuts.retain(|&c| c < chars.len());
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for cut in cuts.into_iter().chain([chars.len()]) {
+            out.push(chars[start..cut].iter().collect());
+            start = cut;
+        }
+        out
+    }
+
+    /// The Hunyuan stream of `contents` ending with `finish`, cut into frames at byte offsets.
+    fn stream_bytes(contents: &[String], finish: &str, frame_cuts: &[usize]) -> Vec<Bytes> {
+        let chunk = |content: &str, finish: Option<&str>| {
+            SseEvent::encode_json(
+                &json!({"id": "x", "object": "chat.completion.chunk", "created": 1,
+                "model": "m", "note": "n", "choices": [{"index": 0,
+                "delta": {"role": "assistant", "content": content, "reasoning_content": ""},
+                "finish_reason": finish}]}),
+            )
+        };
+        let mut all: Vec<u8> = Vec::new();
+        for c in contents {
+            all.extend_from_slice(&chunk(c, None));
+        }
+        all.extend_from_slice(&chunk("", Some(finish)));
+        all.extend_from_slice(&SseEvent::encode("[DONE]"));
+        let mut cuts: Vec<usize> = frame_cuts.iter().map(|c| c % all.len()).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut frames = Vec::new();
+        let mut start = 0;
+        for cut in cuts.into_iter().chain([all.len()]) {
+            frames.push(Bytes::copy_from_slice(&all[start..cut]));
+            start = cut;
+        }
+        frames
+    }
+
+    fn run(frames: Vec<Bytes>, plan: ResponsePlan) -> (String, Vec<Value>) {
+        let body = StreamBody::new(futures_util::stream::iter(
+            frames
+                .into_iter()
+                .map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b))),
+        ));
+        let out = FixBody::stream(body, plan)
+            .collect()
+            .now_or_never()
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        let mut parser = SseParser::new();
+        parser.push(&out);
+        let mut text = String::new();
+        let mut chunks = Vec::new();
+        while let Some(event) = parser.next_event() {
+            if event.is_done() {
+                continue;
+            }
+            let chunk: Value = serde_json::from_str(&event.data).unwrap();
+            for choice in chunk["choices"].as_array().unwrap() {
+                text.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+            }
+            chunks.push(chunk);
+        }
+        (text, chunks)
+    }
+
+    proptest! {
+        #[test]
+        fn a_trailing_stop_string_is_cut_however_the_stream_is_split(
+            text in "[ab é]{0,30}",
+            stop in "[ab é]{1,4}",
+            cuts in prop::collection::vec(0usize..40, 0..8),
+            frame_cuts in prop::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let plan = ResponsePlan { stop: vec![stop.clone()], drop_note: true, ..Default::default() };
+            // Hunyuan kept the stop string: the answer ends with it.
+            let full = format!("{text}{stop}");
+            let (got, chunks) = run(stream_bytes(&pieces(&full, cuts.clone()), "stop", &frame_cuts), plan.clone());
+            prop_assert_eq!(&got, &text);
+            prop_assert!(chunks.iter().all(|c| c.get("note").is_none()));
+            // Without a stop finish nothing is cut, however much looked like a stop string.
+            let (got, _) = run(stream_bytes(&pieces(&full, cuts), "length", &frame_cuts), plan);
+            prop_assert_eq!(got, full);
+        }
+    }
+}
