@@ -399,3 +399,53 @@ mod stream {
         }
     }
 }
+
+mod configs {
+    use super::{build, conversation};
+    use hunyuan_proxy::fix::{fix_request, FixConfig, FixPolicy, PrefillMode, Rule};
+    use proptest::prelude::*;
+
+    fn config() -> impl Strategy<Value = FixConfig> {
+        (
+            any::<bool>(),
+            prop::collection::vec(prop::option::of(any::<bool>()), Rule::ALL.len()),
+            2usize..50,
+            any::<bool>(),
+        )
+            .prop_map(|(tokenhub, switches, max, fold)| {
+                let mut config = FixConfig::default()
+                    .with_policy(if tokenhub {
+                        FixPolicy::TokenHub
+                    } else {
+                        FixPolicy::Legacy
+                    })
+                    .with_max_messages(max)
+                    .with_prefill(if fold {
+                        PrefillMode::FoldIntoUser
+                    } else {
+                        PrefillMode::ContinueTurn
+                    });
+                for (rule, switch) in Rule::ALL.iter().zip(switches) {
+                    if let Some(on) = switch {
+                        config = config.with_rule(*rule, on);
+                    }
+                }
+                config
+            })
+    }
+
+    proptest! {
+        /// Any combination of switches: no panic, and fixing twice changes nothing more.
+        #[test]
+        fn any_rule_combination_is_safe_and_idempotent(
+            (items, vision) in conversation(),
+            config in config(),
+        ) {
+            let mut chat = build(&items, vision);
+            fix_request(&mut chat, &config).unwrap();
+            let before = chat.clone();
+            fix_request(&mut chat, &config).unwrap();
+            prop_assert_eq!(chat, before);
+        }
+    }
+}

@@ -51,9 +51,9 @@ fn drop_tool_rounds(messages: &mut Vec<Message>, max: usize) {
             return;
         }
         // The round starting at `first` ends before the next assistant message.
-        let end = messages[first + 1..]
-            .iter()
-            .position(|m| m.role == Role::Assistant)
+        let end = messages
+            .get(first + 1..)
+            .and_then(|rest| rest.iter().position(|m| m.role == Role::Assistant))
             .map(|p| first + 1 + p);
         match end {
             Some(end) if messages[first].role == Role::Assistant => {
