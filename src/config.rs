@@ -4,6 +4,7 @@
 //! Key names follow the original project (`host`, `port`, `api_base`, `cache_ttl`, …).
 //! Secrets ([`Secret`]) are redacted in `Debug` and when the config is shown in `/status`.
 
+use crate::cascade::CascadeConfig;
 use crate::rate_limit::RateLimit;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -165,6 +166,10 @@ pub struct Config {
     /// Message fixing (`[fix]` table): policy, per-rule switches, texts, message limit. The
     /// policy defaults to the `upstream` preset's.
     pub fix: crate::fix::FixConfig,
+    /// The image cascade (TOML table `[cascade]`; see [`CascadeConfig`]). Its models come
+    /// from `vision_model` and `text_model` above; the description cache is sized by
+    /// `cache_max_size`, `cache_ttl` and `cascade.cache_max_bytes`.
+    pub cascade: CascadeConfig,
 }
 
 impl Default for Config {
@@ -203,6 +208,7 @@ impl Default for Config {
             rate_limit: None,
             client_rate_limit: None,
             fix: crate::fix::FixConfig::default(),
+            cascade: CascadeConfig::default(),
         }
     }
 }
@@ -357,6 +363,7 @@ impl Config {
                 problem: err.0,
             });
         }
+        self.cascade_config().validate()?;
         for origin in &self.cors_origins {
             if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
                 return invalid("cors_origins", "holds a value that is not a valid origin");
@@ -396,6 +403,18 @@ impl Config {
         self.vision_model
             .as_deref()
             .unwrap_or(self.upstream.vision_model())
+    }
+
+    /// The cascade's settings with the models of `vision_model` and `text_model`.
+    pub fn cascade_config(&self) -> CascadeConfig {
+        self.cascade
+            .clone()
+            .models(self.vision_model(), self.text_model())
+    }
+
+    /// `cache_ttl` as a duration.
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl)
     }
 
     /// `request_timeout` as a duration.
@@ -487,6 +506,22 @@ mod tests {
         let c = Config::from_toml_str("upstream = \"tokenhub\"", "t.toml").unwrap();
         assert_eq!(c.api_base(), "https://tokenhub.tencentmaas.com/v1");
         assert_eq!(c.text_model(), "hy3-preview");
+    }
+
+    #[test]
+    fn cascade_table_is_read_and_checked() {
+        let c = Config::from_toml_str(
+            "vision_model = \"v\"\n[cascade]\non_failure = \"degrade\"\nmax_images = 3",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.cascade.max_images, 3);
+        assert_eq!(c.cascade_config().vision_model, "v");
+        assert!(c.validate().is_ok());
+        let c = Config::from_toml_str("[cascade]\nconcurrency = 0", "t.toml").unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("cascade.concurrency"), "{err}");
+        assert!(Config::from_toml_str("[cascade]\nbogus = 1", "t.toml").is_err());
     }
 
     #[test]

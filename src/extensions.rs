@@ -6,7 +6,8 @@
 //! | [`ChatRequest`](crate::chat::ChatRequest) | [`ParseLayer`](crate::chat::ParseLayer) | request | every chat layer, the upstream |
 //! | [`BodyLimit`](crate::chat::BodyLimit) | the server router | request | whoever reads a body |
 //! | [`FixReport`] | the FixLayer | request and response | metrics |
-//! | [`VisionReport`] | the CascadeLayer | response | metrics |
+//! | [`VisionReport`] | [`CascadeLayer`](crate::cascade::CascadeLayer) | request and response | metrics |
+//! | [`PendingVisionReport`](crate::cascade::PendingVisionReport) | the CascadeLayer, for a stream committed before its images were described | response | metrics (read it when the body ends) |
 //! | [`UpstreamTiming`] | [`Upstream`](crate::upstream::Upstream) | response | metrics |
 //! | [`ResolvedModel`] | [`Upstream`](crate::upstream::Upstream) | response | metrics |
 //! | [`ErrorKind`] | every error answer ([`ProxyError`](crate::ProxyError)) | response | metrics |

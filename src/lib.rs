@@ -6,6 +6,8 @@
 //! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
 //! - [`fix`]: the [`fix::FixLayer`], which makes conversations acceptable to Hunyuan.
 //! - [`upstream`]: the forwarding service every stack ends in.
+//! - [`cascade`]: images described by the vision model, for tool-calling text models.
+//! - [`cache`]: a generic keyed response cache layer (used for image descriptions).
 //! - [`stack`]: the ready-made chat stack and the order of its layers.
 //! - [`server`]: the whole proxy as an axum `Router`.
 //! - [`config`]: the configuration (TOML, environment, flags).
@@ -14,6 +16,8 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod auth;
+pub mod cache;
+pub mod cascade;
 pub mod chat;
 pub mod completions;
 pub mod config;
@@ -30,7 +34,7 @@ pub mod upstream;
 pub use config::Config;
 pub use error::ProxyError;
 pub use server::Proxy;
-pub use stack::{chat_stack, ChatService};
+pub use stack::{chat_stack, ChatService, ChatStack};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

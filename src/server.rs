@@ -13,13 +13,14 @@
 //! ```
 
 use crate::auth::ClientAuthLayer;
+use crate::cache::CacheHandle;
 use crate::chat::parse::BodyReadTimeout;
 use crate::chat::BodyLimit;
 use crate::completions::CompletionsService;
 use crate::config::{Config, ConfigError};
 use crate::error::ProxyError;
 use crate::rate_limit::RateLimitLayer;
-use crate::stack::{chat_stack, ChatService};
+use crate::stack::{ChatService, ChatStack};
 use crate::upstream::{Upstream, UpstreamConfig, UpstreamSetupError};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -71,6 +72,7 @@ struct ProxyState {
     config: Config,
     upstream: Upstream,
     chat: ChatService,
+    description_cache: CacheHandle,
     started: Instant,
     started_unix: u64,
     shutting_down: AtomicBool,
@@ -89,12 +91,13 @@ impl Proxy {
     pub fn new(config: Config) -> Result<Self, BuildError> {
         config.validate()?;
         let upstream = Upstream::new(UpstreamConfig::from_config(&config))?;
-        let chat = chat_stack(&config, upstream.clone());
+        let stack = ChatStack::new(&config, upstream.clone());
         Ok(Proxy {
             state: Arc::new(ProxyState {
                 config,
                 upstream,
-                chat,
+                chat: stack.service,
+                description_cache: stack.description_cache,
                 started: Instant::now(),
                 started_unix: SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -117,6 +120,11 @@ impl Proxy {
     /// The chat stack, for mounting on a route of your own.
     pub fn chat_service(&self) -> ChatService {
         self.state.chat.clone()
+    }
+
+    /// The image-description cache: statistics and clearing.
+    pub fn description_cache(&self) -> &CacheHandle {
+        &self.state.description_cache
     }
 
     /// Marks the proxy as shutting down: `/health/live` answers 503 from now on.
@@ -290,6 +298,7 @@ async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
             "in_flight": proxy.upstream().in_flight(),
             "concurrency": proxy.config().upstream_concurrency,
         },
+        "cache": proxy.description_cache().stats(),
     }))
 }
 
@@ -328,9 +337,7 @@ async fn cache_stats(
     headers: HeaderMap,
 ) -> Result<Response, ProxyError> {
     check_admin(&proxy, &headers)?;
-    Err(ProxyError::NotImplemented {
-        message: "the description cache is not available in this build yet".into(),
-    })
+    Ok(Json(proxy.description_cache().stats()).into_response())
 }
 
 async fn cache_clear(
@@ -338,7 +345,7 @@ async fn cache_clear(
     headers: HeaderMap,
 ) -> Result<Response, ProxyError> {
     check_admin(&proxy, &headers)?;
-    Err(ProxyError::NotImplemented {
-        message: "the description cache is not available in this build yet".into(),
-    })
+    let cleared = proxy.description_cache().clear();
+    tracing::info!(cleared, "description cache emptied");
+    Ok(Json(json!({"cleared": cleared})).into_response())
 }

@@ -13,13 +13,15 @@
 //! |---|---|---|---|
 //! | 1 | [`ParseLayer`]: body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
 //! | 2 | [`FixLayer`]: message fixing ([`Config::fix_config`]) | reads and writes `ChatRequest`, writes `FixReport` | writes `FixReport`; rewrites the body (tool-call deltas, stop strings, `note`, usage) |
-//! | 3 | CascadeLayer (images → descriptions, planned) | reads and writes `ChatRequest` | |
+//! | 3 | [`CascadeLayer`]: images → descriptions, model switch | reads and writes `ChatRequest`; writes `VisionReport` | writes `VisionReport` (or `PendingVisionReport` for a stream committed early), `ErrorKind` on rejection |
 //! | end | [`Upstream`] | takes `ChatRequest` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
 //!
 //! Metrics and health are app-wide layers applied to the whole router (see
 //! [`server`](crate::server)), not part of this chat stack. Every layer also works alone: a
 //! layer that finds no `ChatRequest` in the extensions parses the body itself.
 
+use crate::cache::CacheHandle;
+use crate::cascade::CascadeLayer;
 use crate::chat::ParseLayer;
 use crate::config::Config;
 use crate::fix::FixLayer;
@@ -36,14 +38,46 @@ pub type ChatService = BoxCloneSyncService<Request<Body>, Response<Body>, Infall
 /// Builds the ready-made chat stack for `config`, ending in `upstream`.
 ///
 /// # Panics
-///
-/// If `config.fix` is not valid; [`Config::validate`] (called by
-/// [`Proxy::new`](crate::server::Proxy::new)) checks it.
+/// When `config` does not pass [`Config::validate`].
 pub fn chat_stack(config: &Config, upstream: Upstream) -> ChatService {
-    let fix = FixLayer::new(config.fix_config()).expect("`fix` config validated");
-    let service = ServiceBuilder::new()
-        .layer(ParseLayer::new(config.request_body_limit))
-        .layer(fix)
-        .service(upstream);
-    BoxCloneSyncService::new(service)
+    ChatStack::new(config, upstream).service
+}
+
+/// The ready-made chat stack and the handles the server's admin routes need.
+#[derive(Clone, Debug)]
+pub struct ChatStack {
+    /// The type-erased stack.
+    pub service: ChatService,
+    /// The image-description cache (for `/cache/stats`, `DELETE /cache` and `/status`).
+    pub description_cache: CacheHandle,
+}
+
+impl ChatStack {
+    /// Builds the stack for `config`, ending in `upstream`.
+    ///
+    /// # Panics
+    /// When `config` does not pass [`Config::validate`].
+    pub fn new(config: &Config, upstream: Upstream) -> Self {
+        let (cascade, description_cache) = CascadeLayer::with_cache(
+            config.cascade_config(),
+            upstream.clone(),
+            config.cache_max_size,
+            config.cache_ttl(),
+            config.enable_cache_logging,
+        )
+        .expect("the config was validated");
+        let fix = FixLayer::new(config.fix_config()).expect("the config was validated");
+        let service = ServiceBuilder::new()
+            // 1
+            .layer(ParseLayer::new(config.request_body_limit))
+            // 2
+            .layer(fix)
+            // 3
+            .layer(cascade)
+            .service(upstream);
+        ChatStack {
+            service: BoxCloneSyncService::new(service),
+            description_cache,
+        }
+    }
 }

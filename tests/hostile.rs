@@ -368,12 +368,24 @@ async fn hostile_requests_get_4xx_envelopes_and_harm_nothing_in_flight() {
         let cases = cases();
         assert!(cases.len() >= 35, "the suite shrank to {}", cases.len());
         for c in cases {
-            let response = tokio::time::timeout(
-                Duration::from_secs(20),
-                t.post_raw(c.path, c.content_type, c.body),
-            )
-            .await
-            .unwrap_or_else(|_| panic!("case `{}` hung", c.name));
+            let sent = t
+                .client
+                .post(t.url(c.path))
+                .header("content-type", c.content_type)
+                .body(c.body)
+                .send();
+            let response = match tokio::time::timeout(Duration::from_secs(20), sent)
+                .await
+                .unwrap_or_else(|_| panic!("case `{}` hung", c.name))
+            {
+                Ok(response) => response,
+                // The proxy answers 413 from Content-Length without reading the body and
+                // closes; a client still writing may see the closed connection instead.
+                Err(err) if matches!(c.expect, Expect::Status(413)) && !err.is_timeout() => {
+                    continue
+                }
+                Err(err) => panic!("case `{}`: {err}", c.name),
+            };
             let status = response.status().as_u16();
             assert!(
                 !response.headers().contains_key("x-injected"),

@@ -1,0 +1,77 @@
+//! [`CascadeLayer`]: puts a [`Cascade`] in front of a chat service.
+
+use super::config::CascadeConfig;
+use super::describer::{Describer, Description};
+use super::service::{Cascade, Prepared};
+use crate::cache::{CacheHandle, CacheLayer};
+use crate::config::ConfigError;
+use crate::upstream::Upstream;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_layer::Layer;
+
+/// The describer the proxy uses: the [`Describer`] behind the description cache.
+pub type CachedDescriber =
+    crate::cache::Cache<Describer, Description, crate::cache::MemoryStore<Description>>;
+
+/// Replaces images with descriptions made by the describer `D` (any
+/// `Service<DescribeRequest>`), then switches the request to the text model.
+#[derive(Clone)]
+pub struct CascadeLayer<D> {
+    describer: D,
+    prepared: Arc<Prepared>,
+}
+
+impl<D> std::fmt::Debug for CascadeLayer<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CascadeLayer")
+            .field("config", &self.prepared.config)
+            .finish()
+    }
+}
+
+impl<D> CascadeLayer<D> {
+    /// A layer describing images with `describer`; `config` is validated here, once.
+    ///
+    /// The cache key of each image includes `config`'s vision model, prompt and `max_tokens`,
+    /// so `describer` should use the same ones.
+    pub fn new(config: CascadeConfig, describer: D) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(CascadeLayer {
+            describer,
+            prepared: Arc::new(Prepared::new(config)),
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &CascadeConfig {
+        &self.prepared.config
+    }
+}
+
+impl CascadeLayer<CachedDescriber> {
+    /// The proxy's own layer: a [`Describer`] over `upstream` behind a description cache of at
+    /// most `max_entries` entries living `ttl` each. The cache's handle is returned for the
+    /// admin routes.
+    pub fn with_cache(
+        config: CascadeConfig,
+        upstream: Upstream,
+        max_entries: usize,
+        ttl: Duration,
+        log_cache: bool,
+    ) -> Result<(Self, CacheHandle), ConfigError> {
+        config.validate()?;
+        let cache = CacheLayer::new(config.cache_config(max_entries, ttl, log_cache));
+        let handle = cache.handle();
+        let describer = cache.layer(Describer::new(upstream, &config));
+        Ok((CascadeLayer::new(config, describer)?, handle))
+    }
+}
+
+impl<S, D: Clone> Layer<S> for CascadeLayer<D> {
+    type Service = Cascade<S, D>;
+
+    fn layer(&self, inner: S) -> Cascade<S, D> {
+        Cascade::new(inner, self.describer.clone(), self.prepared.clone())
+    }
+}
