@@ -120,7 +120,8 @@ impl ResponsePlan {
             }
             new_choices = Some(serde_json::to_string(&choices).ok()?);
         }
-        let json = write_object(&members, body.len(), |key, value| match key {
+        let mut json = String::with_capacity(body.len());
+        write_object(&mut json, &members, |key, value| match key {
             "note" if self.drop_note => None,
             "choices" if new_choices.is_some() => new_choices.as_deref(),
             _ => Some(value.get()),
@@ -312,13 +313,24 @@ impl StreamRewriter {
         {
             return EventAction::Skip;
         }
-        let json = write_object(&members, data.len(), |key, value| match key {
+        // One `data:` line, written in place, unless the upstream spread the JSON over several.
+        let one_line = !data.contains('\n');
+        let mut out = String::with_capacity(data.len() + 8);
+        if one_line {
+            out.push_str("data: ");
+        }
+        write_object(&mut out, &members, |key, value| match key {
             "note" if self.plan.drop_note => None,
             _ if dropped_usage(key, value) => None,
             "choices" if new_choices.is_some() => new_choices.as_deref(),
             _ => Some(value.get()),
         });
-        EventAction::Replace(SseEvent::encode(&json))
+        if one_line {
+            out.push_str("\n\n");
+            EventAction::Replace(Bytes::from(out))
+        } else {
+            EventAction::Replace(SseEvent::encode(&out))
+        }
     }
 
     /// What to send when the answer ends (before the upstream's `data: [DONE]`, or at the end
@@ -504,29 +516,29 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
     }
 }
 
-/// Writes a JSON object from `members`, each value as `value_of` says (`None` leaves the member
-/// out). Keys are written as they were read: borrowed keys hold no escapes.
+/// Appends a JSON object made of `members` to `out`, each value as `value_of` says (`None`
+/// leaves the member out). Keys are written as they were read: borrowed keys hold no escapes.
 fn write_object<'a>(
+    out: &mut String,
     members: &[(&'a str, &'a RawValue)],
-    capacity: usize,
     mut value_of: impl FnMut(&'a str, &'a RawValue) -> Option<&'a str>,
-) -> String {
-    let mut json = String::with_capacity(capacity);
-    json.push('{');
+) {
+    out.push('{');
+    let mut first = true;
     for &(key, raw) in members {
         let Some(value) = value_of(key, raw) else {
             continue;
         };
-        if json.len() > 1 {
-            json.push(',');
+        if !first {
+            out.push(',');
         }
-        json.push('"');
-        json.push_str(key);
-        json.push_str("\":");
-        json.push_str(value);
+        first = false;
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+        out.push_str(value);
     }
-    json.push('}');
-    json
+    out.push('}');
 }
 
 /// Just the text of a streamed choice, for counting.
@@ -795,6 +807,20 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(out[0].get("usage").is_none());
         assert_eq!(out[0]["choices"][0]["delta"]["content"], "x");
+    }
+
+    #[test]
+    fn json_spread_over_several_data_lines_stays_valid() {
+        let mut r = StreamRewriter::new(plan());
+        let mut p = SseParser::new();
+        p.push(b"data: {\"id\": \"x\",\ndata: \"note\": \"n\",\ndata: \"choices\": []}\n\n");
+        let e = p.next_event().unwrap();
+        let EventAction::Replace(bytes) = r.on_event(&e) else {
+            panic!("the note must go")
+        };
+        p.push(&bytes);
+        let out: Value = serde_json::from_str(&p.next_event().unwrap().data).unwrap();
+        assert_eq!(out, json!({"id": "x", "choices": []}));
     }
 
     #[test]
