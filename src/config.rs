@@ -5,6 +5,7 @@
 //! Secrets ([`Secret`]) are redacted in `Debug` and when the config is shown in `/status`.
 
 use crate::cascade::CascadeConfig;
+use crate::metrics::AlertRule;
 use crate::rate_limit::RateLimit;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -132,6 +133,13 @@ pub struct Config {
     pub alert_check_interval: u64,
     /// Samples kept in the in-process metrics window.
     pub max_metric_points: usize,
+    /// Seconds of history the metrics window covers (older samples are left out of rates,
+    /// percentiles and alerts).
+    pub metric_window: u64,
+    /// Alert rules added to (or, by name, replacing) the defaults: `[[alert_rules]]` tables.
+    pub alert_rules: Vec<AlertRule>,
+    /// Seconds an upstream health probe's answer is reused (0: probe on every check).
+    pub health_probe_cache: u64,
     /// Bearer token for the admin routes (`/cache*`); without one they are off.
     pub admin_token: Option<Secret>,
     /// Seconds the upstream may stay silent (before the first byte or between stream chunks).
@@ -192,6 +200,9 @@ impl Default for Config {
             enable_health_check: true,
             alert_check_interval: 30,
             max_metric_points: 10_000,
+            metric_window: 300,
+            alert_rules: Vec::new(),
+            health_probe_cache: 5,
             admin_token: None,
             request_timeout: 600,
             connect_timeout: 10,
@@ -323,6 +334,24 @@ impl Config {
         }
         if self.max_metric_points == 0 {
             return invalid("max_metric_points", "must be at least 1");
+        }
+        if self.metric_window == 0 {
+            return invalid("metric_window", "must be at least 1 second");
+        }
+        let mut names = std::collections::HashSet::new();
+        for rule in &self.alert_rules {
+            if let Err(err) = rule.validate() {
+                return Err(ConfigError::Invalid {
+                    key: "alert_rules",
+                    problem: format!("holds an invalid rule: {err}"),
+                });
+            }
+            if !names.insert(rule.name.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "alert_rules",
+                    problem: format!("names `{}` twice", rule.name),
+                });
+            }
         }
         if self.request_timeout == 0 {
             return invalid("request_timeout", "must be at least 1 second");
@@ -499,6 +528,27 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("env-key"));
         assert!(serde_json::to_string(&c).unwrap().contains("[redacted]"));
+    }
+
+    #[test]
+    fn alert_rules_load_and_are_validated() {
+        let c = Config::from_toml_str(
+            "[[alert_rules]]\nname = \"many_fixes\"\nmetric = \"counter:fixes\"\n\
+             condition = \"gt\"\nthreshold = 100.0\nseverity = \"low\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.alert_rules[0].name, "many_fixes");
+        assert!(c.validate().is_ok());
+        let mut twice = c.clone();
+        twice.alert_rules.push(c.alert_rules[0].clone());
+        assert!(twice.validate().unwrap_err().to_string().contains("twice"));
+        let err = Config::from_toml_str(
+            "[[alert_rules]]\nname = \"x\"\nmetric = \"latency\"\ncondition = \"gt\"\nthreshold = 1.0\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("alert metric"), "{err}");
     }
 
     #[test]

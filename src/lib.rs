@@ -9,6 +9,8 @@
 //! - [`cascade`]: images described by the vision model, for tool-calling text models.
 //! - [`cache`]: a generic keyed response cache layer (used for image descriptions).
 //! - [`stack`]: the ready-made chat stack and the order of its layers.
+//! - [`metrics`]: [`metrics::MetricsLayer`], the in-process monitor and alert rules.
+//! - [`health`]: [`health::HealthLayer`] and the component health checks.
 //! - [`server`]: the whole proxy as an axum `Router`.
 //! - [`config`]: the configuration (TOML, environment, flags).
 //! - [`error`]: the one error type and OpenAI's envelope.
@@ -24,6 +26,8 @@ pub mod config;
 pub mod error;
 pub mod extensions;
 pub mod fix;
+pub mod health;
+pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod rate_limit;

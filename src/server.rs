@@ -19,6 +19,10 @@ use crate::chat::BodyLimit;
 use crate::completions::CompletionsService;
 use crate::config::{Config, ConfigError};
 use crate::error::ProxyError;
+use crate::health::{
+    AlertCheck, CacheCheck, HealthConfig, HealthLayer, HealthRegistry, UpstreamCheck,
+};
+use crate::metrics::{AlertTask, Alerts, MetricsConfig, MetricsLayer, Monitor, MonitorConfig};
 use crate::rate_limit::RateLimitLayer;
 use crate::stack::{ChatService, ChatStack};
 use crate::upstream::{Upstream, UpstreamConfig, UpstreamSetupError};
@@ -26,11 +30,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -50,6 +54,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/cache"),
 ];
 
+/// The routes requests count in the monitor's window (rates, percentiles and alerts): the
+/// model routes, not probes or scrapes.
+pub const MONITORED_ROUTES: &[&str] = &[
+    "/v1/chat/completions",
+    "/chat/completions",
+    "/v1/completions",
+    "/completions",
+];
+
+/// Route aliases served besides [`ROUTES`], named in metric labels too.
+const ALIASES: &[&str] = &["/chat/completions", "/completions", "/models"];
+
 /// A proxy that could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -60,6 +76,9 @@ pub enum BuildError {
     /// The upstream client could not be set up.
     #[error(transparent)]
     Upstream(#[from] UpstreamSetupError),
+    /// An alert rule is not valid.
+    #[error(transparent)]
+    AlertRule(#[from] crate::metrics::alerts::AlertRuleError),
 }
 
 /// The proxy: its validated config, the upstream and the chat stack.
@@ -75,7 +94,17 @@ struct ProxyState {
     description_cache: CacheHandle,
     started: Instant,
     started_unix: u64,
-    shutting_down: AtomicBool,
+    shutting_down: Arc<AtomicBool>,
+    observe: Option<Observe>,
+    alert_task: Mutex<Option<AlertTask>>,
+    health: HealthRegistry,
+    upstream_check: Arc<UpstreamCheck>,
+}
+
+/// The monitoring parts, present when `enable_monitoring` is on.
+struct Observe {
+    monitor: Arc<Monitor>,
+    alerts: Arc<Alerts>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -88,11 +117,40 @@ impl std::fmt::Debug for Proxy {
 
 impl Proxy {
     /// Validates `config` and builds the upstream client and the chat stack.
+    ///
+    /// With `enable_monitoring` on, this installs the process-wide Prometheus recorder (once,
+    /// feature `prometheus`), builds the monitor and the alert rules, and, when called inside
+    /// a Tokio runtime, starts the alert task (otherwise the first [`router`](Self::router)
+    /// call inside a runtime starts it). The task stops when the last clone of the proxy (and
+    /// of its router) is dropped.
     pub fn new(config: Config) -> Result<Self, BuildError> {
         config.validate()?;
         let upstream = Upstream::new(UpstreamConfig::from_config(&config))?;
         let stack = ChatStack::new(&config, upstream.clone());
-        Ok(Proxy {
+        let observe = if config.enable_monitoring {
+            #[cfg(feature = "prometheus")]
+            let _ = prometheus_handle();
+            let monitor = Arc::new(Monitor::new(
+                MonitorConfig::default()
+                    .max_points(config.max_metric_points)
+                    .window(Duration::from_secs(config.metric_window)),
+            ));
+            let alerts = Arc::new(Alerts::with_defaults(&config.alert_rules)?);
+            Some(Observe { monitor, alerts })
+        } else {
+            None
+        };
+        let health = HealthRegistry::new();
+        let upstream_check = Arc::new(
+            UpstreamCheck::new(upstream.clone())
+                .cache_for(Duration::from_secs(config.health_probe_cache)),
+        );
+        health.register_with("upstream", upstream_check.clone(), true);
+        if let Some(observe) = &observe {
+            health.register_non_critical("alerts", AlertCheck::new(observe.alerts.clone()));
+        }
+        health.register_non_critical("cache", CacheCheck::new(stack.description_cache.clone()));
+        let proxy = Proxy {
             state: Arc::new(ProxyState {
                 config,
                 upstream,
@@ -102,9 +160,67 @@ impl Proxy {
                 started_unix: SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
-                shutting_down: AtomicBool::new(false),
+                shutting_down: Arc::new(AtomicBool::new(false)),
+                observe,
+                alert_task: Mutex::new(None),
+                health,
+                upstream_check,
             }),
-        })
+        };
+        proxy.start_alert_task();
+        Ok(proxy)
+    }
+
+    /// Starts the alert task if monitoring is on, a Tokio runtime is running and it is not
+    /// running yet.
+    fn start_alert_task(&self) {
+        let Some(observe) = &self.state.observe else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let mut task = self
+            .state
+            .alert_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if task.is_some() {
+            return;
+        }
+        let cache = self.state.description_cache.clone();
+        let before_each = move || {
+            crate::metrics::publish_cache_stats(&cache);
+            #[cfg(feature = "prometheus")]
+            if let Some(handle) = prometheus_handle() {
+                handle.run_upkeep();
+            }
+        };
+        *task = Some(AlertTask::spawn(
+            observe.alerts.clone(),
+            observe.monitor.clone(),
+            Duration::from_secs(self.state.config.alert_check_interval),
+            Some(Box::new(before_each)),
+        ));
+    }
+
+    /// The in-process monitor (`None` when `enable_monitoring` is off). Its
+    /// [`increment_counter`](Monitor::increment_counter), [`set_gauge`](Monitor::set_gauge)
+    /// and [`record_histogram`](Monitor::record_histogram) take users' own metrics.
+    pub fn monitor(&self) -> Option<&Arc<Monitor>> {
+        self.state.observe.as_ref().map(|o| &o.monitor)
+    }
+
+    /// The alert rules and their state (`None` when `enable_monitoring` is off); add rules
+    /// with [`Alerts::add_rule`].
+    pub fn alerts(&self) -> Option<&Arc<Alerts>> {
+        self.state.observe.as_ref().map(|o| &o.alerts)
+    }
+
+    /// The health checks; register your own with
+    /// [`HealthRegistry::register`](crate::health::HealthRegistry::register).
+    pub fn health(&self) -> &HealthRegistry {
+        &self.state.health
     }
 
     /// The validated configuration.
@@ -138,7 +254,12 @@ impl Proxy {
     }
 
     /// The full router with every route of the contract.
+    ///
+    /// Layers, outermost first: [`MetricsLayer`] (when `enable_monitoring`; it sees every
+    /// request, health probes included), CORS, request tracing, panic catching,
+    /// [`HealthLayer`] (when `enable_health_check`; it answers `/health*`), then the routes.
     pub fn router(&self) -> Router {
+        self.start_alert_task();
         let chat = self.chat_service();
         let completions = CompletionsService::new(chat.clone());
         let config = &self.state.config;
@@ -156,9 +277,6 @@ impl Proxy {
             .route_layer(ClientAuthLayer::new(config.client_api_keys.clone()));
         let mut router = Router::new()
             .route("/", get(root))
-            .route("/health", get(health))
-            .route("/health/live", get(live))
-            .route("/health/ready", get(ready))
             .route("/status", get(status))
             .route("/metrics", get(metrics))
             .route("/cache/stats", get(cache_stats))
@@ -168,15 +286,33 @@ impl Proxy {
             .merge(api)
             .with_state(self.clone())
             .layer(Extension(BodyLimit(config.request_body_limit)))
-            .layer(Extension(BodyReadTimeout(config.request_body_timeout())))
-            .layer(CatchPanicLayer::custom(panic_response))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-            );
+            .layer(Extension(BodyReadTimeout(config.request_body_timeout())));
+        if config.enable_health_check {
+            let health =
+                HealthLayer::with_config(self.state.health.clone(), HealthConfig::default())
+                    .shutdown_flag(self.state.shutting_down.clone());
+            router = router.layer(health);
+        }
+        router = router.layer(CatchPanicLayer::custom(panic_response)).layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        );
         if config.enable_cors {
             router = router.layer(cors_layer(&config.cors_origins));
+        }
+        if let Some(observe) = &self.state.observe {
+            let routes = ROUTES
+                .iter()
+                .map(|(_, path)| *path)
+                .chain(ALIASES.iter().copied());
+            let mut metrics_config =
+                MetricsConfig::default().monitor_routes(MONITORED_ROUTES.iter().copied());
+            for route in routes {
+                metrics_config = metrics_config.route(route);
+            }
+            router = router
+                .layer(MetricsLayer::new(metrics_config).with_monitor(observe.monitor.clone()));
         }
         router
     }
@@ -256,56 +392,133 @@ async fn models(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-async fn live(State(proxy): State<Proxy>) -> Response {
-    if proxy.is_shutting_down() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "shutting_down"})),
-        )
-            .into_response()
-    } else {
-        Json(json!({"status": "alive"})).into_response()
-    }
-}
-
-async fn ready(State(proxy): State<Proxy>) -> Response {
-    if proxy.is_shutting_down() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "failing": ["shutdown"]})),
-        )
-            .into_response();
-    }
-    Json(json!({"status": "ready"})).into_response()
-}
-
-async fn health(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
-    Json(json!({
-        "status": if proxy.is_shutting_down() { "unhealthy" } else { "healthy" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": proxy.state.started.elapsed().as_secs(),
-        "components": {},
-    }))
-}
-
 async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
+    let uptime = proxy.state.started.elapsed();
+    let monitoring = proxy.state.observe.as_ref().map(|observe| {
+        let snapshot = observe.monitor.snapshot();
+        let lifetime_rate = snapshot.totals.requests as f64 / uptime.as_secs_f64().max(1.0);
+        json!({
+            "requests": {
+                "total": snapshot.totals.requests,
+                "successes": snapshot.totals.successes,
+                "client_errors": snapshot.totals.client_errors,
+                "server_errors": snapshot.totals.server_errors,
+                "aborted": snapshot.totals.aborted,
+                "per_second_lifetime": lifetime_rate,
+                "per_second_window": snapshot.requests_per_second,
+                "window_samples": snapshot.window_samples,
+                "window_seconds": snapshot.window_seconds,
+                "success_rate": snapshot.success_rate,
+                "error_rate": snapshot.error_rate,
+                "errors_by_kind": snapshot.errors_by_kind,
+            },
+            "latency_seconds": {
+                "text": snapshot.text_latency,
+                "image": snapshot.image_latency,
+            },
+            "window_cache": {
+                "lookups": snapshot.cache_lookups,
+                "hit_rate": snapshot.cache_hit_rate,
+                "hits_total": snapshot.totals.cache_hits,
+                "misses_total": snapshot.totals.cache_misses,
+            },
+            "model_calls": snapshot.model_calls,
+            "fix_rules": snapshot.fix_rules,
+            "alerts": observe.alerts.active(),
+        })
+    });
+    let monitoring_on = monitoring.is_some();
+    let monitoring = monitoring.unwrap_or_else(|| json!({}));
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": proxy.state.started.elapsed().as_secs(),
+        "uptime_seconds": uptime.as_secs(),
+        "shutting_down": proxy.is_shutting_down(),
         "config": proxy.config(),
+        "monitoring": monitoring_on,
+        "requests": monitoring.get("requests"),
+        "latency_seconds": monitoring.get("latency_seconds"),
+        "cache": proxy.description_cache().stats(),
+        "window_cache": monitoring.get("window_cache"),
+        "model_calls": monitoring.get("model_calls"),
+        "fix_rules": monitoring.get("fix_rules"),
+        "alerts": monitoring.get("alerts").cloned().unwrap_or_else(|| json!([])),
         "upstream": {
             "api_base": proxy.config().api_base(),
             "in_flight": proxy.upstream().in_flight(),
+            "waiting": proxy.upstream().waiting(),
             "concurrency": proxy.config().upstream_concurrency,
+            "last_probe": proxy.state.upstream_check.last_result().map(|(result, at)| json!({
+                "status": result.status,
+                "message": result.message,
+                "checked_at": crate::health::rfc3339(at),
+            })),
         },
-        "cache": proxy.description_cache().stats(),
     }))
 }
 
-async fn metrics() -> ProxyError {
-    ProxyError::NotImplemented {
-        message: "metrics are not available in this build yet".into(),
+/// The process-wide Prometheus recorder's handle, installed on first use. `None` when another
+/// recorder was installed first (the layers then record into that one).
+#[cfg(feature = "prometheus")]
+pub fn prometheus_handle() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            const SECONDS: &[f64] = &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+                300.0,
+            ];
+            const OVERHEAD: &[f64] = &[
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1,
+            ];
+            let handle = PrometheusBuilder::new()
+                .set_buckets(SECONDS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(crate::metrics::names::OVERHEAD.to_owned()),
+                        OVERHEAD,
+                    )
+                })
+                .and_then(PrometheusBuilder::install_recorder);
+            match handle {
+                Ok(handle) => {
+                    crate::metrics::names::describe();
+                    Some(handle)
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot install the Prometheus recorder; GET /metrics is off");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+async fn metrics(State(proxy): State<Proxy>) -> Result<Response, ProxyError> {
+    if proxy.state.observe.is_none() {
+        return Err(ProxyError::NotFound {
+            message: "metrics are off: set enable_monitoring = true".into(),
+        });
     }
+    #[cfg(feature = "prometheus")]
+    {
+        crate::metrics::publish_cache_stats(proxy.description_cache());
+        if let Some(handle) = prometheus_handle() {
+            return Ok((
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                )],
+                handle.render(),
+            )
+                .into_response());
+        }
+    }
+    Err(ProxyError::NotImplemented {
+        message: "this build has no Prometheus exporter (feature `prometheus`)".into(),
+    })
 }
 
 /// Checks `Authorization: Bearer <admin_token>`: 404 when no token is configured (the admin

@@ -611,9 +611,15 @@ impl tower_service::Service<Request<Body>> for Upstream {
                 Ok(chat) => chat,
                 Err(err) => return Ok(err.into_response()),
             };
+            let model = chat.model.clone();
             Ok(match this.forward(chat).await {
                 Ok(response) => response,
-                Err(err) => err.into_response(),
+                Err(err) => {
+                    // Metrics count upstream calls by model, failed ones too.
+                    let mut response = err.into_response();
+                    response.extensions_mut().insert(ResolvedModel(model));
+                    response
+                }
             })
         })
     }

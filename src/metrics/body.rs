@@ -1,0 +1,329 @@
+//! The response body wrapper that records a request when its body ends or is dropped.
+
+use super::handles::ModelHandles;
+use super::layer::{Route, Shared};
+use super::monitor::{Outcome, RequestRecord};
+use super::names;
+use crate::extensions::{ErrorKind, FixReport, ResolvedModel, UpstreamTiming, VisionReport};
+use bytes::Buf;
+use http::StatusCode;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use serde::Deserialize;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+/// What is known about a request once its response headers are out; recorded in full when
+/// the body ends.
+pub(crate) struct Finish {
+    started: Instant,
+    route: Route,
+    shared: Arc<Shared>,
+    status: StatusCode,
+    stream: bool,
+    first_byte: bool,
+    image: bool,
+    cache_hits: u32,
+    cache_misses: u32,
+    model: Option<Arc<ModelHandles>>,
+    fix_rules: Vec<&'static str>,
+    error_kind: Option<&'static str>,
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+impl Finish {
+    /// Reads the response's extensions and records what is known at headers time.
+    pub(crate) fn at_headers(
+        started: Instant,
+        route: Route,
+        shared: Arc<Shared>,
+        parts: &http::response::Parts,
+    ) -> Self {
+        let elapsed = started.elapsed();
+        let ext = &parts.extensions;
+        let vision = ext.get::<VisionReport>().copied().unwrap_or_default();
+        let upstream = ext.get::<UpstreamTiming>().map(|t| t.time_to_headers);
+        let model = ext.get::<ResolvedModel>().map(|m| shared.models.get(&m.0));
+        let error_kind = ext.get::<ErrorKind>().map(|k| k.0);
+        let fix_rules = ext
+            .get::<FixReport>()
+            .map(|r| r.rules.clone())
+            .unwrap_or_default();
+        let stream = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+
+        // A failed upstream call leaves no timing: its time cannot be told apart, so it is
+        // not recorded as overhead.
+        if upstream.is_some() || model.is_none() {
+            let overhead = elapsed
+                .saturating_sub(upstream.unwrap_or_default())
+                .saturating_sub(vision.vision_time);
+            route.handles.overhead().record(overhead.as_secs_f64());
+        }
+        if let Some(model) = &model {
+            model.calls(parts.status).increment(1);
+            if let Some(upstream) = upstream {
+                model.upstream_duration().record(upstream.as_secs_f64());
+            }
+        }
+        if let Some(kind) = error_kind {
+            metrics::counter!(names::ERRORS, "kind" => kind).increment(1);
+        }
+        for rule in &fix_rules {
+            metrics::counter!(names::FIX_RULES, "rule" => *rule).increment(1);
+        }
+        if vision.images > 0 {
+            metrics::counter!(names::VISION_CALLS).increment(vision.cache_misses as u64);
+            metrics::counter!(names::CACHE_HITS).increment(vision.cache_hits as u64);
+            metrics::counter!(names::CACHE_MISSES).increment(vision.cache_misses as u64);
+            if vision.vision_time > Duration::ZERO {
+                metrics::histogram!(names::VISION_DURATION)
+                    .record(vision.vision_time.as_secs_f64());
+            }
+        }
+        Finish {
+            started,
+            route,
+            shared,
+            status: parts.status,
+            stream,
+            first_byte: false,
+            image: vision.images > 0,
+            cache_hits: u32::try_from(vision.cache_hits).unwrap_or(u32::MAX),
+            cache_misses: u32::try_from(vision.cache_misses).unwrap_or(u32::MAX),
+            model,
+            fix_rules,
+            error_kind,
+            usage: None,
+        }
+    }
+
+    /// The inner service failed instead of answering.
+    pub(crate) fn service_error(started: Instant, route: Route, shared: Arc<Shared>) {
+        metrics::counter!(names::ERRORS, "kind" => "service_error").increment(1);
+        let mut finish = Self::bare(started, route, shared, StatusCode::INTERNAL_SERVER_ERROR);
+        finish.error_kind = Some("service_error");
+        finish.record(Outcome::ServerError);
+    }
+
+    /// The request was dropped before the inner service answered.
+    pub(crate) fn cancelled(started: Instant, route: Route, shared: Arc<Shared>) {
+        Self::bare(started, route, shared, StatusCode::OK).record(Outcome::Aborted);
+    }
+
+    fn bare(started: Instant, route: Route, shared: Arc<Shared>, status: StatusCode) -> Self {
+        Finish {
+            started,
+            route,
+            shared,
+            status,
+            stream: false,
+            first_byte: false,
+            image: false,
+            cache_hits: 0,
+            cache_misses: 0,
+            model: None,
+            fix_rules: Vec::new(),
+            error_kind: None,
+            usage: None,
+        }
+    }
+
+    /// Notes a data frame: time to first byte of streams, `usage` when present.
+    fn on_data(&mut self, data: &[u8]) {
+        if self.stream && !self.first_byte {
+            self.first_byte = true;
+            self.route
+                .handles
+                .time_to_first_byte()
+                .record(self.started.elapsed().as_secs_f64());
+        }
+        if self.model.is_some() && self.status.is_success() {
+            if let Some(usage) = find_usage(data) {
+                self.usage = Some(usage);
+            }
+        }
+    }
+
+    /// Records the request's end.
+    fn record(self, outcome: Outcome) {
+        let duration = self.started.elapsed();
+        let route = &self.route.handles;
+        route.in_flight().decrement(1.0);
+        route.requests(self.status, outcome).increment(1);
+        route.duration(self.image).record(duration.as_secs_f64());
+        if let (Some(usage), Some(model)) = (self.usage, &self.model) {
+            model.tokens(false).increment(usage.prompt_tokens);
+            model.tokens(true).increment(usage.completion_tokens);
+        }
+        if self.route.monitored {
+            if let Some(monitor) = &self.shared.monitor {
+                monitor.record(&RequestRecord {
+                    duration,
+                    outcome: Some(outcome),
+                    image: self.image,
+                    cache_hits: self.cache_hits,
+                    cache_misses: self.cache_misses,
+                    model: self.model.as_ref().map(|m| &*m.name),
+                    fix_rules: &self.fix_rules,
+                    error_kind: self.error_kind,
+                });
+            }
+        }
+    }
+}
+
+/// Finds the last `"usage": {...}` object in a JSON or SSE chunk. A `usage` split across two
+/// chunks is missed (upstreams put it in one small final event).
+fn find_usage(data: &[u8]) -> Option<Usage> {
+    static KEY: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usage\""));
+    let mut end = data.len();
+    while let Some(start) = KEY.rfind(&data[..end]) {
+        end = start;
+        if start > 0 && data[start - 1] == b'\\' {
+            continue; // inside a string
+        }
+        let rest = &data[start + KEY.needle().len()..];
+        let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
+            continue;
+        };
+        if rest[colon] != b':' {
+            continue;
+        }
+        let value = &rest[colon + 1..];
+        let mut values = serde_json::Deserializer::from_slice(value).into_iter::<Option<Usage>>();
+        match values.next() {
+            Some(Ok(Some(usage))) => return Some(usage),
+            // `"usage": null` in a later event than a real one is not expected; keep looking.
+            _ => continue,
+        }
+    }
+    None
+}
+
+pin_project! {
+    /// The response body, recording the request when it ends (or is dropped early).
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        finish: Option<Finish>,
+    }
+
+    impl<B> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Bodies that end are recorded in `poll_frame` (or at creation, when empty): one
+            // still unrecorded here was dropped before its end.
+            if let Some(finish) = this.finish.take() {
+                finish.record(Outcome::Aborted);
+            }
+        }
+    }
+}
+
+impl<B: Body> ResponseBody<B> {
+    pub(crate) fn new(inner: B, finish: Finish) -> Self {
+        if inner.is_end_stream() {
+            // An empty body may never be polled: the request ends with its headers.
+            let outcome = Outcome::from_status(finish.status);
+            finish.record(outcome);
+            return ResponseBody {
+                inner,
+                finish: None,
+            };
+        }
+        ResponseBody {
+            inner,
+            finish: Some(finish),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("finished", &self.finish.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let result = ready!(this.inner.as_mut().poll_frame(cx));
+        match &result {
+            Some(Ok(frame)) => {
+                if let (Some(finish), Some(data)) = (this.finish.as_mut(), frame.data_ref()) {
+                    if data.has_remaining() {
+                        finish.on_data(data.chunk());
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    if let Some(finish) = this.finish.take() {
+                        let outcome = Outcome::from_status(finish.status);
+                        finish.record(outcome);
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(finish) = this.finish.take() {
+                    finish.record(Outcome::ServerError);
+                }
+            }
+            None => {
+                if let Some(finish) = this.finish.take() {
+                    let outcome = Outcome::from_status(finish.status);
+                    finish.record(outcome);
+                }
+            }
+        }
+        Poll::Ready(result)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_usage_in_json_and_sse() {
+        let json = br#"{"id":"x","choices":[{"message":{"content":"say \"usage\": 1"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
+        let u = find_usage(json).unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (12, 5));
+        let sse = b"data: {\"choices\":[],\"usage\": null}\n\ndata: {\"choices\":[],\"usage\" : {\"prompt_tokens\":3,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n";
+        let u = find_usage(sse).unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (3, 4));
+        assert!(find_usage(b"data: {\"usage\":null}\n\n").is_none());
+        assert!(find_usage(b"{\"usage\":{\"prompt_tok").is_none());
+    }
+}

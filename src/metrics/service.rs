@@ -1,0 +1,60 @@
+//! [`Metrics`], the service made by [`MetricsLayer`](super::MetricsLayer).
+
+use super::future::ResponseFuture;
+use super::layer::Shared;
+use http::{Request, Response};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tower_service::Service;
+
+/// Records each request that passes through to `S`. Made by
+/// [`MetricsLayer`](super::MetricsLayer).
+#[derive(Clone)]
+pub struct Metrics<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Metrics<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Metrics<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Metrics { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Metrics<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: http_body::Body,
+{
+    type Response = Response<super::ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let started = Instant::now();
+        let route = self.shared.resolve(req.uri().path());
+        route.handles.in_flight().increment(1.0);
+        // The clone may not be ready: keep the ready one for this call (tower's advice).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(inner.call(req), started, route, self.shared.clone())
+    }
+}
