@@ -414,3 +414,34 @@ async fn tokenhub_keeps_reasoning_and_usage_follows_the_client() {
         "the upstream's usage, none synthesized besides: {data:?}"
     );
 }
+
+/// The rules that fired are counted by name in `/status` (and `/metrics`).
+#[tokio::test]
+async fn fired_rules_are_counted_by_name() {
+    let t = TestProxy::start().await;
+    let body = chat(json!([
+        {"role": "user", "content": "a"},
+        {"role": "user", "content": "b"},
+        {"role": "assistant", "content": "prefill"},
+    ]));
+    let response = t.post("/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    // The request is counted when its body has ended on the server side.
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status = t.get("/status").await.json().await.unwrap();
+        if !status["fix_rules"]["ending"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status["fix_rules"]["alternation"], 1, "{status}");
+    assert_eq!(status["fix_rules"]["ending"], 1, "{status}");
+    assert!(status["fix_rules"].get("system").is_none(), "{status}");
+    let metrics = t.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("hunyuan_proxy_fix_rules_total{rule=\"alternation\"} 1"),
+        "{metrics}"
+    );
+}
