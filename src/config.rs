@@ -171,6 +171,9 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Requests per second for each client key; none: no limit.
     pub client_rate_limit: Option<RateLimit>,
+    /// Message fixing (`[fix]` table): policy, per-rule switches, texts, message limit. The
+    /// policy defaults to the `upstream` preset's.
+    pub fix: crate::fix::FixConfig,
     /// The image cascade (TOML table `[cascade]`; see [`CascadeConfig`]). Its models come
     /// from `vision_model` and `text_model` above; the description cache is sized by
     /// `cache_max_size`, `cache_ttl` and `cascade.cache_max_bytes`.
@@ -215,6 +218,7 @@ impl Default for Config {
             client_api_keys: Vec::new(),
             rate_limit: None,
             client_rate_limit: None,
+            fix: crate::fix::FixConfig::default(),
             cascade: CascadeConfig::default(),
         }
     }
@@ -382,6 +386,12 @@ impl Config {
         if self.admin_token.as_ref().is_some_and(|t| t.0.len() < 8) {
             return invalid("admin_token", "must be at least 8 characters");
         }
+        if let Err(err) = self.fix_config().validate() {
+            return Err(ConfigError::Invalid {
+                key: "fix",
+                problem: err.0,
+            });
+        }
         self.cascade_config().validate()?;
         for origin in &self.cors_origins {
             if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
@@ -389,6 +399,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The message-fixing config with its policy resolved: the `[fix]` table's, else the
+    /// `upstream` preset's.
+    pub fn fix_config(&self) -> crate::fix::FixConfig {
+        let mut fix = self.fix.clone();
+        fix.policy.get_or_insert(match self.upstream {
+            Preset::Hunyuan => crate::fix::FixPolicy::Legacy,
+            Preset::Tokenhub => crate::fix::FixPolicy::TokenHub,
+        });
+        fix
     }
 
     /// The upstream base URL without a trailing slash.

@@ -17,7 +17,8 @@ use std::time::Duration;
 pub use crate::error::ErrorKind;
 pub use crate::upstream::{ResolvedModel, UpstreamTiming};
 
-/// Which fix rules changed a request, by rule name (e.g. `merge_consecutive_users`).
+/// Which fix rules changed a request, by rule name (e.g. `alternation`; see
+/// [`fix::Rule::name`](crate::fix::Rule::name)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FixReport {
     /// Names of the rules that fired, in the order they fired.

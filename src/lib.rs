@@ -4,6 +4,7 @@
 //! client use Tencent Hunyuan models.
 //!
 //! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
+//! - [`fix`]: the [`fix::FixLayer`], which makes conversations acceptable to Hunyuan.
 //! - [`upstream`]: the forwarding service every stack ends in.
 //! - [`cascade`]: images described by the vision model, for tool-calling text models.
 //! - [`cache`]: a generic keyed response cache layer (used for image descriptions).
@@ -24,6 +25,7 @@ pub mod completions;
 pub mod config;
 pub mod error;
 pub mod extensions;
+pub mod fix;
 pub mod health;
 pub mod metrics;
 #[cfg(feature = "mock")]

@@ -12,7 +12,7 @@
 //! | position | layer | request extensions | response extensions |
 //! |---|---|---|---|
 //! | 1 | [`ParseLayer`]: body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
-//! | 2 | FixLayer (message fixing, planned) | reads and writes `ChatRequest` | |
+//! | 2 | [`FixLayer`]: message fixing ([`Config::fix_config`]) | reads and writes `ChatRequest`, writes `FixReport` | writes `FixReport`; rewrites the body (tool-call deltas, stop strings, `note`, usage) |
 //! | 3 | [`CascadeLayer`]: images → descriptions, model switch | reads and writes `ChatRequest`; writes `VisionReport` | writes `VisionReport` (or `PendingVisionReport` for a stream committed early), `ErrorKind` on rejection |
 //! | end | [`Upstream`] | takes `ChatRequest` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
 //!
@@ -24,6 +24,7 @@ use crate::cache::CacheHandle;
 use crate::cascade::CascadeLayer;
 use crate::chat::ParseLayer;
 use crate::config::Config;
+use crate::fix::FixLayer;
 use crate::upstream::Upstream;
 use axum::body::Body;
 use http::{Request, Response};
@@ -65,10 +66,12 @@ impl ChatStack {
             config.enable_cache_logging,
         )
         .expect("the config was validated");
+        let fix = FixLayer::new(config.fix_config()).expect("the config was validated");
         let service = ServiceBuilder::new()
             // 1
             .layer(ParseLayer::new(config.request_body_limit))
-            // 2: the FixLayer goes here.
+            // 2
+            .layer(fix)
             // 3
             .layer(cascade)
             .service(upstream);

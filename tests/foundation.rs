@@ -251,9 +251,15 @@ async fn client_key_never_reaches_the_upstream() {
 
 #[tokio::test]
 async fn upstream_4xx_envelope_is_passed_on() {
-    let t = TestProxy::start().await;
-    // Without the FixLayer a conversation ending in an assistant message reaches Hunyuan as is,
-    // and Hunyuan refuses it (rule R1).
+    // With the fixer's `ending` rule off, a conversation ending in an assistant message reaches
+    // Hunyuan as is, and Hunyuan refuses it (rule R1).
+    let t = TestProxy::start_with(|c| {
+        c.fix = c
+            .fix
+            .clone()
+            .with_rule(hunyuan_proxy::fix::Rule::Ending, false);
+    })
+    .await;
     let body = json!({
         "model": "hunyuan-turbos-latest",
         "messages": [

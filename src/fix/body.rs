@@ -1,0 +1,248 @@
+//! [`FixBody`]: the response body with Hunyuan's answer rewritten on the fly.
+
+use super::rewrite::{EventAction, ResponsePlan, StreamRewriter};
+use crate::chat::SseParser;
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+pin_project! {
+    /// A response body rewritten by the [`FixLayer`](super::FixLayer).
+    ///
+    /// A server-sent-event stream is rewritten event by event as it arrives: events the fixer
+    /// leaves alone are forwarded as their original bytes. A JSON answer is collected (it is
+    /// one object) and rewritten once at its end.
+    pub struct FixBody<B> {
+        #[pin]
+        inner: B,
+        mode: Mode,
+        // Bytes ready to send before polling the inner body again.
+        queue: VecDeque<Bytes>,
+        inner_done: bool,
+    }
+}
+
+enum Mode {
+    Stream {
+        parser: SseParser,
+        rewriter: Box<StreamRewriter>,
+    },
+    Json {
+        buf: BytesMut,
+        plan: Box<ResponsePlan>,
+    },
+}
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Stream { .. } => "Stream",
+            Mode::Json { .. } => "Json",
+        })
+    }
+}
+
+impl<B> std::fmt::Debug for FixBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixBody").field("mode", &self.mode).finish()
+    }
+}
+
+impl<B> FixBody<B> {
+    /// Rewrites a server-sent-event stream of chat chunks.
+    pub fn stream(inner: B, plan: ResponsePlan) -> Self {
+        Self::with_mode(
+            inner,
+            Mode::Stream {
+                parser: SseParser::new(),
+                rewriter: Box::new(StreamRewriter::new(plan)),
+            },
+        )
+    }
+
+    /// Rewrites a JSON `chat.completion` answer.
+    pub fn json(inner: B, plan: ResponsePlan) -> Self {
+        Self::with_mode(
+            inner,
+            Mode::Json {
+                buf: BytesMut::new(),
+                plan: Box::new(plan),
+            },
+        )
+    }
+
+    fn with_mode(inner: B, mode: Mode) -> Self {
+        FixBody {
+            inner,
+            mode,
+            queue: VecDeque::new(),
+            inner_done: false,
+        }
+    }
+}
+
+impl<B> Body for FixBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        loop {
+            if let Some(bytes) = this.queue.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if let Mode::Stream { parser, rewriter } = this.mode {
+                if let Some(event) = parser.next_event() {
+                    if event.is_done() {
+                        this.queue.extend(rewriter.finish());
+                        this.queue.push_back(event.raw);
+                        continue;
+                    }
+                    let bytes = match rewriter.on_event(&event) {
+                        EventAction::Forward => event.raw,
+                        EventAction::Replace(bytes) => bytes,
+                        EventAction::Skip => continue,
+                    };
+                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                }
+            }
+            if *this.inner_done {
+                return Poll::Ready(None);
+            }
+            match ready!(this.inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => match this.mode {
+                        Mode::Stream { parser, .. } => parser.push(&data),
+                        Mode::Json { buf, .. } => buf.extend_from_slice(&data),
+                    },
+                    // Trailers pass unchanged.
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                None => {
+                    *this.inner_done = true;
+                    end_of_input(this.mode, this.queue);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner_done && self.queue.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// The upstream body ended: flush what is left.
+fn end_of_input(mode: &mut Mode, queue: &mut VecDeque<Bytes>) {
+    match mode {
+        Mode::Stream { parser, rewriter } => {
+            if let Some(event) = parser.finish() {
+                if event.is_done() {
+                    queue.extend(rewriter.finish());
+                    queue.push_back(event.raw);
+                    return;
+                }
+                match rewriter.on_event(&event) {
+                    EventAction::Forward => queue.push_back(event.raw),
+                    EventAction::Replace(bytes) => queue.push_back(bytes),
+                    EventAction::Skip => {}
+                }
+            }
+            queue.extend(rewriter.finish());
+        }
+        Mode::Json { buf, plan } => {
+            let body = std::mem::take(buf).freeze();
+            if body.is_empty() {
+                return;
+            }
+            queue.push_back(plan.rewrite_completion(&body).unwrap_or(body));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+    use serde_json::Value;
+
+    async fn collect<B: Body<Data = Bytes>>(body: B) -> Vec<u8>
+    where
+        B::Error: std::fmt::Debug,
+    {
+        body.collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    fn chunked(
+        pieces: Vec<&'static [u8]>,
+    ) -> impl Body<Data = Bytes, Error = std::convert::Infallible> {
+        StreamBody::new(futures_util::stream::iter(
+            pieces
+                .into_iter()
+                .map(|p| Ok(Frame::data(Bytes::from_static(p)))),
+        ))
+    }
+
+    #[tokio::test]
+    async fn stream_rewrites_split_events_and_keeps_others_byte_for_byte() {
+        let plan = ResponsePlan {
+            drop_note: true,
+            tool_call_deltas: true,
+            ..Default::default()
+        };
+        let body = chunked(vec![
+            b": keep-alive\n\n",
+            b"data: {\"id\":\"a\",\"note\":\"n\",\"choi",
+            b"ces\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"id\":\"a\",\"choices\":[]}\n\n",
+            b"data: [DONE]\n\n",
+        ]);
+        let out = collect(FixBody::stream(body, plan)).await;
+        let text = String::from_utf8(out).unwrap();
+        let events: Vec<&str> = text.split_terminator("\n\n").collect();
+        assert_eq!(events[0], ": keep-alive");
+        let first: Value = serde_json::from_str(events[1].strip_prefix("data: ").unwrap()).unwrap();
+        assert!(first.get("note").is_none());
+        assert_eq!(first["choices"][0]["delta"]["content"], "hi");
+        assert_eq!(events[2], "data: {\"id\":\"a\",\"choices\":[]}");
+        assert_eq!(events[3], "data: [DONE]");
+    }
+
+    #[tokio::test]
+    async fn json_answer_is_rewritten_once_at_the_end() {
+        let plan = ResponsePlan {
+            drop_note: true,
+            stop: vec!["<end>".into()],
+            ..Default::default()
+        };
+        let body = chunked(vec![
+            b"{\"id\":\"x\",\"note\":\"n\",\"choices\":[{\"index\":0,\"finish_reason\":\"stop\",",
+            b"\"message\":{\"role\":\"assistant\",\"content\":\"ok<end>\"}}]}",
+        ]);
+        let out: Value = serde_json::from_slice(&collect(FixBody::json(body, plan)).await).unwrap();
+        assert!(out.get("note").is_none());
+        assert_eq!(out["choices"][0]["message"]["content"], "ok");
+    }
+
+    #[tokio::test]
+    async fn unparseable_json_passes_unchanged() {
+        let plan = ResponsePlan {
+            drop_note: true,
+            ..Default::default()
+        };
+        let out = collect(FixBody::json(chunked(vec![b"{\"note\": oops"]), plan)).await;
+        assert_eq!(out, b"{\"note\": oops");
+    }
+}

@@ -1,0 +1,241 @@
+//! [`Fix`]: the service the [`FixLayer`](super::FixLayer) wraps around its inner service.
+
+use super::body::FixBody;
+use super::config::FixConfig;
+use super::future::ResponseFuture;
+use super::rewrite::{asks_for_usage, ResponsePlan};
+use super::rules::fix_request_with_names;
+use crate::chat::take_chat;
+use axum::body::Body;
+use axum::response::IntoResponse;
+use http::{header, HeaderMap, Request, Response};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// Fixes the chat request before the inner service sees it, and the answer on its way back.
+///
+/// The request leaves with the fixed [`ChatRequest`](crate::chat::ChatRequest) and a
+/// [`FixReport`](super::FixReport) in its extensions (the body is consumed); the response gets
+/// the same report in its extensions. Bad input is answered here with OpenAI's error envelope
+/// (`Ok(response)`, never `Err`), so `Error` stays the inner service's.
+#[derive(Debug, Clone)]
+pub struct Fix<S> {
+    inner: S,
+    config: Arc<FixConfig>,
+}
+
+impl<S> Fix<S> {
+    pub(super) fn from_parts(inner: S, config: Arc<FixConfig>) -> Self {
+        Fix { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S> Service<Request<Body>> for Fix<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // The ready service goes into the future; a fresh clone stays for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        ResponseFuture::new(async move {
+            let mut chat = match take_chat(&mut req).await {
+                Ok(chat) => chat,
+                Err(err) => return Ok(err.into_response()),
+            };
+            let client_asked_usage = asks_for_usage(&chat);
+            let (report, names) = match fix_request_with_names(&mut chat, &config) {
+                Ok(fixed) => fixed,
+                Err(err) => return Ok(err.into_response()),
+            };
+            if !report.rules.is_empty() {
+                tracing::debug!(rules = ?report.rules, "fix rules applied");
+            }
+            let plan = ResponsePlan::new(&chat, &config, names, client_asked_usage);
+            req.headers_mut().remove(header::CONTENT_LENGTH);
+            req.extensions_mut().insert(chat);
+            req.extensions_mut().insert(report.clone());
+            let mut response = inner.call(req).await?;
+            response.extensions_mut().insert(report);
+            Ok(wrap_body(response, plan))
+        })
+    }
+}
+
+/// Puts a [`FixBody`] around a successful JSON or event-stream answer that needs rewriting.
+fn wrap_body(response: Response<Body>, plan: ResponsePlan) -> Response<Body> {
+    if !response.status().is_success() {
+        return response;
+    }
+    let kind = content_kind(response.headers());
+    let stream = match kind {
+        Some(Kind::EventStream) if plan.touches_stream() => true,
+        Some(Kind::Json) if plan.touches_json() => false,
+        _ => return response,
+    };
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = if stream {
+        Body::new(FixBody::stream(body, plan))
+    } else {
+        Body::new(FixBody::json(body, plan))
+    };
+    Response::from_parts(parts, body)
+}
+
+enum Kind {
+    Json,
+    EventStream,
+}
+
+fn content_kind(headers: &HeaderMap) -> Option<Kind> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mime = value.split(';').next()?.trim();
+    if mime.eq_ignore_ascii_case("text/event-stream") {
+        Some(Kind::EventStream)
+    } else if mime.eq_ignore_ascii_case("application/json") {
+        Some(Kind::Json)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::chat::ChatRequest;
+    use crate::fix::{FixConfig, FixLayer, FixReport};
+    use axum::body::Body;
+    use http::{header, Request, Response, StatusCode};
+    use serde_json::{json, Value};
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    fn request(body: Value) -> Request<Body> {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        Request::post("/v1/chat/completions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, bytes.len())
+            .body(Body::from(bytes))
+            .unwrap()
+    }
+
+    async fn json_of(response: Response<Body>) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn inner_sees_the_fixed_request_and_both_sides_get_the_report() {
+        let inner = service_fn(|req: Request<Body>| async move {
+            assert!(req.headers().get(header::CONTENT_LENGTH).is_none());
+            let chat = req.extensions().get::<ChatRequest>().unwrap();
+            let report = req.extensions().get::<FixReport>().unwrap();
+            assert_eq!(report.rules, ["fields", "alternation"]);
+            assert_eq!(chat.messages.len(), 1);
+            assert!(!chat.extra.contains_key("presence_penalty"));
+            let answer = json!({"id": "x", "note": "n", "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "hi"}}]});
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONTENT_LENGTH, answer.to_string().len())
+                    .body(Body::from(answer.to_string()))
+                    .unwrap(),
+            )
+        });
+        let service = FixLayer::default().layer(inner);
+        let response = service
+            .oneshot(request(
+                json!({"model": "m", "presence_penalty": 0, "messages": [
+                {"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.extensions().get::<FixReport>().unwrap().rules,
+            ["fields", "alternation"]
+        );
+        assert!(response.headers().get(header::CONTENT_LENGTH).is_none());
+        let answer = json_of(response).await;
+        assert!(answer.get("note").is_none());
+        assert_eq!(answer["choices"][0]["message"]["content"], "hi");
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_answered_without_calling_the_inner_service() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let inner = service_fn(move |_req: Request<Body>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(Body::empty())) }
+        });
+        let layer = FixLayer::new(FixConfig::default()).unwrap();
+        for (body, param) in [
+            (
+                json!({"model": "m", "n": 3, "messages": [{"role": "user", "content": "a"}]}),
+                "n",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "robot", "content": "a"}]}),
+                "messages[0].role",
+            ),
+        ] {
+            let response = layer
+                .layer(inner.clone())
+                .oneshot(request(body))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(json_of(response).await["error"]["param"], param);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn error_answers_pass_unchanged() {
+        let inner = service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(StatusCode::BAD_REQUEST)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(r#"{"error":{"code":"1001"},"note":"kept"}"#))
+                    .unwrap(),
+            )
+        });
+        let response = FixLayer::default()
+            .layer(inner)
+            .oneshot(request(
+                json!({"model": "m", "messages": [{"role": "user", "content": "a"}]}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(json_of(response).await["note"], "kept");
+    }
+
+    #[test]
+    fn an_invalid_config_is_refused_when_the_layer_is_built() {
+        assert!(FixLayer::new(FixConfig::default().with_max_messages(0)).is_err());
+    }
+}
