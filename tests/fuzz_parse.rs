@@ -1,8 +1,12 @@
-//! A bounded fuzz harness (proptest) over the request parser: arbitrary bytes and arbitrary
-//! JSON shaped like a chat request never panic; the parser either accepts the request, and
-//! what it accepted survives a serialize/parse round trip unchanged, or answers a 4xx.
+//! A bounded fuzz harness (proptest) over the request parser and the FixLayer's rules:
+//! arbitrary bytes and arbitrary JSON shaped like a chat request never panic; the parser either
+//! accepts the request, and what it accepted survives a serialize/parse round trip unchanged,
+//! or answers a 4xx; an accepted request, once fixed, either passes the mock Hunyuan's
+//! validator or is refused with a 4xx.
 
 use hunyuan_proxy::chat::{parse_chat, parse_completion, ChatRequest};
+use hunyuan_proxy::fix::{fix_request, FixConfig};
+use hunyuan_proxy::mock::{validate, MockPolicy};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -68,12 +72,85 @@ fn arb_request() -> impl Strategy<Value = Value> {
         })
 }
 
+/// Requests that parse: any role order, empty and odd contents, tool chains with odd names,
+/// and the sampling fields Hunyuan is strict about, with values in and out of range.
+fn arb_parseable_request() -> impl Strategy<Value = Value> {
+    let content = prop_oneof![
+        Just(Value::Null),
+        Just(json!("")),
+        Just(json!("  ")),
+        "[a-z ]{1,12}".prop_map(Value::String),
+        Just(json!([{"type": "text", "text": "part"}])),
+        Just(json!([])),
+    ];
+    let message = (
+        prop_oneof![
+            Just("system"),
+            Just("developer"),
+            Just("user"),
+            Just("assistant"),
+            Just("tool")
+        ],
+        content,
+        prop::option::of(prop_oneof![Just("call_a"), Just("call_b")]),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(role, content, call_id, with_calls, with_reasoning)| {
+            let mut m = json!({"role": role, "content": content});
+            if role == "tool" {
+                if let Some(id) = call_id {
+                    m["tool_call_id"] = json!(id);
+                }
+            }
+            if role == "assistant" && with_calls {
+                m["tool_calls"] = json!([{"id": call_id.unwrap_or("call_a"), "type": "function",
+                    "function": {"name": "fs.read file", "arguments": "{}"}}]);
+            }
+            if role == "assistant" && with_reasoning {
+                m["reasoning_content"] = json!("thinking");
+            }
+            m
+        });
+    (
+        prop::collection::vec(message, 1..60),
+        prop::option::of(-1.0f64..3.0),
+        prop::option::of(-0.5f64..1.5),
+        prop::option::of(0u32..3),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(messages, temperature, top_p, n, penalties, tools)| {
+            let mut body = json!({"model": "hunyuan-turbos-latest", "messages": messages});
+            if let Some(t) = temperature {
+                body["temperature"] = json!(t);
+            }
+            if let Some(p) = top_p {
+                body["top_p"] = json!(p);
+            }
+            if let Some(n) = n {
+                body["n"] = json!(n);
+            }
+            if penalties {
+                body["frequency_penalty"] = json!(0);
+                body["presence_penalty"] = json!(0.5);
+                body["parallel_tool_calls"] = json!(true);
+            }
+            if tools {
+                body["tools"] = json!([{"type": "function", "function": {
+                    "name": "fs.read file", "strict": true, "parameters": {"type": "object"}}}]);
+            }
+            body
+        })
+}
+
 fn check(bytes: &[u8]) {
     match parse_chat(bytes) {
         Ok(chat) => {
             let again: ChatRequest =
                 serde_json::from_slice(&serde_json::to_vec(&chat).unwrap()).unwrap();
             assert_eq!(again, chat, "round trip changed the request");
+            check_fixed(chat);
         }
         Err(err) => {
             assert!(err.status().is_client_error(), "{err:?} is not a 4xx");
@@ -83,6 +160,29 @@ fn check(bytes: &[u8]) {
     }
     if let Err(err) = parse_completion(bytes) {
         assert!(err.status().is_client_error(), "{err:?} is not a 4xx");
+    }
+}
+
+/// After the fixer a request is either refused with a 4xx or accepted by the mock's validator.
+/// Images on a text model are the cascade's business, not the fixer's, so such requests are
+/// only checked for not panicking.
+fn check_fixed(mut chat: ChatRequest) {
+    let has_images = chat.has_images();
+    match fix_request(&mut chat, &FixConfig::default()) {
+        Ok(_) => {
+            if has_images {
+                return;
+            }
+            let body = serde_json::to_value(&chat).unwrap();
+            if let Err(rejection) = validate(&body, MockPolicy::Legacy) {
+                panic!(
+                    "fixed request refused by the validator: {} {:?}\n{body}",
+                    rejection.status,
+                    rejection.message()
+                );
+            }
+        }
+        Err(err) => assert!(err.status().is_client_error(), "{err:?} is not a 4xx"),
     }
 }
 
@@ -97,6 +197,13 @@ proptest! {
     #[test]
     fn arbitrary_chat_shaped_json_is_accepted_or_a_4xx(body in arb_request()) {
         check(&serde_json::to_vec(&body).unwrap());
+    }
+
+    #[test]
+    fn parseable_requests_are_fixed_into_valid_ones_or_a_4xx(body in arb_parseable_request()) {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let chat = parse_chat(&bytes).expect("the strategy makes parseable requests");
+        check_fixed(chat);
     }
 
     #[test]
