@@ -132,10 +132,12 @@ fn main() {
         // Past the monitor's window (10,000 samples), so a filled window is not counted as growth.
         let warm_up = (total / 20).max(12_000).min(total - 1);
         let rss_after_warm_up = Arc::new(std::sync::Mutex::new(None::<f64>));
+        let checkpoints = Arc::new(std::sync::Mutex::new(Vec::<(u64, f64)>::new()));
         let started = Instant::now();
         let mut workers = Vec::new();
         for _ in 0..concurrency {
             let client = reqwest::Client::new();
+            let checkpoints = checkpoints.clone();
             let (images, next, ok, client_errors, server_errors, cut_streams, faults, mock, rss) = (
                 images.clone(),
                 next.clone(),
@@ -156,6 +158,9 @@ fn main() {
                     if i == warm_up {
                         *rss.lock().unwrap() = Some(rss_mib());
                         mock.clear_requests();
+                    }
+                    if i > warm_up && i % (total / 8).max(1) == 0 {
+                        checkpoints.lock().unwrap().push((i, rss_mib()));
                     }
                     if i % 500 == 250 {
                         mock.clear_requests();
@@ -234,6 +239,12 @@ fn main() {
             cache.hits, cache.misses
         );
         println!("| RSS after warm-up | {rss_warm:.1} MiB |");
+        for (at, rss) in checkpoints.lock().unwrap().iter() {
+            println!(
+                "| RSS after {at} requests | {rss:.1} MiB ({:+.1} %) |",
+                100.0 * (rss - rss_warm) / rss_warm
+            );
+        }
         println!(
             "| RSS at the end | {rss_end:.1} MiB ({:+.1} %, target within 10 %) |",
             100.0 * (rss_end - rss_warm) / rss_warm
