@@ -294,3 +294,27 @@ async fn a_whole_answer_that_breaks_off_is_retried_before_the_client_sees_anythi
     assert_eq!(answer["object"], "chat.completion");
     assert_eq!(t.mock.request_count(), 2);
 }
+
+#[tokio::test]
+async fn a_stream_that_goes_silent_ends_with_a_timeout_event() {
+    let mock = MockHunyuan::start_with(
+        MockConfig::default().with_chunk_delay(Duration::from_millis(1500)),
+    )
+    .await;
+    let mut config = TestProxy::config_for(&mock);
+    config.request_timeout = 1;
+    config.first_byte_timeout = Some(10);
+    let t = TestProxy::start_on(mock, config).await;
+    let started = Instant::now();
+    let response = t.post("/v1/chat/completions", &simple_chat(true)).await;
+    // The mock sends its headers at once, then goes silent before each event.
+    assert_eq!(response.status(), 200);
+    let events = sse_data(response).await;
+    assert!(!events.iter().any(|e| e == "[DONE]"), "{events:?}");
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_timeout", "{last}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the idle timeout did not cut in"
+    );
+}
