@@ -19,7 +19,8 @@
 //!    - [`FixAuditLayer`], a layer of the user's own, sits between the fixer and the upstream.
 //!      It reads the fixed conversation (`ChatRequest`) and the `FixReport` from the request
 //!      extensions, logs them, keeps them for inspection, and names the fired rules in an
-//!      `x-fix-rules` response header.
+//!      `x-fix-rules` response header; on the way back it reads the upstream's
+//!      `ResolvedModel` and `UpstreamTiming` from the response extensions.
 //!
 //! Without `HUNYUAN_API_KEY` it runs against an embedded mock Hunyuan, so it works with no key.
 //!
@@ -55,7 +56,7 @@ use hunyuan_proxy::cache::{CacheConfig, CacheHandle, CacheLayer};
 use hunyuan_proxy::cascade::{CascadeLayer, DescribeRequest, Description};
 use hunyuan_proxy::chat::{ChatRequest, ParseLayer};
 use hunyuan_proxy::config::{Config, Secret};
-use hunyuan_proxy::extensions::FixReport;
+use hunyuan_proxy::extensions::{FixReport, ResolvedModel, UpstreamTiming};
 use hunyuan_proxy::fix::FixLayer;
 use hunyuan_proxy::metrics::{MetricsConfig, MetricsLayer, Monitor, MonitorConfig};
 use hunyuan_proxy::mock::MockHunyuan;
@@ -78,6 +79,9 @@ pub const PLAIN_ROUTE: &str = "/plain/v1/chat/completions";
 /// The response header [`FixAuditLayer`] sets: the fix rules that fired, comma-separated
 /// (`none` when the conversation needed no fixing).
 pub const FIX_RULES_HEADER: &str = "x-fix-rules";
+/// The response header [`FixAuditLayer`] sets from the `ResolvedModel` the upstream service
+/// left in the response extensions: the model that answered.
+pub const UPSTREAM_MODEL_HEADER: &str = "x-upstream-model";
 
 // ---------------------------------------------------------------------------------------------
 // A replaced part: the user's own describer.
@@ -173,7 +177,9 @@ impl<S> Layer<S> for FixAuditLayer {
 
 /// Reads what the [`FixLayer`] wrote into the request extensions (the fixed `ChatRequest` and
 /// the `FixReport`), logs it, records it, and names the fired rules in the
-/// [`FIX_RULES_HEADER`] of the response.
+/// [`FIX_RULES_HEADER`] of the response. On the way back it reads what the upstream wrote
+/// into the response extensions (`ResolvedModel`, `UpstreamTiming`), logs it, and names the
+/// model in the [`UPSTREAM_MODEL_HEADER`].
 #[derive(Debug, Clone)]
 pub struct FixAudit<S> {
     inner: S,
@@ -222,6 +228,17 @@ where
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut response = answer.await?;
+            // What the upstream service wrote into the response extensions.
+            let model = response.extensions().get::<ResolvedModel>().cloned();
+            let timing = response.extensions().get::<UpstreamTiming>().copied();
+            tracing::info!(
+                model = model.as_ref().map(|m| m.0.as_str()),
+                upstream_ms = timing.map(|t| t.time_to_headers.as_millis()),
+                "upstream answered"
+            );
+            if let Some(model) = model.and_then(|m| HeaderValue::try_from(m.0).ok()) {
+                response.headers_mut().insert(UPSTREAM_MODEL_HEADER, model);
+            }
             response.headers_mut().insert(FIX_RULES_HEADER, rules);
             Ok(response)
         })

@@ -142,6 +142,10 @@ async fn the_inserted_layer_sees_the_fixed_messages() {
         answer.headers()[custom_stack::FIX_RULES_HEADER],
         "system,ending"
     );
+    assert_eq!(
+        answer.headers()[custom_stack::UPSTREAM_MODEL_HEADER],
+        "hunyuan-turbos-latest"
+    );
     let answer: Value = answer.json().await.unwrap();
     assert!(answer["choices"][0]["message"]["content"]
         .as_str()
