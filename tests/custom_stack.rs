@@ -1,8 +1,8 @@
 //! `examples/custom_stack.rs`, run against the mock: the reordered stack (metrics outermost,
 //! cascade before fix, the user's describer behind a hand-built cache) answers correctly and
 //! calls the user's describer, not the vision model; the stack without the cascade runs the
-//! user's layer between the fixer and the upstream, and that layer sees the fixed messages.
-//! Public API only.
+//! user's layer between the fixer and the upstream, and that layer sees the fixed messages; a
+//! cache store of the user's own plugs in behind the `Store` trait. Public API only.
 
 // The example itself, so that the test runs exactly its setup.
 #[path = "../examples/custom_stack.rs"]
@@ -10,13 +10,25 @@ mod custom_stack;
 
 mod common;
 
+use axum::body::Body;
 use common::{serve, sse_data};
 use custom_stack::{PLAIN_ROUTE, REORDERED_ROUTE};
+use futures_util::future::BoxFuture;
+use http::{Request, Response};
+use hunyuan_proxy::cache::{CacheConfig, CacheLayer, Digest, Lookup, Slot, Store, StoreUsage};
+use hunyuan_proxy::cascade::{CascadeConfig, CascadeLayer, Description};
+use hunyuan_proxy::chat::ChatRequest;
 use hunyuan_proxy::config::{Config, Secret};
 use hunyuan_proxy::mock::MockHunyuan;
 use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower::{service_fn, Layer, ServiceExt};
 
 struct Setup {
     mock: MockHunyuan,
@@ -176,4 +188,106 @@ async fn the_inserted_layer_sees_the_fixed_messages() {
     );
     assert_eq!(s.reordered.describer.calls(), 0);
     assert_eq!(s.reordered.monitor.snapshot().totals.requests, 0);
+}
+
+/// A cache store of the user's own behind the `Store` trait: a plain map, no expiry, no
+/// coalescing (each caller of an absent key loads it).
+#[derive(Default)]
+struct MapStore {
+    map: Mutex<HashMap<Digest, Description>>,
+    lookups: Arc<AtomicUsize>,
+}
+
+struct MapSlot<'a> {
+    store: &'a MapStore,
+    key: Digest,
+}
+
+impl Slot<Description> for MapSlot<'_> {
+    fn fill(self: Box<Self>, value: Description) -> bool {
+        self.store.map.lock().unwrap().insert(self.key, value);
+        true
+    }
+}
+
+impl Store<Description> for MapStore {
+    fn get(&self, key: &Digest) -> Option<Description> {
+        self.map.lock().unwrap().get(key).cloned()
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        key: Digest,
+        _wait: Duration,
+    ) -> BoxFuture<'a, Lookup<'a, Description>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            match self.get(&key) {
+                Some(value) => Lookup::Found(value),
+                None => Lookup::Load(Box::new(MapSlot { store: self, key })),
+            }
+        })
+    }
+
+    fn clear(&self) -> usize {
+        let mut map = self.map.lock().unwrap();
+        let n = map.len();
+        map.clear();
+        n
+    }
+
+    fn usage(&self) -> StoreUsage {
+        let entries = self.map.lock().unwrap().len();
+        StoreUsage {
+            entries,
+            capacity: usize::MAX,
+            ..StoreUsage::default()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cache_store_of_your_own_plugs_in_behind_the_store_trait() {
+    let store = MapStore::default();
+    let lookups = store.lookups.clone();
+    let cache = CacheLayer::with_store(store, CacheConfig::default());
+    let describer = custom_stack::UrlDescriber::default();
+    let config = CascadeConfig::default().models("my-vision", "my-text");
+    let cascade = CascadeLayer::new(config, cache.layer(describer.clone())).unwrap();
+    let app = cascade.layer(service_fn(|req: Request<Body>| async move {
+        let chat = req.extensions().get::<ChatRequest>().unwrap();
+        let sent = serde_json::to_string(chat).unwrap();
+        Ok::<_, Infallible>(Response::new(Body::from(sent)))
+    }));
+    let body = json!({
+        "model": "my-text",
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Same picture as before"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/chart.png"}}
+        ]}]
+    });
+    for _ in 0..2 {
+        let request = Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let sent = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let sent: Value = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(
+            sent["messages"][0]["content"][1]["text"],
+            "[Image 1: an image named chart.png]"
+        );
+    }
+    assert_eq!(
+        describer.calls(),
+        1,
+        "the second request came from the store"
+    );
+    assert_eq!(lookups.load(Ordering::SeqCst), 1, "a hit never waits");
+    let stats = cache.handle().stats();
+    assert_eq!((stats.misses, stats.hits, stats.entries), (1, 1, 1));
+    assert_eq!(cache.handle().clear(), 1);
 }
