@@ -41,9 +41,10 @@
 //!    ▼        chat_stack: the ChatService at /v1/chat/completions
 //!  ParseLayer .......... writes (request): ChatRequest;  (response): ErrorKind on bad input
 //!  FixLayer ............ reads and writes (request): ChatRequest; writes FixReport (request and
-//!    │                     response); rewrites the answer, stream event by event
+//!    │                     response), ErrorKind on rejection; rewrites the answer event by event
 //!  CascadeLayer ........ reads and writes (request): ChatRequest; writes VisionReport (request
-//!    │  │                  and response; PendingVisionReport for a stream committed early)
+//!    │  │                  and response; PendingVisionReport for a stream committed early),
+//!    │  │                  ErrorKind on rejection
 //!    │  └─ describer: CacheLayer ─▶ Describer ─▶ vision model   (any Service<DescribeRequest>)
 //!  Upstream ............ takes (request): ChatRequest; writes (response): ResolvedModel,
 //!    │                     UpstreamTiming, ErrorKind on failure
