@@ -11,6 +11,12 @@
 //! | [`UpstreamTiming`] | [`Upstream`](crate::upstream::Upstream) | response | metrics |
 //! | [`ResolvedModel`] | [`Upstream`](crate::upstream::Upstream) | response | metrics |
 //! | [`ErrorKind`] | every error answer ([`ProxyError`](crate::ProxyError)) | response | metrics |
+//! | [`ClientKey`](crate::auth::ClientKey) | [`ClientAuthLayer`](crate::auth::ClientAuthLayer) | request | [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) |
+//!
+//! A layer of your own reads them the same way the built-in ones do, e.g.
+//! `req.extensions().get::<FixReport>()` between the FixLayer and the upstream, or
+//! `response.extensions().get::<ResolvedModel>()` on the way back; `examples/custom_stack.rs`
+//! has such a layer.
 
 use std::time::Duration;
 

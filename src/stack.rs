@@ -19,6 +19,10 @@
 //! Metrics and health are app-wide layers applied to the whole router (see
 //! [`server`](crate::server)), not part of this chat stack. Every layer also works alone: a
 //! layer that finds no `ChatRequest` in the extensions parses the body itself.
+//!
+//! To build a stack of your own (another order, a layer left out, a layer of yours inserted,
+//! your own describer), put the same layers into a `ServiceBuilder`: `examples/custom_stack.rs`
+//! does all four. `examples/embed_axum.rs` mounts this stack in an existing axum app.
 
 use crate::cache::CacheHandle;
 use crate::cascade::CascadeLayer;
