@@ -172,6 +172,8 @@ pub struct Upstream {
 struct Inner {
     client: reqwest::Client,
     chat_url: String,
+    /// `chat_url` parsed once: reqwest would parse a string on every request.
+    chat_endpoint: reqwest::Url,
     models_url: String,
     auth: Option<HeaderValue>,
     read_timeout: Duration,
@@ -220,10 +222,14 @@ impl Upstream {
             None => None,
         };
         let base = config.api_base.trim_end_matches('/');
+        let chat_url = format!("{base}/chat/completions");
+        let chat_endpoint = reqwest::Url::parse(&chat_url)
+            .map_err(|_| UpstreamSetupError("api_base is not a valid URL".into()))?;
         Ok(Upstream {
             inner: Arc::new(Inner {
                 client,
-                chat_url: format!("{base}/chat/completions"),
+                chat_url,
+                chat_endpoint,
                 models_url: format!("{base}/models"),
                 auth,
                 read_timeout: config.read_timeout,
@@ -403,7 +409,7 @@ impl Upstream {
         let mut request = self
             .inner
             .client
-            .post(&self.inner.chat_url)
+            .post(self.inner.chat_endpoint.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(auth) = &self.inner.auth {
