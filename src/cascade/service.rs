@@ -272,8 +272,8 @@ where
             if !config.enabled {
                 return inner.call(req).await;
             }
-            let mut chat = match chat::take_chat(&mut req).await {
-                Ok(chat) => chat,
+            let (mut chat, raw) = match chat::parse::take_chat_and_raw(&mut req).await {
+                Ok(taken) => taken,
                 Err(err) => return Ok(err.into_response()),
             };
             let images = match image::scan(&chat, config.max_images, config.max_image_bytes) {
@@ -281,7 +281,8 @@ where
                 Err(err) => return Ok(err.into_response()),
             };
             if images.is_empty() {
-                req.extensions_mut().insert(chat);
+                // Nothing to describe: the request goes on as it came, raw bytes included.
+                chat::parse::put_back_unchanged(&mut req, chat, raw);
                 return inner.call(req).await;
             }
             let has_tools = chat.tools.as_ref().is_some_and(|t| !t.is_empty());

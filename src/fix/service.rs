@@ -5,7 +5,7 @@ use super::config::FixConfig;
 use super::future::ResponseFuture;
 use super::rewrite::{asks_for_usage, ResponsePlan};
 use super::rules::fix_request_with_names;
-use crate::chat::take_chat;
+use crate::chat::parse::{put_back_unchanged, take_chat_and_raw};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::{header, HeaderMap, Request, Response};
@@ -56,8 +56,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         ResponseFuture::new(async move {
-            let mut chat = match take_chat(&mut req).await {
-                Ok(chat) => chat,
+            let (mut chat, raw) = match take_chat_and_raw(&mut req).await {
+                Ok(taken) => taken,
                 Err(err) => return Ok(err.into_response()),
             };
             let client_asked_usage = asks_for_usage(&chat);
@@ -70,7 +70,12 @@ where
             }
             let plan = ResponsePlan::new(&chat, &config, names, client_asked_usage);
             req.headers_mut().remove(header::CONTENT_LENGTH);
-            req.extensions_mut().insert(chat);
+            if report.rules.is_empty() {
+                // No rule fired: the request is as it came, and so are its raw bytes.
+                put_back_unchanged(&mut req, chat, raw);
+            } else {
+                req.extensions_mut().insert(chat);
+            }
             req.extensions_mut().insert(report.clone());
             let mut response = inner.call(req).await?;
             response.extensions_mut().insert(report);
