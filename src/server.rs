@@ -35,6 +35,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -287,11 +288,16 @@ impl Proxy {
             .route_service("/completions", post_only(completions))
             .route("/v1/models", get(models))
             .route("/models", get(models))
-            .route_layer(RateLimitLayer::new(
-                config.rate_limit,
-                config.client_rate_limit,
-            ))
-            .route_layer(ClientAuthLayer::new(config.client_api_keys.clone()));
+            // One `route_layer` call for both: axum boxes (and clones, per request) every
+            // route once per call.
+            .route_layer(
+                ServiceBuilder::new()
+                    .layer(ClientAuthLayer::new(config.client_api_keys.clone()))
+                    .layer(RateLimitLayer::new(
+                        config.rate_limit,
+                        config.client_rate_limit,
+                    )),
+            );
         let mut router = Router::new()
             .route("/", get(root))
             .route("/status", get(status))
@@ -301,19 +307,24 @@ impl Proxy {
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .merge(api)
-            .with_state(self.clone())
-            .layer(Extension(BodyLimit(config.request_body_limit)))
-            .layer(Extension(BodyReadTimeout(config.request_body_timeout())));
-        if config.enable_health_check {
-            let health =
-                HealthLayer::with_config(self.state.health.clone(), HealthConfig::default())
-                    .shutdown_flag(self.state.shutting_down.clone());
-            router = router.layer(health);
-        }
-        router = router.layer(CatchPanicLayer::custom(panic_response)).layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            .with_state(self.clone());
+        let health = config.enable_health_check.then(|| {
+            HealthLayer::with_config(self.state.health.clone(), HealthConfig::default())
+                .shutdown_flag(self.state.shutting_down.clone())
+        });
+        // One `layer` call for the layers every request passes: axum boxes every route once
+        // per call, and clones (and later drops) each box on every request.
+        router = router.layer(
+            ServiceBuilder::new()
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(CatchPanicLayer::custom(panic_response))
+                .option_layer(health)
+                .layer(Extension(BodyReadTimeout(config.request_body_timeout())))
+                .layer(Extension(BodyLimit(config.request_body_limit))),
         );
         if config.enable_cors {
             router = router.layer(cors_layer(&config.cors_origins));
