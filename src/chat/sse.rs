@@ -131,7 +131,7 @@ fn parse_event(raw: Bytes) -> Option<SseEvent> {
     let mut event = None;
     let mut seen_field = false;
     for line in text
-        .split(['\n'])
+        .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
     {
         if line.is_empty() || line.starts_with(':') {
