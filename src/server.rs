@@ -282,10 +282,12 @@ impl Proxy {
         let completions = CompletionsService::new(chat.clone());
         let config = &self.state.config;
         let api = Router::new()
-            .route_service("/v1/chat/completions", post_only(chat.clone()))
-            .route_service("/chat/completions", post_only(chat))
-            .route_service("/v1/completions", post_only(completions.clone()))
-            .route_service("/completions", post_only(completions))
+            // `route`, not `route_service`: a method router mounted as a service is cloned
+            // whole on every request, one mounted as a route only clones the matched endpoint.
+            .route("/v1/chat/completions", post_only(chat.clone()))
+            .route("/chat/completions", post_only(chat))
+            .route("/v1/completions", post_only(completions.clone()))
+            .route("/completions", post_only(completions))
             .route("/v1/models", get(models))
             .route("/models", get(models))
             // One `route_layer` call for both: axum boxes (and clones, per request) every
@@ -347,8 +349,9 @@ impl Proxy {
 }
 
 /// A method router that sends POST to `service` and answers other methods with the envelope.
-fn post_only<S>(service: S) -> axum::routing::MethodRouter<()>
+fn post_only<St, S>(service: S) -> axum::routing::MethodRouter<St>
 where
+    St: Clone + Send + Sync + 'static,
     S: tower_service::Service<
             http::Request<axum::body::Body>,
             Response = Response,
