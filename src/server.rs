@@ -300,7 +300,7 @@ impl Proxy {
                         config.client_rate_limit,
                     )),
             );
-        let mut router = Router::new()
+        let router = Router::new()
             .route("/", get(root))
             .route("/status", get(status))
             .route("/metrics", get(metrics))
@@ -314,24 +314,19 @@ impl Proxy {
             HealthLayer::with_config(self.state.health.clone(), HealthConfig::default())
                 .shutdown_flag(self.state.shutting_down.clone())
         });
-        // One `layer` call for the layers every request passes: axum boxes every route once
-        // per call, and clones (and later drops) each box on every request.
-        router = router.layer(
-            ServiceBuilder::new()
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-                )
-                .layer(CatchPanicLayer::custom(panic_response))
-                .option_layer(health)
-                .layer(Extension(BodyReadTimeout(config.request_body_timeout())))
-                .layer(Extension(BodyLimit(config.request_body_limit))),
-        );
-        if config.enable_cors {
-            router = router.layer(cors_layer(&config.cors_origins));
-        }
-        if let Some(observe) = &self.state.observe {
+        // As few `layer` calls as the optional layers allow: axum boxes every route once per
+        // call, and clones (and later drops) each box on every request.
+        let common = ServiceBuilder::new()
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
+            .layer(CatchPanicLayer::custom(panic_response))
+            .option_layer(health)
+            .layer(Extension(BodyReadTimeout(config.request_body_timeout())))
+            .layer(Extension(BodyLimit(config.request_body_limit)));
+        let metrics = self.state.observe.as_ref().map(|observe| {
             let routes = ROUTES
                 .iter()
                 .map(|(_, path)| *path)
@@ -341,10 +336,22 @@ impl Proxy {
             for route in routes {
                 metrics_config = metrics_config.route(route);
             }
-            router = router
-                .layer(MetricsLayer::new(metrics_config).with_monitor(observe.monitor.clone()));
+            MetricsLayer::new(metrics_config).with_monitor(observe.monitor.clone())
+        });
+        // Outermost first: metrics, CORS, then the common layers.
+        match (config.enable_cors, metrics) {
+            (false, Some(metrics)) => {
+                router.layer(ServiceBuilder::new().layer(metrics).layer(common))
+            }
+            (false, None) => router.layer(common),
+            (true, metrics) => {
+                let router = router.layer(common).layer(cors_layer(&config.cors_origins));
+                match metrics {
+                    Some(metrics) => router.layer(metrics),
+                    None => router,
+                }
+            }
         }
-        router
     }
 }
 
