@@ -130,10 +130,7 @@ fn parse_event(raw: Bytes) -> Option<SseEvent> {
     let mut data: Option<String> = None;
     let mut event = None;
     let mut seen_field = false;
-    for line in text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-    {
+    for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
         if line.is_empty() || line.starts_with(':') {
             if line.starts_with(':') {
                 seen_field = true;
