@@ -94,8 +94,9 @@ async fn read_body_unbounded(
 ///   included) makes the upstream serialize the request it put back;
 /// - a layer that edits the `ChatRequest` in place (`extensions_mut().get_mut()`) must remove
 ///   it too (`extensions_mut().remove::<RawChatBody>()`);
-/// - built-in layers that took the request and changed nothing (the FixLayer when no rule
-///   fired, the CascadeLayer for a request without images) put it back with the request;
+/// - built-in layers leave it in place when they change nothing: the FixLayer fixes the
+///   request where it lies and removes the raw body when a rule fired; the CascadeLayer takes
+///   the request only when it has images to replace;
 /// - [`Upstream`](crate::upstream::Upstream) sends these bytes only when they belong to the
 ///   `ChatRequest` it takes (a request replaced by another one in the extensions is
 ///   serialized) and stripping [`OVERRIDE_FIELDS`](crate::chat::OVERRIDE_FIELDS) removed
@@ -137,26 +138,13 @@ pub(crate) fn parse_chat_keeping_raw(
     Ok((chat, raw))
 }
 
-/// Takes the parsed chat request and its [`RawChatBody`] (when there is one) out of `req`, for
-/// a built-in layer that may change nothing and then hands both back with
-/// [`put_back_unchanged`].
+/// Takes the parsed chat request and its [`RawChatBody`] (when there is one) out of `req`: for
+/// the upstream, which forwards the raw bytes when they still belong to the request.
 pub(crate) async fn take_chat_and_raw(
     req: &mut Request<Body>,
 ) -> Result<(ChatRequest, Option<RawChatBody>), ProxyError> {
     let raw = req.extensions_mut().remove::<RawChatBody>();
     Ok((take_chat(req).await?, raw))
-}
-
-/// Puts back a request that was taken and not changed, with its raw body.
-pub(crate) fn put_back_unchanged(
-    req: &mut Request<Body>,
-    chat: ChatRequest,
-    raw: Option<RawChatBody>,
-) {
-    req.extensions_mut().insert(chat);
-    if let Some(raw) = raw {
-        req.extensions_mut().insert(raw);
-    }
 }
 
 /// Takes the parsed chat request out of `req`: from its extensions when an earlier layer
