@@ -6,6 +6,7 @@
 //! cargo bench --bench overhead                 # full run (~1 minute)
 //! cargo bench --bench overhead -- --quick      # smoke run (CI): a few hundred requests
 //! cargo bench --bench overhead -- --duration 20 --concurrency 64
+//! cargo bench --bench overhead -- --count 1000  # fixed work, for callgrind instruction counts
 //! ```
 //!
 //! In one process, each on its own thread with its own single-threaded runtime:
@@ -91,6 +92,10 @@ struct Options {
     quick: bool,
     duration: Duration,
     concurrency: usize,
+    /// `--count N`: send exactly N non-stream and N stream requests at concurrency 1 through the
+    /// floor and through the proxy, print nothing else and exit; for instruction counts under
+    /// callgrind (see `docs/performance.md`), which the noise of a shared machine leaves alone.
+    count: Option<usize>,
 }
 
 fn options() -> Options {
@@ -106,6 +111,7 @@ fn options() -> Options {
         quick,
         duration: Duration::from_secs(value("--duration").unwrap_or(if quick { 1 } else { 10 })),
         concurrency: value("--concurrency").unwrap_or(32) as usize,
+        count: value("--count").map(|n| n as usize),
     }
 }
 
@@ -413,6 +419,20 @@ fn main() {
         .build()
         .unwrap();
     let n = if opts.quick { 200 } else { 5000 };
+    if let Some(count) = opts.count {
+        rt.block_on(async move {
+            let client = load_client();
+            for addr in [floor, proxy] {
+                for body in [chat_request(false), chat_request(true)] {
+                    for _ in 0..count {
+                        one(&client, addr, &body).await;
+                    }
+                }
+            }
+            println!("sent {count} non-stream and {count} stream requests through the floor and the proxy");
+        });
+        return;
+    }
     rt.block_on(async move {
         let client = load_client();
         let body = chat_request(false);

@@ -35,6 +35,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -281,18 +282,25 @@ impl Proxy {
         let completions = CompletionsService::new(chat.clone());
         let config = &self.state.config;
         let api = Router::new()
-            .route_service("/v1/chat/completions", post_only(chat.clone()))
-            .route_service("/chat/completions", post_only(chat))
-            .route_service("/v1/completions", post_only(completions.clone()))
-            .route_service("/completions", post_only(completions))
+            // `route`, not `route_service`: a method router mounted as a service is cloned
+            // whole on every request, one mounted as a route only clones the matched endpoint.
+            .route("/v1/chat/completions", post_only(chat.clone()))
+            .route("/chat/completions", post_only(chat))
+            .route("/v1/completions", post_only(completions.clone()))
+            .route("/completions", post_only(completions))
             .route("/v1/models", get(models))
             .route("/models", get(models))
-            .route_layer(RateLimitLayer::new(
-                config.rate_limit,
-                config.client_rate_limit,
-            ))
-            .route_layer(ClientAuthLayer::new(config.client_api_keys.clone()));
-        let mut router = Router::new()
+            // One `route_layer` call for both: axum boxes (and clones, per request) every
+            // route once per call.
+            .route_layer(
+                ServiceBuilder::new()
+                    .layer(ClientAuthLayer::new(config.client_api_keys.clone()))
+                    .layer(RateLimitLayer::new(
+                        config.rate_limit,
+                        config.client_rate_limit,
+                    )),
+            );
+        let router = Router::new()
             .route("/", get(root))
             .route("/status", get(status))
             .route("/metrics", get(metrics))
@@ -301,24 +309,24 @@ impl Proxy {
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .merge(api)
-            .with_state(self.clone())
-            .layer(Extension(BodyLimit(config.request_body_limit)))
-            .layer(Extension(BodyReadTimeout(config.request_body_timeout())));
-        if config.enable_health_check {
-            let health =
-                HealthLayer::with_config(self.state.health.clone(), HealthConfig::default())
-                    .shutdown_flag(self.state.shutting_down.clone());
-            router = router.layer(health);
-        }
-        router = router.layer(CatchPanicLayer::custom(panic_response)).layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        );
-        if config.enable_cors {
-            router = router.layer(cors_layer(&config.cors_origins));
-        }
-        if let Some(observe) = &self.state.observe {
+            .with_state(self.clone());
+        let health = config.enable_health_check.then(|| {
+            HealthLayer::with_config(self.state.health.clone(), HealthConfig::default())
+                .shutdown_flag(self.state.shutting_down.clone())
+        });
+        // As few `layer` calls as the optional layers allow: axum boxes every route once per
+        // call, and clones (and later drops) each box on every request.
+        let common = ServiceBuilder::new()
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
+            .layer(CatchPanicLayer::custom(panic_response))
+            .option_layer(health)
+            .layer(Extension(BodyReadTimeout(config.request_body_timeout())))
+            .layer(Extension(BodyLimit(config.request_body_limit)));
+        let metrics = self.state.observe.as_ref().map(|observe| {
             let routes = ROUTES
                 .iter()
                 .map(|(_, path)| *path)
@@ -328,16 +336,29 @@ impl Proxy {
             for route in routes {
                 metrics_config = metrics_config.route(route);
             }
-            router = router
-                .layer(MetricsLayer::new(metrics_config).with_monitor(observe.monitor.clone()));
+            MetricsLayer::new(metrics_config).with_monitor(observe.monitor.clone())
+        });
+        // Outermost first: metrics, CORS, then the common layers.
+        match (config.enable_cors, metrics) {
+            (false, Some(metrics)) => {
+                router.layer(ServiceBuilder::new().layer(metrics).layer(common))
+            }
+            (false, None) => router.layer(common),
+            (true, metrics) => {
+                let router = router.layer(common).layer(cors_layer(&config.cors_origins));
+                match metrics {
+                    Some(metrics) => router.layer(metrics),
+                    None => router,
+                }
+            }
         }
-        router
     }
 }
 
 /// A method router that sends POST to `service` and answers other methods with the envelope.
-fn post_only<S>(service: S) -> axum::routing::MethodRouter<()>
+fn post_only<St, S>(service: S) -> axum::routing::MethodRouter<St>
 where
+    St: Clone + Send + Sync + 'static,
     S: tower_service::Service<
             http::Request<axum::body::Body>,
             Response = Response,

@@ -11,10 +11,17 @@
 //!
 //! | position | layer | request extensions | response extensions |
 //! |---|---|---|---|
-//! | 1 | [`ParseLayer`]: body limit, content type, one parse | writes `ChatRequest` | `ErrorKind` on rejection |
-//! | 2 | [`FixLayer`]: message fixing ([`Config::fix_config`]) | reads and writes `ChatRequest`, writes `FixReport` | writes `FixReport`; rewrites the body (tool-call deltas, stop strings, `note`, usage) |
-//! | 3 | [`CascadeLayer`]: images → descriptions, model switch | reads and writes `ChatRequest`; writes `VisionReport` | writes `VisionReport` (or `PendingVisionReport` for a stream committed early), `ErrorKind` on rejection |
-//! | end | [`Upstream`] | takes `ChatRequest` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
+//! | 1 | [`ParseLayer`]: body limit, content type, one parse | writes `ChatRequest` and [`RawChatBody`](crate::chat::RawChatBody) | `ErrorKind` on rejection |
+//! | 2 | [`FixLayer`]: message fixing ([`Config::fix_config`]) | reads and writes `ChatRequest`, writes `FixReport`; keeps `RawChatBody` only when no rule fired | writes `FixReport`; rewrites the body (tool-call deltas, stop strings, `note`, usage) |
+//! | 3 | [`CascadeLayer`]: images → descriptions, model switch | reads and writes `ChatRequest`; writes `VisionReport`; keeps `RawChatBody` only for a request without images | writes `VisionReport` (or `PendingVisionReport` for a stream committed early), `ErrorKind` on rejection |
+//! | end | [`Upstream`] | takes `ChatRequest` and `RawChatBody` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
+//!
+//! The body is parsed once and serialized at most once. A request no layer changed is not
+//! serialized at all: the upstream forwards the client's bytes ([`RawChatBody`](crate::chat::RawChatBody)) when they are
+//! still in the extensions, still belong to the `ChatRequest` it takes, and no override field
+//! had to be stripped. [`take_chat`](crate::chat::take_chat) drops them, so a layer of your own
+//! that takes the request to change it is always seen upstream; a layer that edits the
+//! `ChatRequest` in place (`get_mut`) must remove `RawChatBody` itself.
 //!
 //! Metrics and health are app-wide layers applied to the whole router (see
 //! [`server`](crate::server)), not part of this chat stack. Every layer also works alone: a

@@ -272,18 +272,34 @@ where
             if !config.enabled {
                 return inner.call(req).await;
             }
-            let mut chat = match chat::take_chat(&mut req).await {
-                Ok(chat) => chat,
-                Err(err) => return Ok(err.into_response()),
+            // Scanned where it lies when an earlier layer parsed it: a request without images
+            // goes on untouched (raw bytes included), and is taken only when it will change.
+            let scanned = req
+                .extensions()
+                .get::<ChatRequest>()
+                .map(|chat| image::scan(chat, config.max_images, config.max_image_bytes));
+            let (mut chat, images) = match scanned {
+                Some(Err(err)) => return Ok(err.into_response()),
+                Some(Ok(images)) if images.is_empty() => return inner.call(req).await,
+                Some(Ok(images)) => match chat::take_chat(&mut req).await {
+                    Ok(chat) => (chat, images),
+                    Err(err) => return Ok(err.into_response()),
+                },
+                None => {
+                    let chat = match chat::take_chat(&mut req).await {
+                        Ok(chat) => chat,
+                        Err(err) => return Ok(err.into_response()),
+                    };
+                    match image::scan(&chat, config.max_images, config.max_image_bytes) {
+                        Ok(images) if images.is_empty() => {
+                            req.extensions_mut().insert(chat);
+                            return inner.call(req).await;
+                        }
+                        Ok(images) => (chat, images),
+                        Err(err) => return Ok(err.into_response()),
+                    }
+                }
             };
-            let images = match image::scan(&chat, config.max_images, config.max_image_bytes) {
-                Ok(images) => images,
-                Err(err) => return Ok(err.into_response()),
-            };
-            if images.is_empty() {
-                req.extensions_mut().insert(chat);
-                return inner.call(req).await;
-            }
             let has_tools = chat.tools.as_ref().is_some_and(|t| !t.is_empty());
             if config.pass_through_vision && config.is_vision_model(&chat.model) && !has_tools {
                 let report = VisionReport {

@@ -1,6 +1,6 @@
 //! [`ParseLayer`]: reads and parses the chat body once, for every later layer.
 
-use crate::chat::{parse, ChatRequest};
+use crate::chat::{parse, ChatRequest, RawChatBody};
 use crate::error::ProxyError;
 use axum::body::Body;
 use axum::response::IntoResponse;
@@ -14,8 +14,9 @@ use tower_service::Service;
 /// is JSON, parses it into a [`ChatRequest`] and puts that into request extensions. Bad input is
 /// answered here with OpenAI's envelope (400, 413, 415) and never reaches the inner service.
 ///
-/// Writes: `ChatRequest` (request extension). Later layers take it with
-/// [`take_chat`](crate::chat::take_chat) and put it back.
+/// Writes: `ChatRequest` and [`RawChatBody`] (request extensions). Later layers take the
+/// request with [`take_chat`](crate::chat::take_chat) and put it back; the raw body lets the
+/// upstream forward a request nobody changed without serializing it again.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLayer {
     limit: usize,
@@ -72,8 +73,9 @@ where
         Box::pin(async move {
             if req.extensions().get::<ChatRequest>().is_none() {
                 match read_chat(&mut req, limit).await {
-                    Ok(chat) => {
+                    Ok((chat, raw)) => {
                         req.extensions_mut().insert(chat);
+                        req.extensions_mut().insert(raw);
                     }
                     Err(err) => return Ok(err.into_response()),
                 }
@@ -83,7 +85,10 @@ where
     }
 }
 
-async fn read_chat(req: &mut Request<Body>, limit: usize) -> Result<ChatRequest, ProxyError> {
+async fn read_chat(
+    req: &mut Request<Body>,
+    limit: usize,
+) -> Result<(ChatRequest, RawChatBody), ProxyError> {
     parse::check_content_type(req.headers())?;
     let timeout = req
         .extensions()
@@ -91,5 +96,5 @@ async fn read_chat(req: &mut Request<Body>, limit: usize) -> Result<ChatRequest,
         .map_or(parse::DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
     let bytes = parse::read_body(req.headers(), body, limit, timeout).await?;
-    parse::parse_chat(&bytes)
+    parse::parse_chat_keeping_raw(bytes)
 }

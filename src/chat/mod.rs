@@ -54,7 +54,9 @@ pub mod sse;
 
 pub use completion::{is_text_only, CompletionRequest, Prompt, TextChoice, TextCompletion};
 pub use layer::{Parse, ParseLayer};
-pub use parse::{parse_chat, parse_completion, take_chat, BodyLimit, DEFAULT_BODY_LIMIT};
+pub use parse::{
+    parse_chat, parse_completion, take_chat, BodyLimit, RawChatBody, DEFAULT_BODY_LIMIT,
+};
 pub use request::{
     to_json_bytes, ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message,
     Role, Stop, StreamOptions, Tool, ToolCall, OVERRIDE_FIELDS,

@@ -85,10 +85,75 @@ async fn read_body_unbounded(
     }
 }
 
+/// The request body exactly as the client sent it, kept by [`ParseLayer`](crate::chat::ParseLayer)
+/// beside the [`ChatRequest`] parsed from it (request extension), so that a request nobody
+/// changed is forwarded without being serialized again.
+///
+/// The contract:
+/// - [`take_chat`] removes it: a layer that takes the request to change it (a user's own layer
+///   included) makes the upstream serialize the request it put back;
+/// - a layer that edits the `ChatRequest` in place (`extensions_mut().get_mut()`) must remove
+///   it too (`extensions_mut().remove::<RawChatBody>()`);
+/// - built-in layers leave it in place when they change nothing: the FixLayer fixes the
+///   request where it lies and removes the raw body when a rule fired; the CascadeLayer takes
+///   the request only when it has images to replace;
+/// - [`Upstream`](crate::upstream::Upstream) sends these bytes only when they belong to the
+///   `ChatRequest` it takes (a request replaced by another one in the extensions is
+///   serialized) and stripping [`OVERRIDE_FIELDS`](crate::chat::OVERRIDE_FIELDS) removed
+///   nothing.
+#[derive(Debug, Clone)]
+pub struct RawChatBody {
+    bytes: Bytes,
+    /// The address of the parsed request's message list: a `ChatRequest` put in place of the
+    /// parsed one has its own list, so these bytes no longer belong to it.
+    messages: usize,
+}
+
+impl RawChatBody {
+    fn new(bytes: Bytes, chat: &ChatRequest) -> Self {
+        RawChatBody {
+            bytes,
+            messages: chat.messages.as_ptr() as usize,
+        }
+    }
+
+    /// The body as it came.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The body, when it still belongs to `chat` (the request parsed from it, moved but not
+    /// replaced).
+    pub(crate) fn into_bytes_for(self, chat: &ChatRequest) -> Option<Bytes> {
+        (self.messages == chat.messages.as_ptr() as usize).then_some(self.bytes)
+    }
+}
+
+/// Parses `bytes` into a chat request and the [`RawChatBody`] that goes with it.
+pub(crate) fn parse_chat_keeping_raw(
+    bytes: Bytes,
+) -> Result<(ChatRequest, RawChatBody), ProxyError> {
+    let chat = parse_chat(&bytes)?;
+    let raw = RawChatBody::new(bytes, &chat);
+    Ok((chat, raw))
+}
+
+/// Takes the parsed chat request and its [`RawChatBody`] (when there is one) out of `req`: for
+/// the upstream, which forwards the raw bytes when they still belong to the request.
+pub(crate) async fn take_chat_and_raw(
+    req: &mut Request<Body>,
+) -> Result<(ChatRequest, Option<RawChatBody>), ProxyError> {
+    let raw = req.extensions_mut().remove::<RawChatBody>();
+    Ok((take_chat(req).await?, raw))
+}
+
 /// Takes the parsed chat request out of `req`: from its extensions when an earlier layer
 /// parsed it, otherwise by reading and parsing the body (with the [`BodyLimit`] in force, or
 /// [`DEFAULT_BODY_LIMIT`]). Put it back with `req.extensions_mut().insert(chat)`.
+///
+/// It also drops the [`RawChatBody`], so the upstream serializes whatever request is put back.
 pub async fn take_chat(req: &mut Request<Body>) -> Result<ChatRequest, ProxyError> {
+    req.extensions_mut().remove::<RawChatBody>();
     if let Some(chat) = req.extensions_mut().remove::<ChatRequest>() {
         return Ok(chat);
     }

@@ -5,7 +5,7 @@ use super::config::FixConfig;
 use super::future::ResponseFuture;
 use super::rewrite::{asks_for_usage, ResponsePlan};
 use super::rules::fix_request_with_names;
-use crate::chat::take_chat;
+use crate::chat::{take_chat, ChatRequest, RawChatBody};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::{header, HeaderMap, Request, Response};
@@ -56,21 +56,41 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         ResponseFuture::new(async move {
-            let mut chat = match take_chat(&mut req).await {
-                Ok(chat) => chat,
-                Err(err) => return Ok(err.into_response()),
+            // Fixed where it lies when an earlier layer parsed it (no moving out and back in);
+            // otherwise read and parsed here.
+            let taken = match req.extensions().get::<ChatRequest>() {
+                Some(_) => None,
+                None => match take_chat(&mut req).await {
+                    Ok(chat) => Some(chat),
+                    Err(err) => return Ok(err.into_response()),
+                },
             };
-            let client_asked_usage = asks_for_usage(&chat);
-            let (report, names) = match fix_request_with_names(&mut chat, &config) {
-                Ok(fixed) => fixed,
-                Err(err) => return Ok(err.into_response()),
+            let (report, plan) = {
+                let mut taken = taken;
+                let chat = match taken.as_mut() {
+                    Some(chat) => chat,
+                    None => req
+                        .extensions_mut()
+                        .get_mut::<ChatRequest>()
+                        .expect("checked above"),
+                };
+                let client_asked_usage = asks_for_usage(chat);
+                let (report, names) = match fix_request_with_names(chat, &config) {
+                    Ok(fixed) => fixed,
+                    Err(err) => return Ok(err.into_response()),
+                };
+                let plan = ResponsePlan::new(chat, &config, names, client_asked_usage);
+                if let Some(chat) = taken {
+                    req.extensions_mut().insert(chat);
+                }
+                (report, plan)
             };
             if !report.rules.is_empty() {
                 tracing::debug!(rules = ?report.rules, "fix rules applied");
+                // Changed in place: the client's bytes no longer describe the request.
+                req.extensions_mut().remove::<RawChatBody>();
             }
-            let plan = ResponsePlan::new(&chat, &config, names, client_asked_usage);
             req.headers_mut().remove(header::CONTENT_LENGTH);
-            req.extensions_mut().insert(chat);
             req.extensions_mut().insert(report.clone());
             let mut response = inner.call(req).await?;
             response.extensions_mut().insert(report);

@@ -11,7 +11,9 @@
 //! - Hunyuan's own 4xx envelope is passed on with its status; 5xx and connection failures
 //!   become 502, silence past `request_timeout` becomes 504;
 //! - fields that could redirect or re-key the upstream (`api_base`, `base_url`, `api_key`…)
-//!   are stripped from the body.
+//!   are stripped from the body;
+//! - a request no layer changed goes out as the client's own bytes
+//!   ([`RawChatBody`]), any other is serialized once.
 //!
 //! At most `upstream_concurrency` requests are in flight at once; a streamed answer holds its
 //! slot until its body ends or is dropped.
@@ -27,7 +29,7 @@ mod body;
 
 pub use body::UpstreamBody;
 
-use crate::chat::{self, ChatCompletion, ChatRequest};
+use crate::chat::{self, ChatCompletion, ChatRequest, RawChatBody};
 use crate::config::{Config, Secret};
 use crate::error::ProxyError;
 use axum::body::Body;
@@ -172,6 +174,8 @@ pub struct Upstream {
 struct Inner {
     client: reqwest::Client,
     chat_url: String,
+    /// `chat_url` parsed once: reqwest would parse a string on every request.
+    chat_endpoint: reqwest::Url,
     models_url: String,
     auth: Option<HeaderValue>,
     read_timeout: Duration,
@@ -220,10 +224,14 @@ impl Upstream {
             None => None,
         };
         let base = config.api_base.trim_end_matches('/');
+        let chat_url = format!("{base}/chat/completions");
+        let chat_endpoint = reqwest::Url::parse(&chat_url)
+            .map_err(|_| UpstreamSetupError("api_base is not a valid URL".into()))?;
         Ok(Upstream {
             inner: Arc::new(Inner {
                 client,
-                chat_url: format!("{base}/chat/completions"),
+                chat_url,
+                chat_endpoint,
                 models_url: format!("{base}/models"),
                 auth,
                 read_timeout: config.read_timeout,
@@ -268,7 +276,7 @@ impl Upstream {
     pub async fn complete(&self, mut chat: ChatRequest) -> Result<ChatCompletion, ProxyError> {
         chat.stream = Some(false);
         chat.stream_options = None;
-        let bytes = match self.send(&mut chat).await?.0 {
+        let bytes = match self.send(&mut chat, None).await?.0 {
             Answer::Whole { body, .. } => body,
             // Asked for a whole answer, the upstream streamed anyway: read it whole.
             Answer::Stream(response, _permit) => {
@@ -326,9 +334,18 @@ impl Upstream {
     /// concurrency slot, or a whole body already read. Retries, before any byte of the answer
     /// can have reached the client, on connection failures, 429, 500/502/503/504 and a whole
     /// answer that broke off while being read, within `first_byte_timeout`.
-    async fn send(&self, chat: &mut ChatRequest) -> Result<(Answer, UpstreamTiming), ProxyError> {
-        chat.strip_override_fields();
-        let body = chat::to_json_bytes(chat);
+    async fn send(
+        &self,
+        chat: &mut ChatRequest,
+        raw: Option<RawChatBody>,
+    ) -> Result<(Answer, UpstreamTiming), ProxyError> {
+        let stripped = chat.strip_override_fields();
+        // The client's own bytes when nobody changed the request and nothing had to be
+        // stripped; otherwise the request serialized once.
+        let body = match raw.and_then(|raw| raw.into_bytes_for(chat)) {
+            Some(bytes) if stripped == 0 => bytes,
+            _ => chat::to_json_bytes(chat),
+        };
         let stream = chat.is_stream();
         let permit = self.acquire_slot().await?;
         let started = Instant::now();
@@ -403,7 +420,7 @@ impl Upstream {
         let mut request = self
             .inner
             .client
-            .post(&self.inner.chat_url)
+            .post(self.inner.chat_endpoint.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(auth) = &self.inner.auth {
@@ -488,9 +505,13 @@ impl Upstream {
         }
     }
 
-    async fn forward(&self, mut chat: ChatRequest) -> Result<Response<Body>, ProxyError> {
+    async fn forward(
+        &self,
+        mut chat: ChatRequest,
+        raw: Option<RawChatBody>,
+    ) -> Result<Response<Body>, ProxyError> {
         let model = chat.model.clone();
-        let (answer, timing) = self.send(&mut chat).await?;
+        let (answer, timing) = self.send(&mut chat, raw).await?;
         let mut out = match answer {
             Answer::Stream(response, permit) => {
                 let body = UpstreamBody::new(Box::pin(response.bytes_stream()), permit);
@@ -644,12 +665,12 @@ impl tower_service::Service<Request<Body>> for Upstream {
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let chat = match chat::take_chat(&mut req).await {
-                Ok(chat) => chat,
+            let (chat, raw) = match chat::parse::take_chat_and_raw(&mut req).await {
+                Ok(taken) => taken,
                 Err(err) => return Ok(err.into_response()),
             };
             let model = chat.model.clone();
-            Ok(match this.forward(chat).await {
+            Ok(match this.forward(chat, raw).await {
                 Ok(response) => response,
                 Err(err) => {
                     // Metrics count upstream calls by model, failed ones too.
