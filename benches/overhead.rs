@@ -94,7 +94,7 @@ struct Options {
     concurrency: usize,
     /// `--count N`: send exactly N non-stream and N stream requests at concurrency 1 through the
     /// floor and through the proxy, print nothing else and exit; for instruction counts under
-    /// callgrind (see `docs/performance.md`), which the noise of a shared machine leaves alone.
+    /// callgrind (see README, "Performance"), which the noise of a shared machine leaves alone.
     count: Option<usize>,
 }
 

@@ -165,6 +165,8 @@ pub struct Config {
     pub upstream_queue_timeout: u64,
     /// Seconds a client may take to send its request body (408 past it).
     pub request_body_timeout: u64,
+    /// Log each chat request at debug level, image data elided (off: bodies are never logged).
+    pub log_request_bodies: bool,
     /// Proxy API keys clients must present (`Authorization: Bearer`); empty: no client auth.
     pub client_api_keys: Vec<Secret>,
     /// Requests per second for all clients together (`{ per_second, burst }`); none: no limit.
@@ -215,6 +217,7 @@ impl Default for Config {
             upstream_queue_size: 256,
             upstream_queue_timeout: 60,
             request_body_timeout: 30,
+            log_request_bodies: false,
             client_api_keys: Vec::new(),
             rate_limit: None,
             client_rate_limit: None,

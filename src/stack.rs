@@ -80,7 +80,7 @@ impl ChatStack {
         let fix = FixLayer::new(config.fix_config()).expect("the config was validated");
         let service = ServiceBuilder::new()
             // 1
-            .layer(ParseLayer::new(config.request_body_limit))
+            .layer(ParseLayer::new(config.request_body_limit).log_bodies(config.log_request_bodies))
             // 2
             .layer(fix)
             // 3

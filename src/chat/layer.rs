@@ -17,15 +17,29 @@ use tower_service::Service;
 /// Writes: `ChatRequest` and [`RawChatBody`] (request extensions). Later layers take the
 /// request with [`take_chat`](crate::chat::take_chat) and put it back; the raw body lets the
 /// upstream forward a request nobody changed without serializing it again.
+///
+/// With [`log_bodies`](Self::log_bodies) on, each parsed request is logged at `debug` with image
+/// data elided and override fields removed ([`loggable_json`](crate::chat::redact::loggable_json));
+/// off by default, since conversations are the users' data.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLayer {
     limit: usize,
+    log_bodies: bool,
 }
 
 impl ParseLayer {
     /// A parse layer accepting bodies of at most `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        ParseLayer { limit }
+        ParseLayer {
+            limit,
+            log_bodies: false,
+        }
+    }
+
+    /// Logs each parsed request at `debug` level, images elided (off by default).
+    pub fn log_bodies(mut self, on: bool) -> Self {
+        self.log_bodies = on;
+        self
     }
 }
 
@@ -42,6 +56,7 @@ impl<S> Layer<S> for ParseLayer {
         Parse {
             inner,
             limit: self.limit,
+            log_bodies: self.log_bodies,
         }
     }
 }
@@ -51,6 +66,7 @@ impl<S> Layer<S> for ParseLayer {
 pub struct Parse<S> {
     inner: S,
     limit: usize,
+    log_bodies: bool,
 }
 
 impl<S> Service<Request<Body>> for Parse<S>
@@ -70,10 +86,17 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limit = self.limit;
+        let log_bodies = self.log_bodies;
         Box::pin(async move {
             if req.extensions().get::<ChatRequest>().is_none() {
                 match read_chat(&mut req, limit).await {
                     Ok((chat, raw)) => {
+                        if log_bodies {
+                            tracing::debug!(
+                                body = %crate::chat::redact::loggable_json(&chat),
+                                "chat request"
+                            );
+                        }
                         req.extensions_mut().insert(chat);
                         req.extensions_mut().insert(raw);
                     }
@@ -97,4 +120,58 @@ async fn read_chat(
     let body = std::mem::take(req.body_mut());
     let bytes = parse::read_body(req.headers(), body, limit, timeout).await?;
     parse::parse_chat_keeping_raw(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn logged(layer: ParseLayer) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let service = layer.layer(tower::service_fn(|_req: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        }));
+        let body = r#"{"model":"m","api_key":"sk-secret-in-body","messages":[{"role":"user","content":[
+            {"type":"text","text":"what is on screen?"},
+            {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUg"}}]}]}"#;
+        let response = service
+            .oneshot(Request::new(Body::from(body)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    #[tokio::test]
+    async fn bodies_are_logged_only_when_asked_and_never_with_images_or_keys() {
+        let quiet = logged(ParseLayer::default()).await;
+        assert!(!quiet.contains("what is on screen"), "{quiet}");
+        let loud = logged(ParseLayer::default().log_bodies(true)).await;
+        assert!(loud.contains("what is on screen"), "{loud}");
+        assert!(!loud.contains("iVBORw0KGgo"), "{loud}");
+        assert!(!loud.contains("sk-secret-in-body"), "{loud}");
+    }
 }

@@ -48,6 +48,7 @@
 mod completion;
 mod layer;
 pub mod parse;
+pub mod redact;
 mod request;
 mod response;
 pub mod sse;
