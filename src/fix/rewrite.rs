@@ -15,6 +15,7 @@
 
 use super::config::{FixConfig, Rule};
 use super::rules::ToolNameMap;
+use super::splice::without_members;
 use crate::chat::{
     ChatChunk, ChatRequest, Choice, ChunkChoice, Content, Delta, SseEvent, ToolCallDelta, Usage,
 };
@@ -101,6 +102,13 @@ impl ResponsePlan {
             return None;
         }
         let text = std::str::from_utf8(body).ok()?;
+        if self.stop.is_empty() && self.tool_names.is_empty() {
+            // Only the note goes: cut it out of the bytes when the answer is plainly valid.
+            let mut out = Vec::with_capacity(body.len());
+            if let Some(found) = without_members(body, b"note", &mut out) {
+                return (found.removed > 0).then(|| Bytes::from(out));
+            }
+        }
         let RawObject(members) = serde_json::from_str(text).ok()?;
         let mut new_choices = None;
         if !self.stop.is_empty() || !self.tool_names.is_empty() {
@@ -158,7 +166,7 @@ fn estimate_tokens(chars: usize) -> u64 {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Cuts one trailing stop string (the longest that matches).
@@ -252,6 +260,9 @@ impl StreamRewriter {
         let data = event.data.as_str();
         if data.is_empty() || !self.wants(data) {
             return EventAction::Forward;
+        }
+        if let Some(action) = self.only_note(data) {
+            return action;
         }
         let Ok(RawObject(members)) = serde_json::from_str::<RawObject<'_>>(data) else {
             return EventAction::Forward;
@@ -382,6 +393,32 @@ impl StreamRewriter {
             model,
             ..Default::default()
         }
+    }
+
+    /// The fast path for an event that needs nothing but the note removed: the note is cut
+    /// out of the bytes. `None` when the event needs more (or the splice is unsure), for
+    /// [`Self::on_event`]'s parsing path.
+    fn only_note(&self, data: &str) -> Option<EventAction> {
+        let plan = &self.plan;
+        let only_note = plan.drop_note
+            && plan.synthesize_usage.is_none()
+            && plan.stop.is_empty()
+            && !(plan.drop_usage && data.contains("\"usage\""))
+            && !((plan.tool_call_deltas || !plan.tool_names.is_empty())
+                && data.contains("\"tool_calls\""))
+            && !data.contains('\n');
+        if !only_note {
+            return None;
+        }
+        let mut out = Vec::with_capacity(data.len() + 8);
+        out.extend_from_slice(b"data: ");
+        let found = without_members(data.as_bytes(), b"note", &mut out)?;
+        // An error event mid-stream is not a chunk: pass it on exactly as it came.
+        if found.removed == 0 || found.error {
+            return Some(EventAction::Forward);
+        }
+        out.extend_from_slice(b"\n\n");
+        Some(EventAction::Replace(Bytes::from(out)))
     }
 
     /// A cheap look at the raw data: does this event need parsing?
