@@ -824,7 +824,7 @@ mod tests {
         };
         assert_eq!(
             &bytes[..],
-            b"data: {\"id\":\"x\",\"x_extra\":{\"a\" : [1, 2.50]},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\u00e9\"}}]}\n\n"
+            b"data: {\"id\":\"x\",\"x_extra\": {\"a\" : [1, 2.50]},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\u00e9\"}}]}\n\n"
         );
     }
 

@@ -21,8 +21,8 @@ pub(super) struct Spliced {
 const MAX_DEPTH: u32 = 128;
 
 /// Appends `json` (one object, optionally surrounded by JSON whitespace) to `out` without its
-/// top-level members named `key`, written as the parsing path writes them: `{`, then each kept
-/// member as `"key":value` (the value's original bytes) separated by `,`, then `}`.
+/// top-level members named `key`. Everything else keeps its bytes: each removed member goes
+/// with the comma (and whitespace) before it, or after it when it comes first.
 ///
 /// Returns `None`, with `out` in an unspecified state, when `json` is not a valid JSON object
 /// or a top-level key holds an escape.
@@ -33,13 +33,17 @@ pub(super) fn without_members(json: &[u8], key: &[u8], out: &mut Vec<u8>) -> Opt
         error: false,
     };
     sc.ws();
+    // Input from `copy_from` on is still to be copied.
+    let mut copy_from = sc.i;
     sc.expect(b'{')?;
-    out.push(b'{');
     sc.ws();
     if sc.peek()? == b'}' {
         sc.i += 1;
     } else {
-        let mut first = true;
+        // The end of the last kept member's value.
+        let mut kept_end = None;
+        // Every member so far was removed: the next one starts the copy.
+        let mut skip_to_next = false;
         loop {
             let key_start = sc.i;
             if sc.peek()? != b'"' || sc.string()? {
@@ -50,20 +54,32 @@ pub(super) fn without_members(json: &[u8], key: &[u8], out: &mut Vec<u8>) -> Opt
             sc.ws();
             sc.expect(b':')?;
             sc.ws();
-            let value_start = sc.i;
             sc.value(1)?;
+            let value_end = sc.i;
+            if skip_to_next {
+                copy_from = key_start;
+                skip_to_next = false;
+            }
             let name = &json[key_start + 1..key_end - 1];
             if name == key {
                 found.removed += 1;
+                match kept_end {
+                    // Cut from the end of the member before, its comma included.
+                    Some(end) => {
+                        if copy_from < end {
+                            out.extend_from_slice(&json[copy_from..end]);
+                        }
+                    }
+                    // Cut up to the next member, its comma included.
+                    None => {
+                        out.extend_from_slice(&json[copy_from..key_start]);
+                        skip_to_next = true;
+                    }
+                }
+                copy_from = value_end;
             } else {
                 found.error |= name == b"error";
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                out.extend_from_slice(&json[key_start..key_end]);
-                out.push(b':');
-                out.extend_from_slice(&json[value_start..sc.i]);
+                kept_end = Some(value_end);
             }
             sc.ws();
             match sc.next()? {
@@ -73,11 +89,12 @@ pub(super) fn without_members(json: &[u8], key: &[u8], out: &mut Vec<u8>) -> Opt
             }
         }
     }
+    let end = sc.i;
     sc.ws();
     if sc.i != json.len() {
         return None;
     }
-    out.push(b'}');
+    out.extend_from_slice(&json[copy_from..end]);
     Some(found)
 }
 
@@ -313,12 +330,24 @@ mod tests {
         ] {
             agrees(json);
         }
-        assert_eq!(
-            splice(r#"{"id":"x","note":"n","c":{"a" : [1, 2.50]}}"#)
-                .unwrap()
-                .0,
-            r#"{"id":"x","c":{"a" : [1, 2.50]}}"#
-        );
+        for (json, want) in [
+            (
+                r#"{"id":"x","note":"n","c": {"a" : [1, 2.50]}}"#,
+                r#"{"id":"x","c": {"a" : [1, 2.50]}}"#,
+            ),
+            (r#" { "note" : "n" , "id" : 1 } "#, r#"{ "id" : 1 }"#),
+            (r#"{"id" : 1 , "note" : "n" }"#, r#"{"id" : 1 }"#),
+            (r#"{"note":1,"note":2}"#, r#"{}"#),
+            (
+                r#"{"note":1 , "note":2 ,"a":3,"note":4,"note":5,"b":6,"note":7}"#,
+                r#"{"a":3,"b":6}"#,
+            ),
+            (r#"{"a":1,"note":2,"note":3}"#, r#"{"a":1}"#),
+            (r#"{ "note":1 }"#, r#"{  }"#),
+        ] {
+            assert_eq!(splice(json).unwrap().0, want, "{json}");
+            agrees(json);
+        }
     }
 
     #[test]
