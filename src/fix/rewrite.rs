@@ -165,6 +165,16 @@ fn estimate_tokens(chars: usize) -> u64 {
     chars.div_ceil(4) as u64
 }
 
+type Finder = std::sync::LazyLock<memchr::memmem::Finder<'static>>;
+static NOTE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"note\""));
+static USAGE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+static TOOL_CALLS: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"tool_calls\""));
+
+/// Whether `data` holds the finder's needle (memchr's vectorized search, built once).
+fn has(finder: &Finder, data: &str) -> bool {
+    finder.find(data.as_bytes()).is_some()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
 }
@@ -403,10 +413,9 @@ impl StreamRewriter {
         let only_note = plan.drop_note
             && plan.synthesize_usage.is_none()
             && plan.stop.is_empty()
-            && !(plan.drop_usage && data.contains("\"usage\""))
-            && !((plan.tool_call_deltas || !plan.tool_names.is_empty())
-                && data.contains("\"tool_calls\""))
-            && !data.contains('\n');
+            && !(plan.drop_usage && has(&USAGE, data))
+            && !((plan.tool_call_deltas || !plan.tool_names.is_empty()) && has(&TOOL_CALLS, data))
+            && memchr::memchr(b'\n', data.as_bytes()).is_none();
         if !only_note {
             return None;
         }
@@ -426,10 +435,9 @@ impl StreamRewriter {
         let plan = &self.plan;
         plan.synthesize_usage.is_some()
             || !plan.stop.is_empty()
-            || (plan.drop_note && data.contains("\"note\""))
-            || (plan.drop_usage && data.contains("\"usage\""))
-            || ((plan.tool_call_deltas || !plan.tool_names.is_empty())
-                && data.contains("\"tool_calls\""))
+            || (plan.drop_note && has(&NOTE, data))
+            || (plan.drop_usage && has(&USAGE, data))
+            || ((plan.tool_call_deltas || !plan.tool_names.is_empty()) && has(&TOOL_CALLS, data))
     }
 
     /// Applies the plan to a chunk's choices; returns whether they changed.
