@@ -130,7 +130,14 @@ fn parse_event(raw: Bytes) -> Option<SseEvent> {
     let mut data: Option<String> = None;
     let mut event = None;
     let mut seen_field = false;
-    for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+    // Lines and the field's colon are found with memchr (`split` and `split_once` with a char
+    // pattern cost a searcher each).
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    for end in ends {
+        let line = &text[start..end];
+        start = end + 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() || line.starts_with(':') {
             if line.starts_with(':') {
                 seen_field = true;
@@ -138,8 +145,11 @@ fn parse_event(raw: Bytes) -> Option<SseEvent> {
             continue;
         }
         seen_field = true;
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+        let (field, value) = match memchr::memchr(b':', line.as_bytes()) {
+            Some(colon) => {
+                let v = &line[colon + 1..];
+                (&line[..colon], v.strip_prefix(' ').unwrap_or(v))
+            }
             None => (line, ""),
         };
         match field {

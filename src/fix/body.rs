@@ -31,6 +31,9 @@ enum Mode {
         rewriter: Box<StreamRewriter>,
     },
     Json {
+        /// The answer while it is one frame (the norm): kept without a copy.
+        first: Option<Bytes>,
+        /// The answer once a second frame came.
         buf: BytesMut,
         plan: Box<ResponsePlan>,
     },
@@ -68,6 +71,7 @@ impl<B> FixBody<B> {
         Self::with_mode(
             inner,
             Mode::Json {
+                first: None,
                 buf: BytesMut::new(),
                 plan: Box::new(plan),
             },
@@ -122,7 +126,16 @@ where
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => match this.mode {
                         Mode::Stream { parser, .. } => parser.push(&data),
-                        Mode::Json { buf, .. } => buf.extend_from_slice(&data),
+                        Mode::Json { first, buf, .. } => {
+                            if first.is_none() && buf.is_empty() {
+                                *first = Some(data);
+                            } else {
+                                if let Some(first) = first.take() {
+                                    buf.extend_from_slice(&first);
+                                }
+                                buf.extend_from_slice(&data);
+                            }
+                        }
                     },
                     // Trailers pass unchanged.
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
@@ -163,8 +176,8 @@ fn end_of_input(mode: &mut Mode, queue: &mut VecDeque<Bytes>) {
             }
             queue.extend(rewriter.finish());
         }
-        Mode::Json { buf, plan } => {
-            let body = std::mem::take(buf).freeze();
+        Mode::Json { first, buf, plan } => {
+            let body = first.take().unwrap_or_else(|| std::mem::take(buf).freeze());
             if body.is_empty() {
                 return;
             }
@@ -234,6 +247,22 @@ mod tests {
         let out: Value = serde_json::from_slice(&collect(FixBody::json(body, plan)).await).unwrap();
         assert!(out.get("note").is_none());
         assert_eq!(out["choices"][0]["message"]["content"], "ok");
+    }
+
+    #[tokio::test]
+    async fn json_answer_in_one_frame_or_with_empty_frames() {
+        let plan = ResponsePlan {
+            drop_note: true,
+            ..Default::default()
+        };
+        for pieces in [
+            vec![&b"{\"id\":\"x\",\"note\":\"n\"}"[..]],
+            vec![b"", b"{\"id\":\"x\",\"note\":\"n\"}", b""],
+            vec![b"{\"id\":\"x\",", b"", b"\"note\":\"n\"}"],
+        ] {
+            let out = collect(FixBody::json(chunked(pieces.clone()), plan.clone())).await;
+            assert_eq!(out, b"{\"id\":\"x\"}", "{pieces:?}");
+        }
     }
 
     #[tokio::test]

@@ -69,6 +69,7 @@ mod layer;
 mod rewrite;
 mod rules;
 mod service;
+mod splice;
 
 pub use body::FixBody;
 pub use config::{

@@ -15,6 +15,7 @@
 
 use super::config::{FixConfig, Rule};
 use super::rules::ToolNameMap;
+use super::splice::without_members;
 use crate::chat::{
     ChatChunk, ChatRequest, Choice, ChunkChoice, Content, Delta, SseEvent, ToolCallDelta, Usage,
 };
@@ -101,6 +102,13 @@ impl ResponsePlan {
             return None;
         }
         let text = std::str::from_utf8(body).ok()?;
+        if self.stop.is_empty() && self.tool_names.is_empty() {
+            // Only the note goes: cut it out of the bytes when the answer is plainly valid.
+            let mut out = Vec::with_capacity(body.len());
+            if let Some(found) = without_members(body, b"note", &mut out) {
+                return (found.removed > 0).then(|| Bytes::from(out));
+            }
+        }
         let RawObject(members) = serde_json::from_str(text).ok()?;
         let mut new_choices = None;
         if !self.stop.is_empty() || !self.tool_names.is_empty() {
@@ -157,8 +165,18 @@ fn estimate_tokens(chars: usize) -> u64 {
     chars.div_ceil(4) as u64
 }
 
+type Finder = std::sync::LazyLock<memchr::memmem::Finder<'static>>;
+static NOTE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"note\""));
+static USAGE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+static TOOL_CALLS: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"tool_calls\""));
+
+/// Whether `data` holds the finder's needle (memchr's vectorized search, built once).
+fn has(finder: &Finder, data: &str) -> bool {
+    finder.find(data.as_bytes()).is_some()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Cuts one trailing stop string (the longest that matches).
@@ -252,6 +270,9 @@ impl StreamRewriter {
         let data = event.data.as_str();
         if data.is_empty() || !self.wants(data) {
             return EventAction::Forward;
+        }
+        if let Some(action) = self.only_note(data) {
+            return action;
         }
         let Ok(RawObject(members)) = serde_json::from_str::<RawObject<'_>>(data) else {
             return EventAction::Forward;
@@ -384,15 +405,39 @@ impl StreamRewriter {
         }
     }
 
+    /// The fast path for an event that needs nothing but the note removed: the note is cut
+    /// out of the bytes. `None` when the event needs more (or the splice is unsure), for
+    /// [`Self::on_event`]'s parsing path.
+    fn only_note(&self, data: &str) -> Option<EventAction> {
+        let plan = &self.plan;
+        let only_note = plan.drop_note
+            && plan.synthesize_usage.is_none()
+            && plan.stop.is_empty()
+            && !(plan.drop_usage && has(&USAGE, data))
+            && !((plan.tool_call_deltas || !plan.tool_names.is_empty()) && has(&TOOL_CALLS, data))
+            && memchr::memchr(b'\n', data.as_bytes()).is_none();
+        if !only_note {
+            return None;
+        }
+        let mut out = Vec::with_capacity(data.len() + 8);
+        out.extend_from_slice(b"data: ");
+        let found = without_members(data.as_bytes(), b"note", &mut out)?;
+        // An error event mid-stream is not a chunk: pass it on exactly as it came.
+        if found.removed == 0 || found.error {
+            return Some(EventAction::Forward);
+        }
+        out.extend_from_slice(b"\n\n");
+        Some(EventAction::Replace(Bytes::from(out)))
+    }
+
     /// A cheap look at the raw data: does this event need parsing?
     fn wants(&self, data: &str) -> bool {
         let plan = &self.plan;
         plan.synthesize_usage.is_some()
             || !plan.stop.is_empty()
-            || (plan.drop_note && data.contains("\"note\""))
-            || (plan.drop_usage && data.contains("\"usage\""))
-            || ((plan.tool_call_deltas || !plan.tool_names.is_empty())
-                && data.contains("\"tool_calls\""))
+            || (plan.drop_note && has(&NOTE, data))
+            || (plan.drop_usage && has(&USAGE, data))
+            || ((plan.tool_call_deltas || !plan.tool_names.is_empty()) && has(&TOOL_CALLS, data))
     }
 
     /// Applies the plan to a chunk's choices; returns whether they changed.
@@ -787,7 +832,7 @@ mod tests {
         };
         assert_eq!(
             &bytes[..],
-            b"data: {\"id\":\"x\",\"x_extra\":{\"a\" : [1, 2.50]},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\u00e9\"}}]}\n\n"
+            b"data: {\"id\":\"x\",\"x_extra\": {\"a\" : [1, 2.50]},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\u00e9\"}}]}\n\n"
         );
     }
 

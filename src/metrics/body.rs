@@ -187,12 +187,15 @@ impl Finish {
 
 /// Finds the last `"usage": {...}` object in a JSON or SSE chunk. A `usage` split across two
 /// chunks is missed (upstreams put it in one small final event).
+///
+/// Searched forwards (memchr's forward finder is vectorized, its reverse one is not): every
+/// candidate is tried and the last valid one kept, which is what a backward search stopping
+/// at the first valid one finds.
 fn find_usage(data: &[u8]) -> Option<Usage> {
-    static KEY: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usage\""));
-    let mut end = data.len();
-    while let Some(start) = KEY.rfind(&data[..end]) {
-        end = start;
+    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    let mut found = None;
+    for start in KEY.find_iter(data) {
         if start > 0 && data[start - 1] == b'\\' {
             continue; // inside a string
         }
@@ -205,13 +208,12 @@ fn find_usage(data: &[u8]) -> Option<Usage> {
         }
         let value = &rest[colon + 1..];
         let mut values = serde_json::Deserializer::from_slice(value).into_iter::<Option<Usage>>();
-        match values.next() {
-            Some(Ok(Some(usage))) => return Some(usage),
-            // `"usage": null` in a later event than a real one is not expected; keep looking.
-            _ => continue,
+        // `"usage": null` in a later event than a real one is not expected; keep looking.
+        if let Some(Ok(Some(usage))) = values.next() {
+            found = Some(usage);
         }
     }
-    None
+    found
 }
 
 pin_project! {
