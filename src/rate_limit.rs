@@ -71,18 +71,32 @@ impl Bucket {
         }
     }
 
-    /// Takes a token, or says how long until one is back.
-    fn take(&mut self, limit: RateLimit, now: Instant) -> Result<(), Duration> {
+    /// Adds the tokens earned since the last look.
+    fn refill(&mut self, limit: RateLimit, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * limit.per_second).min(f64::from(limit.burst));
         self.last = now;
+    }
+
+    /// How long until a token is there (zero when one is there now), after a refill.
+    fn wait(&mut self, limit: RateLimit, now: Instant) -> Duration {
+        self.refill(limit, now);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
+            Duration::ZERO
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / limit.per_second,
-            ))
+            Duration::from_secs_f64((1.0 - self.tokens) / limit.per_second)
+        }
+    }
+
+    /// Takes a token, or says how long until one is back.
+    #[cfg(test)]
+    fn take(&mut self, limit: RateLimit, now: Instant) -> Result<(), Duration> {
+        match self.wait(limit, now) {
+            Duration::ZERO => {
+                self.tokens -= 1.0;
+                Ok(())
+            }
+            wait => Err(wait),
         }
     }
 }
@@ -98,22 +112,46 @@ struct Limiter {
 
 impl Limiter {
     fn check(&self, key: Option<ClientKey>) -> Result<(), Duration> {
-        let now = Instant::now();
-        if let (Some((limit, buckets)), Some(ClientKey(key))) = (&self.per_key, key) {
-            let mut buckets = buckets.lock().unwrap_or_else(|e| e.into_inner());
-            if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
-                buckets.clear();
+        self.check_at(key, Instant::now())
+    }
+
+    /// Admits a request only when both its key's bucket and the global one hold a token, and
+    /// only then takes one from each: a request refused by one limit costs nothing from the
+    /// other. Locks are taken in one order (key table, then global).
+    fn check_at(&self, key: Option<ClientKey>, now: Instant) -> Result<(), Duration> {
+        let mut key_buckets = match (&self.per_key, key) {
+            (Some((limit, buckets)), Some(ClientKey(key))) => {
+                let mut buckets = buckets.lock().unwrap_or_else(|e| e.into_inner());
+                if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
+                    buckets.clear();
+                }
+                buckets
+                    .entry(key)
+                    .or_insert_with(|| Bucket::full(*limit, now));
+                Some((*limit, key, buckets))
             }
-            buckets
-                .entry(key)
-                .or_insert_with(|| Bucket::full(*limit, now))
-                .take(*limit, now)?;
+            _ => None,
+        };
+        let mut global = self
+            .global
+            .as_ref()
+            .map(|(limit, bucket)| (*limit, bucket.lock().unwrap_or_else(|e| e.into_inner())));
+        let mut wait = Duration::ZERO;
+        if let Some((limit, key, buckets)) = key_buckets.as_mut() {
+            let bucket = buckets.get_mut(key).expect("inserted above");
+            wait = wait.max(bucket.wait(*limit, now));
         }
-        if let Some((limit, bucket)) = &self.global {
-            bucket
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(*limit, now)?;
+        if let Some((limit, bucket)) = global.as_mut() {
+            wait = wait.max(bucket.wait(*limit, now));
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        if let Some((_, key, buckets)) = key_buckets.as_mut() {
+            buckets.get_mut(key).expect("inserted above").tokens -= 1.0;
+        }
+        if let Some((_, bucket)) = global.as_mut() {
+            bucket.tokens -= 1.0;
         }
         Ok(())
     }
@@ -200,6 +238,30 @@ mod tests {
         assert!(bucket
             .take(limit, start + Duration::from_millis(600))
             .is_ok());
+    }
+
+    #[test]
+    fn a_request_refused_by_one_limit_costs_nothing_from_the_other() {
+        let layer =
+            RateLimitLayer::new(Some(RateLimit::new(1.0, 1)), Some(RateLimit::new(0.001, 2)));
+        let start = Instant::now();
+        let key = Some(ClientKey(7));
+        assert!(layer.limiter.check_at(key, start).is_ok());
+        // The global bucket is empty: refused, and the key's second token is kept.
+        let wait = layer.limiter.check_at(key, start).unwrap_err();
+        assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6, "{wait:?}");
+        // Once the global bucket refilled, the key still has its second token.
+        assert!(layer
+            .limiter
+            .check_at(key, start + Duration::from_millis(1100))
+            .is_ok());
+        assert!(
+            layer
+                .limiter
+                .check_at(key, start + Duration::from_millis(2200))
+                .is_err(),
+            "the key's burst of 2 is spent"
+        );
     }
 
     #[test]
