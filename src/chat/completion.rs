@@ -2,7 +2,7 @@
 //! chat. Hunyuan has no completions endpoint, so the proxy turns `prompt` into a one-message
 //! chat and the chat answer back into a `text_completion`.
 
-use crate::chat::{ChatChunk, ChatCompletion, ChatRequest, Content, Message, Role, Stop};
+use crate::chat::{ChatChunk, ChatCompletion, ChatRequest, Message, Role, Stop};
 use crate::chat::{StreamOptions, Usage};
 use crate::error::ProxyError;
 use serde::{Deserialize, Serialize};
@@ -167,14 +167,6 @@ impl From<ChatChunk> for TextCompletion {
                 .collect(),
             usage: chunk.usage,
         }
-    }
-}
-
-/// Whether `content` holds text only (no images).
-pub fn is_text_only(content: &Content) -> bool {
-    match content {
-        Content::Text(_) => true,
-        Content::Parts(parts) => parts.iter().all(|p| p.text().is_some()),
     }
 }
 

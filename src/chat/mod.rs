@@ -53,7 +53,7 @@ mod request;
 mod response;
 pub mod sse;
 
-pub use completion::{is_text_only, CompletionRequest, Prompt, TextChoice, TextCompletion};
+pub use completion::{CompletionRequest, Prompt, TextChoice, TextCompletion};
 pub use layer::{Parse, ParseLayer};
 pub use parse::{
     parse_chat, parse_completion, take_chat, BodyLimit, RawChatBody, DEFAULT_BODY_LIMIT,
