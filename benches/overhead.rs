@@ -35,6 +35,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// The whole bench process (upstream, floor, proxy, load generator) runs on the example server's
+// allocator, so the floor and the proxy are measured on the allocator a deployment uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CHAT_JSON: &str = r#"{"id":"3a3f0c1e0f8b4d6f9a2b7c5d1e4f6a8b","object":"chat.completion","created":1764200000,"model":"hunyuan-turbos-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! I am Hunyuan. How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":13,"total_tokens":55},"note":"以上内容为AI生成，不代表开发者立场，请勿删除或修改本标记"}"#;
 
 fn sse_body() -> Bytes {
@@ -249,11 +254,14 @@ fn proxy(upstream: SocketAddr) -> SocketAddr {
 }
 
 /// CPU seconds (user + system) used so far by this process's threads named `name`.
-fn thread_cpu(name: &str) -> f64 {
+fn thread_cpu(name: &str) -> Cpu {
     let ticks = 100.0; // USER_HZ on Linux
-    let mut total = 0.0;
+    let mut total = Cpu::default();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return f64::NAN;
+        return Cpu {
+            user: f64::NAN,
+            system: f64::NAN,
+        };
     };
     for task in tasks.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
@@ -266,10 +274,29 @@ fn thread_cpu(name: &str) -> f64 {
             let fields: Vec<&str> = rest.split_whitespace().collect();
             let utime: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
             let stime: f64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            total += (utime + stime) / ticks;
+            total.user += utime / ticks;
+            total.system += stime / ticks;
         }
     }
     total
+}
+
+/// CPU seconds of a thread, split as the kernel counts them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cpu {
+    user: f64,
+    system: f64,
+}
+
+impl Cpu {
+    /// Microseconds per request of the time spent between `self` (start) and `end`:
+    /// (user, system, total).
+    fn per_request(self, end: Cpu, requests: u64) -> (f64, f64, f64) {
+        let n = requests.max(1) as f64;
+        let user = (end.user - self.user) * 1e6 / n;
+        let system = (end.system - self.system) * 1e6 / n;
+        (user, system, user + system)
+    }
 }
 
 fn rss_mib() -> f64 {
@@ -471,13 +498,11 @@ fn main() {
 
         let cpu_floor_0 = thread_cpu("bench-floor");
         let (rps_floor, n_floor) = throughput(floor, &body, opts.concurrency, opts.duration).await;
-        let cpu_floor = thread_cpu("bench-floor") - cpu_floor_0;
+        let (floor_user, floor_sys, cpu_per_floor) = cpu_floor_0.per_request(thread_cpu("bench-floor"), n_floor);
         let cpu_proxy_0 = thread_cpu("bench-proxy");
         let (rps_proxy, n_proxy) = throughput(proxy, &body, opts.concurrency, opts.duration).await;
-        let cpu_proxy = thread_cpu("bench-proxy") - cpu_proxy_0;
+        let (proxy_user, proxy_sys, cpu_per_proxy) = cpu_proxy_0.per_request(thread_cpu("bench-proxy"), n_proxy);
         let (rps_direct, _) = throughput(upstream, &body, opts.concurrency, opts.duration).await;
-        let cpu_per_floor = cpu_floor * 1e6 / n_floor.max(1) as f64;
-        let cpu_per_proxy = cpu_proxy * 1e6 / n_proxy.max(1) as f64;
 
         println!("\n## Throughput at concurrency {} (req/s)", opts.concurrency);
         println!("| direct | floor | proxy | proxy / floor |");
@@ -485,9 +510,12 @@ fn main() {
         println!("| {rps_direct:.0} | {rps_floor:.0} | {rps_proxy:.0} | {:.0} % |", 100.0 * rps_proxy / rps_floor);
 
         println!("\n## CPU per request at concurrency {} (µs, the hop's own thread)", opts.concurrency);
-        println!("| floor | proxy | proxy / floor |");
-        println!("|---|---|---|");
-        println!("| {cpu_per_floor:.1} | {cpu_per_proxy:.1} | {:.2}× |", cpu_per_proxy / cpu_per_floor);
+        println!("| floor | proxy | proxy / floor | floor user / system | proxy user / system |");
+        println!("|---|---|---|---|---|");
+        println!(
+            "| {cpu_per_floor:.1} | {cpu_per_proxy:.1} | {:.2}× | {floor_user:.1} / {floor_sys:.1} | {proxy_user:.1} / {proxy_sys:.1} |",
+            cpu_per_proxy / cpu_per_floor
+        );
 
         // The image scenario: the first request describes the image (the canned upstream answers
         // the vision call too); later ones hit the description cache.
