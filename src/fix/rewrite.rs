@@ -97,11 +97,10 @@ impl ResponsePlan {
 
     /// The rewritten JSON answer, or `None` to send the original bytes.
     pub fn rewrite_completion(&self, body: &[u8]) -> Option<Bytes> {
-        let note = self.drop_note && contains(body, b"\"note\"");
+        let note = self.drop_note && NOTE.find(body).is_some();
         if !note && self.stop.is_empty() && self.tool_names.is_empty() {
             return None;
         }
-        let text = std::str::from_utf8(body).ok()?;
         if self.stop.is_empty() && self.tool_names.is_empty() {
             // Only the note goes: cut it out of the bytes when the answer is plainly valid.
             let mut out = Vec::with_capacity(body.len());
@@ -109,6 +108,7 @@ impl ResponsePlan {
                 return (found.removed > 0).then(|| Bytes::from(out));
             }
         }
+        let text = std::str::from_utf8(body).ok()?;
         let RawObject(members) = serde_json::from_str(text).ok()?;
         let mut new_choices = None;
         if !self.stop.is_empty() || !self.tool_names.is_empty() {
@@ -173,10 +173,6 @@ static TOOL_CALLS: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"tool_
 /// Whether `data` holds the finder's needle (memchr's vectorized search, built once).
 fn has(finder: &Finder, data: &str) -> bool {
     finder.find(data.as_bytes()).is_some()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Cuts one trailing stop string (the longest that matches).

@@ -7,6 +7,13 @@
 //! numbers, literals, nesting up to serde_json's depth limit) and copies every other member's
 //! bytes. Whenever it is unsure (invalid JSON, an escaped key, a deeper nesting), it answers
 //! `None` and the caller takes the parsing path, which decides as before.
+//!
+//! Hunyuan puts `note` last, so [`without_members`] first tries a shortcut that reads the
+//! object from its end: the closing brace, one string value, a colon, the key, a comma. When
+//! that shape is there and neither the key nor `"error"` appears anywhere before it, the
+//! member is cut without scanning the rest (about a tenth of the instructions on a stream
+//! event). The shortcut does not validate the members it copies: it forwards them as the
+//! upstream sent them, as the proxy does with any answer it leaves alone.
 
 /// What [`without_members`] found at the top level.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,8 +32,12 @@ const MAX_DEPTH: u32 = 128;
 /// with the comma (and whitespace) before it, or after it when it comes first.
 ///
 /// Returns `None`, with `out` in an unspecified state, when `json` is not a valid JSON object
-/// or a top-level key holds an escape.
+/// or a top-level key holds an escape. When the member is the object's last and holds a string
+/// (see [`without_last_member`]), the members before it are copied without being checked.
 pub(super) fn without_members(json: &[u8], key: &[u8], out: &mut Vec<u8>) -> Option<Spliced> {
+    if let Some(found) = without_last_member(json, key, out) {
+        return Some(found);
+    }
     let mut sc = Scanner { s: json, i: 0 };
     let mut found = Spliced {
         removed: 0,
@@ -96,6 +107,99 @@ pub(super) fn without_members(json: &[u8], key: &[u8], out: &mut Vec<u8>) -> Opt
     }
     out.extend_from_slice(&json[copy_from..end]);
     Some(found)
+}
+
+/// The shortcut for the common shape: `key` is the last member of the object and holds a
+/// string, and neither `"key"` nor `"error"` occurs in the bytes before it (so it is the only
+/// such member, and the object is no error). Reads backwards from the closing brace; appends
+/// the object without the member (and the comma and whitespace before it) to `out` and
+/// answers `Some` only when every step matched; otherwise leaves `out` alone and answers
+/// `None` for the full scan.
+fn without_last_member(json: &[u8], key: &[u8], out: &mut Vec<u8>) -> Option<Spliced> {
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    // The end of `json[..end]` once trailing whitespace is skipped.
+    let trim_end = |end: usize| {
+        json[..end]
+            .iter()
+            .rposition(|b| !is_ws(b))
+            .map_or(0, |i| i + 1)
+    };
+    let close_brace = trim_end(json.len()).checked_sub(1)?;
+    if json[close_brace] != b'}' {
+        return None;
+    }
+    // The value: a string, from its closing quote back to the first quote that no backslash
+    // escapes (inside a JSON string every quote is escaped, so that one opens it).
+    let close_quote = trim_end(close_brace).checked_sub(1)?;
+    if json[close_quote] != b'"' {
+        return None;
+    }
+    let open_quote = unescaped_quote_before(json, close_quote)?;
+    let colon = trim_end(open_quote).checked_sub(1)?;
+    if json[colon] != b':' {
+        return None;
+    }
+    // The key, exactly `"key"`, its opening quote not escaped (not the tail of a longer string).
+    let key_end = trim_end(colon);
+    let key_start = key_end.checked_sub(key.len() + 2)?;
+    let quoted = &json[key_start..key_end];
+    if quoted[0] != b'"' || quoted[quoted.len() - 1] != b'"' || &quoted[1..quoted.len() - 1] != key
+    {
+        return None;
+    }
+    if backslashes_before(json, key_start) % 2 == 1 {
+        return None;
+    }
+    let comma = trim_end(key_start).checked_sub(1)?;
+    if json[comma] != b',' {
+        // The only member (or not an object at all): the full scan handles it.
+        return None;
+    }
+    let kept_end = trim_end(comma);
+    let kept = &json[..kept_end];
+    if json.iter().find(|b| !is_ws(b)) != Some(&b'{')
+        || occurs(kept, &json[key_start..key_end])
+        || QUOTED_ERROR.find(kept).is_some()
+    {
+        return None;
+    }
+    out.extend_from_slice(kept);
+    out.extend_from_slice(&json[close_quote + 1..]);
+    Some(Spliced {
+        removed: 1,
+        error: false,
+    })
+}
+
+type Finder = std::sync::LazyLock<memchr::memmem::Finder<'static>>;
+// memchr's finders, built once: building one costs more than searching a stream event.
+static QUOTED_NOTE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"note\""));
+static QUOTED_ERROR: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"error\""));
+
+/// Whether `needle` occurs in `haystack` (with the prebuilt finder for the usual `"note"`).
+fn occurs(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle == QUOTED_NOTE.needle() {
+        QUOTED_NOTE.find(haystack).is_some()
+    } else {
+        memchr::memmem::find(haystack, needle).is_some()
+    }
+}
+
+/// How many backslashes stand right before `json[at]`.
+fn backslashes_before(json: &[u8], at: usize) -> usize {
+    json[..at].iter().rev().take_while(|&&b| b == b'\\').count()
+}
+
+/// The opening quote of the string whose closing quote is at `close`.
+fn unescaped_quote_before(json: &[u8], close: usize) -> Option<usize> {
+    let mut end = close;
+    loop {
+        let quote = memchr::memrchr(b'"', &json[..end])?;
+        if backslashes_before(json, quote) % 2 == 0 {
+            return Some(quote);
+        }
+        end = quote;
+    }
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -403,6 +507,129 @@ mod tests {
         agrees(&long);
         let control = format!("{{\"note\":\"{}{}x\"}}", "q".repeat(21), '\u{1}');
         assert!(splice(&control).is_none());
+    }
+
+    fn shortcut(json: &str) -> Option<String> {
+        let mut out = Vec::new();
+        let found = without_last_member(json.as_bytes(), b"note", &mut out);
+        assert!(found.is_some() || out.is_empty(), "a refusal wrote to out");
+        found.map(|found| {
+            assert_eq!(
+                found,
+                Spliced {
+                    removed: 1,
+                    error: false
+                }
+            );
+            String::from_utf8(out).unwrap()
+        })
+    }
+
+    #[test]
+    fn the_shortcut_cuts_hunyuans_trailing_note() {
+        let event = r#"{"id":"3a3f","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi \"note\": {x}"},"finish_reason":null}],"note":"以上内容为AI生成"}"#;
+        assert_eq!(
+            shortcut(event).unwrap(),
+            r#"{"id":"3a3f","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi \"note\": {x}"},"finish_reason":null}]}"#
+        );
+        for (json, want) in [
+            (r#"{"id":1,"note":"n"}"#, r#"{"id":1}"#),
+            ("{\"id\" : 1 ,\n \"note\" : \"n\" }\n", "{\"id\" : 1 }\n"),
+            (r#"{"id":1,"note":"a \" b \\"}"#, r#"{"id":1}"#),
+            (r#"{"id":1,"note":"\\\"}\\"}"#, r#"{"id":1}"#),
+            (r#"{"id":1,"note":""}"#, r#"{"id":1}"#),
+        ] {
+            assert_eq!(shortcut(json).as_deref(), Some(want), "{json}");
+            agrees(json);
+        }
+    }
+
+    #[test]
+    fn the_shortcut_leaves_other_shapes_to_the_full_scan() {
+        for json in [
+            // Not last, not a string, the only member, twice, beside an error.
+            r#"{"note":"n","id":1}"#,
+            r#"{"id":1,"note":5}"#,
+            r#"{"id":1,"note":{"a":"b"}}"#,
+            r#"{"note":"n"}"#,
+            r#"{"note":"m","id":1,"note":"n"}"#,
+            r#"{"error":{"message":"m"},"note":"n"}"#,
+            // A key that only ends like the note, and an escaped key.
+            r#"{"id":1,"xnote":"n"}"#,
+            r#"{"id":1,"a\"note":"n"}"#,
+            r#"{"id":1,"no\u0074e":"n"}"#,
+            // The word inside a nested object still sends it to the scan (conservative).
+            r#"{"x":{"note":"keep"},"note":"n"}"#,
+            // Not objects.
+            r#"["id","note":"n"}"#,
+            r#""note":"n"}"#,
+            "",
+            "}",
+        ] {
+            assert_eq!(shortcut(json), None, "{json}");
+            if serde_json::from_str::<serde_json::Map<String, Value>>(json).is_ok()
+                && !json.contains('\\')
+            {
+                agrees(json);
+            }
+        }
+    }
+
+    #[test]
+    fn the_shortcut_agrees_with_parsing_on_any_string() {
+        let pieces = [
+            "a", "\"", "\\", "\\\"", "\"note\"", "以上", "\u{1}", "}", ",", ":", " ",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut text = || {
+            let mut out = String::new();
+            for _ in 0..(seed % 7) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                out.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            out
+        };
+        for _ in 0..5_000 {
+            let json = serde_json::to_string(&serde_json::json!({
+                "id": text(),
+                "content": text(),
+            }))
+            .unwrap();
+            let json = format!(
+                "{},\"note\":{}}}",
+                &json[..json.len() - 1],
+                Value::String(text())
+            );
+            let got = shortcut(&json);
+            let mut want: serde_json::Map<String, Value> = serde_json::from_str(&json).unwrap();
+            want.remove("note");
+            match got {
+                Some(out) => {
+                    let out: serde_json::Map<String, Value> = serde_json::from_str(&out).unwrap();
+                    assert_eq!(out, want, "{json}");
+                }
+                // Refused only when the word stands as a string before it.
+                None => assert!(
+                    json[..json.rfind(",\"note\":").unwrap()].contains("\"note\""),
+                    "{json}"
+                ),
+            }
+            agrees(&json);
+        }
+    }
+
+    #[test]
+    fn the_shortcut_copies_the_members_before_the_note_unchecked() {
+        // As documented: they go on as the upstream sent them, like any untouched answer.
+        assert_eq!(
+            shortcut(r#"{"a":01,"note":"n"}"#).as_deref(),
+            Some(r#"{"a":01}"#)
+        );
     }
 
     #[test]
