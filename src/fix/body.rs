@@ -105,17 +105,25 @@ where
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
             if let Mode::Stream { parser, rewriter } = this.mode {
-                if let Some(event) = parser.next_event() {
+                // Every event already complete leaves in one frame: events that arrived
+                // together go on together (one frame for the layers outside to handle, not
+                // one per event), and none waits for a later one.
+                let mut out = Gathered::default();
+                while let Some(event) = parser.next_event() {
                     if event.is_done() {
-                        this.queue.extend(rewriter.finish());
-                        this.queue.push_back(event.raw);
+                        for bytes in rewriter.finish() {
+                            out.push(bytes);
+                        }
+                        out.push(event.raw);
                         continue;
                     }
-                    let bytes = match rewriter.on_event(&event) {
-                        EventAction::Forward => event.raw,
-                        EventAction::Replace(bytes) => bytes,
-                        EventAction::Skip => continue,
-                    };
+                    match rewriter.on_event(&event) {
+                        EventAction::Forward => out.push(event.raw),
+                        EventAction::Replace(bytes) => out.push(bytes),
+                        EventAction::Skip => {}
+                    }
+                }
+                if let Some(bytes) = out.take() {
                     return Poll::Ready(Some(Ok(Frame::data(bytes))));
                 }
             }
@@ -155,6 +163,35 @@ where
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+/// Bytes gathered for one frame: a single piece is kept as it is (no copy), more are joined.
+#[derive(Default)]
+struct Gathered {
+    first: Option<Bytes>,
+    joined: BytesMut,
+}
+
+impl Gathered {
+    fn push(&mut self, bytes: Bytes) {
+        if self.first.is_none() && self.joined.is_empty() {
+            self.first = Some(bytes);
+            return;
+        }
+        if let Some(first) = self.first.take() {
+            self.joined.reserve(first.len() + bytes.len());
+            self.joined.extend_from_slice(&first);
+        }
+        self.joined.extend_from_slice(&bytes);
+    }
+
+    fn take(self) -> Option<Bytes> {
+        match self.first {
+            Some(first) => Some(first),
+            None if self.joined.is_empty() => None,
+            None => Some(self.joined.freeze()),
+        }
     }
 }
 
@@ -231,6 +268,32 @@ mod tests {
         assert_eq!(first["choices"][0]["delta"]["content"], "hi");
         assert_eq!(events[2], "data: {\"id\":\"a\",\"choices\":[]}");
         assert_eq!(events[3], "data: [DONE]");
+    }
+
+    #[tokio::test]
+    async fn events_that_arrive_together_leave_in_one_frame_and_none_waits() {
+        let plan = ResponsePlan {
+            drop_note: true,
+            ..Default::default()
+        };
+        let body = chunked(vec![
+            b"data: {\"id\":\"a\",\"note\":\"n\"}\n\ndata: {\"id\":\"b\"}\n\ndata: {\"id\":",
+            b"\"c\"}\n\n",
+            b"data: [DONE]\n\n",
+        ]);
+        let mut body = std::pin::pin!(FixBody::stream(body, plan));
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(
+            frames,
+            [
+                &b"data: {\"id\":\"a\"}\n\ndata: {\"id\":\"b\"}\n\n"[..],
+                b"data: {\"id\":\"c\"}\n\n",
+                b"data: [DONE]\n\n",
+            ]
+        );
     }
 
     #[tokio::test]
