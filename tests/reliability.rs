@@ -296,6 +296,44 @@ async fn a_whole_answer_that_breaks_off_is_retried_before_the_client_sees_anythi
 }
 
 #[tokio::test]
+async fn an_answer_that_does_not_start_is_cut_by_the_silence_limit_before_the_first_byte_one() {
+    let mock = MockHunyuan::start().await;
+    mock.set_fault(Some(Fault::Hang));
+    let mut config = TestProxy::config_for(&mock);
+    config.request_timeout = 1;
+    config.first_byte_timeout = Some(10);
+    let t = TestProxy::start_on(mock, config).await;
+    let started = Instant::now();
+    let response = t.post("/v1/chat/completions", &simple_chat(false)).await;
+    assert_eq!(response.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited for first_byte_timeout instead of request_timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_stream_longer_than_the_silence_limit_completes() {
+    // Each gap is under request_timeout; the whole stream is longer than it.
+    let mock = MockHunyuan::start_with(
+        MockConfig::default().with_chunk_delay(Duration::from_millis(400)),
+    )
+    .await;
+    let mut config = TestProxy::config_for(&mock);
+    config.request_timeout = 1;
+    let t = TestProxy::start_on(mock, config).await;
+    let started = Instant::now();
+    let response = t.post("/v1/chat/completions", &simple_chat(true)).await;
+    assert_eq!(response.status(), 200);
+    let events = sse_data(response).await;
+    assert!(
+        started.elapsed() > Duration::from_millis(1200),
+        "the stream was not slow"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+}
+
+#[tokio::test]
 async fn a_stream_that_goes_silent_ends_with_a_timeout_event() {
     let mock = MockHunyuan::start_with(
         MockConfig::default().with_chunk_delay(Duration::from_millis(1500)),

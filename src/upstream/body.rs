@@ -4,31 +4,65 @@ use crate::chat::SseEvent;
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
 
 /// A streamed upstream answer. Chunks pass through untouched; if the upstream breaks midway,
-/// one `data: {"error":…}` event is sent and the body ends without `[DONE]`. Holds the
-/// upstream concurrency slot until it ends or is dropped.
+/// or sends nothing for the idle timeout, one `data: {"error":…}` event is sent and the body
+/// ends without `[DONE]`. Holds the upstream concurrency slot until it ends or is dropped.
 pub struct UpstreamBody {
     stream: Option<ByteStream>,
     permit: Option<OwnedSemaphorePermit>,
+    /// The longest silence allowed between two chunks.
+    idle: Duration,
+    /// When the last chunk came (or the body was made).
+    last_chunk: Instant,
+    /// Fires at or before `last_chunk + idle`; made at the first wait and moved on only when
+    /// it fires, so a chunk costs a clock read, not a timer update.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl UpstreamBody {
-    pub(crate) fn new(stream: ByteStream, permit: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(stream: ByteStream, permit: OwnedSemaphorePermit, idle: Duration) -> Self {
         UpstreamBody {
             stream: Some(stream),
             permit: Some(permit),
+            idle,
+            last_chunk: Instant::now(),
+            timer: None,
         }
     }
 
     fn finish(&mut self) {
         self.stream = None;
         self.permit = None;
+        self.timer = None;
+    }
+
+    /// Whether the upstream has been silent for the idle timeout; otherwise the timer is armed
+    /// to wake this task at the silence's deadline.
+    fn silent_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.last_chunk + self.idle;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            // The timer was set for an older deadline: chunks came since.
+            let deadline = self.last_chunk + self.idle;
+            if Instant::now() >= deadline {
+                return true;
+            }
+            timer.as_mut().reset(deadline);
+        }
     }
 }
 
@@ -57,8 +91,21 @@ impl Body for UpstreamBody {
             return Poll::Ready(None);
         };
         match stream.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Poll::Pending => {
+                if !this.silent_too_long(cx) {
+                    return Poll::Pending;
+                }
+                tracing::warn!(
+                    idle_secs = this.idle.as_secs(),
+                    "the upstream went silent mid-stream"
+                );
+                this.finish();
+                Poll::Ready(Some(Ok(Frame::data(broken_stream_event(true)))))
+            }
+            Poll::Ready(Some(Ok(bytes))) => {
+                this.last_chunk = Instant::now();
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
             Poll::Ready(Some(Err(err))) => {
                 tracing::warn!(timeout = err.is_timeout(), "upstream stream broke off");
                 this.finish();

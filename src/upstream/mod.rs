@@ -208,7 +208,6 @@ impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamSetupError> {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .user_agent(concat!("hunyuan-proxy/", env!("CARGO_PKG_VERSION")))
@@ -353,9 +352,19 @@ impl Upstream {
         let mut attempt: u32 = 0;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
+            // One timer bounds both the attempt's silence (`read_timeout`) and the time left
+            // before the answer must start.
+            let (limit, reported) = if self.inner.read_timeout < remaining {
+                (self.inner.read_timeout, self.inner.read_timeout)
+            } else {
+                (remaining, self.inner.first_byte_timeout)
+            };
             let request = self.build_request(body.clone(), stream);
-            let outcome = match tokio::time::timeout(remaining, request.send()).await {
-                Err(_) => return Err(ProxyError::GatewayTimeout(self.inner.first_byte_timeout)),
+            let outcome = match tokio::time::timeout(limit, request.send()).await {
+                Err(_) => {
+                    tracing::warn!("the upstream's answer did not start in time");
+                    return Err(ProxyError::GatewayTimeout(reported));
+                }
                 Ok(outcome) => outcome,
             };
             let (reason, retry_after, failure) = match outcome {
@@ -514,7 +523,11 @@ impl Upstream {
         let (answer, timing) = self.send(&mut chat, raw).await?;
         let mut out = match answer {
             Answer::Stream(response, permit) => {
-                let body = UpstreamBody::new(Box::pin(response.bytes_stream()), permit);
+                let body = UpstreamBody::new(
+                    Box::pin(response.bytes_stream()),
+                    permit,
+                    self.inner.read_timeout,
+                );
                 Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "text/event-stream")
