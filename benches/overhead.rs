@@ -101,6 +101,10 @@ struct Options {
     /// floor and through the proxy, print nothing else and exit; for instruction counts under
     /// callgrind (see README, "Performance"), which the noise of a shared machine leaves alone.
     count: Option<usize>,
+    /// Pin the hop (floor or proxy) to CPU 1 and the upstream and load generator to CPU 0, as
+    /// `../shared/spec/benchmarking.md` measures every system; `--no-pin` leaves placement to
+    /// the scheduler.
+    pin: bool,
 }
 
 fn options() -> Options {
@@ -117,11 +121,32 @@ fn options() -> Options {
         duration: Duration::from_secs(value("--duration").unwrap_or(if quick { 1 } else { 10 })),
         concurrency: value("--concurrency").unwrap_or(32) as usize,
         count: value("--count").map(|n| n as usize),
+        pin: !args.iter().any(|a| a == "--no-pin"),
     }
 }
 
-/// Runs `make` on a new named thread with a current-thread runtime; returns the bound address.
-fn spawn_server<F, Fut>(name: &str, make: F) -> SocketAddr
+/// The CPU the hops (floor and proxy) run on; the upstream and the load generator use CPU 0.
+const HOP_CPU: usize = 1;
+
+static PIN: AtomicBool = AtomicBool::new(false);
+
+/// Pins the calling thread to `cpu` when pinning is on and the machine has that CPU.
+fn pin_to(cpu: usize) {
+    if !PIN.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: `set` is a plain bit set initialised by `CPU_ZERO`; the call only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Runs `make` on a new named thread, pinned to `cpu`, with a current-thread runtime; returns
+/// the bound address.
+fn spawn_server<F, Fut>(name: &str, cpu: usize, make: F) -> SocketAddr
 where
     F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
@@ -130,6 +155,7 @@ where
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
+            pin_to(cpu);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -167,7 +193,7 @@ where
 
 fn canned_upstream() -> SocketAddr {
     let sse = sse_body();
-    spawn_server("bench-upstream", move |listener| async move {
+    spawn_server("bench-upstream", 0, move |listener| async move {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async move {
@@ -204,7 +230,7 @@ fn memchr_stream(body: &[u8]) -> bool {
 }
 
 fn floor_passthrough(upstream: SocketAddr) -> SocketAddr {
-    spawn_server("bench-floor", move |listener| async move {
+    spawn_server("bench-floor", HOP_CPU, move |listener| async move {
         let local = tokio::task::LocalSet::new();
         local
             .run_until(async move {
@@ -244,7 +270,7 @@ fn proxy(upstream: SocketAddr) -> SocketAddr {
         upstream_queue_size: 4096,
         ..Config::default()
     };
-    spawn_server("bench-proxy", move |listener| async move {
+    spawn_server("bench-proxy", HOP_CPU, move |listener| async move {
         let proxy = Proxy::new(config).expect("valid bench config");
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -435,6 +461,9 @@ fn verdict(ok: bool) -> &'static str {
 
 fn main() {
     let opts = options();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    PIN.store(opts.pin && cpus > HOP_CPU, Ordering::Relaxed);
+    pin_to(0);
     let upstream = canned_upstream();
     let floor = floor_passthrough(upstream);
     let rss_before_proxy = rss_mib();
@@ -442,6 +471,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("bench-load")
+        .on_thread_start(|| pin_to(0))
         .enable_all()
         .build()
         .unwrap();
@@ -467,6 +497,11 @@ fn main() {
         println!("overhead bench: {} requests per latency series, {} s throughput at c={}{}",
             n, opts.duration.as_secs(), opts.concurrency, if opts.quick { " (quick: smoke only)" } else { "" });
         println!("request body {} bytes", body.len());
+        if PIN.load(Ordering::Relaxed) {
+            println!("floor and proxy pinned to CPU {HOP_CPU}; upstream and load generator to CPU 0 (--no-pin to turn off)");
+        } else {
+            println!("threads not pinned");
+        }
 
         let direct = latency(&client, upstream, &body, n).await;
         let via_floor = latency(&client, floor, &body, n).await;
