@@ -826,6 +826,12 @@ fn held_stream_request() -> Bytes {
     )
 }
 
+/// Streams connecting at once (each holds a permit until its first event). Opening all 1,000
+/// together overflowed the listeners' accept queues (backlog 1,024, with the proxy's upstream
+/// connections arriving too; ~330 ListenOverflows per run): dropped handshakes are retried by
+/// the kernel after a second, so opening took 1–2 s. All the streams are open together anyway.
+const OPENING_AT_ONCE: usize = 64;
+
 /// Where the held streams are, counted by their tasks.
 struct StreamProgress {
     /// Streams that received their first event.
@@ -834,6 +840,8 @@ struct StreamProgress {
     ended: AtomicUsize,
     /// One permit per stream once it opened or failed before opening.
     settled: tokio::sync::Semaphore,
+    /// [`OPENING_AT_ONCE`] permits.
+    opening: tokio::sync::Semaphore,
 }
 
 /// One held stream on its own connection: waits for the first event (counted in `progress`),
@@ -858,6 +866,7 @@ async fn read_held_stream(
     progress: &StreamProgress,
     opened: &mut bool,
 ) -> Result<(), String> {
+    let mut opening = Some(progress.opening.acquire().await.expect("never closed"));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -887,6 +896,7 @@ async fn read_held_stream(
         }
         if !*opened && memchr::memmem::find(&received, b"data: ").is_some() {
             *opened = true;
+            opening.take();
             progress.opened.fetch_add(1, Ordering::SeqCst);
             progress.settled.add_permits(1);
         }
@@ -932,6 +942,7 @@ async fn hold_streams(
         opened: AtomicUsize::new(0),
         ended: AtomicUsize::new(0),
         settled: tokio::sync::Semaphore::new(0),
+        opening: tokio::sync::Semaphore::new(OPENING_AT_ONCE),
     });
     let body = held_stream_request();
     let started = Instant::now();
@@ -999,7 +1010,8 @@ async fn own_process(
         to_ready,
     } = tokio::task::spawn_blocking(move || start_child_proxy(upstream))
         .await
-        .expect("the child proxy started");
+        // Its own panic message (with the child's stderr), not a JoinError around it.
+        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
     tokio::time::sleep(SETTLE).await;
     let idle = Memory::of(child.pid());
     let allowed = streams_within_fd_limit(streams);
