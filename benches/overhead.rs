@@ -1245,7 +1245,7 @@ fn main() {
         println!("| 1 MiB cached image, added | {:.2} ms | ≤ 2 ms | {} |", image_added / 1000.0, verdict(image_added <= 2000.0));
         own.print_targets();
         if opts.quick {
-            println!("\n(quick mode: too few samples for the figures to mean anything; this run checks that the bench works)");
+            println!("\n(quick mode: too few samples for the latency, throughput and CPU figures to mean anything; this run checks that the bench works)");
         }
     });
 }
