@@ -344,7 +344,7 @@ fn proxy(upstream: SocketAddr) -> SocketAddr {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, proxy.router()).await.unwrap();
+        axum::serve(listener, proxy.make_service()).await.unwrap();
     })
 }
 
@@ -625,7 +625,7 @@ async fn serve_proxy(upstream: SocketAddr) {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, proxy.router())
+    axum::serve(listener, proxy.make_service())
         .with_graceful_shutdown(shutdown)
         .await
         .expect("serve");

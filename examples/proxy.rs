@@ -137,7 +137,7 @@ async fn main() -> ExitCode {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, proxy.router()).with_graceful_shutdown(shutdown);
+    let server = axum::serve(listener, proxy.make_service()).with_graceful_shutdown(shutdown);
     let deadline = Duration::from_secs(config.shutdown_timeout);
     let forced = async move {
         let mut rx = signalled_rx;

@@ -315,10 +315,9 @@ async fn an_answer_that_does_not_start_is_cut_by_the_silence_limit_before_the_fi
 #[tokio::test]
 async fn a_slow_stream_longer_than_the_silence_limit_completes() {
     // Each gap is under request_timeout; the whole stream is longer than it.
-    let mock = MockHunyuan::start_with(
-        MockConfig::default().with_chunk_delay(Duration::from_millis(400)),
-    )
-    .await;
+    let mock =
+        MockHunyuan::start_with(MockConfig::default().with_chunk_delay(Duration::from_millis(400)))
+            .await;
     let mut config = TestProxy::config_for(&mock);
     config.request_timeout = 1;
     let t = TestProxy::start_on(mock, config).await;
@@ -330,7 +329,11 @@ async fn a_slow_stream_longer_than_the_silence_limit_completes() {
         started.elapsed() > Duration::from_millis(1200),
         "the stream was not slow"
     );
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,11 @@ impl TestProxy {
     /// Starts a proxy with `config` in front of `mock`.
     pub async fn start_on(mock: MockHunyuan, config: Config) -> Self {
         let proxy = Proxy::new(config).expect("valid test config");
-        let addr = serve(proxy.router()).await;
+        // Served the way the example server serves it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = proxy.make_service();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
         TestProxy {
             mock,
             proxy,
