@@ -57,7 +57,7 @@ async fn events(response: reqwest::Response) -> (Vec<String>, bool) {
             Ok(Some(bytes)) => {
                 parser.push(&bytes);
                 while let Some(event) = parser.next_event() {
-                    out.push(event.data);
+                    out.push(event.data.into());
                 }
             }
             Ok(None) => break true,

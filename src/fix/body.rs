@@ -6,6 +6,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -107,24 +108,27 @@ where
             if let Mode::Stream { parser, rewriter } = this.mode {
                 // Every event already complete leaves in one frame: events that arrived
                 // together go on together (one frame for the layers outside to handle, not
-                // one per event), and none waits for a later one.
-                let mut out = Gathered::default();
-                while let Some(event) = parser.next_event() {
-                    if event.is_done() {
-                        for bytes in rewriter.finish() {
-                            out.push(bytes);
+                // one per event), and none waits for a later one. Events passed on unchanged
+                // stay slices of the upstream's bytes.
+                if let Some(mut run) = parser.next_run() {
+                    let mut out = Relay::new(run.bytes().clone());
+                    for (range, event) in &mut run {
+                        if event.is_done() {
+                            for bytes in rewriter.finish() {
+                                out.put(bytes);
+                            }
+                            out.keep(range);
+                            continue;
                         }
-                        out.push(event.raw);
-                        continue;
+                        match rewriter.on_event(&event) {
+                            EventAction::Forward => out.keep(range),
+                            EventAction::Replace(bytes) => out.put(bytes),
+                            EventAction::Skip => out.leave_out(),
+                        }
                     }
-                    match rewriter.on_event(&event) {
-                        EventAction::Forward => out.push(event.raw),
-                        EventAction::Replace(bytes) => out.push(bytes),
-                        EventAction::Skip => {}
+                    if let Some(bytes) = out.finish() {
+                        return Poll::Ready(Some(Ok(Frame::data(bytes))));
                     }
-                }
-                if let Some(bytes) = out.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
                 }
             }
             if *this.inner_done {
@@ -133,7 +137,7 @@ where
             match ready!(this.inner.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => match this.mode {
-                        Mode::Stream { parser, .. } => parser.push(&data),
+                        Mode::Stream { parser, .. } => parser.push_bytes(data),
                         Mode::Json { first, buf, .. } => {
                             if first.is_none() && buf.is_empty() {
                                 *first = Some(data);
@@ -166,31 +170,81 @@ where
     }
 }
 
-/// Bytes gathered for one frame: a single piece is kept as it is (no copy), more are joined.
-#[derive(Default)]
-struct Gathered {
-    first: Option<Bytes>,
-    joined: BytesMut,
+/// One frame built from a run of events: the events kept as they came stay a slice of the
+/// run (no copy) as long as nothing was inserted, replaced or left out between them; a single
+/// new piece is kept as it is; anything else is joined once.
+struct Relay {
+    run: Bytes,
+    out: RelayOut,
 }
 
-impl Gathered {
-    fn push(&mut self, bytes: Bytes) {
-        if self.first.is_none() && self.joined.is_empty() {
-            self.first = Some(bytes);
-            return;
+enum RelayOut {
+    Empty,
+    /// `run[range]`, which a later kept event may extend.
+    Slice(Range<usize>),
+    /// `run[range]`, followed by an event left out: a later kept event cannot extend it.
+    Closed(Range<usize>),
+    /// One new piece and nothing else.
+    One(Bytes),
+    Joined(BytesMut),
+}
+
+impl Relay {
+    fn new(run: Bytes) -> Self {
+        Relay {
+            run,
+            out: RelayOut::Empty,
         }
-        if let Some(first) = self.first.take() {
-            self.joined.reserve(first.len() + bytes.len());
-            self.joined.extend_from_slice(&first);
-        }
-        self.joined.extend_from_slice(&bytes);
     }
 
-    fn take(self) -> Option<Bytes> {
-        match self.first {
-            Some(first) => Some(first),
-            None if self.joined.is_empty() => None,
-            None => Some(self.joined.freeze()),
+    /// The event at `range` of the run goes on as it came.
+    fn keep(&mut self, range: Range<usize>) {
+        self.out = match std::mem::replace(&mut self.out, RelayOut::Empty) {
+            RelayOut::Empty => RelayOut::Slice(range),
+            // Between the two only bytes that held no event (blank lines) can lie.
+            RelayOut::Slice(kept) => RelayOut::Slice(kept.start..range.end),
+            other => {
+                let mut joined = self.joined(other);
+                joined.extend_from_slice(&self.run[range]);
+                RelayOut::Joined(joined)
+            }
+        };
+    }
+
+    /// `bytes` go on in place of an event, or as a new one.
+    fn put(&mut self, bytes: Bytes) {
+        self.out = match std::mem::replace(&mut self.out, RelayOut::Empty) {
+            RelayOut::Empty => RelayOut::One(bytes),
+            other => {
+                let mut joined = self.joined(other);
+                joined.extend_from_slice(&bytes);
+                RelayOut::Joined(joined)
+            }
+        };
+    }
+
+    /// An event is left out: what was kept before it cannot grow over it.
+    fn leave_out(&mut self) {
+        if let RelayOut::Slice(kept) = &self.out {
+            self.out = RelayOut::Closed(kept.clone());
+        }
+    }
+
+    fn joined(&self, so_far: RelayOut) -> BytesMut {
+        match so_far {
+            RelayOut::Empty => BytesMut::new(),
+            RelayOut::Slice(kept) | RelayOut::Closed(kept) => BytesMut::from(&self.run[kept]),
+            RelayOut::One(bytes) => BytesMut::from(&bytes[..]),
+            RelayOut::Joined(joined) => joined,
+        }
+    }
+
+    fn finish(self) -> Option<Bytes> {
+        match self.out {
+            RelayOut::Empty => None,
+            RelayOut::Slice(kept) | RelayOut::Closed(kept) => Some(self.run.slice(kept)),
+            RelayOut::One(bytes) => Some(bytes),
+            RelayOut::Joined(joined) => Some(joined.freeze()),
         }
     }
 }
@@ -281,18 +335,82 @@ mod tests {
             b"\"c\"}\n\n",
             b"data: [DONE]\n\n",
         ]);
-        let mut body = std::pin::pin!(FixBody::stream(body, plan));
-        let mut frames = Vec::new();
-        while let Some(frame) = body.frame().await {
-            frames.push(frame.unwrap().into_data().unwrap());
-        }
         assert_eq!(
-            frames,
+            frames(FixBody::stream(body, plan)).await,
             [
                 &b"data: {\"id\":\"a\"}\n\ndata: {\"id\":\"b\"}\n\n"[..],
                 b"data: {\"id\":\"c\"}\n\n",
                 b"data: [DONE]\n\n",
             ]
+        );
+    }
+
+    async fn frames<B: Body<Data = Bytes>>(body: B) -> Vec<Bytes>
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let mut body = std::pin::pin!(body);
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.unwrap().into_data().unwrap());
+        }
+        frames
+    }
+
+    #[tokio::test]
+    async fn unchanged_events_that_arrive_together_go_on_as_the_upstreams_bytes() {
+        let plan = ResponsePlan {
+            drop_note: true,
+            tool_call_deltas: true,
+            ..Default::default()
+        };
+        let chunk = Bytes::from(
+            b"data: {\"id\":\"a\",\"choices\":[]}\n\n: ping\n\n\n\ndata: {\"id\":\"b\"}\n\ndata: [DONE]\n\n"
+                .to_vec(),
+        );
+        let body = StreamBody::new(futures_util::stream::iter([Ok::<
+            _,
+            std::convert::Infallible,
+        >(Frame::data(
+            chunk.clone(),
+        ))]));
+        let out = frames(FixBody::stream(body, plan)).await;
+        assert_eq!(out, std::slice::from_ref(&chunk));
+        // The very bytes the upstream sent, not a copy of them.
+        assert_eq!(out[0].as_ptr(), chunk.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn kept_replaced_and_left_out_events_in_one_chunk_keep_their_order() {
+        let plan = ResponsePlan {
+            drop_note: true,
+            drop_usage: true,
+            ..Default::default()
+        };
+        let body = chunked(vec![
+            b"data: {\"id\":\"a\"}\n\ndata: {\"id\":\"b\",\"note\":\"n\"}\n\ndata: {\"id\":\"c\"}\n\ndata: {\"id\":\"u\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: {\"id\":\"d\"}\n\ndata: [DONE]\n\n",
+        ]);
+        let out = frames(FixBody::stream(body, plan)).await;
+        assert_eq!(
+            out,
+            [Bytes::from_static(
+                b"data: {\"id\":\"a\"}\n\ndata: {\"id\":\"b\"}\n\ndata: {\"id\":\"c\"}\n\ndata: {\"id\":\"d\"}\n\ndata: [DONE]\n\n"
+            )]
+        );
+        // Left out after kept events, then kept again: the slice cannot grow over the gap.
+        let plan = ResponsePlan {
+            drop_usage: true,
+            ..Default::default()
+        };
+        let body = chunked(vec![
+            b"data: {\"id\":\"a\"}\n\ndata: {\"id\":\"u\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: {\"id\":\"d\"}\n\n",
+        ]);
+        let out = frames(FixBody::stream(body, plan)).await;
+        assert_eq!(
+            out,
+            [Bytes::from_static(
+                b"data: {\"id\":\"a\"}\n\ndata: {\"id\":\"d\"}\n\n"
+            )]
         );
     }
 
