@@ -256,7 +256,9 @@ impl Upstream {
         &self.inner.models_url
     }
 
-    /// The shared pooled client, for other calls to the same upstream (health probes).
+    /// The shared pooled client, for other calls to the same upstream (health probes). It has
+    /// a connect timeout but no read timeout of its own (the `Upstream` bounds its calls
+    /// itself): give such calls a `timeout`.
     pub fn client(&self) -> &reqwest::Client {
         &self.inner.client
     }
