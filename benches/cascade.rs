@@ -162,5 +162,42 @@ fn cache_get(c: &mut Criterion) {
     other.join().unwrap();
 }
 
-criterion_group!(benches, cascade_hit, cache_get);
+/// Inserting a new description (the miss path's last step) while another thread reads and
+/// inserts too: 1,000 entries at most, so most inserts also evict.
+fn cache_insert(c: &mut Criterion) {
+    let store = Arc::new(MemoryStore::new(StoreLimits {
+        max_entries: 1000,
+        max_bytes: None,
+        ttl: Duration::from_secs(3600),
+    }));
+    let description = Description("A save dialog with the buttons Save and Cancel.".into());
+    let key = |n: u64, side: u8| {
+        let mut bytes = [side; 32];
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        Digest(bytes)
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let other = {
+        let (store, stop, description) = (store.clone(), stop.clone(), description.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                store.insert(key(n, 1), description.clone());
+                black_box(store.get(&key(n / 2, 0)));
+                n += 1;
+            }
+        })
+    };
+    c.bench_function("cache_insert/contended", |b| {
+        let mut n = 0u64;
+        b.iter(|| {
+            n += 1;
+            store.insert(key(n, 0), description.clone())
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    other.join().unwrap();
+}
+
+criterion_group!(benches, cascade_hit, cache_get, cache_insert);
 criterion_main!(benches);
