@@ -15,7 +15,7 @@
 
 use super::config::{FixConfig, Rule};
 use super::rules::ToolNameMap;
-use super::splice::without_members;
+use super::splice::{without_members, Finder, QUOTED_NOTE as NOTE};
 use crate::chat::{
     ChatChunk, ChatRequest, Choice, ChunkChoice, Content, Delta, SseEvent, ToolCallDelta, Usage,
 };
@@ -165,8 +165,6 @@ fn estimate_tokens(chars: usize) -> u64 {
     chars.div_ceil(4) as u64
 }
 
-type Finder = std::sync::LazyLock<memchr::memmem::Finder<'static>>;
-static NOTE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"note\""));
 static USAGE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"usage\""));
 static TOOL_CALLS: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"tool_calls\""));
 

@@ -171,9 +171,10 @@ fn without_last_member(json: &[u8], key: &[u8], out: &mut Vec<u8>) -> Option<Spl
     })
 }
 
-type Finder = std::sync::LazyLock<memchr::memmem::Finder<'static>>;
+/// A memchr finder built once, on first use.
+pub(super) type Finder = std::sync::LazyLock<memchr::memmem::Finder<'static>>;
 // memchr's finders, built once: building one costs more than searching a stream event.
-static QUOTED_NOTE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"note\""));
+pub(super) static QUOTED_NOTE: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"note\""));
 static QUOTED_ERROR: Finder = Finder::new(|| memchr::memmem::Finder::new(b"\"error\""));
 
 /// Whether `needle` occurs in `haystack` (with the prebuilt finder for the usual `"note"`).
