@@ -355,7 +355,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         );
     }
     // One pooled upstream client, shared by both stacks.
-    let upstream = Upstream::new(UpstreamConfig::from_config(&config))?;
+    let upstream = Upstream::new(config.upstream_config())?;
     let first = reordered(&config, upstream.clone())?;
     let second = without_cascade(&config, upstream)?;
     let app = router(&first, &second);

@@ -86,7 +86,7 @@ pub fn add_hunyuan(app: Router, config: &Config) -> Result<Router, Box<dyn Error
     let prometheus = hunyuan_proxy::server::prometheus_handle()
         .ok_or("another metrics recorder was installed first")?;
 
-    let upstream = Upstream::new(UpstreamConfig::from_config(config))?;
+    let upstream = Upstream::new(config.upstream_config())?;
     let health = HealthRegistry::new();
     // Critical: `/health/ready` answers 503 while Hunyuan cannot be reached.
     health.register("upstream", UpstreamCheck::new(upstream.clone()));

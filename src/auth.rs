@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use hunyuan_proxy::auth::ClientAuthLayer;
-//! use hunyuan_proxy::config::Secret;
+//! use hunyuan_proxy::secret::Secret;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio_test_block_on(async {
@@ -39,8 +39,8 @@
 //! # }
 //! ```
 
-use crate::config::{constant_time_eq, Secret};
 use crate::error::ProxyError;
+use crate::secret::{constant_time_eq, Secret};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use http::{header, HeaderMap, Request};

@@ -60,7 +60,7 @@ where
                 Ok(chat) => chat,
                 Err(err) => return Ok(err.into_response()),
             };
-            parts.extensions.insert(chat);
+            parts.extensions.insert(chat::ParsedChat::new(chat));
             let response = chat_service
                 .call(Request::from_parts(parts, Body::empty()))
                 .await?;

@@ -6,94 +6,12 @@
 
 use crate::cascade::CascadeConfig;
 use crate::metrics::AlertRule;
+pub use crate::preset::Preset;
 use crate::rate_limit::RateLimit;
+pub use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
-
-/// A secret string (API key, admin token). `Debug` and `Serialize` print `[redacted]`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether `presented` equals the secret, compared in constant time.
-    pub fn matches(&self, presented: &str) -> bool {
-        constant_time_eq(self.0.as_bytes(), presented.as_bytes())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("[redacted]")
-    }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    diff == 0
-}
-
-/// A named upstream: its base URL and default models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// Hunyuan's legacy OpenAI-compatible endpoint and the original project's models.
-    #[default]
-    Hunyuan,
-    /// Tencent's successor platform, TokenHub.
-    Tokenhub,
-}
-
-impl Preset {
-    /// The preset's base URL.
-    pub fn api_base(self) -> &'static str {
-        match self {
-            Preset::Hunyuan => "https://api.hunyuan.cloud.tencent.com/v1",
-            Preset::Tokenhub => "https://tokenhub.tencentmaas.com/v1",
-        }
-    }
-
-    /// The preset's tool-calling text model.
-    pub fn text_model(self) -> &'static str {
-        match self {
-            Preset::Hunyuan => "hunyuan-2.0-thinking-20251109",
-            Preset::Tokenhub => "hy3-preview",
-        }
-    }
-
-    /// The preset's vision model.
-    pub fn vision_model(self) -> &'static str {
-        match self {
-            Preset::Hunyuan => "hunyuan-vision-1.5-instruct",
-            Preset::Tokenhub => "hy-vision-2.0-instruct",
-        }
-    }
-}
 
 /// The whole configuration. Every field has a default; see the README's table.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -371,7 +289,7 @@ impl Config {
         if self.request_body_timeout == 0 {
             return invalid("request_body_timeout", "must be at least 1 second");
         }
-        if self.client_api_keys.iter().any(|k| k.0.len() < 8) {
+        if self.client_api_keys.iter().any(|k| k.len() < 8) {
             return invalid("client_api_keys", "holds a key shorter than 8 characters");
         }
         if self.rate_limit.is_some_and(|l| !l.is_valid()) {
@@ -386,7 +304,7 @@ impl Config {
         if self.request_body_limit < 1024 {
             return invalid("request_body_limit", "must be at least 1024 bytes");
         }
-        if self.admin_token.as_ref().is_some_and(|t| t.0.len() < 8) {
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 8) {
             return invalid("admin_token", "must be at least 8 characters");
         }
         if let Err(err) = self.fix_config().validate() {
@@ -395,7 +313,12 @@ impl Config {
                 problem: err.0,
             });
         }
-        self.cascade_config().validate()?;
+        if let Err(err) = self.cascade_config().validate() {
+            return Err(ConfigError::Invalid {
+                key: err.key,
+                problem: err.problem,
+            });
+        }
         for origin in &self.cors_origins {
             if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
                 return invalid("cors_origins", "holds a value that is not a valid origin");
@@ -408,10 +331,7 @@ impl Config {
     /// `upstream` preset's.
     pub fn fix_config(&self) -> crate::fix::FixConfig {
         let mut fix = self.fix.clone();
-        fix.policy.get_or_insert(match self.upstream {
-            Preset::Hunyuan => crate::fix::FixPolicy::Legacy,
-            Preset::Tokenhub => crate::fix::FixPolicy::TokenHub,
-        });
+        fix.policy.get_or_insert(self.upstream.fix_policy());
         fix
     }
 
@@ -442,6 +362,32 @@ impl Config {
         self.cascade
             .clone()
             .models(self.vision_model(), self.text_model())
+    }
+
+    /// The upstream settings: base URL, key, timeouts, concurrency, queue and retries.
+    pub fn upstream_config(&self) -> crate::upstream::UpstreamConfig {
+        crate::upstream::UpstreamConfig {
+            api_base: self.api_base().to_owned(),
+            api_key: self.api_key.clone(),
+            connect_timeout: self.connect_timeout(),
+            read_timeout: self.request_timeout(),
+            concurrency: self.upstream_concurrency,
+            first_byte_timeout: self.first_byte_timeout(),
+            max_retries: self.upstream_retries,
+            retry_backoff: Duration::from_millis(self.upstream_retry_backoff_ms),
+            queue_size: self.upstream_queue_size,
+            queue_timeout: Duration::from_secs(self.upstream_queue_timeout),
+        }
+    }
+
+    /// The description cache's settings: `cache_max_size`, `cache_ttl`,
+    /// `enable_cache_logging`, and the `[cascade]` table's byte budget and wait.
+    pub fn description_cache_config(&self) -> crate::cache::CacheConfig {
+        self.cascade.cache_config(
+            self.cache_max_size,
+            self.cache_ttl(),
+            self.enable_cache_logging,
+        )
     }
 
     /// `cache_ttl` as a duration.
@@ -558,7 +504,7 @@ mod tests {
     fn tokenhub_preset() {
         let c = Config::from_toml_str("upstream = \"tokenhub\"", "t.toml").unwrap();
         assert_eq!(c.api_base(), "https://tokenhub.tencentmaas.com/v1");
-        assert_eq!(c.text_model(), "hy3-preview");
+        assert_eq!(c.text_model(), "hy3");
     }
 
     #[test]
@@ -578,9 +524,23 @@ mod tests {
     }
 
     #[test]
-    fn constant_time_eq_works() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
+    fn proxy_config_fix_table_follows_the_upstream_preset() {
+        let config = Config::from_toml_str(
+            "upstream = \"tokenhub\"\n[fix.rules]\nlength = true\n",
+            "test",
+        )
+        .unwrap();
+        let fix = config.fix_config();
+        assert_eq!(fix.policy(), crate::fix::FixPolicy::TokenHub);
+        assert!(fix.enabled(crate::fix::Rule::Length));
+        assert!(!fix.enabled(crate::fix::Rule::Alternation));
+        let legacy = Config::from_toml_str("[fix]\nprefill = \"fold_into_user\"\n", "test")
+            .unwrap()
+            .fix_config();
+        assert_eq!(legacy.policy(), crate::fix::FixPolicy::Legacy);
+        assert_eq!(legacy.prefill, crate::fix::PrefillMode::FoldIntoUser);
+        let bad = Config::from_toml_str("[fix]\nmax_messages = 1\n", "test").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("`fix`"));
+        assert!(Config::from_toml_str("[fix.rules]\nunknown = true\n", "test").is_err());
     }
 }

@@ -95,7 +95,9 @@ pub mod health;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod preset;
 pub mod rate_limit;
+pub mod secret;
 pub mod server;
 pub mod stack;
 pub mod upstream;
@@ -103,7 +105,7 @@ pub mod upstream;
 pub use config::Config;
 pub use error::ProxyError;
 pub use server::Proxy;
-pub use stack::{chat_stack, ChatService, ChatStack};
+pub use stack::{ChatService, ChatStack, ChatStackBuilder, StackError};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -2,40 +2,40 @@
 //!
 //! ```text
 //! request ─▶ ParseLayer ─▶ [FixLayer] ─▶ [CascadeLayer] ─▶ Upstream ─▶ Hunyuan
-//!            │              │             │                 │
-//!            │ writes       │ reads/      │ reads/writes    │ reads ChatRequest
-//!            │ ChatRequest  │ writes      │ ChatRequest     │ writes (response)
-//!            │              │ ChatRequest │                 │ UpstreamTiming,
-//!            │              │             │                 │ ResolvedModel
 //! ```
 //!
-//! | position | layer | request extensions | response extensions |
-//! |---|---|---|---|
-//! | 1 | [`ParseLayer`]: body limit, content type, one parse | writes `ChatRequest` and [`RawChatBody`](crate::chat::RawChatBody) | `ErrorKind` on rejection |
-//! | 2 | [`FixLayer`]: message fixing ([`Config::fix_config`]) | reads and writes `ChatRequest`, writes `FixReport`; keeps `RawChatBody` only when no rule fired | writes `FixReport`; rewrites the body (tool-call deltas, stop strings, `note`, usage) |
-//! | 3 | [`CascadeLayer`]: images → descriptions, model switch | reads and writes `ChatRequest`; writes `VisionReport`; keeps `RawChatBody` only for a request without images | writes `VisionReport` (or `PendingVisionReport` for a stream committed early), `ErrorKind` on rejection |
-//! | end | [`Upstream`] | takes `ChatRequest` and `RawChatBody` | writes [`UpstreamTiming`](crate::upstream::UpstreamTiming), [`ResolvedModel`](crate::upstream::ResolvedModel), `ErrorKind` on failure |
+//! Which extension each layer writes and reads is the contract in [`extensions`](crate::extensions)
+//! (the only copy). [`ChatStack::builder`] builds it from the layers' own configs, no server
+//! config needed:
 //!
-//! The body is parsed once and serialized at most once. A request no layer changed is not
-//! serialized at all: the upstream forwards the client's bytes ([`RawChatBody`](crate::chat::RawChatBody)) when they are
-//! still in the extensions, still belong to the `ChatRequest` it takes, and no override field
-//! had to be stripped. [`take_chat`](crate::chat::take_chat) drops them, so a layer of your own
-//! that takes the request to change it is always seen upstream; a layer that edits the
-//! `ChatRequest` in place (`get_mut`) must remove `RawChatBody` itself.
+//! ```
+//! use hunyuan_proxy::cascade::CascadeConfig;
+//! use hunyuan_proxy::fix::FixConfig;
+//! use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
+//! use hunyuan_proxy::ChatStack;
+//!
+//! let upstream = Upstream::new(UpstreamConfig::new("http://127.0.0.1:9/v1")).unwrap();
+//! let stack = ChatStack::builder(upstream)
+//!     .fix(FixConfig::default())
+//!     .cascade(CascadeConfig::default())
+//!     .build()
+//!     .unwrap();
+//! let app: axum::Router = axum::Router::new()
+//!     .route_service("/v1/chat/completions", stack.service());
+//! # let _ = app;
+//! ```
 //!
 //! Metrics and health are app-wide layers applied to the whole router (see
 //! [`server`](crate::server)), not part of this chat stack. Every layer also works alone: a
-//! layer that finds no `ChatRequest` in the extensions parses the body itself.
-//!
-//! To build a stack of your own (another order, a layer left out, a layer of yours inserted,
-//! your own describer), put the same layers into a `ServiceBuilder`: `examples/custom_stack.rs`
-//! does all four. `examples/embed_axum.rs` mounts this stack in an existing axum app.
+//! layer that finds no [`ParsedChat`](crate::chat::ParsedChat) in the extensions parses the
+//! body itself. To build a stack of your own (another order, a layer left out, a layer of yours
+//! inserted, your own describer), put the same layers into a `ServiceBuilder`:
+//! `examples/custom_stack.rs` does all four.
 
-use crate::cache::CacheHandle;
-use crate::cascade::CascadeLayer;
-use crate::chat::ParseLayer;
-use crate::config::Config;
-use crate::fix::FixLayer;
+use crate::cache::{CacheConfig, CacheHandle};
+use crate::cascade::{CascadeConfig, CascadeLayer, CascadeLayerError};
+use crate::chat::{ParseLayer, DEFAULT_BODY_LIMIT};
+use crate::fix::{FixConfig, FixConfigError, FixLayer};
 use crate::upstream::Upstream;
 use axum::body::Body;
 use http::{Request, Response};
@@ -46,49 +46,126 @@ use tower::ServiceBuilder;
 /// The type-erased chat stack: drops into `axum::Router::route_service`.
 pub type ChatService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
-/// Builds the ready-made chat stack for `config`, ending in `upstream`.
-///
-/// # Panics
-/// When `config` does not pass [`Config::validate`].
-pub fn chat_stack(config: &Config, upstream: Upstream) -> ChatService {
-    ChatStack::new(config, upstream).service
-}
-
-/// The ready-made chat stack and the handles the server's admin routes need.
+/// The ready-made chat stack and the description cache's handle (for statistics and clearing).
 #[derive(Clone, Debug)]
 pub struct ChatStack {
-    /// The type-erased stack.
-    pub service: ChatService,
-    /// The image-description cache (for `/cache/stats`, `DELETE /cache` and `/status`).
-    pub description_cache: CacheHandle,
+    service: ChatService,
+    description_cache: Option<CacheHandle>,
 }
 
 impl ChatStack {
-    /// Builds the stack for `config`, ending in `upstream`.
-    ///
-    /// # Panics
-    /// When `config` does not pass [`Config::validate`].
-    pub fn new(config: &Config, upstream: Upstream) -> Self {
-        let (cascade, description_cache) = CascadeLayer::with_cache(
-            config.cascade_config(),
-            upstream.clone(),
-            config.cache_max_size,
-            config.cache_ttl(),
-            config.enable_cache_logging,
-        )
-        .expect("the config was validated");
-        let fix = FixLayer::new(config.fix_config()).expect("the config was validated");
-        let service = ServiceBuilder::new()
-            // 1
-            .layer(ParseLayer::new(config.request_body_limit).log_bodies(config.log_request_bodies))
-            // 2
-            .layer(fix)
-            // 3
-            .layer(cascade)
-            .service(upstream);
-        ChatStack {
-            service: BoxCloneSyncService::new(service),
-            description_cache,
+    /// A builder for the stack ending in `upstream`: fixing with [`FixConfig::default`] and the
+    /// cascade with [`CascadeConfig::default`] unless told otherwise.
+    pub fn builder(upstream: Upstream) -> ChatStackBuilder {
+        ChatStackBuilder {
+            upstream,
+            fix: Some(FixConfig::default()),
+            cascade: Some(CascadeConfig::default()),
+            cache: CacheConfig::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            log_bodies: false,
         }
     }
+
+    /// The type-erased stack (cheap to clone).
+    pub fn service(&self) -> ChatService {
+        self.service.clone()
+    }
+
+    /// The image-description cache (`None` when the stack has no cascade).
+    pub fn description_cache(&self) -> Option<&CacheHandle> {
+        self.description_cache.as_ref()
+    }
+}
+
+/// Builds a [`ChatStack`]; every config is validated in [`build`](Self::build).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ChatStackBuilder {
+    upstream: Upstream,
+    fix: Option<FixConfig>,
+    cascade: Option<CascadeConfig>,
+    cache: CacheConfig,
+    body_limit: usize,
+    log_bodies: bool,
+}
+
+impl ChatStackBuilder {
+    /// Message fixing with `config`.
+    pub fn fix(mut self, config: FixConfig) -> Self {
+        self.fix = Some(config);
+        self
+    }
+
+    /// No message fixing.
+    pub fn without_fix(mut self) -> Self {
+        self.fix = None;
+        self
+    }
+
+    /// The image cascade with `config`.
+    pub fn cascade(mut self, config: CascadeConfig) -> Self {
+        self.cascade = Some(config);
+        self
+    }
+
+    /// No image cascade (images go upstream as they came).
+    pub fn without_cascade(mut self) -> Self {
+        self.cascade = None;
+        self
+    }
+
+    /// The description cache's size, lifetime and waits (default [`CacheConfig::default`]).
+    pub fn description_cache(mut self, config: CacheConfig) -> Self {
+        self.cache = config;
+        self
+    }
+
+    /// The largest request body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`]).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Logs each request at debug level, image data elided (default off).
+    pub fn log_request_bodies(mut self, on: bool) -> Self {
+        self.log_bodies = on;
+        self
+    }
+
+    /// Validates the configs and builds the stack, outermost first: parse, fix, cascade,
+    /// upstream.
+    pub fn build(self) -> Result<ChatStack, StackError> {
+        let parse = ParseLayer::new(self.body_limit).log_bodies(self.log_bodies);
+        let fix = self.fix.map(FixLayer::new).transpose()?;
+        let (cascade, description_cache) = match self.cascade {
+            Some(config) => {
+                let (layer, handle) =
+                    CascadeLayer::with_cache(config, self.upstream.clone(), self.cache)?;
+                (Some(layer), Some(handle))
+            }
+            None => (None, None),
+        };
+        let service = ServiceBuilder::new()
+            .layer(parse)
+            .option_layer(fix)
+            .option_layer(cascade)
+            .service(self.upstream);
+        Ok(ChatStack {
+            service: BoxCloneSyncService::new(service),
+            description_cache,
+        })
+    }
+}
+
+/// A stack that could not be built: the config that is not valid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StackError {
+    /// The fix config.
+    #[error(transparent)]
+    Fix(#[from] FixConfigError),
+    /// The cascade's or the description cache's config.
+    #[error(transparent)]
+    Cascade(#[from] CascadeLayerError),
 }

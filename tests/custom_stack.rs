@@ -45,7 +45,7 @@ async fn setup() -> Setup {
         api_key: Some(Secret::new("custom-stack-key")),
         ..Config::default()
     };
-    let upstream = Upstream::new(UpstreamConfig::from_config(&config)).unwrap();
+    let upstream = Upstream::new(config.upstream_config()).unwrap();
     let reordered = custom_stack::reordered(&config, upstream.clone()).unwrap();
     let plain = custom_stack::without_cascade(&config, upstream).unwrap();
     let addr = serve(custom_stack::router(&reordered, &plain)).await;

@@ -3,7 +3,7 @@
 use super::service::{Cache, Shared};
 use super::stats::Counters;
 use super::store::{CacheValue, MemoryStore, Store, StoreLimits};
-use super::{CacheConfig, CacheHandle};
+use super::{CacheConfig, CacheConfigError, CacheHandle};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -33,14 +33,16 @@ impl<V, St> std::fmt::Debug for CacheLayer<V, St> {
 }
 
 impl<V: CacheValue> CacheLayer<V, MemoryStore<V>> {
-    /// A layer over a new in-process [`MemoryStore`] sized by `config`.
-    pub fn new(config: CacheConfig) -> Self {
+    /// A layer over a new in-process [`MemoryStore`] sized by `config`, which is validated
+    /// here.
+    pub fn new(config: CacheConfig) -> Result<Self, CacheConfigError> {
+        config.validate()?;
         let store = MemoryStore::new(StoreLimits {
             max_entries: config.max_entries,
             max_bytes: config.max_bytes,
             ttl: config.ttl,
         });
-        CacheLayer::with_store(store, config)
+        Ok(CacheLayer::with_store(store, config))
     }
 }
 

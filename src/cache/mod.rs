@@ -33,7 +33,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let layer = CacheLayer::new(CacheConfig::default());
+//! let layer = CacheLayer::new(CacheConfig::default()).unwrap();
 //! let squares = layer.layer(service_fn(|Square(n): Square| async move {
 //!     Ok::<_, std::convert::Infallible>((u32::from(n) * u32::from(n)).to_string())
 //! }));
@@ -119,6 +119,39 @@ impl CacheConfig {
         self.log_outcomes = on;
         self
     }
+
+    /// Checks the sizes and times; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), CacheConfigError> {
+        let invalid = |field, problem: &str| {
+            Err(CacheConfigError {
+                field,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.max_entries == 0 {
+            return invalid("max_entries", "must be at least 1");
+        }
+        if self.max_bytes == Some(0) {
+            return invalid("max_bytes", "must be at least 1 when set");
+        }
+        if self.ttl.is_zero() {
+            return invalid("ttl", "must be longer than zero");
+        }
+        if self.wait.is_zero() {
+            return invalid("wait", "must be longer than zero");
+        }
+        Ok(())
+    }
+}
+
+/// A [`CacheConfig`] field with a value the cache cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cache config: `{field}` {problem}")]
+pub struct CacheConfigError {
+    /// The field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
 }
 
 /// A cloneable handle on a cache's statistics and contents, for admin routes.
@@ -161,7 +194,7 @@ mod tests {
     async fn concurrent_misses_share_one_call() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = calls.clone();
-        let layer = CacheLayer::<String>::new(CacheConfig::default());
+        let layer = CacheLayer::<String>::new(CacheConfig::default()).unwrap();
         let svc = layer.layer(service_fn(move |Req(n): Req| {
             let counted = counted.clone();
             async move {
@@ -184,7 +217,7 @@ mod tests {
     async fn failures_are_not_stored_and_waiters_retry() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = calls.clone();
-        let layer = CacheLayer::<String>::new(CacheConfig::default());
+        let layer = CacheLayer::<String>::new(CacheConfig::default()).unwrap();
         let svc = layer.layer(service_fn(move |_: Req| {
             let n = counted.fetch_add(1, Ordering::SeqCst);
             async move {
@@ -211,7 +244,7 @@ mod tests {
     async fn waiters_on_a_failed_call_share_its_error_and_later_callers_retry() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = calls.clone();
-        let layer = CacheLayer::<String>::new(CacheConfig::default());
+        let layer = CacheLayer::<String>::new(CacheConfig::default()).unwrap();
         let svc = layer.layer(service_fn(move |_: Req| {
             let n = counted.fetch_add(1, Ordering::SeqCst);
             async move {
@@ -242,7 +275,8 @@ mod tests {
     async fn a_slow_loader_does_not_hold_waiters_past_the_wait() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = calls.clone();
-        let layer = CacheLayer::<String>::new(CacheConfig::default().wait(Duration::from_secs(1)));
+        let layer =
+            CacheLayer::<String>::new(CacheConfig::default().wait(Duration::from_secs(1))).unwrap();
         let svc = layer.layer(service_fn(move |_: Req| {
             let n = counted.fetch_add(1, Ordering::SeqCst);
             async move {

@@ -1,7 +1,7 @@
 //! [`CascadeConfig`]: how the image cascade behaves (TOML table `[cascade]`).
 
 use crate::cache::CacheConfig;
-use crate::config::{ConfigError, Preset};
+use crate::preset::Preset;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -14,6 +14,16 @@ indentation. List the user-interface elements (windows, dialogs, buttons, fields
 with their labels and states. For charts, graphs and tables give the type, axes, labels, values \
 and trends. Then describe the layout, objects, people, colours and anything else visible. Do not \
 guess at what is not visible. Answer with the description only.";
+
+/// A [`CascadeConfig`] field with a value the cascade cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config: `{key}` {problem}")]
+pub struct CascadeConfigError {
+    /// The key, as named in the server's config (`cascade.concurrency`, `vision_model`…).
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
 
 /// What happens when an image cannot be described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -202,9 +212,9 @@ impl CascadeConfig {
     }
 
     /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), CascadeConfigError> {
         let invalid = |key, problem: &str| {
-            Err(ConfigError::Invalid {
+            Err(CascadeConfigError {
                 key,
                 problem: problem.to_owned(),
             })

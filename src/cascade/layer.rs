@@ -1,13 +1,11 @@
 //! [`CascadeLayer`]: puts a [`Cascade`] in front of a chat service.
 
-use super::config::CascadeConfig;
+use super::config::{CascadeConfig, CascadeConfigError};
 use super::describer::{Describer, Description};
 use super::service::{Cascade, Prepared};
-use crate::cache::{CacheHandle, CacheLayer};
-use crate::config::ConfigError;
+use crate::cache::{CacheConfig, CacheConfigError, CacheHandle, CacheLayer};
 use crate::upstream::Upstream;
 use std::sync::Arc;
-use std::time::Duration;
 use tower_layer::Layer;
 
 /// The describer the proxy uses: the [`Describer`] behind the description cache.
@@ -35,7 +33,7 @@ impl<D> CascadeLayer<D> {
     ///
     /// The cache key of each image includes `config`'s vision model, prompt and `max_tokens`,
     /// so `describer` should use the same ones.
-    pub fn new(config: CascadeConfig, describer: D) -> Result<Self, ConfigError> {
+    pub fn new(config: CascadeConfig, describer: D) -> Result<Self, CascadeConfigError> {
         config.validate()?;
         Ok(CascadeLayer {
             describer,
@@ -50,22 +48,32 @@ impl<D> CascadeLayer<D> {
 }
 
 impl CascadeLayer<CachedDescriber> {
-    /// The proxy's own layer: a [`Describer`] over `upstream` behind a description cache of at
-    /// most `max_entries` entries living `ttl` each. The cache's handle is returned for the
-    /// admin routes.
+    /// The proxy's own layer: a [`Describer`] over `upstream` behind a description cache
+    /// configured by `cache`. Both configs are validated here; the cache's handle is returned
+    /// for the admin routes.
     pub fn with_cache(
         config: CascadeConfig,
         upstream: Upstream,
-        max_entries: usize,
-        ttl: Duration,
-        log_cache: bool,
-    ) -> Result<(Self, CacheHandle), ConfigError> {
+        cache: CacheConfig,
+    ) -> Result<(Self, CacheHandle), CascadeLayerError> {
         config.validate()?;
-        let cache = CacheLayer::new(config.cache_config(max_entries, ttl, log_cache));
+        let cache = CacheLayer::new(cache)?;
         let handle = cache.handle();
         let describer = cache.layer(Describer::new(upstream, &config));
         Ok((CascadeLayer::new(config, describer)?, handle))
     }
+}
+
+/// A cascade with its description cache that could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CascadeLayerError {
+    /// The cascade's config.
+    #[error(transparent)]
+    Cascade(#[from] CascadeConfigError),
+    /// The description cache's config.
+    #[error(transparent)]
+    Cache(#[from] CacheConfigError),
 }
 
 impl<S, D: Clone> Layer<S> for CascadeLayer<D> {

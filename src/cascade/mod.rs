@@ -86,9 +86,9 @@ mod layer;
 mod service;
 mod stream;
 
-pub use config::{CascadeConfig, OnVisionFailure, SwitchModel, DEFAULT_PROMPT};
+pub use config::{CascadeConfig, CascadeConfigError, OnVisionFailure, SwitchModel, DEFAULT_PROMPT};
 pub use describer::{DescribeError, DescribeRequest, Describer, Description, DescriptionAnswer};
-pub use layer::{CachedDescriber, CascadeLayer};
+pub use layer::{CachedDescriber, CascadeLayer, CascadeLayerError};
 pub use service::{Cascade, PendingVisionReport, VISION_HEADER};
 
 #[cfg(test)]

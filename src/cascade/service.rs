@@ -156,7 +156,7 @@ impl Pending {
             cache_misses: outcomes.len() - hits,
             vision_time: started.elapsed(),
         };
-        req.extensions_mut().insert(chat);
+        chat::put_chat(&mut req, chat);
         req.extensions_mut().insert(report);
         Ok(Applied {
             req,
@@ -276,7 +276,7 @@ where
             // goes on untouched (raw bytes included), and is taken only when it will change.
             let scanned = req
                 .extensions()
-                .get::<ChatRequest>()
+                .get::<chat::ParsedChat>()
                 .map(|chat| image::scan(chat, config.max_images, config.max_image_bytes));
             let (mut chat, images) = match scanned {
                 Some(Err(err)) => return Ok(err.into_response()),
@@ -292,7 +292,7 @@ where
                     };
                     match image::scan(&chat, config.max_images, config.max_image_bytes) {
                         Ok(images) if images.is_empty() => {
-                            req.extensions_mut().insert(chat);
+                            chat::put_chat(&mut req, chat);
                             return inner.call(req).await;
                         }
                         Ok(images) => (chat, images),
@@ -306,7 +306,7 @@ where
                     images: images.len(),
                     ..VisionReport::default()
                 };
-                req.extensions_mut().insert(chat);
+                chat::put_chat(&mut req, chat);
                 req.extensions_mut().insert(report);
                 let mut response = inner.call(req).await?;
                 response.extensions_mut().insert(report);

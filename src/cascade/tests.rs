@@ -75,7 +75,11 @@ fn app(
     let inner = service_fn(move |req: Request<Body>| {
         let log = log.clone();
         async move {
-            let chat = req.extensions().get::<ChatRequest>().cloned().unwrap();
+            let chat = req
+                .extensions()
+                .get::<crate::chat::ParsedChat>()
+                .map(|c| c.get().clone())
+                .unwrap();
             log.lock()
                 .unwrap()
                 .push(serde_json::to_value(&chat).unwrap());

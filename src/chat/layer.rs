@@ -1,6 +1,6 @@
 //! [`ParseLayer`]: reads and parses the chat body once, for every later layer.
 
-use crate::chat::{parse, ChatRequest, RawChatBody};
+use crate::chat::{parse, ParsedChat};
 use crate::error::ProxyError;
 use axum::body::Body;
 use axum::response::IntoResponse;
@@ -14,9 +14,10 @@ use tower_service::Service;
 /// is JSON, parses it into a [`ChatRequest`] and puts that into request extensions. Bad input is
 /// answered here with OpenAI's envelope (400, 413, 415) and never reaches the inner service.
 ///
-/// Writes: `ChatRequest` and [`RawChatBody`] (request extensions). Later layers take the
-/// request with [`take_chat`](crate::chat::take_chat) and put it back; the raw body lets the
-/// upstream forward a request nobody changed without serializing it again.
+/// Writes: [`ParsedChat`] (request extensions): the request and the client's bytes. Later
+/// layers read it, change it with [`ParsedChat::get_mut`], or take it with
+/// [`take_chat`](crate::chat::take_chat) and put it back; the bytes let the upstream forward a
+/// request nobody changed without serializing it again.
 ///
 /// With [`log_bodies`](Self::log_bodies) on, each parsed request is logged at `debug` with image
 /// data elided and override fields removed ([`loggable_json`](crate::chat::redact::loggable_json));
@@ -88,17 +89,16 @@ where
         let limit = self.limit;
         let log_bodies = self.log_bodies;
         Box::pin(async move {
-            if req.extensions().get::<ChatRequest>().is_none() {
+            if req.extensions().get::<ParsedChat>().is_none() {
                 match read_chat(&mut req, limit).await {
-                    Ok((chat, raw)) => {
+                    Ok(parsed) => {
                         if log_bodies {
                             tracing::debug!(
-                                body = %crate::chat::redact::loggable_json(&chat),
+                                body = %crate::chat::redact::loggable_json(parsed.get()),
                                 "chat request"
                             );
                         }
-                        req.extensions_mut().insert(chat);
-                        req.extensions_mut().insert(raw);
+                        req.extensions_mut().insert(parsed);
                     }
                     Err(err) => return Ok(err.into_response()),
                 }
@@ -108,10 +108,7 @@ where
     }
 }
 
-async fn read_chat(
-    req: &mut Request<Body>,
-    limit: usize,
-) -> Result<(ChatRequest, RawChatBody), ProxyError> {
+async fn read_chat(req: &mut Request<Body>, limit: usize) -> Result<ParsedChat, ProxyError> {
     parse::check_content_type(req.headers())?;
     let timeout = req
         .extensions()

@@ -56,7 +56,7 @@ pub mod sse;
 pub use completion::{CompletionRequest, Prompt, TextChoice, TextCompletion};
 pub use layer::{Parse, ParseLayer};
 pub use parse::{
-    parse_chat, parse_completion, take_chat, BodyLimit, RawChatBody, DEFAULT_BODY_LIMIT,
+    parse_chat, parse_completion, put_chat, take_chat, BodyLimit, ParsedChat, DEFAULT_BODY_LIMIT,
 };
 pub use request::{
     to_json_bytes, ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message,

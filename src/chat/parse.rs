@@ -85,78 +85,159 @@ async fn read_body_unbounded(
     }
 }
 
-/// The request body exactly as the client sent it, kept by [`ParseLayer`](crate::chat::ParseLayer)
-/// beside the [`ChatRequest`] parsed from it (request extension), so that a request nobody
-/// changed is forwarded without being serialized again.
+/// The parsed chat request as it travels in request extensions, with the client's own bytes
+/// for as long as nobody changed it.
 ///
-/// The contract:
-/// - [`take_chat`] removes it: a layer that takes the request to change it (a user's own layer
-///   included) makes the upstream serialize the request it put back;
-/// - a layer that edits the `ChatRequest` in place (`extensions_mut().get_mut()`) must remove
-///   it too (`extensions_mut().remove::<RawChatBody>()`);
-/// - built-in layers leave it in place when they change nothing: the FixLayer fixes the
-///   request where it lies and removes the raw body when a rule fired; the CascadeLayer takes
-///   the request only when it has images to replace;
-/// - [`Upstream`](crate::upstream::Upstream) sends these bytes only when they belong to the
-///   `ChatRequest` it takes (a request replaced by another one in the extensions is
-///   serialized) and stripping [`OVERRIDE_FIELDS`](crate::chat::OVERRIDE_FIELDS) removed
-///   nothing.
+/// [`ParseLayer`](crate::chat::ParseLayer) puts one into the extensions; every later layer
+/// reads the request through it ([`Deref`](std::ops::Deref) to [`ChatRequest`]), and the
+/// [`Upstream`](crate::upstream::Upstream) forwards the client's bytes instead of serializing
+/// the request again when they are still here. "Unchanged" holds by construction:
+///
+/// - [`get_mut`](Self::get_mut), the only way to change the request where it lies, drops the
+///   bytes first;
+/// - [`take_chat`] moves the request out and drops them; what is put back with [`put_chat`]
+///   (or [`ParsedChat::new`]) has none, so it is serialized.
+///
+/// ```
+/// use hunyuan_proxy::chat::{ChatRequest, ParsedChat};
+///
+/// let chat: ChatRequest = serde_json::from_str(
+///     r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+/// ).unwrap();
+/// let mut parsed = ParsedChat::new(chat);
+/// assert_eq!(parsed.model, "m");
+/// parsed.get_mut().model = "other".into();
+/// assert!(parsed.raw().is_none());
+/// ```
 #[derive(Debug, Clone)]
-pub struct RawChatBody {
-    bytes: Bytes,
-    /// The address of the parsed request's message list: a `ChatRequest` put in place of the
-    /// parsed one has its own list, so these bytes no longer belong to it.
-    messages: usize,
+pub struct ParsedChat {
+    chat: ChatRequest,
+    raw: Option<Bytes>,
 }
 
-impl RawChatBody {
-    fn new(bytes: Bytes, chat: &ChatRequest) -> Self {
-        RawChatBody {
-            bytes,
-            messages: chat.messages.as_ptr() as usize,
+impl ParsedChat {
+    /// A request with no client bytes beside it (one a layer built or changed).
+    pub fn new(chat: ChatRequest) -> Self {
+        ParsedChat { chat, raw: None }
+    }
+
+    /// `chat` beside the bytes it was parsed from.
+    pub(crate) fn with_raw(chat: ChatRequest, raw: Bytes) -> Self {
+        ParsedChat {
+            chat,
+            raw: Some(raw),
         }
     }
 
-    /// The body as it came.
-    pub fn bytes(&self) -> &Bytes {
-        &self.bytes
+    /// The request.
+    pub fn get(&self) -> &ChatRequest {
+        &self.chat
     }
 
-    /// The body, when it still belongs to `chat` (the request parsed from it, moved but not
-    /// replaced).
-    pub(crate) fn into_bytes_for(self, chat: &ChatRequest) -> Option<Bytes> {
-        (self.messages == chat.messages.as_ptr() as usize).then_some(self.bytes)
+    /// The request, to change where it lies: the client's bytes are dropped first, so the
+    /// upstream serializes the changed request.
+    pub fn get_mut(&mut self) -> &mut ChatRequest {
+        self.raw = None;
+        &mut self.chat
+    }
+
+    /// The client's bytes, while the request is unchanged.
+    pub fn raw(&self) -> Option<&Bytes> {
+        self.raw.as_ref()
+    }
+
+    /// The request, without the client's bytes.
+    pub fn into_request(self) -> ChatRequest {
+        self.chat
+    }
+
+    /// The request and, when it is unchanged, the client's bytes.
+    pub fn into_parts(self) -> (ChatRequest, Option<Bytes>) {
+        (self.chat, self.raw)
+    }
+
+    /// Runs `edit` on the request where it lies; `edit` returns its result and whether it
+    /// changed anything. The bytes are kept only when it did not.
+    ///
+    /// For the built-in FixLayer, whose rules each report what they change. In debug builds
+    /// (the tests) a claim of "unchanged" is checked against the serialized request.
+    pub(crate) fn edit_reporting<R>(
+        &mut self,
+        edit: impl FnOnce(&mut ChatRequest) -> (R, bool),
+    ) -> R {
+        #[cfg(debug_assertions)]
+        let before = self
+            .raw
+            .is_some()
+            .then(|| crate::chat::to_json_bytes(&self.chat));
+        let (result, changed) = edit(&mut self.chat);
+        if changed {
+            self.raw = None;
+        }
+        #[cfg(debug_assertions)]
+        if let Some(before) = before.filter(|_| !changed) {
+            debug_assert_eq!(
+                before,
+                crate::chat::to_json_bytes(&self.chat),
+                "an edit reported no change but changed the request"
+            );
+        }
+        result
     }
 }
 
-/// Parses `bytes` into a chat request and the [`RawChatBody`] that goes with it.
-pub(crate) fn parse_chat_keeping_raw(
-    bytes: Bytes,
-) -> Result<(ChatRequest, RawChatBody), ProxyError> {
+impl std::ops::Deref for ParsedChat {
+    type Target = ChatRequest;
+
+    fn deref(&self) -> &ChatRequest {
+        &self.chat
+    }
+}
+
+impl From<ChatRequest> for ParsedChat {
+    fn from(chat: ChatRequest) -> Self {
+        ParsedChat::new(chat)
+    }
+}
+
+/// Parses `bytes` into a chat request kept beside them.
+pub(crate) fn parse_chat_keeping_raw(bytes: Bytes) -> Result<ParsedChat, ProxyError> {
     let chat = parse_chat(&bytes)?;
-    let raw = RawChatBody::new(bytes, &chat);
-    Ok((chat, raw))
+    Ok(ParsedChat::with_raw(chat, bytes))
 }
 
-/// Takes the parsed chat request and its [`RawChatBody`] (when there is one) out of `req`: for
-/// the upstream, which forwards the raw bytes when they still belong to the request.
-pub(crate) async fn take_chat_and_raw(
-    req: &mut Request<Body>,
-) -> Result<(ChatRequest, Option<RawChatBody>), ProxyError> {
-    let raw = req.extensions_mut().remove::<RawChatBody>();
-    Ok((take_chat(req).await?, raw))
+/// Takes the [`ParsedChat`] out of `req` (client bytes included while unchanged), reading and
+/// parsing the body when no earlier layer did: for the upstream, which forwards the bytes
+/// when they are there.
+pub(crate) async fn take_parsed(req: &mut Request<Body>) -> Result<ParsedChat, ProxyError> {
+    if let Some(parsed) = req.extensions_mut().remove::<ParsedChat>() {
+        return Ok(parsed);
+    }
+    let bytes = read_request_body(req).await?;
+    parse_chat_keeping_raw(bytes)
+}
+
+/// Puts `chat` into `req`'s extensions, for the next layer (without client bytes: the
+/// upstream serializes it).
+pub fn put_chat<B>(req: &mut Request<B>, chat: ChatRequest) {
+    req.extensions_mut().insert(ParsedChat::new(chat));
 }
 
 /// Takes the parsed chat request out of `req`: from its extensions when an earlier layer
 /// parsed it, otherwise by reading and parsing the body (with the [`BodyLimit`] in force, or
-/// [`DEFAULT_BODY_LIMIT`]). Put it back with `req.extensions_mut().insert(chat)`.
+/// [`DEFAULT_BODY_LIMIT`]). Put it back with [`put_chat`].
 ///
-/// It also drops the [`RawChatBody`], so the upstream serializes whatever request is put back.
+/// The client's bytes stay behind: the upstream serializes whatever request is put back.
 pub async fn take_chat(req: &mut Request<Body>) -> Result<ChatRequest, ProxyError> {
-    req.extensions_mut().remove::<RawChatBody>();
-    if let Some(chat) = req.extensions_mut().remove::<ChatRequest>() {
-        return Ok(chat);
+    if let Some(parsed) = req.extensions_mut().remove::<ParsedChat>() {
+        return Ok(parsed.into_request());
     }
+    let bytes = read_request_body(req).await?;
+    parse_chat(&bytes)
+}
+
+/// Reads `req`'s body as JSON, with the limits in force ([`BodyLimit`], [`BodyReadTimeout`]).
+async fn read_request_body(req: &mut Request<Body>) -> Result<Bytes, ProxyError> {
     check_content_type(req.headers())?;
     let limit = req
         .extensions()
@@ -167,8 +248,7 @@ pub async fn take_chat(req: &mut Request<Body>) -> Result<ChatRequest, ProxyErro
         .get::<BodyReadTimeout>()
         .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
-    let bytes = read_body(req.headers(), body, limit, timeout).await?;
-    parse_chat(&bytes)
+    read_body(req.headers(), body, limit, timeout).await
 }
 
 /// Parses a chat request, naming the offending field when it is not valid.

@@ -336,28 +336,6 @@ mod tests {
     }
 
     #[test]
-    fn proxy_config_fix_table_follows_the_upstream_preset() {
-        use crate::config::Config;
-        let config = Config::from_toml_str(
-            "upstream = \"tokenhub\"\n[fix.rules]\nlength = true\n",
-            "test",
-        )
-        .unwrap();
-        let fix = config.fix_config();
-        assert_eq!(fix.policy(), FixPolicy::TokenHub);
-        assert!(fix.enabled(Rule::Length));
-        assert!(!fix.enabled(Rule::Alternation));
-        let legacy = Config::from_toml_str("[fix]\nprefill = \"fold_into_user\"\n", "test")
-            .unwrap()
-            .fix_config();
-        assert_eq!(legacy.policy(), FixPolicy::Legacy);
-        assert_eq!(legacy.prefill, PrefillMode::FoldIntoUser);
-        let bad = Config::from_toml_str("[fix]\nmax_messages = 1\n", "test").unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("`fix`"));
-        assert!(Config::from_toml_str("[fix.rules]\nunknown = true\n", "test").is_err());
-    }
-
-    #[test]
     fn toml_round_trip_and_validation() {
         let config: FixConfig = toml::from_str(
             r#"

@@ -5,7 +5,7 @@ use super::config::FixConfig;
 use super::future::ResponseFuture;
 use super::rewrite::{asks_for_usage, ResponsePlan};
 use super::rules::fix_request_with_names;
-use crate::chat::{take_chat, ChatRequest, RawChatBody};
+use crate::chat::{take_chat, ParsedChat};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::{header, HeaderMap, Request, Response};
@@ -56,39 +56,38 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         ResponseFuture::new(async move {
-            // Fixed where it lies when an earlier layer parsed it (no moving out and back in);
-            // otherwise read and parsed here.
-            let taken = match req.extensions().get::<ChatRequest>() {
-                Some(_) => None,
-                None => match take_chat(&mut req).await {
-                    Ok(chat) => Some(chat),
+            // Fixed where it lies when an earlier layer parsed it (no moving out and back
+            // in; the client's bytes are kept when no rule fired); otherwise read and parsed
+            // here.
+            if req.extensions().get::<ParsedChat>().is_none() {
+                match take_chat(&mut req).await {
+                    Ok(chat) => {
+                        req.extensions_mut().insert(ParsedChat::new(chat));
+                    }
                     Err(err) => return Ok(err.into_response()),
-                },
-            };
-            let (report, plan) = {
-                let mut taken = taken;
-                let chat = match taken.as_mut() {
-                    Some(chat) => chat,
-                    None => req
-                        .extensions_mut()
-                        .get_mut::<ChatRequest>()
-                        .expect("checked above"),
-                };
-                let client_asked_usage = asks_for_usage(chat);
-                let (report, names) = match fix_request_with_names(chat, &config) {
-                    Ok(fixed) => fixed,
-                    Err(err) => return Ok(err.into_response()),
-                };
-                let plan = ResponsePlan::new(chat, &config, names, client_asked_usage);
-                if let Some(chat) = taken {
-                    req.extensions_mut().insert(chat);
                 }
-                (report, plan)
+            }
+            let parsed = req
+                .extensions_mut()
+                .get_mut::<ParsedChat>()
+                .expect("inserted above");
+            let fixed = parsed.edit_reporting(|chat| {
+                let client_asked_usage = asks_for_usage(chat);
+                let fixed = fix_request_with_names(chat, &config).map(|(report, names)| {
+                    let plan = ResponsePlan::new(chat, &config, names, client_asked_usage);
+                    (report, plan)
+                });
+                let changed = fixed
+                    .as_ref()
+                    .map_or(true, |(report, _)| !report.rules.is_empty());
+                (fixed, changed)
+            });
+            let (report, plan) = match fixed {
+                Ok(fixed) => fixed,
+                Err(err) => return Ok(err.into_response()),
             };
             if !report.rules.is_empty() {
                 tracing::debug!(rules = ?report.rules, "fix rules applied");
-                // Changed in place: the client's bytes no longer describe the request.
-                req.extensions_mut().remove::<RawChatBody>();
             }
             req.headers_mut().remove(header::CONTENT_LENGTH);
             req.extensions_mut().insert(report.clone());
@@ -139,7 +138,7 @@ fn content_kind(headers: &HeaderMap) -> Option<Kind> {
 
 #[cfg(test)]
 mod tests {
-    use crate::chat::ChatRequest;
+    use crate::chat::ParsedChat;
     use crate::fix::{FixConfig, FixLayer, FixReport};
     use axum::body::Body;
     use http::{header, Request, Response, StatusCode};
@@ -169,7 +168,7 @@ mod tests {
     async fn inner_sees_the_fixed_request_and_both_sides_get_the_report() {
         let inner = service_fn(|req: Request<Body>| async move {
             assert!(req.headers().get(header::CONTENT_LENGTH).is_none());
-            let chat = req.extensions().get::<ChatRequest>().unwrap();
+            let chat = req.extensions().get::<ParsedChat>().unwrap();
             let report = req.extensions().get::<FixReport>().unwrap();
             assert_eq!(report.rules, ["fields", "alternation"]);
             assert_eq!(chat.messages.len(), 1);

@@ -13,7 +13,8 @@
 //! - fields that could redirect or re-key the upstream (`api_base`, `base_url`, `api_key`…)
 //!   are stripped from the body;
 //! - a request no layer changed goes out as the client's own bytes
-//!   ([`RawChatBody`]), any other is serialized once.
+//!   (kept in [`ParsedChat`](crate::chat::ParsedChat) while unchanged), any other is
+//!   serialized once.
 //!
 //! At most `upstream_concurrency` requests are in flight at once; a streamed answer holds its
 //! slot until its body ends or is dropped.
@@ -29,9 +30,9 @@ mod body;
 
 pub use body::UpstreamBody;
 
-use crate::chat::{self, ChatCompletion, ChatRequest, RawChatBody};
-use crate::config::{Config, Secret};
+use crate::chat::{self, ChatCompletion, ChatRequest};
 use crate::error::ProxyError;
+use crate::secret::Secret;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -135,22 +136,6 @@ impl UpstreamConfig {
         self.queue_size = size;
         self.queue_timeout = timeout;
         self
-    }
-
-    /// The upstream settings of a proxy [`Config`].
-    pub fn from_config(config: &Config) -> Self {
-        UpstreamConfig {
-            api_base: config.api_base().to_owned(),
-            api_key: config.api_key.clone(),
-            connect_timeout: config.connect_timeout(),
-            read_timeout: config.request_timeout(),
-            concurrency: config.upstream_concurrency,
-            first_byte_timeout: config.first_byte_timeout(),
-            max_retries: config.upstream_retries,
-            retry_backoff: Duration::from_millis(config.upstream_retry_backoff_ms),
-            queue_size: config.upstream_queue_size,
-            queue_timeout: Duration::from_secs(config.upstream_queue_timeout),
-        }
     }
 }
 
@@ -338,12 +323,12 @@ impl Upstream {
     async fn send(
         &self,
         chat: &mut ChatRequest,
-        raw: Option<RawChatBody>,
+        raw: Option<Bytes>,
     ) -> Result<(Answer, UpstreamTiming), ProxyError> {
         let stripped = chat.strip_override_fields();
         // The client's own bytes when nobody changed the request and nothing had to be
         // stripped; otherwise the request serialized once.
-        let body = match raw.and_then(|raw| raw.into_bytes_for(chat)) {
+        let body = match raw {
             Some(bytes) if stripped == 0 => bytes,
             _ => chat::to_json_bytes(chat),
         };
@@ -519,7 +504,7 @@ impl Upstream {
     async fn forward(
         &self,
         mut chat: ChatRequest,
-        raw: Option<RawChatBody>,
+        raw: Option<Bytes>,
     ) -> Result<Response<Body>, ProxyError> {
         let model = chat.model.clone();
         let (answer, timing) = self.send(&mut chat, raw).await?;
@@ -680,8 +665,8 @@ impl tower_service::Service<Request<Body>> for Upstream {
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let (chat, raw) = match chat::parse::take_chat_and_raw(&mut req).await {
-                Ok(taken) => taken,
+            let (chat, raw) = match chat::parse::take_parsed(&mut req).await {
+                Ok(parsed) => parsed.into_parts(),
                 Err(err) => return Ok(err.into_response()),
             };
             let model = chat.model.clone();

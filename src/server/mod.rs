@@ -1,0 +1,260 @@
+//! The full proxy as an axum [`Router`]: the chat stack, legacy completions, models, root,
+//! health, status and admin routes, with CORS, request logging and the error envelope on every
+//! path (unknown routes and methods included).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use hunyuan_proxy::{server::shutdown_signal, Config, Proxy};
+//!
+//! let proxy = Proxy::new(Config::default())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
+//! proxy.serve(listener, shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The parts: [`Proxy`] (this file: the validated config, the upstream, the chat stack, the
+//! monitor and health registry), `router` (the routes and app-wide layers), `routes` (the
+//! route list), `status` (`/`, `/v1/models`, `/status`), `admin` (`/cache*`), `prometheus`
+//! (`/metrics` and the recorder) and `serve` ([`Proxy::serve`], the server loop). This module
+//! and [`config`](crate::config) are the only ones that know the server's [`Config`]; the
+//! layers take their own configs.
+
+mod admin;
+mod prometheus;
+mod router;
+mod routes;
+mod serve;
+mod status;
+
+#[cfg(feature = "prometheus")]
+pub use prometheus::prometheus_handle;
+pub use routes::{MONITORED_ROUTES, ROUTES};
+pub use serve::shutdown_signal;
+
+use crate::cache::CacheHandle;
+use crate::config::{Config, ConfigError};
+use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
+use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
+use crate::stack::{ChatService, ChatStack, StackError};
+use crate::upstream::{Upstream, UpstreamSetupError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A proxy that could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The configuration is not valid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The upstream client could not be set up.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamSetupError),
+    /// A layer of the chat stack refused its config.
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// An alert rule is not valid.
+    #[error(transparent)]
+    AlertRule(#[from] crate::metrics::alerts::AlertRuleError),
+}
+
+/// The proxy: its validated config, the upstream and the chat stack.
+#[derive(Clone)]
+pub struct Proxy {
+    state: Arc<ProxyState>,
+}
+
+struct ProxyState {
+    config: Config,
+    upstream: Upstream,
+    chat: ChatService,
+    description_cache: CacheHandle,
+    started: Instant,
+    started_unix: u64,
+    shutting_down: Arc<AtomicBool>,
+    observe: Option<Observe>,
+    alert_task: Mutex<Option<AlertTask>>,
+    /// Drains the Prometheus recorder's histogram buffers every few seconds, so memory stays
+    /// flat between scrapes.
+    #[cfg(feature = "prometheus")]
+    upkeep_task: Mutex<Option<prometheus::AbortOnDrop>>,
+    health: HealthRegistry,
+    upstream_check: Arc<UpstreamCheck>,
+}
+
+/// The monitoring parts, present when `enable_monitoring` is on.
+struct Observe {
+    monitor: Arc<Monitor>,
+    alerts: Arc<Alerts>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("config", &self.state.config)
+            .finish()
+    }
+}
+
+impl Proxy {
+    /// Validates `config` and builds the upstream client and the chat stack.
+    ///
+    /// With `enable_monitoring` on, this installs the process-wide Prometheus recorder (once,
+    /// feature `prometheus`), builds the monitor and the alert rules, and, when called inside
+    /// a Tokio runtime, starts the alert task (otherwise the first [`router`](Self::router)
+    /// call inside a runtime starts it). The task stops when the last clone of the proxy (and
+    /// of its router) is dropped.
+    pub fn new(config: Config) -> Result<Self, BuildError> {
+        config.validate()?;
+        let upstream = Upstream::new(config.upstream_config())?;
+        let stack = ChatStack::builder(upstream.clone())
+            .fix(config.fix_config())
+            .cascade(config.cascade_config())
+            .description_cache(config.description_cache_config())
+            .body_limit(config.request_body_limit)
+            .log_request_bodies(config.log_request_bodies)
+            .build()?;
+        let description_cache = stack
+            .description_cache()
+            .cloned()
+            .expect("the server's stack always has a cascade");
+        let observe = if config.enable_monitoring {
+            #[cfg(feature = "prometheus")]
+            let _ = prometheus_handle();
+            let monitor = Arc::new(Monitor::new(
+                MonitorConfig::default()
+                    .max_points(config.max_metric_points)
+                    .window(Duration::from_secs(config.metric_window)),
+            ));
+            let alerts = Arc::new(Alerts::with_defaults(&config.alert_rules)?);
+            Some(Observe { monitor, alerts })
+        } else {
+            None
+        };
+        let health = HealthRegistry::new();
+        let upstream_check = Arc::new(
+            UpstreamCheck::new(upstream.clone())
+                .cache_for(Duration::from_secs(config.health_probe_cache)),
+        );
+        health.register_with("upstream", upstream_check.clone(), true);
+        if let Some(observe) = &observe {
+            health.register_non_critical("alerts", AlertCheck::new(observe.alerts.clone()));
+        }
+        health.register_non_critical("cache", CacheCheck::new(description_cache.clone()));
+        let proxy = Proxy {
+            state: Arc::new(ProxyState {
+                config,
+                upstream,
+                chat: stack.service(),
+                description_cache,
+                started: Instant::now(),
+                started_unix: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                shutting_down: Arc::new(AtomicBool::new(false)),
+                observe,
+                alert_task: Mutex::new(None),
+                #[cfg(feature = "prometheus")]
+                upkeep_task: Mutex::new(None),
+                health,
+                upstream_check,
+            }),
+        };
+        proxy.start_alert_task();
+        Ok(proxy)
+    }
+
+    /// Starts the alert task if monitoring is on, a Tokio runtime is running and it is not
+    /// running yet.
+    fn start_alert_task(&self) {
+        let Some(observe) = &self.state.observe else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let mut task = self
+            .state
+            .alert_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if task.is_some() {
+            return;
+        }
+        #[cfg(feature = "prometheus")]
+        if let Some(handle) = prometheus_handle() {
+            *self
+                .state
+                .upkeep_task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                Some(prometheus::AbortOnDrop(tokio::spawn(async move {
+                    let mut ticker = tokio::time::interval(prometheus::PROMETHEUS_UPKEEP);
+                    loop {
+                        ticker.tick().await;
+                        handle.run_upkeep();
+                    }
+                })));
+        }
+        let cache = self.state.description_cache.clone();
+        let before_each = move || {
+            crate::metrics::publish_cache_stats(&cache);
+        };
+        *task = Some(AlertTask::spawn(
+            observe.alerts.clone(),
+            observe.monitor.clone(),
+            Duration::from_secs(self.state.config.alert_check_interval),
+            Some(Box::new(before_each)),
+        ));
+    }
+
+    /// The in-process monitor (`None` when `enable_monitoring` is off). Its
+    /// [`increment_counter`](Monitor::increment_counter), [`set_gauge`](Monitor::set_gauge)
+    /// and [`record_histogram`](Monitor::record_histogram) take users' own metrics.
+    pub fn monitor(&self) -> Option<&Arc<Monitor>> {
+        self.state.observe.as_ref().map(|o| &o.monitor)
+    }
+
+    /// The alert rules and their state (`None` when `enable_monitoring` is off); add rules
+    /// with [`Alerts::add_rule`].
+    pub fn alerts(&self) -> Option<&Arc<Alerts>> {
+        self.state.observe.as_ref().map(|o| &o.alerts)
+    }
+
+    /// The health checks; register your own with
+    /// [`HealthRegistry::register`](crate::health::HealthRegistry::register).
+    pub fn health(&self) -> &HealthRegistry {
+        &self.state.health
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// The upstream forwarding service.
+    pub fn upstream(&self) -> &Upstream {
+        &self.state.upstream
+    }
+
+    /// The chat stack, for mounting on a route of your own.
+    pub fn chat_service(&self) -> ChatService {
+        self.state.chat.clone()
+    }
+
+    /// The image-description cache: statistics and clearing.
+    pub fn description_cache(&self) -> &CacheHandle {
+        &self.state.description_cache
+    }
+
+    /// Marks the proxy as shutting down: `/health/live` answers 503 from now on.
+    pub fn begin_shutdown(&self) {
+        self.state.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`begin_shutdown`](Self::begin_shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.state.shutting_down.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,29 @@
+//! The route list: what `GET /` shows, what metrics label, and which routes the monitor's
+//! window counts.
+
+/// Every route the proxy serves, as listed by `GET /`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("GET", "/v1/models"),
+    ("GET", "/"),
+    ("GET", "/health"),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/status"),
+    ("GET", "/metrics"),
+    ("GET", "/cache/stats"),
+    ("DELETE", "/cache"),
+];
+
+/// The routes requests count in the monitor's window (rates, percentiles and alerts): the
+/// model routes, not probes or scrapes.
+pub const MONITORED_ROUTES: &[&str] = &[
+    "/v1/chat/completions",
+    "/chat/completions",
+    "/v1/completions",
+    "/completions",
+];
+
+/// Route aliases served besides [`ROUTES`], named in metric labels too.
+pub(crate) const ALIASES: &[&str] = &["/chat/completions", "/completions", "/models"];

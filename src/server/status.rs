@@ -1,0 +1,97 @@
+//! The informational routes: `GET /` (name, version, routes), `GET /v1/models` and
+//! `GET /status` (uptime, requests, latency, cache, alerts, upstream).
+
+use super::routes::ROUTES;
+use super::Proxy;
+use axum::extract::State;
+use axum::Json;
+use serde_json::json;
+
+pub(crate) async fn root(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
+    let routes: Vec<_> = ROUTES
+        .iter()
+        .map(|(method, path)| json!({"method": method, "path": path}))
+        .collect();
+    Json(json!({
+        "name": "hunyuan-proxy",
+        "version": env!("CARGO_PKG_VERSION"),
+        "upstream": proxy.config().api_base(),
+        "routes": routes,
+    }))
+}
+
+pub(crate) async fn models(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
+    let config = proxy.config();
+    let created = proxy.state.started_unix;
+    let mut names = vec![config.text_model(), config.vision_model()];
+    names.dedup();
+    let data: Vec<_> = names
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": "tencent"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
+    let uptime = proxy.state.started.elapsed();
+    let monitoring = proxy.state.observe.as_ref().map(|observe| {
+        let snapshot = observe.monitor.snapshot();
+        let lifetime_rate = snapshot.totals.requests as f64 / uptime.as_secs_f64().max(1.0);
+        json!({
+            "requests": {
+                "total": snapshot.totals.requests,
+                "successes": snapshot.totals.successes,
+                "client_errors": snapshot.totals.client_errors,
+                "server_errors": snapshot.totals.server_errors,
+                "aborted": snapshot.totals.aborted,
+                "per_second_lifetime": lifetime_rate,
+                "per_second_window": snapshot.requests_per_second,
+                "window_samples": snapshot.window_samples,
+                "window_seconds": snapshot.window_seconds,
+                "success_rate": snapshot.success_rate,
+                "error_rate": snapshot.error_rate,
+                "errors_by_kind": snapshot.errors_by_kind,
+            },
+            "latency_seconds": {
+                "text": snapshot.text_latency,
+                "image": snapshot.image_latency,
+            },
+            "window_cache": {
+                "lookups": snapshot.cache_lookups,
+                "hit_rate": snapshot.cache_hit_rate,
+                "hits_total": snapshot.totals.cache_hits,
+                "misses_total": snapshot.totals.cache_misses,
+            },
+            "model_calls": snapshot.model_calls,
+            "fix_rules": snapshot.fix_rules,
+            "alerts": observe.alerts.active(),
+        })
+    });
+    let monitoring_on = monitoring.is_some();
+    let monitoring = monitoring.unwrap_or_else(|| json!({}));
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": uptime.as_secs(),
+        "shutting_down": proxy.is_shutting_down(),
+        "config": proxy.config(),
+        "monitoring": monitoring_on,
+        "requests": monitoring.get("requests"),
+        "latency_seconds": monitoring.get("latency_seconds"),
+        "cache": proxy.description_cache().stats(),
+        "window_cache": monitoring.get("window_cache"),
+        "model_calls": monitoring.get("model_calls"),
+        "fix_rules": monitoring.get("fix_rules"),
+        "alerts": monitoring.get("alerts").cloned().unwrap_or_else(|| json!([])),
+        "upstream": {
+            "api_base": proxy.config().api_base(),
+            "in_flight": proxy.upstream().in_flight(),
+            "waiting": proxy.upstream().waiting(),
+            "concurrency": proxy.config().upstream_concurrency,
+            "last_probe": proxy.state.upstream_check.last_result().map(|(result, at)| json!({
+                "status": result.status,
+                "message": result.message,
+                "checked_at": crate::health::rfc3339(at),
+            })),
+        },
+    }))
+}
