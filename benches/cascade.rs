@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use http::{Request, Response};
 use hunyuan_proxy::cache::{CacheConfig, CacheLayer, Digest, MemoryStore, Store, StoreLimits};
 use hunyuan_proxy::cascade::{CascadeConfig, CascadeLayer, DescribeRequest, Description};
-use hunyuan_proxy::chat::{self, ChatRequest, ParseLayer};
+use hunyuan_proxy::chat::{self, ParseLayer};
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,8 +64,8 @@ fn http_request(body: &Bytes) -> Request<Body> {
 
 /// The end of the stack: serializes the request as the upstream would, and answers it.
 async fn serialize(req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let chat = req.extensions().get::<ChatRequest>().expect("parsed");
-    let bytes = chat::to_json_bytes(chat);
+    let chat = req.extensions().get::<hunyuan_proxy::chat::ParsedChat>().expect("parsed");
+    let bytes = chat::to_json_bytes(chat.get());
     Ok(Response::new(Body::from(bytes)))
 }
 
@@ -83,7 +83,9 @@ fn cascade_hit(c: &mut Criterion) {
             "A save dialog with the buttons Save and Cancel.".into(),
         ))
     });
-    let cached = CacheLayer::new(CacheConfig::default()).layer(describer);
+    let cached = CacheLayer::new(CacheConfig::default())
+        .expect("valid cache config")
+        .layer(describer);
     let cascade = CascadeLayer::new(CascadeConfig::default(), cached).unwrap();
     let svc = ParseLayer::default().layer(cascade.layer(service_fn(serialize)));
 

@@ -54,13 +54,13 @@ use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use hunyuan_proxy::cache::{CacheConfig, CacheHandle, CacheLayer};
 use hunyuan_proxy::cascade::{CascadeLayer, DescribeRequest, Description};
-use hunyuan_proxy::chat::{ChatRequest, ParseLayer};
+use hunyuan_proxy::chat::{ParseLayer, ParsedChat};
 use hunyuan_proxy::config::{Config, Secret};
 use hunyuan_proxy::extensions::{FixReport, ResolvedModel, UpstreamTiming};
 use hunyuan_proxy::fix::FixLayer;
 use hunyuan_proxy::metrics::{MetricsConfig, MetricsLayer, Monitor, MonitorConfig};
 use hunyuan_proxy::mock::MockHunyuan;
-use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
+use hunyuan_proxy::upstream::Upstream;
 use hunyuan_proxy::ChatService;
 use std::convert::Infallible;
 use std::error::Error;
@@ -200,7 +200,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let chat = request.extensions().get::<ChatRequest>();
+        let chat = request.extensions().get::<ParsedChat>();
         let seen = Seen {
             model: chat.map(|c| c.model.clone()).unwrap_or_default(),
             roles: chat.map_or_else(Vec::new, |c| {
@@ -270,7 +270,7 @@ pub fn reordered(config: &Config, upstream: Upstream) -> Result<Reordered, Box<d
         CacheConfig::default()
             .max_entries(config.cache_max_size)
             .ttl(Duration::from_secs(config.cache_ttl)),
-    );
+    )?;
     let cascade = CascadeLayer::new(config.cascade_config(), cache.layer(describer.clone()))?;
     let monitor = Arc::new(Monitor::new(MonitorConfig::default()));
     let metrics = MetricsLayer::new(MetricsConfig::default().route(REORDERED_ROUTE))

@@ -37,12 +37,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post_service};
 use axum::Router;
 use http::StatusCode;
-use hunyuan_proxy::chat_stack;
-use hunyuan_proxy::config::{Config, Secret};
 use hunyuan_proxy::health::{check_fn, CheckResult, HealthLayer, HealthRegistry, UpstreamCheck};
 use hunyuan_proxy::metrics::{MetricsConfig, MetricsLayer};
 use hunyuan_proxy::mock::MockHunyuan;
 use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
+use hunyuan_proxy::ChatStack;
 use std::error::Error;
 
 /// The token the app's own middleware demands on its own routes.
@@ -79,14 +78,15 @@ async fn require_app_token(request: Request, next: Next) -> Response {
 
 /// Adds hunyuan-proxy to `app`: the chat stack at `/v1/chat/completions`, `GET /metrics`, and
 /// the metrics and health layers around everything.
-pub fn add_hunyuan(app: Router, config: &Config) -> Result<Router, Box<dyn Error>> {
-    config.validate()?;
+pub fn add_hunyuan(app: Router, upstream: UpstreamConfig) -> Result<Router, Box<dyn Error>> {
     // Install the Prometheus recorder before building the metrics layer: the layer registers
     // its handles with the recorder installed at that time.
     let prometheus = hunyuan_proxy::server::prometheus_handle()
         .ok_or("another metrics recorder was installed first")?;
 
-    let upstream = Upstream::new(config.upstream_config())?;
+    let upstream = Upstream::new(upstream)?;
+    // The ready-made stack: parse, fix, cascade (with its description cache), upstream.
+    let chat = ChatStack::builder(upstream.clone()).build()?;
     let health = HealthRegistry::new();
     // Critical: `/health/ready` answers 503 while Hunyuan cannot be reached.
     health.register("upstream", UpstreamCheck::new(upstream.clone()));
@@ -107,7 +107,7 @@ pub fn add_hunyuan(app: Router, config: &Config) -> Result<Router, Box<dyn Error
         // (a) the ready-made chat service, POST only.
         .route(
             "/v1/chat/completions",
-            post_service(chat_stack(config, upstream)),
+            post_service(chat.service()),
         )
         .route(
             "/metrics",
@@ -122,30 +122,28 @@ pub fn add_hunyuan(app: Router, config: &Config) -> Result<Router, Box<dyn Error
 // Running it.
 // ---------------------------------------------------------------------------------------------
 
-/// The config from `HUNYUAN_API_KEY` / `HUNYUAN_API_BASE`; without a key, one pointed at a new
-/// embedded mock Hunyuan (returned too: it runs while it is kept).
-pub async fn config_from_env() -> (Config, Option<MockHunyuan>) {
-    let mut config = Config::default();
-    config.apply_env(|key| std::env::var(key).ok());
-    if config.api_key.is_some() {
-        return (config, None);
+/// The upstream from `HUNYUAN_API_KEY` / `HUNYUAN_API_BASE`; without a key, a new embedded mock
+/// Hunyuan (returned too: it runs while it is kept).
+pub async fn upstream_from_env() -> (UpstreamConfig, Option<MockHunyuan>) {
+    if let Ok(key) = std::env::var("HUNYUAN_API_KEY") {
+        let base = std::env::var("HUNYUAN_API_BASE")
+            .unwrap_or_else(|_| hunyuan_proxy::preset::Preset::Hunyuan.api_base().to_owned());
+        return (UpstreamConfig::new(base).api_key(key), None);
     }
     let mock = MockHunyuan::start().await;
-    config.api_base = Some(mock.base_url());
-    config.api_key = Some(Secret::new("demo-key"));
-    (config, Some(mock))
+    (UpstreamConfig::new(mock.base_url()).api_key("demo-key"), Some(mock))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let (config, mock) = config_from_env().await;
+    let (upstream, mock) = upstream_from_env().await;
     if let Some(mock) = &mock {
         println!(
             "no HUNYUAN_API_KEY: using an embedded mock Hunyuan at {}",
             mock.base_url()
         );
     }
-    let app = add_hunyuan(existing_app(), &config)?;
+    let app = add_hunyuan(existing_app(), upstream)?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:4002").await?;
     println!("listening on http://127.0.0.1:4002; try:");

@@ -17,10 +17,10 @@ use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use hunyuan_proxy::cache::{CacheConfig, CacheLayer, Digest, Lookup, Slot, Store, StoreUsage};
 use hunyuan_proxy::cascade::{CascadeConfig, CascadeLayer, Description};
-use hunyuan_proxy::chat::ChatRequest;
+use hunyuan_proxy::chat::ParsedChat;
 use hunyuan_proxy::config::{Config, Secret};
 use hunyuan_proxy::mock::MockHunyuan;
-use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
+use hunyuan_proxy::upstream::Upstream;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -255,7 +255,7 @@ async fn a_cache_store_of_your_own_plugs_in_behind_the_store_trait() {
     let config = CascadeConfig::default().models("my-vision", "my-text");
     let cascade = CascadeLayer::new(config, cache.layer(describer.clone())).unwrap();
     let app = cascade.layer(service_fn(|req: Request<Body>| async move {
-        let chat = req.extensions().get::<ChatRequest>().unwrap();
+        let chat = req.extensions().get::<ParsedChat>().unwrap().get();
         let sent = serde_json::to_string(chat).unwrap();
         Ok::<_, Infallible>(Response::new(Body::from(sent)))
     }));

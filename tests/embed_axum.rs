@@ -9,19 +9,15 @@ mod embed_axum;
 mod common;
 
 use common::{serve, simple_chat};
-use hunyuan_proxy::config::{Config, Secret};
+use hunyuan_proxy::upstream::UpstreamConfig;
 use hunyuan_proxy::mock::MockHunyuan;
 use serde_json::Value;
 
 #[tokio::test]
 async fn the_embedded_app_serves_its_routes_counts_them_and_answers_health() {
     let mock = MockHunyuan::start().await;
-    let config = Config {
-        api_base: Some(mock.base_url()),
-        api_key: Some(Secret::new("app-upstream-key")),
-        ..Config::default()
-    };
-    let app = embed_axum::add_hunyuan(embed_axum::existing_app(), &config).unwrap();
+    let upstream = UpstreamConfig::new(mock.base_url()).api_key("app-upstream-key");
+    let app = embed_axum::add_hunyuan(embed_axum::existing_app(), upstream).unwrap();
     let addr = serve(app).await;
     let url = |path: &str| format!("http://{addr}{path}");
     let client = reqwest::Client::new();

@@ -5,8 +5,8 @@ use axum::body::{Body, Bytes};
 use axum::routing::post;
 use axum::Router;
 use http::{header, Request};
-use hunyuan_proxy::chat::{take_chat, ChatRequest, ParseLayer, RawChatBody};
-use hunyuan_proxy::config::Config;
+use hunyuan_proxy::chat::{put_chat, take_chat, Content, ParseLayer, ParsedChat};
+use hunyuan_proxy::ChatStack;
 use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -68,12 +68,8 @@ fn last_json(seen: &Mutex<Vec<Bytes>>) -> Value {
 #[tokio::test]
 async fn the_ready_made_stack_forwards_an_unchanged_request_byte_for_byte() {
     let (addr, seen) = recording_upstream().await;
-    let config = Config {
-        api_base: Some(format!("http://{addr}/v1")),
-        ..Config::default()
-    };
     send(
-        hunyuan_proxy::chat_stack(&config, upstream(addr)),
+        ChatStack::builder(upstream(addr)).build().unwrap().service(),
         UNTOUCHED,
     )
     .await;
@@ -83,13 +79,9 @@ async fn the_ready_made_stack_forwards_an_unchanged_request_byte_for_byte() {
 #[tokio::test]
 async fn a_request_the_fix_layer_changed_is_serialized() {
     let (addr, seen) = recording_upstream().await;
-    let config = Config {
-        api_base: Some(format!("http://{addr}/v1")),
-        ..Config::default()
-    };
     // Two user turns in a row: the alternation rule merges them.
     send(
-        hunyuan_proxy::chat_stack(&config, upstream(addr)),
+        ChatStack::builder(upstream(addr)).build().unwrap().service(),
         r#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}"#,
     )
     .await;
@@ -119,7 +111,7 @@ async fn a_custom_layer_that_takes_and_changes_the_request_is_seen_upstream() {
         async move {
             let mut chat = take_chat(&mut req).await.unwrap();
             chat.model = "changed-by-take".into();
-            req.extensions_mut().insert(chat);
+            put_chat(&mut req, chat);
             upstream.oneshot(req).await
         }
     });
@@ -135,9 +127,9 @@ async fn a_custom_layer_that_replaces_the_request_is_seen_upstream() {
     let custom = tower::service_fn(move |mut req: Request<Body>| {
         let upstream = upstream.clone();
         async move {
-            let mut chat = req.extensions().get::<ChatRequest>().unwrap().clone();
+            let mut chat = req.extensions().get::<ParsedChat>().unwrap().get().clone();
             chat.model = "changed-by-copy".into();
-            req.extensions_mut().insert(chat);
+            req.extensions_mut().insert(ParsedChat::new(chat));
             upstream.oneshot(req).await
         }
     });
@@ -146,18 +138,48 @@ async fn a_custom_layer_that_replaces_the_request_is_seen_upstream() {
 }
 
 #[tokio::test]
-async fn a_custom_layer_that_edits_in_place_and_drops_the_raw_body_is_seen_upstream() {
+async fn a_custom_layer_that_edits_in_place_is_seen_upstream() {
     let (addr, seen) = recording_upstream().await;
     let upstream = upstream(addr);
+    // Mutable access is the only way to change the request where it lies, and it drops the
+    // client's bytes by itself: nothing else to remember.
     let custom = tower::service_fn(move |mut req: Request<Body>| {
         let upstream = upstream.clone();
         async move {
-            let chat = req.extensions_mut().get_mut::<ChatRequest>().unwrap();
-            chat.model = "changed-in-place".into();
-            req.extensions_mut().remove::<RawChatBody>();
+            let parsed = req.extensions_mut().get_mut::<ParsedChat>().unwrap();
+            parsed.get_mut().model = "changed-in-place".into();
             upstream.oneshot(req).await
         }
     });
     send(ParseLayer::default().layer(custom), UNTOUCHED).await;
     assert_eq!(last_json(&seen)["model"], "changed-in-place");
+}
+
+#[tokio::test]
+async fn a_request_put_back_in_the_same_allocation_is_seen_upstream() {
+    let (addr, seen) = recording_upstream().await;
+    let upstream = upstream(addr);
+    // The request is moved out of the extensions, its message list changed without
+    // reallocating, and put back: the same addresses as the parsed request, new content. (An
+    // identity check by address would forward the client's stale bytes here.)
+    let custom = tower::service_fn(move |mut req: Request<Body>| {
+        let upstream = upstream.clone();
+        async move {
+            let mut chat = req
+                .extensions_mut()
+                .remove::<ParsedChat>()
+                .unwrap()
+                .into_request();
+            let before = chat.messages.as_ptr() as usize;
+            chat.messages[0].content = Some(Content::Text("Changed in the same list".into()));
+            assert_eq!(chat.messages.as_ptr() as usize, before);
+            req.extensions_mut().insert(ParsedChat::from(chat));
+            upstream.oneshot(req).await
+        }
+    });
+    send(ParseLayer::default().layer(custom), UNTOUCHED).await;
+    assert_eq!(
+        last_json(&seen)["messages"][0]["content"],
+        "Changed in the same list"
+    );
 }

@@ -39,7 +39,7 @@
 //! ```
 //! use axum::body::Body;
 //! use hunyuan_proxy::cascade::{CascadeConfig, CascadeLayer, DescribeRequest, Description};
-//! use hunyuan_proxy::chat::ChatRequest;
+//! use hunyuan_proxy::chat::ParsedChat;
 //! use http::{Request, Response};
 //! use std::convert::Infallible;
 //! use tower::{service_fn, Layer, ServiceExt};
@@ -53,7 +53,7 @@
 //! let cascade = CascadeLayer::new(config, describer).unwrap();
 //! let app = cascade.layer(service_fn(|req: Request<Body>| async move {
 //!     // The rewritten request travels in the extensions.
-//!     let chat = req.extensions().get::<ChatRequest>().unwrap();
+//!     let chat = req.extensions().get::<ParsedChat>().unwrap();
 //!     let text = serde_json::to_string(chat).unwrap();
 //!     Ok::<_, Infallible>(Response::new(Body::from(text)))
 //! }));

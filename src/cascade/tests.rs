@@ -1,7 +1,6 @@
 //! Unit tests of the cascade with a stub describer and a stub inner service.
 
 use super::*;
-use crate::chat::ChatRequest;
 use crate::extensions::VisionReport;
 use axum::body::Body;
 use http::{Request, Response, StatusCode};

@@ -5,20 +5,20 @@
 //! (serde `flatten`) and forwarded unchanged.
 //!
 //! [`ParseLayer`] is the first layer of the chat stack: it reads the body once (counting bytes
-//! against a limit), checks it is JSON, parses it into a [`ChatRequest`] in the request
+//! against a limit), checks it is JSON, parses it into a [`ChatRequest`], kept as a [`ParsedChat`] in the request
 //! extensions for every later layer, and answers bad input itself with OpenAI's envelope.
 //!
 //! ```
 //! use axum::body::Body;
 //! use http::{Request, Response, StatusCode};
-//! use hunyuan_proxy::chat::{ChatRequest, ParseLayer};
+//! use hunyuan_proxy::chat::{ParseLayer, ParsedChat};
 //! use tower::{service_fn, Layer, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let service = ParseLayer::new(64 * 1024).layer(service_fn(|req: Request<Body>| async move {
 //!     // Parsed once, before this service.
-//!     let chat = req.extensions().get::<ChatRequest>().unwrap();
+//!     let chat = req.extensions().get::<ParsedChat>().unwrap();
 //!     let reply = format!("{} message(s) for {}", chat.messages.len(), chat.model);
 //!     Ok::<_, std::convert::Infallible>(Response::new(Body::from(reply)))
 //! }));

@@ -194,6 +194,13 @@ impl std::ops::Deref for ParsedChat {
     }
 }
 
+/// Serializes the request (as the upstream would send it).
+impl serde::Serialize for ParsedChat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.chat.serialize(serializer)
+    }
+}
+
 impl From<ChatRequest> for ParsedChat {
     fn from(chat: ChatRequest) -> Self {
         ParsedChat::new(chat)

@@ -31,7 +31,7 @@
 //!
 //! ```
 //! use axum::body::Body;
-//! use hunyuan_proxy::chat::{ChatRequest, Role};
+//! use hunyuan_proxy::chat::{ParsedChat, Role};
 //! use hunyuan_proxy::fix::{FixConfig, FixLayer, FixReport};
 //! use http::{Request, Response};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -40,7 +40,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // The inner service sees the fixed request in its extensions.
 //! let upstream = service_fn(|req: Request<Body>| async move {
-//!     let chat = req.extensions().get::<ChatRequest>().unwrap();
+//!     let chat = req.extensions().get::<ParsedChat>().unwrap();
 //!     let roles: Vec<_> = chat.messages.iter().map(|m| m.role.as_str()).collect();
 //!     Ok::<_, std::convert::Infallible>(Response::new(Body::from(roles.join(","))))
 //! });
