@@ -95,7 +95,7 @@ impl Preset {
     }
 }
 
-/// The whole configuration. Every field has a default; see the README's table.
+/// The whole configuration. Every field has a default; `docs/configuration.md` lists them.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
