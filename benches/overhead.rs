@@ -107,11 +107,10 @@ struct Options {
     concurrency: usize,
     /// `--count N`: send exactly N non-stream and N stream requests at concurrency 1 through the
     /// floor and through the proxy, print nothing else and exit; for instruction counts under
-    /// callgrind (see README, "Performance"), which the noise of a shared machine leaves alone.
+    /// callgrind (see `docs/performance.md`), which the noise of a shared machine leaves alone.
     count: Option<usize>,
     /// Pin the hop (floor or proxy) to CPU 1 and the upstream and load generator to CPU 0, as
-    /// `../shared/spec/benchmarking.md` measures every system; `--no-pin` leaves placement to
-    /// the scheduler.
+    /// `docs/performance.md` describes; `--no-pin` leaves placement to the scheduler.
     pin: bool,
     /// `--streams N`: streams held open at once through the proxy in its own process (1,000,
     /// the target's figure, in full and quick runs).

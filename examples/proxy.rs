@@ -23,7 +23,7 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 // glibc's malloc and free were about 15 % of the proxy thread's instructions per request
-// (callgrind, README "Performance"); mimalloc is the binary's choice, not the library's.
+// (callgrind, `docs/performance.md`); mimalloc is the binary's choice, not the library's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FixPolicy {
-    /// The legacy endpoint (`api.hunyuan.cloud.tencent.com`): every rule R1–R12 applies.
+    /// The legacy endpoint (`api.hunyuan.cloud.tencent.com`): every rule R1–R12 applies
+    /// (`docs/hunyuan-api.md` numbers them).
     #[default]
     Legacy,
     /// TokenHub (`tokenhub.tencentmaas.com`): `reasoning_content` and `reasoning_effort` are

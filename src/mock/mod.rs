@@ -1,13 +1,13 @@
 //! An in-repo mock of Hunyuan's legacy OpenAI-compatible endpoint (feature `mock`).
 //!
 //! [`MockHunyuan`] is an axum server on `127.0.0.1:<free port>` that behaves like
-//! `https://api.hunyuan.cloud.tencent.com/v1` as far as `hunyuan-api.md` knows it: it refuses
-//! what Hunyuan refuses (rules R1–R12, with Hunyuan's error envelope, see [`validate`]), answers
-//! with Hunyuan's quirks (a top-level `note`, `role` and `reasoning_content` in every streamed
-//! delta, no `usage` in streams, repeated tool-call ids, stop strings kept), records every
-//! request, and can be told to misbehave ([`Fault`]). Answers are deterministic and nothing is
-//! fetched from the network. It serves the integration tests, the benches, the proxy's
-//! `--demo` mode and users' own tests.
+//! `https://api.hunyuan.cloud.tencent.com/v1` as far as `docs/hunyuan-api.md` knows it: it
+//! refuses what Hunyuan refuses (rules R1–R12, with Hunyuan's error envelope, see
+//! [`validate`]), answers with Hunyuan's quirks (a top-level `note`, `role` and
+//! `reasoning_content` in every streamed delta, no `usage` in streams, repeated tool-call ids,
+//! stop strings kept), records every request, and can be told to misbehave ([`Fault`]).
+//! Answers are deterministic and nothing is fetched from the network. It serves the integration
+//! tests, the benches, the proxy's `--demo` mode and users' own tests.
 //!
 //! Routes (everything under `/v1`, as [`MockHunyuan::base_url`] says):
 //! - `POST /v1/chat/completions`: validation, then a deterministic answer (JSON or SSE).
@@ -72,7 +72,7 @@ pub use validate::{
 
 use std::time::Duration;
 
-/// The models of `hunyuan-api.md`'s table, legacy and TokenHub: the default
+/// The models of `docs/hunyuan-api.md`'s table, legacy and TokenHub: the default
 /// [`MockConfig::models`].
 pub const DEFAULT_MODELS: &[&str] = &[
     "hunyuan-2.0-thinking-20251109",

@@ -1,4 +1,5 @@
-//! The request validator: Hunyuan's rules R1–R12 (see `hunyuan-api.md`) over the raw JSON body.
+//! The request validator: Hunyuan's rules R1–R12 (see `docs/hunyuan-api.md`) over the raw JSON
+//! body.
 //!
 //! The validator works on [`serde_json::Value`] rather than the crate's typed model on purpose:
 //! it judges exactly what went over the wire, so a bug in the typed model cannot hide a request
@@ -116,7 +117,7 @@ pub(crate) fn is_vision_model(model: &str) -> bool {
 
 /// Checks `body` against Hunyuan's request rules, as the mock server does.
 ///
-/// Under [`MockPolicy::Legacy`] every rule R1–R12 of `hunyuan-api.md` is enforced; under
+/// Under [`MockPolicy::Legacy`] every rule R1–R12 of `docs/hunyuan-api.md` is enforced; under
 /// [`MockPolicy::TokenHub`] the role-order rule (R1) and the 40-message limit (R7) are off,
 /// R4 is inverted (`reasoning_content` in history is accepted) and `reasoning_effort` is
 /// accepted; everything else (penalties included) is still refused. Unknown fields (such as

@@ -1,4 +1,6 @@
 //! The request-side rules, one small function per rule, and [`fix_request`] which runs them.
+//! Rule numbers such as R1 refer to the table in `docs/hunyuan-api.md`; `docs/fixing.md` maps
+//! each rule to the numbers it enforces.
 //!
 //! Each rule takes the typed request, changes only what Hunyuan would refuse, and says
 //! whether it changed anything. Every rule is idempotent on its own, and the order below makes
