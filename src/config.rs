@@ -195,6 +195,28 @@ impl Config {
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
+    /// The config the server runs with: `file` (or the defaults), then the process
+    /// environment (`HUNYUAN_API_KEY`, `HUNYUAN_API_BASE`). Flags are the caller's to apply on
+    /// top; validation happens in [`Proxy::new`](crate::Proxy::new).
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(|key| std::env::var(key).ok());
+        Ok(config)
+    }
+
+    /// Points the config at a mock upstream (`--demo`): its base URL, a demo key, and an admin
+    /// token (`demo-admin-token`) unless one is set, so the admin routes can be tried.
+    pub fn use_demo_upstream(&mut self, base_url: String) {
+        self.api_base = Some(base_url);
+        self.api_key = Some(Secret::new("demo-key"));
+        if self.admin_token.is_none() {
+            self.admin_token = Some(Secret::new("demo-admin-token"));
+        }
+    }
+
     /// Applies `HUNYUAN_API_KEY` and `HUNYUAN_API_BASE` from `lookup` (use
     /// `|k| std::env::var(k).ok()` for the process environment). Empty values are ignored.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {

@@ -8,11 +8,12 @@
 //! - [`upstream`]: the forwarding service every stack ends in.
 //! - [`cascade`]: images described by the vision model, for tool-calling text models.
 //! - [`cache`]: a generic keyed response cache layer (used for image descriptions).
-//! - [`stack`]: the ready-made chat stack and the order of its layers.
+//! - [`stack`]: the ready-made chat stack ([`ChatStack::builder`]) and the order of its layers.
 //! - [`metrics`]: [`metrics::MetricsLayer`], the in-process monitor and alert rules.
 //! - [`health`]: [`health::HealthLayer`] and the component health checks.
-//! - [`server`]: the whole proxy as an axum `Router`.
-//! - [`config`]: the configuration (TOML, environment, flags).
+//! - [`server`]: the whole proxy as an axum `Router`, and its server loop ([`Proxy::serve`]).
+//! - [`config`]: the server's configuration (TOML, environment, flags).
+//! - [`secret`], [`preset`]: secrets that never show, and the upstreams known by name.
 //! - [`error`]: the one error type and OpenAI's envelope.
 //! - [`extensions`]: the typed facts layers leave for each other in request and response
 //!   extensions.
@@ -21,33 +22,30 @@
 //! ## The default stack
 //!
 //! What [`Proxy::router`] builds, outermost first. The app-wide layers wrap every route; the
-//! chat layers are [`chat_stack`] ([`ChatStack`]), the service mounted at
-//! `POST /v1/chat/completions`. Each layer is public and usable alone; which typed extension
-//! each one writes and reads is how they talk, so a layer of your own can read them too.
+//! chat layers are [`ChatStack`] (built with [`ChatStack::builder`]), the service mounted at
+//! `POST /v1/chat/completions`. Each layer is public and usable alone. The layers talk through
+//! typed request and response extensions: which layer writes and which reads each one is the
+//! contract in [`extensions`], its only copy.
 //!
 //! ```text
 //!  client
 //!    │
 //!    ▼        app-wide (Proxy::router, or `.layer(...)` on your own axum Router)
-//!  MetricsLayer ........ reads (response): ErrorKind, FixReport, VisionReport or
-//!    │                     PendingVisionReport, ResolvedModel, UpstreamTiming
+//!  MetricsLayer ........ counts every request when its body ends
 //!  CORS, trace, catch-panic (tower-http)
 //!  HealthLayer ......... answers GET /health, /health/live, /health/ready; passes the rest on
 //!    │
 //!    ▼        the /v1 routes only
-//!  ClientAuthLayer ..... writes (request): ClientKey
-//!  RateLimitLayer ...... reads  (request): ClientKey
+//!  ClientAuthLayer ..... client keys
+//!  RateLimitLayer ...... global and per-key rates
 //!    │
-//!    ▼        chat_stack: the ChatService at /v1/chat/completions
-//!  ParseLayer .......... writes (request): ChatRequest;  (response): ErrorKind on bad input
-//!  FixLayer ............ reads and writes (request): ChatRequest; writes FixReport (request and
-//!    │                     response), ErrorKind on rejection; rewrites the answer event by event
-//!  CascadeLayer ........ reads and writes (request): ChatRequest; writes VisionReport (request
-//!    │  │                  and response; PendingVisionReport for a stream committed early),
-//!    │  │                  ErrorKind on rejection
+//!    ▼        ChatStack: the ChatService at /v1/chat/completions
+//!  ParseLayer .......... body limit, content type, one parse
+//!  FixLayer ............ conversations Hunyuan accepts; answers rewritten event by event
+//!  CascadeLayer ........ images → descriptions, model switch
 //!    │  └─ describer: CacheLayer ─▶ Describer ─▶ vision model   (any Service<DescribeRequest>)
-//!  Upstream ............ takes (request): ChatRequest; writes (response): ResolvedModel,
-//!    │                     UpstreamTiming, ErrorKind on failure
+//!  Upstream ............ one pooled client, bounded queue, retries before the first byte
+//!    │
 //!    ▼
 //!  Hunyuan
 //! ```
@@ -55,13 +53,11 @@
 //! The layers: [`metrics::MetricsLayer`], [`health::HealthLayer`],
 //! [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`], [`chat::ParseLayer`],
 //! [`fix::FixLayer`], [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
-//! [`cascade::Describer`]) and [`upstream::Upstream`]. The extensions:
-//! [`ChatRequest`](chat::ChatRequest), [`FixReport`](extensions::FixReport),
-//! [`VisionReport`](extensions::VisionReport),
-//! [`PendingVisionReport`](cascade::PendingVisionReport),
-//! [`ResolvedModel`](extensions::ResolvedModel), [`UpstreamTiming`](extensions::UpstreamTiming),
-//! [`ErrorKind`](extensions::ErrorKind) and [`ClientKey`](auth::ClientKey); the table in
-//! [`extensions`] says the same per type, and [`stack`] gives the chat stack's order.
+//! [`cascade::Describer`]) and [`upstream::Upstream`]. Each takes its own config
+//! ([`fix::FixConfig`], [`cascade::CascadeConfig`], [`cache::CacheConfig`],
+//! [`upstream::UpstreamConfig`], [`metrics::MetricsConfig`], [`health::HealthConfig`]),
+//! validated when the layer is built; the server's [`Config`] composes them, and only the
+//! [`config`] and [`server`] modules know it.
 //!
 //! ## Examples
 //!
@@ -72,7 +68,8 @@
 //! - `examples/custom_stack.rs` (`cargo run --example custom_stack`): stacks built by hand with
 //!   `ServiceBuilder`, reordered, with the cascade left out, a layer of your own inserted after
 //!   the [`fix::FixLayer`], and your own describer in place of the built-in one.
-//! - `examples/proxy.rs` (`cargo run --example proxy -- --demo`): the full proxy server.
+//! - `examples/proxy.rs` (`cargo run --example proxy -- --demo`): the full proxy server, built
+//!   from the library (the `hunyuan-proxy` binary is the same server).
 //! - `examples/observability.rs` (`cargo run --example observability`): metrics, alert rules
 //!   and health checks on an app with no proxy in it.
 //!

@@ -4,6 +4,7 @@ use super::handles::ModelHandles;
 use super::layer::{Route, Shared};
 use super::monitor::{Outcome, RequestRecord};
 use super::names;
+use crate::cascade::PendingVisionReport;
 use crate::extensions::{ErrorKind, FixReport, ResolvedModel, UpstreamTiming, VisionReport};
 use bytes::Buf;
 use http::StatusCode;
@@ -31,6 +32,9 @@ pub(crate) struct Finish {
     fix_rules: Vec<&'static str>,
     error_kind: Option<&'static str>,
     usage: Option<Usage>,
+    /// The cascade's report of a stream committed before its images were described: read
+    /// when the body ends.
+    pending_vision: Option<PendingVisionReport>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -52,6 +56,9 @@ impl Finish {
         let elapsed = started.elapsed();
         let ext = &parts.extensions;
         let vision = ext.get::<VisionReport>().copied().unwrap_or_default();
+        // A stream the cascade committed early: its images are still being described, so its
+        // vision time and upstream time are not known yet.
+        let pending_vision = ext.get::<PendingVisionReport>().cloned();
         let upstream = ext.get::<UpstreamTiming>().map(|t| t.time_to_headers);
         let model = ext.get::<ResolvedModel>().map(|m| shared.models.get(&m.0));
         let error_kind = ext.get::<ErrorKind>().map(|k| k.0);
@@ -66,7 +73,7 @@ impl Finish {
 
         // A failed upstream call leaves no timing: its time cannot be told apart, so it is
         // not recorded as overhead.
-        if upstream.is_some() || model.is_none() {
+        if pending_vision.is_none() && (upstream.is_some() || model.is_none()) {
             let overhead = elapsed
                 .saturating_sub(upstream.unwrap_or_default())
                 .saturating_sub(vision.vision_time);
@@ -84,15 +91,7 @@ impl Finish {
         for rule in &fix_rules {
             metrics::counter!(names::FIX_RULES, "rule" => *rule).increment(1);
         }
-        if vision.images > 0 {
-            metrics::counter!(names::VISION_CALLS).increment(vision.cache_misses as u64);
-            metrics::counter!(names::CACHE_HITS).increment(vision.cache_hits as u64);
-            metrics::counter!(names::CACHE_MISSES).increment(vision.cache_misses as u64);
-            if vision.vision_time > Duration::ZERO {
-                metrics::histogram!(names::VISION_DURATION)
-                    .record(vision.vision_time.as_secs_f64());
-            }
-        }
+        record_vision(&vision);
         Finish {
             started,
             route,
@@ -100,13 +99,14 @@ impl Finish {
             status: parts.status,
             stream,
             first_byte: false,
-            image: vision.images > 0,
+            image: vision.images > 0 || pending_vision.is_some(),
             cache_hits: u32::try_from(vision.cache_hits).unwrap_or(u32::MAX),
             cache_misses: u32::try_from(vision.cache_misses).unwrap_or(u32::MAX),
             model,
             fix_rules,
             error_kind,
             usage: None,
+            pending_vision,
         }
     }
 
@@ -138,6 +138,7 @@ impl Finish {
             fix_rules: Vec::new(),
             error_kind: None,
             usage: None,
+            pending_vision: None,
         }
     }
 
@@ -158,7 +159,12 @@ impl Finish {
     }
 
     /// Records the request's end.
-    fn record(self, outcome: Outcome) {
+    fn record(mut self, outcome: Outcome) {
+        if let Some(vision) = self.pending_vision.take().and_then(|p| p.0.get().copied()) {
+            record_vision(&vision);
+            self.cache_hits = u32::try_from(vision.cache_hits).unwrap_or(u32::MAX);
+            self.cache_misses = u32::try_from(vision.cache_misses).unwrap_or(u32::MAX);
+        }
         let duration = self.started.elapsed();
         let route = &self.route.handles;
         route.in_flight().decrement(1.0);
@@ -182,6 +188,19 @@ impl Finish {
                 });
             }
         }
+    }
+}
+
+/// Counts what the cascade did: vision calls, cache hits and misses, vision time.
+fn record_vision(vision: &VisionReport) {
+    if vision.images == 0 {
+        return;
+    }
+    metrics::counter!(names::VISION_CALLS).increment(vision.cache_misses as u64);
+    metrics::counter!(names::CACHE_HITS).increment(vision.cache_hits as u64);
+    metrics::counter!(names::CACHE_MISSES).increment(vision.cache_misses as u64);
+    if vision.vision_time > Duration::ZERO {
+        metrics::histogram!(names::VISION_DURATION).record(vision.vision_time.as_secs_f64());
     }
 }
 

@@ -154,6 +154,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_committed_before_its_images_were_described_counts_as_an_image_request() {
+        let (layer, monitor) = layer();
+        let pending = crate::cascade::PendingVisionReport::default();
+        let filled = pending.0.clone();
+        let service = layer.layer(service_fn(move |_req: Request<Body>| {
+            let pending = pending.clone();
+            async move {
+                let chunks = futures_util::stream::iter([": keepalive\n\n", "data: [DONE]\n\n"])
+                    .map(|c| Ok::<_, Infallible>(bytes::Bytes::from(c)));
+                let mut response = Response::new(Body::from_stream(chunks));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/event-stream"),
+                );
+                response.extensions_mut().insert(pending);
+                Ok::<_, Infallible>(response)
+            }
+        }));
+        let response = service.oneshot(get("/chat")).await.unwrap();
+        // The vision stage ends after the headers went out, before the body does.
+        filled
+            .set(VisionReport {
+                images: 1,
+                cache_hits: 0,
+                cache_misses: 1,
+                vision_time: Duration::from_millis(900),
+            })
+            .unwrap();
+        response.into_body().collect().await.unwrap();
+        let s = monitor.snapshot();
+        assert_eq!(s.image_latency.count, 1);
+        assert_eq!(s.text_latency.count, 0);
+        assert_eq!(s.cache_lookups, 1);
+        assert_eq!(s.cache_hit_rate, Some(0.0));
+    }
+
+    #[tokio::test]
     async fn errors_empty_bodies_and_probe_routes() {
         let (layer, monitor) = layer();
         let service = layer.layer(service_fn(|req: Request<Body>| async move {

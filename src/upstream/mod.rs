@@ -30,7 +30,7 @@ mod body;
 
 pub use body::UpstreamBody;
 
-use crate::chat::{self, ChatCompletion, ChatRequest};
+use crate::chat::{self, ChatCompletion, ChatRequest, ParsedChat};
 use crate::error::ProxyError;
 use crate::secret::Secret;
 use axum::body::Body;
@@ -665,7 +665,8 @@ impl tower_service::Service<Request<Body>> for Upstream {
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let (chat, raw) = match chat::parse::take_parsed(&mut req).await {
+            let parsed: Result<ParsedChat, _> = chat::parse::take_parsed(&mut req).await;
+            let (chat, raw) = match parsed {
                 Ok(parsed) => parsed.into_parts(),
                 Err(err) => return Ok(err.into_response()),
             };
