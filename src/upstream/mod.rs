@@ -244,3 +244,6 @@ impl tower_service::Service<Request<Body>> for Upstream {
         })
     }
 }
+
+#[cfg(all(test, feature = "mock"))]
+mod tests;
