@@ -1,5 +1,6 @@
 //! The streamed answer's body: upstream bytes relayed as they arrive.
 
+use super::slots::Slot;
 use crate::chat::SseEvent;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -8,7 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
@@ -18,7 +18,7 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send + Syn
 /// ends without `[DONE]`. Holds the upstream concurrency slot until it ends or is dropped.
 pub struct UpstreamBody {
     stream: Option<ByteStream>,
-    permit: Option<OwnedSemaphorePermit>,
+    slot: Option<Slot>,
     /// The longest silence allowed between two chunks.
     idle: Duration,
     /// When the last chunk came (or the body was made).
@@ -29,10 +29,10 @@ pub struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    pub(crate) fn new(stream: ByteStream, permit: OwnedSemaphorePermit, idle: Duration) -> Self {
+    pub(crate) fn new(stream: ByteStream, slot: Slot, idle: Duration) -> Self {
         UpstreamBody {
             stream: Some(stream),
-            permit: Some(permit),
+            slot: Some(slot),
             idle,
             last_chunk: Instant::now(),
             timer: None,
@@ -41,7 +41,7 @@ impl UpstreamBody {
 
     fn finish(&mut self) {
         self.stream = None;
-        self.permit = None;
+        self.slot = None;
         self.timer = None;
     }
 

@@ -1,0 +1,209 @@
+//! Sending a chat request upstream and turning the successful answer into a response: the
+//! attempt loop (with [`retry`](super::retry) deciding), reading whole answers, and the
+//! streamed response holding its slot.
+
+use super::error_map::{map_error_status, map_send_error};
+use super::retry::{self, RetryReason};
+use super::slots::Slot;
+use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
+use crate::chat::{self, ChatRequest};
+use crate::error::ProxyError;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A successful upstream answer.
+pub(super) enum Answer {
+    /// A streamed answer whose body is still to come; holds the concurrency slot.
+    Stream(reqwest::Response, Slot),
+    /// A whole answer, read before anything reached the client (its slot is free again).
+    Whole {
+        /// The upstream's content type.
+        content_type: HeaderValue,
+        /// The body.
+        body: Bytes,
+    },
+}
+
+/// Why an upstream attempt failed, kept until it is known whether to retry.
+enum Failure {
+    /// An error status.
+    Status(reqwest::Response),
+    /// The request could not be sent or answered.
+    Send(reqwest::Error),
+    /// The answer broke off while being read.
+    Error(ProxyError),
+}
+
+impl Upstream {
+    /// Waits for a free upstream slot in the bounded queue, counting refusals.
+    async fn acquire_slot(&self) -> Result<Slot, ProxyError> {
+        self.inner.slots.acquire().await.map_err(|err| {
+            if let Some(reason) = err.rejection_reason() {
+                metrics::counter!("hunyuan_proxy_upstream_queue_rejections_total", "reason" => reason)
+                    .increment(1);
+            }
+            ProxyError::from(err)
+        })
+    }
+
+    /// Sends `chat` and returns the upstream's successful answer: a stream holding its
+    /// concurrency slot, or a whole body already read. Retries, before any byte of the answer
+    /// can have reached the client, as the [`RetryPolicy`](super::retry::RetryPolicy) says.
+    pub(super) async fn send(
+        &self,
+        chat: &mut ChatRequest,
+        raw: Option<Bytes>,
+    ) -> Result<(Answer, UpstreamTiming), ProxyError> {
+        let stripped = chat.strip_override_fields();
+        // The client's own bytes when nobody changed the request and nothing had to be
+        // stripped; otherwise the request serialized once.
+        let body = match raw {
+            Some(bytes) if stripped == 0 => bytes,
+            _ => chat::to_json_bytes(chat),
+        };
+        let stream = chat.is_stream();
+        let slot = self.acquire_slot().await?;
+        let started = Instant::now();
+        let mut attempts = self.inner.retry.start(started);
+        loop {
+            let limit = attempts.limit(Instant::now());
+            let request = self.build_request(body.clone(), stream);
+            let outcome = match tokio::time::timeout(limit.limit, request.send()).await {
+                Err(_) => {
+                    tracing::warn!("the upstream's answer did not start in time");
+                    return Err(ProxyError::GatewayTimeout(limit.reported));
+                }
+                Ok(outcome) => outcome,
+            };
+            let (reason, retry_after, failure) = match outcome {
+                Ok(response) if response.status().is_success() => {
+                    let timing = UpstreamTiming {
+                        time_to_headers: started.elapsed(),
+                    };
+                    if stream && is_event_stream(&response) {
+                        return Ok((Answer::Stream(response, slot), timing));
+                    }
+                    let content_type = response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .cloned()
+                        .unwrap_or(HeaderValue::from_static("application/json"));
+                    match read_whole(response, self.inner.read_timeout).await {
+                        Ok(body) => return Ok((Answer::Whole { content_type, body }, timing)),
+                        Err(err @ ProxyError::GatewayTimeout(_)) => return Err(err),
+                        Err(err) => (Some(RetryReason::BrokenBody), None, Failure::Error(err)),
+                    }
+                }
+                Ok(response) => (
+                    RetryReason::of_status(response.status()),
+                    retry::retry_after(response.headers()),
+                    Failure::Status(response),
+                ),
+                Err(err) if err.is_connect() => {
+                    (Some(RetryReason::Connect), None, Failure::Send(err))
+                }
+                Err(err) => (None, None, Failure::Send(err)),
+            };
+            let retry = reason.and_then(|reason| {
+                let wait =
+                    attempts.retry(reason, retry_after, Instant::now(), retry::clock_jitter())?;
+                Some((reason.label(), wait))
+            });
+            let Some((reason, wait)) = retry else {
+                return Err(match failure {
+                    Failure::Status(response) => {
+                        map_error_status(response, self.inner.read_timeout).await
+                    }
+                    Failure::Send(err) => map_send_error(&err, self.inner.read_timeout),
+                    Failure::Error(err) => err,
+                });
+            };
+            tracing::warn!(
+                attempt = attempts.retries(),
+                reason,
+                wait_ms = wait.as_millis() as u64,
+                "retrying the upstream request"
+            );
+            metrics::counter!("hunyuan_proxy_upstream_retries_total", "reason" => reason)
+                .increment(1);
+            drop(failure);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn build_request(&self, body: Bytes, stream: bool) -> reqwest::RequestBuilder {
+        let mut request = self
+            .inner
+            .client
+            .post(self.inner.chat_endpoint.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(auth) = &self.inner.auth {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        if stream {
+            request = request.header(header::ACCEPT, "text/event-stream");
+        }
+        request
+    }
+
+    /// Sends `chat` and builds the client's response: the stream relayed as it comes, or the
+    /// whole answer, with [`UpstreamTiming`] and [`ResolvedModel`] in its extensions.
+    pub(super) async fn forward(
+        &self,
+        mut chat: ChatRequest,
+        raw: Option<Bytes>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let model = chat.model.clone();
+        let (answer, timing) = self.send(&mut chat, raw).await?;
+        let mut out = match answer {
+            Answer::Stream(response, slot) => {
+                let body = UpstreamBody::new(
+                    Box::pin(response.bytes_stream()),
+                    slot,
+                    self.inner.read_timeout,
+                );
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "text/event-stream")
+                    .header(header::CACHE_CONTROL, "no-cache")
+                    .body(Body::new(body))
+                    .expect("static response parts are valid")
+            }
+            Answer::Whole { content_type, body } => Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Body::from(body))
+                .expect("static response parts are valid"),
+        };
+        out.extensions_mut().insert(timing);
+        out.extensions_mut().insert(ResolvedModel(model));
+        Ok(out)
+    }
+}
+
+fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// A whole answer's body, read within `timeout`: 504 when it is not, 502 when it breaks off.
+pub(super) async fn read_whole(
+    response: reqwest::Response,
+    timeout: Duration,
+) -> Result<Bytes, ProxyError> {
+    match tokio::time::timeout(timeout, response.bytes()).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(err)) if err.is_timeout() => Err(ProxyError::GatewayTimeout(timeout)),
+        Ok(Err(_)) => Err(ProxyError::BadGateway {
+            message: "the upstream's answer broke off".into(),
+        }),
+        Err(_) => Err(ProxyError::GatewayTimeout(timeout)),
+    }
+}
