@@ -41,7 +41,7 @@
 //! curl -s localhost:4003/stats
 //! ```
 //!
-//! `tests/custom_stack.rs` includes this file and runs [`reordered`], [`without_cascade`] and
+//! `tests/it/custom_stack.rs` includes this file and runs [`reordered`], [`without_cascade`] and
 //! [`router`] against the mock, so what you read here is what is tested.
 
 // The test includes this file as a module and does not call `main`.

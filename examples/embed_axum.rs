@@ -25,7 +25,7 @@
 //! curl -s localhost:4002/metrics | grep 'route="/app/hello"'
 //! ```
 //!
-//! `tests/embed_axum.rs` includes this file and runs [`existing_app`] and [`add_hunyuan`]
+//! `tests/it/embed_axum.rs` includes this file and runs [`existing_app`] and [`add_hunyuan`]
 //! against the mock, so what you read here is what is tested.
 
 // The test includes this file as a module and does not call `main`.

@@ -74,8 +74,8 @@
 //!   and health checks on an app with no proxy in it.
 //!
 //! The first two run against an embedded mock Hunyuan when `HUNYUAN_API_KEY` is not set (the
-//! proxy does with `--demo`), and each of them is run by the integration test of the same name,
-//! so they keep working as the crate changes.
+//! proxy does with `--demo`), and each of them is run by the integration test module of the
+//! same name (`tests/it/`), so they keep working as the crate changes.
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -1,9 +1,7 @@
 //! The image cascade and the description cache, end to end against the mock Hunyuan.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use hunyuan_proxy::cascade::{OnVisionFailure, VISION_HEADER};
 use hunyuan_proxy::mock::Fault;
 use serde_json::{json, Value};

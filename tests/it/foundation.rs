@@ -1,9 +1,7 @@
 //! The foundation through the full router against the mock Hunyuan: pass-through, legacy
 //! completions, bad input, credentials and upstream failures.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use hunyuan_proxy::mock::Fault;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -5,14 +5,12 @@
 //! cache store of the user's own plugs in behind the `Store` trait. Public API only.
 
 // The example itself, so that the test runs exactly its setup.
-#[path = "../examples/custom_stack.rs"]
-mod custom_stack;
+#[path = "../../examples/custom_stack.rs"]
+mod example;
 
-mod common;
-
+use crate::common::{serve, sse_data};
 use axum::body::Body;
-use common::{serve, sse_data};
-use custom_stack::{PLAIN_ROUTE, REORDERED_ROUTE};
+use example::{PLAIN_ROUTE, REORDERED_ROUTE};
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use hunyuan_proxy::cache::{CacheConfig, CacheLayer, Digest, Lookup, Slot, Store, StoreUsage};
@@ -32,8 +30,8 @@ use tower::{service_fn, Layer, ServiceExt};
 
 struct Setup {
     mock: MockHunyuan,
-    reordered: custom_stack::Reordered,
-    plain: custom_stack::WithoutCascade,
+    reordered: example::Reordered,
+    plain: example::WithoutCascade,
     addr: SocketAddr,
     client: reqwest::Client,
 }
@@ -46,9 +44,9 @@ async fn setup() -> Setup {
         ..Config::default()
     };
     let upstream = Upstream::new(config.upstream_config()).unwrap();
-    let reordered = custom_stack::reordered(&config, upstream.clone()).unwrap();
-    let plain = custom_stack::without_cascade(&config, upstream).unwrap();
-    let addr = serve(custom_stack::router(&reordered, &plain)).await;
+    let reordered = example::reordered(&config, upstream.clone()).unwrap();
+    let plain = example::without_cascade(&config, upstream).unwrap();
+    let addr = serve(example::router(&reordered, &plain)).await;
     Setup {
         mock,
         reordered,
@@ -150,12 +148,9 @@ async fn the_inserted_layer_sees_the_fixed_messages() {
     });
     let answer = s.post(PLAIN_ROUTE, &body).await;
     assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()[example::FIX_RULES_HEADER], "system,ending");
     assert_eq!(
-        answer.headers()[custom_stack::FIX_RULES_HEADER],
-        "system,ending"
-    );
-    assert_eq!(
-        answer.headers()[custom_stack::UPSTREAM_MODEL_HEADER],
+        answer.headers()[example::UPSTREAM_MODEL_HEADER],
         "hunyuan-turbos-latest"
     );
     let answer: Value = answer.json().await.unwrap();
@@ -180,7 +175,7 @@ async fn the_inserted_layer_sees_the_fixed_messages() {
     });
     let answer = s.post(PLAIN_ROUTE, &image).await;
     assert_eq!(answer.status(), 200);
-    assert_eq!(answer.headers()[custom_stack::FIX_RULES_HEADER], "none");
+    assert_eq!(answer.headers()[example::FIX_RULES_HEADER], "none");
     let sent = s.mock.chat_requests();
     assert_eq!(
         sent[1]["messages"][0]["content"][1]["image_url"]["url"],
@@ -251,7 +246,7 @@ async fn a_cache_store_of_your_own_plugs_in_behind_the_store_trait() {
     let store = MapStore::default();
     let lookups = store.lookups.clone();
     let cache = CacheLayer::with_store(store, CacheConfig::default());
-    let describer = custom_stack::UrlDescriber::default();
+    let describer = example::UrlDescriber::default();
     let config = CascadeConfig::default().models("my-vision", "my-text");
     let cascade = CascadeLayer::new(config, cache.layer(describer.clone())).unwrap();
     let app = cascade.layer(service_fn(|req: Request<Body>| async move {

@@ -1,4 +1,5 @@
-//! Shared test harness: the mock Hunyuan and the proxy, both on 127.0.0.1:0.
+//! Shared test harness: the mock Hunyuan and the proxy, both on 127.0.0.1:0, and a way to run
+//! a test in a process of its own.
 #![allow(dead_code)]
 
 use hunyuan_proxy::config::{Config, Secret};
@@ -155,4 +156,34 @@ pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
             (!data.is_empty()).then(|| data.join("\n"))
         })
         .collect()
+}
+
+/// The environment variable that names the one test a child process of [`run_alone`] runs.
+const ALONE: &str = "HUNYUAN_PROXY_IT_ALONE";
+
+/// Runs the test `name` of `module` (`module_path!()`) in a child process of this test binary
+/// and fails if it fails there, for a test that needs the process-wide state (the Prometheus
+/// recorder) to itself. Returns `true` in that child, where the caller runs its body, and
+/// `false` in the parent, where the caller returns.
+pub async fn run_alone(module: &str, name: &str) -> bool {
+    // `it::embed_axum` → `embed_axum::name`, the test's name in this binary.
+    let module = module.split_once("::").map_or("", |(_, rest)| rest);
+    let test = format!("{module}::{name}");
+    if std::env::var_os(ALONE).is_some_and(|v| v == test.as_str()) {
+        return true;
+    }
+    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([test.as_str(), "--exact", "--test-threads=1"])
+        .env(ALONE, &test)
+        .output()
+        .await
+        .expect("the test binary runs again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "`{test}` failed in its own process ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    false
 }

@@ -1,8 +1,6 @@
 //! The FixLayer through the ready-made stack, against the mock Hunyuan (legacy rules).
 
-mod common;
-
-use common::{expect_envelope, sse_data, TestProxy};
+use crate::common::{expect_envelope, sse_data, TestProxy};
 use serde_json::{json, Value};
 
 const MODEL: &str = "hunyuan-2.0-instruct-20251111";

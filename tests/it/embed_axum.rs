@@ -1,23 +1,33 @@
 //! `examples/embed_axum.rs`, run against the mock: the app keeps serving its own routes behind
 //! its own auth, its requests are counted in `/metrics`, the health endpoints answer, and the
 //! chat route works. Public API only.
+//!
+//! It counts requests exactly, and every proxy of this test binary records into the same
+//! process-wide Prometheus recorder and the same `route="/v1/chat/completions"` series, so the
+//! test runs in a process of its own.
 
 // The example itself, so that the test runs exactly its setup.
-#[path = "../examples/embed_axum.rs"]
-mod embed_axum;
+#[path = "../../examples/embed_axum.rs"]
+mod example;
 
-mod common;
-
-use common::{serve, simple_chat};
+use crate::common::{run_alone, serve, simple_chat};
 use hunyuan_proxy::upstream::UpstreamConfig;
 use hunyuan_proxy::mock::MockHunyuan;
 use serde_json::Value;
 
 #[tokio::test]
 async fn the_embedded_app_serves_its_routes_counts_them_and_answers_health() {
+    if !run_alone(
+        module_path!(),
+        "the_embedded_app_serves_its_routes_counts_them_and_answers_health",
+    )
+    .await
+    {
+        return;
+    }
     let mock = MockHunyuan::start().await;
     let upstream = UpstreamConfig::new(mock.base_url()).api_key("app-upstream-key");
-    let app = embed_axum::add_hunyuan(embed_axum::existing_app(), upstream).unwrap();
+    let app = example::add_hunyuan(example::existing_app(), upstream).unwrap();
     let addr = serve(app).await;
     let url = |path: &str| format!("http://{addr}{path}");
     let client = reqwest::Client::new();
@@ -25,7 +35,7 @@ async fn the_embedded_app_serves_its_routes_counts_them_and_answers_health() {
     // The app's own route, with and without the app's own token: unchanged.
     let hello = client
         .get(url("/app/hello"))
-        .header("x-app-token", embed_axum::APP_TOKEN)
+        .header("x-app-token", example::APP_TOKEN)
         .send()
         .await
         .unwrap();

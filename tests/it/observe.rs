@@ -4,11 +4,7 @@
 //! assertions on `/metrics` use deltas; the monitor behind `/status` belongs to one proxy and
 //! is asserted exactly.
 
-#![cfg(feature = "prometheus")]
-
-mod common;
-
-use common::{serve, simple_chat, TestProxy};
+use crate::common::{serve, simple_chat, TestProxy};
 use futures_util::StreamExt;
 use hunyuan_proxy::health::{check_fn, CheckResult};
 use hunyuan_proxy::mock::{Fault, MockConfig, MockHunyuan};

@@ -2,9 +2,7 @@
 //! modes: callers get a clear, retryable error or a complete answer, never a hang or a cut
 //! answer dressed as complete.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use hunyuan_proxy::config::Secret;
 use hunyuan_proxy::mock::{Fault, MockConfig, MockHunyuan};
 use hunyuan_proxy::rate_limit::RateLimit;

@@ -1,9 +1,6 @@
 //! The example server shuts down gracefully: SIGTERM during a slow request lets that request
 //! complete, then the process exits 0. Runs the real `examples/proxy` binary, which
 //! `cargo test` builds alongside the tests.
-#![cfg(unix)]
-
-mod common;
 
 use hunyuan_proxy::mock::{Fault, MockHunyuan};
 use std::path::PathBuf;
@@ -11,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn example_binary() -> PathBuf {
-    // target/debug/deps/shutdown-<hash> → target/debug/examples/proxy
+    // target/debug/deps/it-<hash> → target/debug/examples/proxy
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let path = dir.join("examples").join("proxy");
@@ -74,7 +71,7 @@ async fn sigterm_lets_the_running_request_finish_then_exits_zero() {
         async move {
             client
                 .post(url)
-                .json(&common::simple_chat(false))
+                .json(&crate::common::simple_chat(false))
                 .send()
                 .await
                 .unwrap()

@@ -1,9 +1,7 @@
 //! The bad-input suite: hostile and malformed requests, each with its expected status and the
 //! OpenAI envelope. None may produce a 5xx, a panic, a hang, or harm a request in flight.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -1,0 +1,26 @@
+//! The integration tests, one module per area, linked as one test binary (`it`) so that a
+//! change in `src/` relinks one executable instead of one per file.
+//!
+//! The modules share one process: the Prometheus recorder, the `metrics` global recorder,
+//! the environment and anything `static` are common to all of them, and the tests run in
+//! parallel threads. Assertions on `/metrics` therefore compare before and after, and the one
+//! test that needs a recorder of its own runs in a child process (`common::run_alone`).
+
+mod common;
+
+mod cascade;
+mod custom_stack;
+#[cfg(feature = "prometheus")]
+mod embed_axum;
+mod fix;
+mod fix_props;
+mod foundation;
+mod fuzz_parse;
+mod hostile;
+mod mock;
+#[cfg(feature = "prometheus")]
+mod observe;
+mod raw_body;
+mod reliability;
+#[cfg(unix)]
+mod shutdown;
