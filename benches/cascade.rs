@@ -64,7 +64,10 @@ fn http_request(body: &Bytes) -> Request<Body> {
 
 /// The end of the stack: serializes the request as the upstream would, and answers it.
 async fn serialize(req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let chat = req.extensions().get::<hunyuan_proxy::chat::ParsedChat>().expect("parsed");
+    let chat = req
+        .extensions()
+        .get::<hunyuan_proxy::chat::ParsedChat>()
+        .expect("parsed");
     let bytes = chat::to_json_bytes(chat.get());
     Ok(Response::new(Body::from(bytes)))
 }

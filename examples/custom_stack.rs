@@ -1,7 +1,7 @@
 //! Building chat stacks by hand with `ServiceBuilder`: reordering the layers, leaving one out,
 //! inserting a layer of your own, and replacing a built-in part with your own implementation.
 //!
-//! The ready-made stack ([`hunyuan_proxy::chat_stack`]) is Parse → Fix → Cascade → Upstream,
+//! The ready-made stack ([`hunyuan_proxy::ChatStack`]) is Parse → Fix → Cascade → Upstream,
 //! with the description cache around the built-in vision describer. Two wishes for a custom
 //! stack cannot be met by one stack (putting the cache ahead of the cascade, and leaving the
 //! cascade out), so this example builds **two**, both from the public API only:

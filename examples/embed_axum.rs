@@ -3,7 +3,7 @@
 //! The application has its own route, `GET /app/hello`, behind its own auth middleware (an
 //! `x-app-token` header). Without touching its handlers, it gains:
 //!
-//! - the ready-made chat stack ([`chat_stack`]) mounted at `POST /v1/chat/completions`;
+//! - the ready-made chat stack ([`ChatStack::builder`](hunyuan_proxy::ChatStack::builder)) mounted at `POST /v1/chat/completions`;
 //! - [`MetricsLayer`] and [`HealthLayer`] applied to the *whole* app with `.layer(...)`: the
 //!   app's own routes are counted in `GET /metrics` (Prometheus text), and `GET /health`,
 //!   `/health/live` and `/health/ready` appear, with a check of the upstream and one of the
@@ -105,10 +105,7 @@ pub fn add_hunyuan(app: Router, upstream: UpstreamConfig) -> Result<Router, Box<
 
     Ok(app
         // (a) the ready-made chat service, POST only.
-        .route(
-            "/v1/chat/completions",
-            post_service(chat.service()),
-        )
+        .route("/v1/chat/completions", post_service(chat.service()))
         .route(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),
@@ -131,7 +128,10 @@ pub async fn upstream_from_env() -> (UpstreamConfig, Option<MockHunyuan>) {
         return (UpstreamConfig::new(base).api_key(key), None);
     }
     let mock = MockHunyuan::start().await;
-    (UpstreamConfig::new(mock.base_url()).api_key("demo-key"), Some(mock))
+    (
+        UpstreamConfig::new(mock.base_url()).api_key("demo-key"),
+        Some(mock),
+    )
 }
 
 #[tokio::main]

@@ -11,7 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 /// Reads the request body (counting bytes against a limit, chunked bodies included), checks it
-/// is JSON, parses it into a [`ChatRequest`] and puts that into request extensions. Bad input is
+/// is JSON, parses it into a [`ChatRequest`](crate::chat::ChatRequest) and puts that into request extensions. Bad input is
 /// answered here with OpenAI's envelope (400, 413, 415) and never reaches the inner service.
 ///
 /// Writes: [`ParsedChat`] (request extensions): the request and the client's bytes. Later

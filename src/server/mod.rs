@@ -1,4 +1,4 @@
-//! The full proxy as an axum [`Router`]: the chat stack, legacy completions, models, root,
+//! The full proxy as an axum [`Router`](axum::Router): the chat stack, legacy completions, models, root,
 //! health, status and admin routes, with CORS, request logging and the error envelope on every
 //! path (unknown routes and methods included).
 //!

@@ -13,7 +13,7 @@
 //! - fields that could redirect or re-key the upstream (`api_base`, `base_url`, `api_key`…)
 //!   are stripped from the body;
 //! - a request no layer changed goes out as the client's own bytes
-//!   (kept in [`ParsedChat`](crate::chat::ParsedChat) while unchanged), any other is
+//!   (kept in [`ParsedChat`] while unchanged), any other is
 //!   serialized once.
 //!
 //! At most `upstream_concurrency` requests are in flight at once; a streamed answer holds its

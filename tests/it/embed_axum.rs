@@ -11,8 +11,8 @@
 mod example;
 
 use crate::common::{run_alone, serve, simple_chat};
-use hunyuan_proxy::upstream::UpstreamConfig;
 use hunyuan_proxy::mock::MockHunyuan;
+use hunyuan_proxy::upstream::UpstreamConfig;
 use serde_json::Value;
 
 #[tokio::test]

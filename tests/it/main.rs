@@ -8,6 +8,7 @@
 
 mod common;
 
+mod binary;
 mod cascade;
 mod custom_stack;
 #[cfg(feature = "prometheus")]

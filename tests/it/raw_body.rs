@@ -6,8 +6,8 @@ use axum::routing::post;
 use axum::Router;
 use http::{header, Request};
 use hunyuan_proxy::chat::{put_chat, take_chat, Content, ParseLayer, ParsedChat};
-use hunyuan_proxy::ChatStack;
 use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
+use hunyuan_proxy::ChatStack;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -69,7 +69,10 @@ fn last_json(seen: &Mutex<Vec<Bytes>>) -> Value {
 async fn the_ready_made_stack_forwards_an_unchanged_request_byte_for_byte() {
     let (addr, seen) = recording_upstream().await;
     send(
-        ChatStack::builder(upstream(addr)).build().unwrap().service(),
+        ChatStack::builder(upstream(addr))
+            .build()
+            .unwrap()
+            .service(),
         UNTOUCHED,
     )
     .await;
@@ -81,7 +84,10 @@ async fn a_request_the_fix_layer_changed_is_serialized() {
     let (addr, seen) = recording_upstream().await;
     // Two user turns in a row: the alternation rule merges them.
     send(
-        ChatStack::builder(upstream(addr)).build().unwrap().service(),
+        ChatStack::builder(upstream(addr))
+            .build()
+            .unwrap()
+            .service(),
         r#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}"#,
     )
     .await;
