@@ -11,6 +11,8 @@
 //! - [`stack`]: the ready-made chat stack and the order of its layers.
 //! - [`metrics`]: [`metrics::MetricsLayer`], the in-process monitor and alert rules.
 //! - [`health`]: [`health::HealthLayer`] and the component health checks.
+//! - [`anthropic`]: the Anthropic Messages API ingress, in front of the chat stack;
+//!   [`ingress`]: what every client dialect's ingress shares.
 //! - [`server`]: the whole proxy as an axum `Router`.
 //! - [`config`]: the configuration (TOML, environment, flags).
 //! - [`error`]: the one error type and OpenAI's envelope.
@@ -82,6 +84,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod anthropic;
 pub mod auth;
 pub mod cache;
 pub mod cascade;
@@ -92,6 +95,7 @@ pub mod error;
 pub mod extensions;
 pub mod fix;
 pub mod health;
+pub mod ingress;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::anthropic::{AnthropicErrors, MessagesConfig, MessagesLayer};
 use crate::auth::ClientAuthLayer;
 use crate::cache::CacheHandle;
 use crate::chat::parse::BodyReadTimeout;
@@ -22,6 +23,7 @@ use crate::error::ProxyError;
 use crate::health::{
     AlertCheck, CacheCheck, HealthConfig, HealthLayer, HealthRegistry, UpstreamCheck,
 };
+use crate::ingress::{DialectErrorsLayer, ErrorDialect};
 use crate::metrics::{AlertTask, Alerts, MetricsConfig, MetricsLayer, Monitor, MonitorConfig};
 use crate::rate_limit::RateLimitLayer;
 use crate::stack::{ChatService, ChatStack};
@@ -46,6 +48,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("GET", "/v1/models"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
     ("GET", "/"),
     ("GET", "/health"),
     ("GET", "/health/live"),
@@ -63,10 +67,18 @@ pub const MONITORED_ROUTES: &[&str] = &[
     "/chat/completions",
     "/v1/completions",
     "/completions",
+    "/v1/messages",
+    "/messages",
 ];
 
 /// Route aliases served besides [`ROUTES`], named in metric labels too.
-const ALIASES: &[&str] = &["/chat/completions", "/completions", "/models"];
+const ALIASES: &[&str] = &[
+    "/chat/completions",
+    "/completions",
+    "/models",
+    "/messages",
+    "/messages/count_tokens",
+];
 
 /// A proxy that could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +300,7 @@ impl Proxy {
     pub fn router(&self) -> Router {
         self.start_alert_task();
         let chat = self.chat_service();
+        let chat_for_messages = chat.clone();
         let completions = CompletionsService::new(chat.clone());
         let config = &self.state.config;
         let api = Router::new()
@@ -298,11 +311,13 @@ impl Proxy {
             .route("/v1/completions", post_only(completions.clone()))
             .route("/completions", post_only(completions))
             .route("/v1/models", get(models))
-            .route("/models", get(models))
+            .route("/models", get(models));
+        let api = anthropic_routes(api, chat_for_messages, config)
             // One `route_layer` call for both: axum boxes (and clones, per request) every
             // route once per call.
             .route_layer(
                 ServiceBuilder::new()
+                    .layer(anthropic_errors())
                     .layer(ClientAuthLayer::new(config.client_api_keys.clone()))
                     .layer(RateLimitLayer::new(
                         config.rate_limit,
@@ -362,6 +377,43 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The Anthropic Messages routes (`/v1/messages`, `/messages` and their `count_tokens`) in
+/// front of `chat`: the model names `claude-*` go to the text model, and TokenHub keeps
+/// reasoning in history and takes the thinking switch.
+fn anthropic_routes(router: Router<Proxy>, chat: ChatService, config: &Config) -> Router<Proxy> {
+    let messages = MessagesConfig::default();
+    let messages = match config.upstream {
+        crate::config::Preset::Tokenhub => MessagesConfig::tokenhub(),
+        crate::config::Preset::Hunyuan => messages,
+    }
+    .with_body_limit(config.request_body_limit)
+    .with_alias("claude-*", config.text_model())
+    .and_then(MessagesLayer::new)
+    .expect("a validated config gives a valid messages config");
+    let count = messages.count_tokens();
+    let messages = tower_layer::Layer::layer(&messages, chat);
+    router
+        .route("/v1/messages", post_only(messages.clone()))
+        .route("/messages", post_only(messages))
+        .route("/v1/messages/count_tokens", post_only(count.clone()))
+        .route("/messages/count_tokens", post_only(count))
+}
+
+/// Errors made before the Messages ingress runs (auth, rate limits) in Anthropic's shape.
+fn anthropic_errors() -> DialectErrorsLayer {
+    let dialect: Arc<dyn ErrorDialect> = Arc::new(AnthropicErrors);
+    [
+        "/v1/messages",
+        "/messages",
+        "/v1/messages/count_tokens",
+        "/messages/count_tokens",
+    ]
+    .into_iter()
+    .fold(DialectErrorsLayer::new(), |layer, path| {
+        layer.path(path, dialect.clone())
+    })
 }
 
 /// A method router that sends POST to `service` and answers other methods with the envelope.
