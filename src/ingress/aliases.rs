@@ -68,7 +68,7 @@ impl ModelAliases {
                 self.prefixes.retain(|(p, _)| *p != prefix);
                 self.prefixes.push((prefix, model));
                 // Longest first; equal lengths cannot both match one name unless equal.
-                self.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+                self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
             }
             Some(_) => return Err(AliasError::Wildcard(pattern)),
         }

@@ -29,7 +29,7 @@ impl Dropped {
     /// Records `item` (once; later records of the same name are ignored).
     pub fn add(&mut self, item: impl Into<Cow<'static, str>>) {
         let item = item.into();
-        if !self.items.iter().any(|i| *i == item) {
+        if !self.items.contains(&item) {
             self.items.push(item);
         }
     }
