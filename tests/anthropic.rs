@@ -321,6 +321,18 @@ async fn auth_and_rate_limit_refusals_are_in_anthropic_shape() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // A wrong method on the route is answered in the same shape.
+    let response = t
+        .client
+        .get(t.url("/v1/messages"))
+        .header("x-api-key", "sk-client")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
     // The chat route keeps OpenAI's envelope.
     let response = t.post("/v1/chat/completions", &simple_chat(false)).await;
     expect_envelope(response, 401).await;

@@ -273,8 +273,25 @@ impl StreamTranslator for MessagesStream {
         out.push(sse_event("message_stop", &json!({"type": "message_stop"})));
     }
 
-    fn on_error(&mut self, message: &str, out: &mut Vec<Bytes>) {
-        out.push(error_event("api_error", message));
+    fn on_error(&mut self, error: &Value, out: &mut Vec<Bytes>) {
+        let message = error["message"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .unwrap_or("the upstream failed");
+        // Capacity trouble (a full queue, a rate limit, no upstream) is worth a retry.
+        let busy = matches!(
+            error["code"].as_str(),
+            Some("rate_limit_exceeded" | "service_unavailable" | "upstream_timeout")
+        ) || matches!(
+            error["type"].as_str(),
+            Some("rate_limit_error" | "overloaded_error")
+        );
+        let kind = if busy {
+            "overloaded_error"
+        } else {
+            "api_error"
+        };
+        out.push(error_event(kind, message));
     }
 
     fn on_truncated(&mut self, out: &mut Vec<Bytes>) {

@@ -450,6 +450,26 @@ fn keepalives_are_pings_and_failures_error_events() {
     let text = std::str::from_utf8(&out[1]).unwrap();
     assert!(text.starts_with("event: error\n"), "{text}");
     assert!(text.contains("overloaded_error"), "{text}");
+    // An inner error event: capacity trouble is `overloaded_error`, the rest `api_error`.
+    for (error, kind) in [
+        (
+            json!({"message": "queue full", "code": "service_unavailable"}),
+            "overloaded_error",
+        ),
+        (
+            json!({"message": "could not be described", "code": "bad_gateway"}),
+            "api_error",
+        ),
+    ] {
+        let mut out = Vec::new();
+        MessagesStream::new(AnswerPlan::default()).on_error(&error, &mut out);
+        let text = std::str::from_utf8(&out[0]).unwrap();
+        let data: Value =
+            serde_json::from_str(text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap())
+                .unwrap();
+        assert_eq!(data["error"]["type"], kind);
+        assert_eq!(data["error"]["message"], error["message"]);
+    }
 }
 
 #[test]

@@ -28,8 +28,8 @@ pub trait StreamTranslator: Send + 'static {
     /// The inner stream's `data: [DONE]`.
     fn on_done(&mut self, out: &mut Vec<Bytes>);
     /// An inner `data: {"error": {…}}` event: the stream failed after it was committed.
-    /// `message` is the envelope's message.
-    fn on_error(&mut self, message: &str, out: &mut Vec<Bytes>);
+    /// `error` is the envelope's `error` object (`message`, `type`, `code`).
+    fn on_error(&mut self, error: &serde_json::Value, out: &mut Vec<Bytes>);
     /// The inner body ended (or broke) without `[DONE]`: the answer is cut short.
     fn on_truncated(&mut self, out: &mut Vec<Bytes>);
 }
@@ -109,10 +109,7 @@ fn translate_event<T: StreamTranslator>(
     match serde_json::from_str::<ChatChunk>(&event.data) {
         Ok(chunk) if chunk.choices.is_empty() && chunk.extra.contains_key("error") => {
             *ended = true;
-            let message = chunk.extra["error"]["message"]
-                .as_str()
-                .unwrap_or("the upstream failed");
-            translator.on_error(message, out);
+            translator.on_error(&chunk.extra["error"], out);
         }
         Ok(chunk) => translator.on_chunk(chunk, out),
         Err(_) => tracing::debug!("an event of the chat stream is not a chunk; skipped"),
@@ -228,8 +225,8 @@ mod tests {
         fn on_done(&mut self, out: &mut Vec<Bytes>) {
             out.push("done\n".into());
         }
-        fn on_error(&mut self, message: &str, out: &mut Vec<Bytes>) {
-            out.push(format!("error {message}\n").into());
+        fn on_error(&mut self, error: &serde_json::Value, out: &mut Vec<Bytes>) {
+            out.push(format!("error {}\n", error["message"].as_str().unwrap()).into());
         }
         fn on_truncated(&mut self, out: &mut Vec<Bytes>) {
             out.push("truncated\n".into());
