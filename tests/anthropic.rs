@@ -386,3 +386,45 @@ async fn count_tokens_answers_without_calling_the_upstream() {
         .await;
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn rate_limits_of_the_proxy_and_the_upstream_keep_retry_after() {
+    let t = TestProxy::start_with(|c| {
+        c.rate_limit = Some(hunyuan_proxy::rate_limit::RateLimit::new(0.01, 1));
+        c.upstream_retries = 0;
+    })
+    .await;
+    let body = json!({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    // The one request the burst allows reaches the upstream, which is rate limited itself.
+    t.mock.set_fault(Some(Fault::RateLimited {
+        retry_after_secs: 7,
+    }));
+    let response = t.post("/v1/messages", &body).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "rate_limit_error");
+    // The next one is refused by the proxy's own limit, before the ingress.
+    let response = t.post("/v1/messages", &body).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "rate_limit_error", "{error}");
+}
+
+#[tokio::test]
+async fn an_upstream_server_error_is_an_api_error() {
+    let t = TestProxy::start_with(|c| c.upstream_retries = 0).await;
+    t.mock.set_fault(Some(Fault::ServerError));
+    let body = json!({"model": "claude-x", "max_tokens": 5, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let response = t.post("/v1/messages", &body).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["type"], "error");
+    assert!(
+        ["api_error", "overloaded_error"].contains(&error["error"]["type"].as_str().unwrap()),
+        "{error}"
+    );
+}
