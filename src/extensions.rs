@@ -3,7 +3,8 @@
 //!
 //! | type | written by | into | read by |
 //! |---|---|---|---|
-//! | [`ChatRequest`](crate::chat::ChatRequest) | [`ParseLayer`](crate::chat::ParseLayer) | request | every chat layer, the upstream |
+//! | [`ChatRequest`](crate::chat::ChatRequest) | [`ParseLayer`](crate::chat::ParseLayer), or an ingress in front of it ([`MessagesLayer`](crate::anthropic::MessagesLayer)) | request | every chat layer, the upstream |
+//! | [`DialectShaped`](crate::ingress::DialectShaped) | an ingress's error answers | response | [`DialectErrorsLayer`](crate::ingress::DialectErrorsLayer) (leaves them alone) |
 //! | [`RawChatBody`](crate::chat::RawChatBody) | [`ParseLayer`](crate::chat::ParseLayer); dropped by [`take_chat`](crate::chat::take_chat) and by the FixLayer when a rule fired (the built-in layers leave it in place when they change nothing) | request | the upstream (forwards these bytes instead of serializing an unchanged request) |
 //! | [`BodyLimit`](crate::chat::BodyLimit) | the server router | request | whoever reads a body |
 //! | [`FixReport`] | the FixLayer | request and response | metrics |

@@ -37,10 +37,14 @@
 //!  HealthLayer ......... answers GET /health, /health/live, /health/ready; passes the rest on
 //!    │
 //!    ▼        the /v1 routes only
+//!  DialectErrorsLayer .. on /v1/messages*: the refusals below in Anthropic's shape
 //!  ClientAuthLayer ..... writes (request): ClientKey
 //!  RateLimitLayer ...... reads  (request): ClientKey
 //!    │
-//!    ▼        chat_stack: the ChatService at /v1/chat/completions
+//!    ▼        /v1/messages only
+//!  MessagesLayer ....... writes (request): ChatRequest (translated from the Messages body);
+//!    │                     writes (response): DialectShaped on errors; answers in Anthropic's shape
+//!    ▼        chat_stack: the ChatService at /v1/chat/completions (and behind /v1/messages)
 //!  ParseLayer .......... writes (request): ChatRequest;  (response): ErrorKind on bad input
 //!  FixLayer ............ reads and writes (request): ChatRequest; writes FixReport (request and
 //!    │                     response), ErrorKind on rejection; rewrites the answer event by event
@@ -55,7 +59,8 @@
 //! ```
 //!
 //! The layers: [`metrics::MetricsLayer`], [`health::HealthLayer`],
-//! [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`], [`chat::ParseLayer`],
+//! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`],
+//! [`anthropic::MessagesLayer`], [`chat::ParseLayer`],
 //! [`fix::FixLayer`], [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
 //! [`cascade::Describer`]) and [`upstream::Upstream`]. The extensions:
 //! [`ChatRequest`](chat::ChatRequest), [`FixReport`](extensions::FixReport),

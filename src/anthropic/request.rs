@@ -595,7 +595,7 @@ const IMAGE_TOKENS: u64 = 400;
 
 /// A rough input size for `message_start` and `count_tokens`: the characters of every
 /// message's text, tool-call arguments and tool definitions, plus 4 per message, divided by 4
-/// (rounded up, at least 1), and [`IMAGE_TOKENS`] per image. An **estimate**: Hunyuan's
+/// (rounded up, at least 1), and 400 per image. An **estimate**: Hunyuan's
 /// tokenizer is not known to the proxy.
 pub fn estimate_input_tokens(chat: &ChatRequest) -> u64 {
     let mut chars = 0usize;
