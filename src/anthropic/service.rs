@@ -2,7 +2,7 @@
 //! [`CountTokens`].
 
 use super::config::MessagesConfig;
-use super::error::{render, render_proxy_error};
+use super::error::{render_proxy_error, AnthropicErrors};
 use super::future::ResponseFuture;
 use super::request::{estimate_input_tokens, translate, Translated};
 use super::response::{message_from_completion, AnswerPlan};
@@ -13,7 +13,7 @@ use crate::chat::parse::{
 };
 use crate::chat::{BodyLimit, ChatCompletion, ChatRequest, RawChatBody};
 use crate::error::ProxyError;
-use crate::ingress::{InnerError, TranslateBody};
+use crate::ingress::{rewrite_error, TranslateBody};
 use axum::body::Body;
 use http::{header, HeaderValue, Request, Response, Uri};
 use http_body_util::BodyExt;
@@ -136,7 +136,7 @@ where
             put_chat(&mut req, translated.chat);
             let response = inner.call(req).await?;
             let mut response = if !response.status().is_success() {
-                render(&InnerError::read(response).await)
+                rewrite_error(response, &AnthropicErrors).await
             } else if is_event_stream(&response) {
                 let (mut parts, body) = response.into_parts();
                 parts.headers.remove(header::CONTENT_LENGTH);

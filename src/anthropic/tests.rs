@@ -1,7 +1,7 @@
 //! One test per mapping rule of the request translation, and the stream grammar.
 
 use super::*;
-use crate::chat::{ChatChunk, Content, ContentPart, Role, Stop};
+use crate::chat::{ChatChunk, ChatRequest, Content, ContentPart, Role, Stop};
 use crate::ingress::StreamTranslator;
 use serde_json::{json, Value};
 
@@ -481,4 +481,65 @@ fn an_invalid_config_is_refused_when_the_layer_is_built() {
         toml::from_str("reasoning_history = true\n[aliases]\n\"claude-*\" = \"hy3\"\n").unwrap();
     assert!(config.reasoning_history);
     assert_eq!(config.aliases.resolve("claude-opus-4"), Some("hy3"));
+}
+
+#[tokio::test]
+async fn an_inner_error_keeps_its_status_headers_and_extensions() {
+    use crate::error::{ErrorKind, ProxyError};
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+    use http::Request;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Seen(&'static str);
+
+    let inner = service_fn(|req: Request<Body>| async move {
+        assert_eq!(req.uri().path(), "/v1/chat/completions");
+        assert!(req.headers().get("x-api-key").is_none());
+        let chat = req
+            .extensions()
+            .get::<ChatRequest>()
+            .expect("translated request");
+        assert_eq!(chat.model, "hy3");
+        let mut response = ProxyError::Unavailable {
+            message: "queue full".into(),
+        }
+        .into_response();
+        response.extensions_mut().insert(Seen("upstream"));
+        response
+            .headers_mut()
+            .insert("x-hunyuan-proxy-vision", "degraded".parse().unwrap());
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let layer = MessagesLayer::new(
+        MessagesConfig::default()
+            .with_alias("claude-*", "hy3")
+            .unwrap(),
+    )
+    .unwrap();
+    let body = json!({"model": "claude-x", "max_tokens": 5, "top_k": 3,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let request = Request::post("/v1/messages?beta=true")
+        .header("x-api-key", "sk-client")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = layer.layer(inner).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["x-hunyuan-proxy-vision"], "degraded");
+    assert_eq!(response.headers()["x-hunyuan-proxy-dropped"], "top_k");
+    assert_eq!(response.extensions().get::<Seen>(), Some(&Seen("upstream")));
+    assert_eq!(
+        response.extensions().get::<ErrorKind>(),
+        Some(&ErrorKind("service_unavailable"))
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap();
+    let error: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        error,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "queue full"}})
+    );
 }

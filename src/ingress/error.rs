@@ -97,6 +97,27 @@ impl InnerError {
     }
 }
 
+/// An error answer of the chat stack (or of a layer in front of an ingress) rendered by
+/// `dialect`: the status, the headers (`Retry-After`, `WWW-Authenticate`, …) and the response
+/// extensions (for metrics) stay; only the body and its content type change.
+pub async fn rewrite_error(response: Response<Body>, dialect: &dyn ErrorDialect) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let headers = parts.headers.clone();
+    let extensions = parts.extensions.clone();
+    let error = InnerError::read(Response::from_parts(parts, body)).await;
+    let mut rendered = dialect.render(&error);
+    for (name, value) in &headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    // The rendered answer's own extensions (its `ErrorKind`, `DialectShaped`) win.
+    let mut merged = extensions;
+    merged.extend(std::mem::take(rendered.extensions_mut()));
+    *rendered.extensions_mut() = merged;
+    rendered
+}
+
 /// A response extension saying the answer is already in the client's dialect, so
 /// [`DialectErrorsLayer`] leaves it alone. Every dialect's own error answers carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,17 +216,7 @@ where
                 {
                     return Ok(response);
                 }
-                let (parts, body) = response.into_parts();
-                let headers = parts.headers.clone();
-                let error = InnerError::read(Response::from_parts(parts, body)).await;
-                let mut rendered = dialect.render(&error);
-                // Headers the refusing layer set (`WWW-Authenticate`, `Retry-After`) stay.
-                for (name, value) in &headers {
-                    if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                        rendered.headers_mut().insert(name.clone(), value.clone());
-                    }
-                }
-                Ok(rendered)
+                Ok(rewrite_error(response, dialect.as_ref()).await)
             })),
         }
     }

@@ -12,7 +12,7 @@
 //! - [`StreamTranslator`] and [`TranslateBody`]: the chat SSE stream rewritten event by event
 //!   into the dialect's events, with keep-alives while the inner stream is silent, and an
 //!   error event when it fails or is cut short.
-//! - [`InnerError`], [`ErrorDialect`] and [`DialectErrorsLayer`]: the chat stack's OpenAI
+//! - [`InnerError`], [`ErrorDialect`], [`rewrite_error`] and [`DialectErrorsLayer`]: the chat stack's OpenAI
 //!   error envelopes (and those of layers in front of the ingress: auth, rate limits) rendered
 //!   in the dialect's shape.
 //! - [`ModelAliases`]: client model names (`claude-*`) mapped to upstream models.
@@ -24,5 +24,7 @@ mod stream;
 
 pub use aliases::{AliasError, ModelAliases};
 pub use dropped::{Dropped, DROPPED_HEADER, DROPPED_METRIC};
-pub use error::{DialectErrors, DialectErrorsLayer, DialectShaped, ErrorDialect, InnerError};
+pub use error::{
+    rewrite_error, DialectErrors, DialectErrorsLayer, DialectShaped, ErrorDialect, InnerError,
+};
 pub use stream::{StreamTranslator, TranslateBody};
