@@ -462,3 +462,39 @@ async fn python_sdk_speaks_to_the_proxy() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(stdout.trim(), "ok");
 }
+
+/// The value of `hunyuan_proxy_dropped_total{dialect="anthropic", item}` on `/metrics`.
+async fn dropped_count(t: &TestProxy, item: &str) -> f64 {
+    let text = t.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("hunyuan_proxy_dropped_total{"))
+        .filter(|l| l.contains("dialect=\"anthropic\"") && l.contains(&format!("item=\"{item}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn dropped_items_are_counted_with_bounded_labels() {
+    let t = TestProxy::start().await;
+    let before = (
+        dropped_count(&t, "top_k").await,
+        dropped_count(&t, "other").await,
+    );
+    let body = json!({"model": "claude-x", "max_tokens": 5, "top_k": 3,
+        "tools": [{"type": "computer_20250124", "name": "computer"}],
+        "messages": [{"role": "user", "content": "hi"}]});
+    let response = t.post("/v1/messages", &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-hunyuan-proxy-dropped"],
+        "tool:computer_20250124, top_k"
+    );
+    // The metric is process-wide: other tests may add to it, never take away.
+    assert!(dropped_count(&t, "top_k").await >= before.0 + 1.0);
+    assert!(dropped_count(&t, "other").await >= before.1 + 1.0);
+    let text = t.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !text.contains("item=\"tool:computer_20250124\""),
+        "client names are not labels"
+    );
+}
