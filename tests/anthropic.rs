@@ -498,3 +498,44 @@ async fn dropped_items_are_counted_with_bounded_labels() {
         "client names are not labels"
     );
 }
+
+#[tokio::test]
+async fn a_claude_code_style_tool_loop_turn_is_accepted_by_the_strict_upstream() {
+    let t = TestProxy::start().await;
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": true,
+    "thinking": {"type": "adaptive"},
+    "metadata": {"user_id": "{\"device_id\":\"d\",\"session_id\":\"s\"}"},
+    "system": [{"type": "text", "text": "You are Claude Code."},
+               {"type": "text", "text": "Be careful.", "cache_control": {"type": "ephemeral"}}],
+    "tools": [bash_tool()],
+    "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+            {"type": "text", "text": "list files"}]},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "I should run ls.", "signature": "abc"},
+            {"type": "tool_use", "id": "call_aaaaaaaaaaaaaaaaaaaa", "name": "Bash", "input": {"command": "ls"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "call_aaaaaaaaaaaaaaaaaaaa", "content": "a.txt\nb.txt"}]},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "Done.", "signature": "def"}]},
+        {"role": "user", "content": [{"type": "text", "text": "thanks"}]}
+    ]});
+    let response = t.post("/v1/messages?beta=true", &body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let events = events(&text);
+    assert_eq!(events.last().unwrap().0, "message_stop", "{text}");
+    let sent = text_calls(&t).pop().unwrap();
+    let roles: Vec<&str> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles[..4],
+        ["system", "user", "assistant", "tool"],
+        "{sent}"
+    );
+    assert_eq!(sent["user"], "{\"device_id\":\"d\",\"session_id\":\"s\"}");
+}
