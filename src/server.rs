@@ -383,10 +383,9 @@ impl Proxy {
 /// front of `chat`: the model names `claude-*` go to the text model, and TokenHub keeps
 /// reasoning in history and takes the thinking switch.
 fn anthropic_routes(router: Router<Proxy>, chat: ChatService, config: &Config) -> Router<Proxy> {
-    let messages = MessagesConfig::default();
     let messages = match config.upstream {
         crate::config::Preset::Tokenhub => MessagesConfig::tokenhub(),
-        crate::config::Preset::Hunyuan => messages,
+        crate::config::Preset::Hunyuan => MessagesConfig::default(),
     }
     .with_body_limit(config.request_body_limit)
     .with_alias("claude-*", config.text_model())
