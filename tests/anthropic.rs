@@ -539,3 +539,35 @@ async fn a_claude_code_style_tool_loop_turn_is_accepted_by_the_strict_upstream()
     );
     assert_eq!(sent["user"], "{\"device_id\":\"d\",\"session_id\":\"s\"}");
 }
+
+/// The TokenHub preset: reasoning history goes back as `reasoning_content`, the thinking
+/// switch goes upstream, and the TokenHub-like mock accepts both.
+#[tokio::test]
+async fn tokenhub_keeps_reasoning_history_and_passes_the_thinking_switch() {
+    use hunyuan_proxy::config::Preset;
+    use hunyuan_proxy::mock::{MockConfig, MockHunyuan, MockPolicy};
+    let mock =
+        MockHunyuan::start_with(MockConfig::default().with_policy(MockPolicy::TokenHub)).await;
+    let mut config = TestProxy::config_for(&mock);
+    config.upstream = Preset::Tokenhub;
+    config.text_model = Some("hy3".into());
+    let t = TestProxy::start_on(mock, config).await;
+    let body = json!({"model": "claude-opus-4-1", "max_tokens": 100, "stream": true,
+    "thinking": {"type": "enabled", "budget_tokens": 1024},
+    "tools": [bash_tool()],
+    "messages": [
+        {"role": "user", "content": "list files"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "run ls", "signature": "s"},
+            {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {"command": "ls"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "a.txt"}]}
+    ]});
+    let response = t.post("/v1/messages", &body).await;
+    assert_eq!(response.status(), 200);
+    let events = events(&response.text().await.unwrap());
+    assert_eq!(events.last().unwrap().0, "message_stop");
+    let sent = t.mock.chat_requests().pop().unwrap();
+    assert_eq!(sent["model"], "hy3");
+    assert_eq!(sent["thinking"], json!({"type": "enabled"}));
+    assert_eq!(sent["messages"][1]["reasoning_content"], "run ls");
+}
