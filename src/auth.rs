@@ -7,13 +7,13 @@
 //! [`ClientKey`] request extension (for per-key rate limits), never the key itself.
 //!
 //! ```
-//! use hunyuan_proxy::auth::ClientAuthLayer;
+//! use hunyuan_proxy::auth::{AuthConfig, ClientAuthLayer};
 //! use hunyuan_proxy::secret::Secret;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio_test_block_on(async {
 //! let service = ServiceBuilder::new()
-//!     .layer(ClientAuthLayer::new(vec![Secret::new("sk-team-a")]))
+//!     .layer(ClientAuthLayer::new(AuthConfig::default().key(Secret::new("sk-team-a"))).unwrap())
 //!     .service_fn(|_req: http::Request<axum::body::Body>| async {
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
 //!     });
@@ -54,6 +54,45 @@ use tower_service::Service;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientKey(pub usize);
 
+/// The shortest client key accepted (shorter ones are too easy to guess).
+pub const MIN_KEY_LEN: usize = 8;
+
+/// Which client keys a [`ClientAuthLayer`] accepts (config key `client_api_keys`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The accepted keys; empty: every request passes.
+    pub keys: Vec<Secret>,
+}
+
+impl AuthConfig {
+    /// Accepts any of `keys`.
+    pub fn new(keys: Vec<Secret>) -> Self {
+        AuthConfig { keys }
+    }
+
+    /// Adds an accepted key.
+    pub fn key(mut self, key: Secret) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Checks every key is at least [`MIN_KEY_LEN`] long.
+    pub fn validate(&self) -> Result<(), AuthConfigError> {
+        match self.keys.iter().position(|k| k.len() < MIN_KEY_LEN) {
+            Some(index) => Err(AuthConfigError { index }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An [`AuthConfig`] holding a key that is too short (named by position, never by value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("client key {index} is shorter than {MIN_KEY_LEN} characters")]
+pub struct AuthConfigError {
+    /// The key's position in the list.
+    pub index: usize,
+}
+
 /// Demands one of the configured client keys. With an empty list every request passes.
 #[derive(Debug, Clone)]
 pub struct ClientAuthLayer {
@@ -61,9 +100,12 @@ pub struct ClientAuthLayer {
 }
 
 impl ClientAuthLayer {
-    /// A layer accepting any of `keys`.
-    pub fn new(keys: Vec<Secret>) -> Self {
-        ClientAuthLayer { keys: keys.into() }
+    /// A layer accepting the keys of `config`, which is validated here.
+    pub fn new(config: AuthConfig) -> Result<Self, AuthConfigError> {
+        config.validate()?;
+        Ok(ClientAuthLayer {
+            keys: config.keys.into(),
+        })
     }
 }
 
@@ -158,5 +200,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", "b-key".parse().unwrap());
         assert_eq!(presented_key(&headers), Some("b-key"));
+    }
+
+    #[test]
+    fn a_short_key_is_refused_by_position_without_showing_it() {
+        let config = AuthConfig::default()
+            .key(Secret::new("long-enough-key"))
+            .key(Secret::new("tiny"));
+        let err = ClientAuthLayer::new(config).unwrap_err();
+        assert_eq!(err.index, 1);
+        assert!(!err.to_string().contains("tiny"), "{err}");
     }
 }

@@ -94,6 +94,10 @@ pub struct Config {
     /// Message fixing (`[fix]` table): policy, per-rule switches, texts, message limit. The
     /// policy defaults to the `upstream` preset's.
     pub fix: crate::fix::FixConfig,
+    /// Client model names mapped to upstream models (`[model_aliases]` table: an exact name or
+    /// a `prefix*` pattern → the upstream model). On the Messages routes `claude-*` maps to
+    /// `text_model` unless a pattern here says otherwise.
+    pub model_aliases: std::collections::BTreeMap<String, String>,
     /// The image cascade (TOML table `[cascade]`; see [`CascadeConfig`]). Its models come
     /// from `vision_model` and `text_model` above; the description cache is sized by
     /// `cache_max_size`, `cache_ttl` and `cascade.cache_max_bytes`.
@@ -140,6 +144,7 @@ impl Default for Config {
             rate_limit: None,
             client_rate_limit: None,
             fix: crate::fix::FixConfig::default(),
+            model_aliases: std::collections::BTreeMap::new(),
             cascade: CascadeConfig::default(),
         }
     }
@@ -340,6 +345,15 @@ impl Config {
                 key: err.key,
                 problem: err.problem,
             });
+        }
+        let mut aliases = crate::ingress::ModelAliases::new();
+        for (pattern, model) in &self.model_aliases {
+            if let Err(err) = aliases.insert(pattern.clone(), model.clone()) {
+                return Err(ConfigError::Invalid {
+                    key: "model_aliases",
+                    problem: err.to_string(),
+                });
+            }
         }
         for origin in &self.cors_origins {
             if origin != "*" && http::HeaderValue::from_str(origin).is_err() {

@@ -11,6 +11,8 @@
 //! - [`stack`]: the ready-made chat stack ([`ChatStack::builder`]) and the order of its layers.
 //! - [`metrics`]: [`metrics::MetricsLayer`], the in-process monitor and alert rules.
 //! - [`health`]: [`health::HealthLayer`] and the component health checks.
+//! - [`anthropic`]: the Anthropic Messages API ingress, in front of the chat stack;
+//!   [`ingress`]: what every client dialect's ingress shares.
 //! - [`server`]: the whole proxy as an axum `Router`, and its server loop ([`Proxy::serve`]).
 //! - [`config`]: the server's configuration (TOML, environment, flags).
 //! - [`secret`], [`preset`]: secrets that never show, and the upstreams known by name.
@@ -36,10 +38,14 @@
 //!  HealthLayer ......... answers GET /health, /health/live, /health/ready; passes the rest on
 //!    │
 //!    ▼        the /v1 routes only
+//!  DialectErrorsLayer .. on /v1/messages*: the refusals below in Anthropic's shape
 //!  ClientAuthLayer ..... client keys
 //!  RateLimitLayer ...... global and per-key rates
 //!    │
-//!    ▼        ChatStack: the ChatService at /v1/chat/completions
+//!    ▼        /v1/messages only
+//!  MessagesLayer ....... Anthropic request → chat request; the answer (and stream) back
+//!    │
+//!    ▼        ChatStack: the ChatService at /v1/chat/completions (and behind /v1/messages)
 //!  ParseLayer .......... body limit, content type, one parse
 //!  FixLayer ............ conversations Hunyuan accepts; answers rewritten event by event
 //!  CascadeLayer ........ images → descriptions, model switch
@@ -51,7 +57,8 @@
 //! ```
 //!
 //! The layers: [`metrics::MetricsLayer`], [`health::HealthLayer`],
-//! [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`], [`chat::ParseLayer`],
+//! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`],
+//! [`anthropic::MessagesLayer`], [`chat::ParseLayer`],
 //! [`fix::FixLayer`], [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
 //! [`cascade::Describer`]) and [`upstream::Upstream`]. Each takes its own config
 //! ([`fix::FixConfig`], [`cascade::CascadeConfig`], [`cache::CacheConfig`],
@@ -79,6 +86,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod anthropic;
 pub mod auth;
 pub mod cache;
 pub mod cascade;
@@ -89,6 +97,7 @@ pub mod error;
 pub mod extensions;
 pub mod fix;
 pub mod health;
+pub mod ingress;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -6,12 +6,12 @@
 //! [`ClientKey`] (set by [`ClientAuthLayer`](crate::auth::ClientAuthLayer)).
 //!
 //! ```
-//! use hunyuan_proxy::rate_limit::{RateLimit, RateLimitLayer};
+//! use hunyuan_proxy::rate_limit::{RateLimit, RateLimitConfig, RateLimitLayer};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let service = ServiceBuilder::new()
-//!     .layer(RateLimitLayer::new(Some(RateLimit::new(1.0, 1)), None))
+//!     .layer(RateLimitLayer::new(RateLimitConfig::default().global(RateLimit::new(1.0, 1))).unwrap())
 //!     .service_fn(|_req: http::Request<axum::body::Body>| async {
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
 //!     });
@@ -157,6 +157,48 @@ impl Limiter {
     }
 }
 
+/// The limits of a [`RateLimitLayer`] (config keys `rate_limit` and `client_rate_limit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RateLimitConfig {
+    /// For all clients together; none: no global limit.
+    pub global: Option<RateLimit>,
+    /// For each client key; none: no per-key limit.
+    pub per_key: Option<RateLimit>,
+}
+
+impl RateLimitConfig {
+    /// Sets the global limit.
+    pub fn global(mut self, limit: RateLimit) -> Self {
+        self.global = Some(limit);
+        self
+    }
+
+    /// Sets the per-key limit.
+    pub fn per_key(mut self, limit: RateLimit) -> Self {
+        self.per_key = Some(limit);
+        self
+    }
+
+    /// Checks each limit can ever admit a request.
+    pub fn validate(&self) -> Result<(), RateLimitConfigError> {
+        if self.global.is_some_and(|l| !l.is_valid()) {
+            return Err(RateLimitConfigError { which: "global" });
+        }
+        if self.per_key.is_some_and(|l| !l.is_valid()) {
+            return Err(RateLimitConfigError { which: "per_key" });
+        }
+        Ok(())
+    }
+}
+
+/// A [`RateLimitConfig`] with a limit that admits nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {which} rate limit needs per_second > 0 and burst >= 1")]
+pub struct RateLimitConfigError {
+    /// `global` or `per_key`.
+    pub which: &'static str,
+}
+
 /// Limits request rates globally and per client key.
 #[derive(Debug, Clone)]
 pub struct RateLimitLayer {
@@ -164,15 +206,16 @@ pub struct RateLimitLayer {
 }
 
 impl RateLimitLayer {
-    /// A layer with an optional global and an optional per-key limit.
-    pub fn new(global: Option<RateLimit>, per_key: Option<RateLimit>) -> Self {
+    /// A layer with the limits of `config`, which is validated here.
+    pub fn new(config: RateLimitConfig) -> Result<Self, RateLimitConfigError> {
+        config.validate()?;
         let now = Instant::now();
-        RateLimitLayer {
+        Ok(RateLimitLayer {
             limiter: Arc::new(Limiter {
-                global: global.map(|l| (l, Mutex::new(Bucket::full(l, now)))),
-                per_key: per_key.map(|l| (l, Mutex::new(HashMap::new()))),
+                global: config.global.map(|l| (l, Mutex::new(Bucket::full(l, now)))),
+                per_key: config.per_key.map(|l| (l, Mutex::new(HashMap::new()))),
             }),
-        }
+        })
     }
 }
 
@@ -242,8 +285,12 @@ mod tests {
 
     #[test]
     fn a_request_refused_by_one_limit_costs_nothing_from_the_other() {
-        let layer =
-            RateLimitLayer::new(Some(RateLimit::new(1.0, 1)), Some(RateLimit::new(0.001, 2)));
+        let layer = RateLimitLayer::new(
+            RateLimitConfig::default()
+                .global(RateLimit::new(1.0, 1))
+                .per_key(RateLimit::new(0.001, 2)),
+        )
+        .unwrap();
         let start = Instant::now();
         let key = Some(ClientKey(7));
         assert!(layer.limiter.check_at(key, start).is_ok());
@@ -265,8 +312,20 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_that_admits_nothing_is_refused_when_the_layer_is_built() {
+        let err = RateLimitLayer::new(RateLimitConfig::default().per_key(RateLimit::new(0.0, 1)))
+            .unwrap_err();
+        assert_eq!(err.which, "per_key");
+        assert!(
+            RateLimitLayer::new(RateLimitConfig::default().global(RateLimit::new(1.0, 0))).is_err()
+        );
+    }
+
+    #[test]
     fn per_key_limits_are_separate() {
-        let layer = RateLimitLayer::new(None, Some(RateLimit::new(0.001, 1)));
+        let layer =
+            RateLimitLayer::new(RateLimitConfig::default().per_key(RateLimit::new(0.001, 1)))
+                .unwrap();
         assert!(layer.limiter.check(Some(ClientKey(0))).is_ok());
         assert!(layer.limiter.check(Some(ClientKey(0))).is_err());
         assert!(layer.limiter.check(Some(ClientKey(1))).is_ok());

@@ -49,6 +49,9 @@ pub const UPSTREAM_QUEUE_REJECTIONS: &str = "hunyuan_proxy_upstream_queue_reject
 /// Counter `{reason}`: upstream retries before the first byte; written by the
 /// [`Upstream`](crate::upstream::Upstream) service.
 pub const UPSTREAM_RETRIES: &str = "hunyuan_proxy_upstream_retries_total";
+/// Counter `{dialect, item}`: request parts a client dialect could not carry; written by the
+/// ingresses ([`Dropped`](crate::ingress::Dropped)).
+pub const DROPPED: &str = crate::ingress::DROPPED_METRIC;
 
 /// Registers the unit and HELP text of every metric with the installed recorder. Call it after
 /// installing a recorder; [`MetricsLayer::new`](super::MetricsLayer::new) calls it too.
@@ -108,5 +111,9 @@ pub fn describe() {
     describe_counter!(
         UPSTREAM_RETRIES,
         "Upstream retries before the first byte, by reason."
+    );
+    describe_counter!(
+        DROPPED,
+        "Request parts a client dialect could not carry, by dialect and item."
     );
 }

@@ -31,10 +31,14 @@ pub use prometheus::prometheus_handle;
 pub use routes::{MONITORED_ROUTES, ROUTES};
 pub use serve::shutdown_signal;
 
+use crate::anthropic::{MessagesConfig, MessagesConfigError, MessagesLayer};
+use crate::auth::{AuthConfig, AuthConfigError, ClientAuthLayer};
 use crate::cache::CacheHandle;
 use crate::config::{Config, ConfigError};
 use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
 use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
+use crate::preset::Preset;
+use crate::rate_limit::{RateLimitConfig, RateLimitConfigError, RateLimitLayer};
 use crate::stack::{ChatService, ChatStack, StackError};
 use crate::upstream::{Upstream, UpstreamSetupError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +58,15 @@ pub enum BuildError {
     /// A layer of the chat stack refused its config.
     #[error(transparent)]
     Stack(#[from] StackError),
+    /// The client keys.
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    /// The rate limits.
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitConfigError),
+    /// The Messages ingress (model aliases).
+    #[error(transparent)]
+    Messages(#[from] MessagesConfigError),
     /// An alert rule is not valid.
     #[error(transparent)]
     AlertRule(#[from] crate::metrics::alerts::AlertRuleError),
@@ -81,6 +94,9 @@ struct ProxyState {
     upkeep_task: Mutex<Option<prometheus::AbortOnDrop>>,
     health: HealthRegistry,
     upstream_check: Arc<UpstreamCheck>,
+    auth: ClientAuthLayer,
+    rate_limit: RateLimitLayer,
+    messages: MessagesLayer,
 }
 
 /// The monitoring parts, present when `enable_monitoring` is on.
@@ -119,6 +135,12 @@ impl Proxy {
             .description_cache()
             .cloned()
             .expect("the server's stack always has a cascade");
+        let auth = ClientAuthLayer::new(AuthConfig::new(config.client_api_keys.clone()))?;
+        let rate_limit = RateLimitLayer::new(RateLimitConfig {
+            global: config.rate_limit,
+            per_key: config.client_rate_limit,
+        })?;
+        let messages = MessagesLayer::new(messages_config(&config)?)?;
         let observe = if config.enable_monitoring {
             #[cfg(feature = "prometheus")]
             let _ = prometheus_handle();
@@ -159,6 +181,9 @@ impl Proxy {
                 upkeep_task: Mutex::new(None),
                 health,
                 upstream_check,
+                auth,
+                rate_limit,
+                messages,
             }),
         };
         proxy.start_alert_task();
@@ -257,4 +282,20 @@ impl Proxy {
     pub fn is_shutting_down(&self) -> bool {
         self.state.shutting_down.load(Ordering::SeqCst)
     }
+}
+
+/// The Messages ingress's settings: TokenHub keeps reasoning in history and takes the thinking
+/// switch; `claude-*` names go to the text model unless `model_aliases` says otherwise.
+fn messages_config(config: &Config) -> Result<MessagesConfig, MessagesConfigError> {
+    let messages = match config.upstream {
+        Preset::Tokenhub => MessagesConfig::tokenhub(),
+        Preset::Hunyuan => MessagesConfig::default(),
+    };
+    let mut messages = messages
+        .with_body_limit(config.request_body_limit)
+        .with_alias("claude-*", config.text_model())?;
+    for (pattern, model) in &config.model_aliases {
+        messages = messages.with_alias(pattern.clone(), model.clone())?;
+    }
+    Ok(messages)
 }

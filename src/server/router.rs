@@ -1,20 +1,21 @@
 //! The full router: every route of the contract, the app-wide layers, and the fallbacks that
 //! answer unknown routes and methods with the envelope.
 
-use super::routes::{ALIASES, MONITORED_ROUTES, ROUTES};
+use super::routes::{ALIASES, MESSAGES_ROUTES, MONITORED_ROUTES, ROUTES};
 use super::{admin, prometheus, status, Proxy};
-use crate::auth::ClientAuthLayer;
+use crate::anthropic::AnthropicErrors;
 use crate::chat::parse::BodyReadTimeout;
 use crate::chat::BodyLimit;
 use crate::completions::CompletionsService;
 use crate::error::ProxyError;
 use crate::health::{HealthConfig, HealthLayer};
+use crate::ingress::{DialectErrorsLayer, ErrorDialect};
 use crate::metrics::{MetricsConfig, MetricsLayer};
-use crate::rate_limit::RateLimitLayer;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, IntoMakeService};
 use axum::{Extension, Router};
 use http::{header, HeaderValue, Method};
+use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -47,16 +48,16 @@ impl Proxy {
             .route("/v1/completions", post_only(completions.clone()))
             .route("/completions", post_only(completions))
             .route("/v1/models", get(status::models))
-            .route("/models", get(status::models))
-            // One `route_layer` call for both: axum boxes (and clones, per request) every
+            .route("/models", get(status::models));
+        let api = self
+            .messages_routes(api)
+            // One `route_layer` call for all: axum boxes (and clones, per request) every
             // route once per call.
             .route_layer(
                 ServiceBuilder::new()
-                    .layer(ClientAuthLayer::new(config.client_api_keys.clone()))
-                    .layer(RateLimitLayer::new(
-                        config.rate_limit,
-                        config.client_rate_limit,
-                    )),
+                    .layer(messages_errors())
+                    .layer(self.state.auth.clone())
+                    .layer(self.state.rate_limit.clone()),
             );
         let router = Router::new()
             .route("/", get(status::root))
@@ -111,6 +112,32 @@ impl Proxy {
             }
         }
     }
+}
+
+impl Proxy {
+    /// The Anthropic Messages routes (`/v1/messages`, `/messages` and their `count_tokens`)
+    /// in front of the chat stack.
+    fn messages_routes(&self, router: Router<Proxy>) -> Router<Proxy> {
+        let messages = &self.state.messages;
+        let count = messages.count_tokens();
+        let service = tower_layer::Layer::layer(messages, self.chat_service());
+        router
+            .route("/v1/messages", post_only(service.clone()))
+            .route("/messages", post_only(service))
+            .route("/v1/messages/count_tokens", post_only(count.clone()))
+            .route("/messages/count_tokens", post_only(count))
+    }
+}
+
+/// Errors made before the Messages ingress runs (auth, rate limits, wrong methods) in
+/// Anthropic's shape.
+fn messages_errors() -> DialectErrorsLayer {
+    let dialect: Arc<dyn ErrorDialect> = Arc::new(AnthropicErrors);
+    MESSAGES_ROUTES
+        .iter()
+        .fold(DialectErrorsLayer::new(), |layer, path| {
+            layer.path(*path, dialect.clone())
+        })
 }
 
 /// A method router that sends POST to `service` and answers other methods with the envelope.

@@ -6,6 +6,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("GET", "/v1/models"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
     ("GET", "/"),
     ("GET", "/health"),
     ("GET", "/health/live"),
@@ -23,7 +25,23 @@ pub const MONITORED_ROUTES: &[&str] = &[
     "/chat/completions",
     "/v1/completions",
     "/completions",
+    "/v1/messages",
+    "/messages",
+];
+
+/// The Anthropic Messages routes, whose errors are in Anthropic's shape.
+pub(crate) const MESSAGES_ROUTES: &[&str] = &[
+    "/v1/messages",
+    "/messages",
+    "/v1/messages/count_tokens",
+    "/messages/count_tokens",
 ];
 
 /// Route aliases served besides [`ROUTES`], named in metric labels too.
-pub(crate) const ALIASES: &[&str] = &["/chat/completions", "/completions", "/models"];
+pub(crate) const ALIASES: &[&str] = &[
+    "/chat/completions",
+    "/completions",
+    "/models",
+    "/messages",
+    "/messages/count_tokens",
+];

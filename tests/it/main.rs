@@ -8,6 +8,7 @@
 
 mod common;
 
+mod anthropic;
 mod binary;
 mod cascade;
 mod custom_stack;

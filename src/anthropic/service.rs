@@ -1,0 +1,233 @@
+//! [`Messages`]: the service the [`MessagesLayer`](super::MessagesLayer) makes, and
+//! [`CountTokens`].
+
+use super::config::MessagesConfig;
+use super::error::{render_proxy_error, AnthropicErrors};
+use super::future::ResponseFuture;
+use super::request::{estimate_input_tokens, translate, Translated};
+use super::response::{message_from_completion, AnswerPlan};
+use super::stream::MessagesStream;
+use super::DIALECT;
+use crate::chat::parse::{
+    check_content_type, read_body, BodyReadTimeout, DEFAULT_BODY_READ_TIMEOUT,
+};
+use crate::chat::{BodyLimit, ChatCompletion, ParsedChat};
+use crate::error::ProxyError;
+use crate::ingress::{rewrite_error, TranslateBody};
+use axum::body::Body;
+use http::{header, HeaderValue, Request, Response, Uri};
+use http_body_util::BodyExt;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// The largest non-streamed chat answer the ingress reads.
+const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The path the chat stack is called with.
+const CHAT_PATH: &str = "/v1/chat/completions";
+
+/// Translates a Messages request for the inner chat service and its answer back.
+///
+/// Bad input is answered here in Anthropic's error shape (`Ok(response)`, never `Err`), so
+/// `Error` stays the inner service's.
+#[derive(Debug, Clone)]
+pub struct Messages<S> {
+    inner: S,
+    config: Arc<MessagesConfig>,
+}
+
+impl<S> Messages<S> {
+    pub(super) fn from_parts(inner: S, config: Arc<MessagesConfig>) -> Self {
+        Messages { inner, config }
+    }
+
+    /// The wrapped chat service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// Reads and translates the body of a Messages request.
+async fn read_messages(
+    req: &mut Request<Body>,
+    config: &MessagesConfig,
+) -> Result<Translated, ProxyError> {
+    check_content_type(req.headers())?;
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(config.body_limit, |l| l.0);
+    let timeout = req
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
+    let body = std::mem::take(req.body_mut());
+    let bytes = read_body(req.headers(), body, limit, timeout).await?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|err| ProxyError::InvalidJson {
+            detail: format!(
+                "line {} column {}: {}",
+                err.line(),
+                err.column(),
+                classify(&err)
+            ),
+        })?;
+    translate(&value, config)
+}
+
+fn classify(err: &serde_json::Error) -> &'static str {
+    match err.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "syntax error",
+        _ => "not valid JSON",
+    }
+}
+
+impl<S> Service<Request<Body>> for Messages<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // The ready service goes into the future; a fresh clone stays for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        ResponseFuture::new(async move {
+            let translated = match read_messages(&mut req, &config).await {
+                Ok(t) => t,
+                Err(err) => return Ok(render_proxy_error(&err)),
+            };
+            let plan = AnswerPlan {
+                input_estimate: estimate_input_tokens(&translated.chat),
+                client_model: translated.client_model,
+                thinking: translated.thinking,
+                stop_sequences: translated.stop_sequences,
+            };
+            let dropped = translated.dropped;
+            *req.uri_mut() = Uri::from_static(CHAT_PATH);
+            let headers = req.headers_mut();
+            headers.remove(header::CONTENT_LENGTH);
+            headers.remove("x-api-key");
+            headers.remove("anthropic-version");
+            headers.remove("anthropic-beta");
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            req.extensions_mut()
+                .insert(ParsedChat::new(translated.chat));
+            let response = inner.call(req).await?;
+            let mut response = if !response.status().is_success() {
+                rewrite_error(response, &AnthropicErrors).await
+            } else if is_event_stream(&response) {
+                let (mut parts, body) = response.into_parts();
+                parts.headers.remove(header::CONTENT_LENGTH);
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                parts
+                    .headers
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                let body = TranslateBody::new(body, MessagesStream::new(plan))
+                    .keepalive_every(config.ping_interval());
+                Response::from_parts(parts, Body::new(body))
+            } else {
+                json_answer(response, &plan).await
+            };
+            dropped.report(DIALECT, response.headers_mut());
+            Ok(response)
+        })
+    }
+}
+
+fn is_event_stream(response: &Response<Body>) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+/// A non-streamed chat answer as a Messages answer (a broken one is a 502 `api_error`).
+async fn json_answer(response: Response<Body>, plan: &AnswerPlan) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match http_body_util::Limited::new(body, ANSWER_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return broken_answer(),
+    };
+    let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&bytes) else {
+        return broken_answer();
+    };
+    let message = message_from_completion(completion, plan);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(message.to_string()))
+}
+
+fn broken_answer() -> Response<Body> {
+    render_proxy_error(&ProxyError::BadGateway {
+        message: "the upstream's answer could not be read".into(),
+    })
+}
+
+/// Answers `POST /v1/messages/count_tokens`: `{"input_tokens": n}`, the same estimate as a
+/// stream's `message_start`, over the translated request. Never calls the upstream.
+#[derive(Debug, Clone)]
+pub struct CountTokens {
+    config: Arc<MessagesConfig>,
+}
+
+impl CountTokens {
+    pub(super) fn from_config(config: Arc<MessagesConfig>) -> Self {
+        CountTokens { config }
+    }
+}
+
+impl Service<Request<Body>> for CountTokens {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture<Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let config = self.config.clone();
+        ResponseFuture::new(async move {
+            let translated = match read_messages(&mut req, &config).await {
+                Ok(t) => t,
+                Err(err) => return Ok(render_proxy_error(&err)),
+            };
+            let tokens = estimate_input_tokens(&translated.chat);
+            let mut response = Response::new(Body::from(
+                serde_json::json!({ "input_tokens": tokens }).to_string(),
+            ));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        })
+    }
+}

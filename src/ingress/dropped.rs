@@ -1,0 +1,114 @@
+//! [`Dropped`]: what a dialect could not carry to the chat model, told to the client and counted.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::borrow::Cow;
+
+/// The response header listing what was dropped: `x-hunyuan-proxy-dropped: top_k, tool:bash_20250124`.
+pub const DROPPED_HEADER: HeaderName = HeaderName::from_static("x-hunyuan-proxy-dropped");
+
+/// The counter of dropped items, labelled `dialect` and `item`.
+pub const DROPPED_METRIC: &str = "hunyuan_proxy_dropped_total";
+
+/// Names of the parts of a request a dialect could not carry (a field, a block type, a tool),
+/// in the order they were first met, each once.
+///
+/// Names the proxy chose (`&'static str`, e.g. `top_k`) are metric labels as they are; names
+/// built from client input (`tool:web_search_20250305`) are listed in the header in full but
+/// counted under the label `other`, so a client cannot grow the metric's label set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dropped {
+    items: Vec<Cow<'static, str>>,
+}
+
+impl Dropped {
+    /// Nothing dropped yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `item` (once; later records of the same name are ignored).
+    pub fn add(&mut self, item: impl Into<Cow<'static, str>>) {
+        let item = item.into();
+        if !self.items.contains(&item) {
+            self.items.push(item);
+        }
+    }
+
+    /// Whether nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The names, in the order they were recorded.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().map(|i| i.as_ref())
+    }
+
+    /// The header value (`a, b`), `None` when nothing was dropped.
+    pub fn header_value(&self) -> Option<HeaderValue> {
+        if self.items.is_empty() {
+            return None;
+        }
+        let joined = self.iter().collect::<Vec<_>>().join(", ");
+        // Client-built names may hold bytes a header cannot; those are replaced.
+        let clean: String = joined
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        HeaderValue::from_str(&clean).ok()
+    }
+
+    /// Counts every item under `dialect` in [`DROPPED_METRIC`].
+    pub fn count(&self, dialect: &'static str) {
+        for item in &self.items {
+            let label: &'static str = match item {
+                Cow::Borrowed(name) => name,
+                Cow::Owned(_) => "other",
+            };
+            metrics::counter!(DROPPED_METRIC, "dialect" => dialect, "item" => label).increment(1);
+        }
+    }
+
+    /// Sets [`DROPPED_HEADER`] on `headers` and counts the items (nothing when empty).
+    pub fn report(&self, dialect: &'static str, headers: &mut HeaderMap) {
+        if let Some(value) = self.header_value() {
+            headers.insert(DROPPED_HEADER, value);
+            self.count(dialect);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_listed_once_in_order() {
+        let mut dropped = Dropped::new();
+        assert!(dropped.header_value().is_none());
+        dropped.add("top_k");
+        dropped.add(format!("tool:{}", "bash_20250124"));
+        dropped.add("top_k");
+        assert_eq!(
+            dropped.iter().collect::<Vec<_>>(),
+            ["top_k", "tool:bash_20250124"]
+        );
+        assert_eq!(dropped.header_value().unwrap(), "top_k, tool:bash_20250124");
+        let mut headers = HeaderMap::new();
+        dropped.report("test", &mut headers);
+        assert_eq!(headers[DROPPED_HEADER], "top_k, tool:bash_20250124");
+    }
+
+    #[test]
+    fn unprintable_client_names_do_not_break_the_header() {
+        let mut dropped = Dropped::new();
+        dropped.add(String::from("block:\u{7}é"));
+        assert_eq!(dropped.header_value().unwrap(), "block:??");
+    }
+}
