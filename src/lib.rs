@@ -17,6 +17,7 @@
 //! - [`extensions`]: the typed facts layers leave for each other in request and response
 //!   extensions.
 //! - [`auth`], [`rate_limit`]: client keys and request-rate limits.
+//! - [`responses`]: the OpenAI Responses API translated to and from chat (Codex CLI).
 //!
 //! ## The default stack
 //!
@@ -96,6 +97,7 @@ pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod rate_limit;
+pub mod responses;
 pub mod server;
 pub mod stack;
 pub mod upstream;
