@@ -385,6 +385,12 @@ pub async fn to_chat(
             }
         }
     }
+    if items.is_empty() {
+        return Err(ResponsesError::invalid(
+            "`input` is required (a string or a list of items)",
+            "input",
+        ));
+    }
     translate(req, items, options, dropped)
 }
 

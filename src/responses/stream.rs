@@ -117,8 +117,8 @@ pub struct ResponsesStream {
     started: bool,
     output: Vec<OutputItem>,
     open: Option<Open>,
-    /// Chat indices of calls already closed.
-    closed_calls: Vec<u32>,
+    /// Chat index and id of the calls already closed.
+    closed_calls: Vec<(u32, String)>,
     /// Text received but not sent: blank so far, or held while a call is open.
     pending_text: String,
     finish_reason: Option<String>,
@@ -432,9 +432,17 @@ impl ResponsesStream {
     }
 
     fn tool_call(&mut self, out: &mut Vec<ResponsesEvent>, piece: &ToolCallDelta) {
-        let same = matches!(&self.open, Some(Open::Call { index, .. }) if *index == piece.index);
+        // Hunyuan repeats the id in every piece; OpenAI sends it once. A piece with another id
+        // at the same index is another call.
+        let piece_id = piece.id.as_deref().filter(|id| !id.is_empty());
+        let same = matches!(&self.open, Some(Open::Call { index, call_id, .. })
+            if *index == piece.index && piece_id.is_none_or(|id| id == call_id));
         if !same {
-            if self.closed_calls.contains(&piece.index) {
+            let late = self
+                .closed_calls
+                .iter()
+                .any(|(index, id)| *index == piece.index && piece_id.is_none_or(|p| p == id));
+            if late {
                 tracing::debug!(
                     index = piece.index,
                     "a piece of a tool call already closed was dropped"
@@ -443,10 +451,8 @@ impl ResponsesStream {
             }
             self.close(out, ItemStatus::Completed);
             self.flush_text(out, ItemStatus::Completed);
-            let call_id = piece
-                .id
-                .clone()
-                .filter(|id| !id.is_empty())
+            let call_id = piece_id
+                .map(str::to_owned)
                 .unwrap_or_else(|| super::new_id("call"));
             self.open = Some(Open::Call {
                 index: piece.index,
@@ -581,10 +587,11 @@ impl ResponsesStream {
             }
             Open::Call {
                 index: chat_index,
+                call_id,
                 arguments,
                 ..
             } => {
-                self.closed_calls.push(*chat_index);
+                self.closed_calls.push((*chat_index, call_id.clone()));
                 let name = match &item {
                     OutputItem::FunctionCall { name, .. } => name.clone(),
                     _ => String::new(),

@@ -534,6 +534,10 @@ async fn malformed_known_items_are_400s_naming_the_field() {
     }
     let err = error_of(json!({"model": "m", "input": "x", "tools": [{"type": "function"}]})).await;
     assert_eq!(err.param(), Some("tools[0].name"));
+    for body in [json!({"model": "m"}), json!({"model": "m", "input": []})] {
+        let err = error_of(body).await;
+        assert_eq!(err.param(), Some("input"));
+    }
 }
 
 #[test]
@@ -559,4 +563,27 @@ fn to_chat_is_send() {
         &options,
         Some(&store as &dyn ResponseStore),
     ));
+}
+
+#[tokio::test]
+async fn reasoning_between_text_and_a_call_joins_the_same_assistant_message() {
+    let codec = ReasoningCodec::new("k");
+    let t = translate_with(
+        json!({"model": "hy3", "input": [
+            {"type": "message", "role": "user", "content": "q"},
+            {"type": "message", "role": "assistant", "content": "Let me look."},
+            {"type": "reasoning", "summary": [], "encrypted_content": codec.seal("ls first")},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "r"}
+        ]}),
+        &ResponsesOptions::default()
+            .with_reasoning_history(true)
+            .with_codec(codec),
+    )
+    .await;
+    assert_eq!(roles(&t.chat), ["user", "assistant", "tool"]);
+    let assistant = &t.chat.messages[1];
+    assert_eq!(text(assistant), "Let me look.");
+    assert_eq!(assistant.extra["reasoning_content"], "ls first");
+    assert_eq!(assistant.tool_calls.as_ref().unwrap().len(), 1);
 }

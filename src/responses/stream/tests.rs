@@ -439,3 +439,25 @@ fn events_encode_as_named_sse_events() {
     assert!(KEEPALIVE.starts_with(b":"));
     assert!(stream.on_start().is_empty(), "started once");
 }
+
+#[test]
+fn a_new_id_at_the_same_index_is_another_call() {
+    let [a, b] = hunyuan_call(0, "call_1", "exec_command", "{\"cmd\":\"ls\"}");
+    let [c, d] = hunyuan_call(0, "call_2", "exec_command", "{\"cmd\":\"pwd\"}");
+    // A late piece of the first call, after it closed, is dropped rather than misfiled.
+    let late = chunk(
+        "",
+        "",
+        json!([{"index": 0, "id": "call_1", "function": {"arguments": "x"}}]),
+        None,
+    );
+    let (mut events, mut stream) = run(ctx(), &[a, b, c, d, late, finish("tool_calls")]);
+    events.extend(stream.on_done());
+    let response = check(&events);
+    let output = response["output"].as_array().unwrap();
+    assert_eq!(output.len(), 2);
+    assert_eq!(output[0]["call_id"], "call_1");
+    assert_eq!(output[0]["arguments"], "{\"cmd\":\"ls\"}");
+    assert_eq!(output[1]["call_id"], "call_2");
+    assert_eq!(output[1]["arguments"], "{\"cmd\":\"pwd\"}");
+}
