@@ -233,3 +233,96 @@ async fn codex_tool_loop_against_the_strict_mock() {
     assert!(value["usage"]["input_tokens"].as_u64().unwrap() > 0);
     mock.stop().await;
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One generated input item, the kinds Codex and other Responses clients send.
+    #[derive(Debug, Clone)]
+    enum Item {
+        User(&'static str, bool),
+        Developer(&'static str),
+        Assistant(&'static str),
+        Call(u8, bool),
+        Output(u8, bool),
+        Reasoning(bool),
+        Unknown,
+        Reference,
+    }
+
+    fn item() -> impl Strategy<Value = Item> {
+        let text = prop::sample::select(vec![
+            "",
+            " ",
+            "hello",
+            "list files",
+            "<environment_context/>",
+        ]);
+        prop_oneof![
+            4 => (text.clone(), any::<bool>()).prop_map(|(t, parts)| Item::User(t, parts)),
+            1 => text.clone().prop_map(Item::Developer),
+            2 => text.prop_map(Item::Assistant),
+            3 => (0u8..3, any::<bool>()).prop_map(|(n, ns)| Item::Call(n, ns)),
+            3 => (0u8..4, any::<bool>()).prop_map(|(n, parts)| Item::Output(n, parts)),
+            1 => any::<bool>().prop_map(Item::Reasoning),
+            1 => Just(Item::Unknown),
+            1 => Just(Item::Reference),
+        ]
+    }
+
+    fn to_json(item: &Item, codec: &ReasoningCodec) -> Value {
+        let content = |t: &str, parts: bool| {
+            if parts {
+                json!([{"type": "input_text", "text": t}, {"type": "input_text", "text": t}])
+            } else {
+                json!(t)
+            }
+        };
+        match item {
+            Item::User(t, parts) => {
+                json!({"type": "message", "role": "user", "content": content(t, *parts)})
+            }
+            Item::Developer(t) => json!({"role": "developer", "content": t}),
+            Item::Assistant(t) => json!({"type": "message", "role": "assistant",
+                "content": [{"type": "output_text", "text": t, "annotations": []}]}),
+            Item::Call(n, true) => json!({"type": "function_call", "call_id": format!("call_{n}"),
+                "name": "spawn_agent", "namespace": "multi_agent_v1", "arguments": "{\"message\":\"go\"}"}),
+            Item::Call(n, false) => json!({"type": "function_call", "call_id": format!("call_{n}"),
+                "name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"}),
+            Item::Output(n, parts) => {
+                json!({"type": "function_call_output", "call_id": format!("call_{n}"),
+                "output": content("out", *parts)})
+            }
+            Item::Reasoning(ours) => json!({"type": "reasoning", "summary": [],
+                "encrypted_content": if *ours { codec.seal("thinking") } else { "gAAAAforeign".into() }}),
+            Item::Unknown => json!({"type": "web_search_call", "status": "completed"}),
+            Item::Reference => json!({"type": "item_reference", "id": "msg_0123456789abcdef0000"}),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any sequence of input items translates without error and, after the fixer, is
+        /// accepted by the strict mock, under both upstream policies.
+        #[test]
+        fn any_input_is_accepted_after_the_fixer(items in prop::collection::vec(item(), 1..16)) {
+            let codec = ReasoningCodec::new("k");
+            let mut body: Value = serde_json::from_str(FIXTURE).unwrap();
+            body["input"] = Value::Array(items.iter().map(|i| to_json(i, &codec)).collect());
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            for (model, options, config, policy) in [
+                ("hunyuan-2.0-thinking-20251109", ResponsesOptions::default(), FixConfig::legacy(), MockPolicy::Legacy),
+                ("hy3", ResponsesOptions::default().with_reasoning_history(true), FixConfig::tokenhub(), MockPolicy::TokenHub),
+            ] {
+                body["model"] = json!(model);
+                let req = ResponsesRequest::from_slice(body.to_string().as_bytes()).unwrap();
+                let translated = rt
+                    .block_on(to_chat(req, &options.with_codec(codec.clone()), None))
+                    .unwrap();
+                fixed_and_validated(&translated.chat, &config, policy);
+            }
+        }
+    }
+}
