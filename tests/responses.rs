@@ -5,7 +5,10 @@
 //! replayed through `encrypted_content`) is accepted again.
 
 use hunyuan_proxy::chat::{ChatChunk, ChatCompletion, ChatRequest, Content, Role, SseParser};
-use hunyuan_proxy::fix::{fix_request, FixConfig};
+use hunyuan_proxy::fix::{
+    asks_for_usage, fix_request, fix_request_with_names, EventAction, FixConfig, ResponsePlan,
+    StreamRewriter,
+};
 use hunyuan_proxy::mock::{validate, MockConfig, MockHunyuan, MockPolicy};
 use hunyuan_proxy::responses::{
     from_completion, to_chat, ReasoningCodec, ResponsesEvent, ResponsesOptions, ResponsesRequest,
@@ -42,6 +45,34 @@ async fn post(mock: &MockHunyuan, body: &Value) -> bytes::Bytes {
         .unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap()
+}
+
+/// What the FixLayer does to the upstream's stream (OpenAI-style tool-call deltas, usage
+/// synthesized when asked, `note` dropped), for the request the Responses side sent.
+fn through_fixer(sent: &ChatRequest, config: &FixConfig, sse: &[u8]) -> Vec<u8> {
+    let asked = asks_for_usage(sent);
+    let mut fixed = sent.clone();
+    let (_, names) = fix_request_with_names(&mut fixed, config).unwrap();
+    let mut rewriter = StreamRewriter::new(ResponsePlan::new(&fixed, config, names, asked));
+    let mut parser = SseParser::new();
+    parser.push(sse);
+    let mut out = Vec::new();
+    while let Some(event) = parser.next_event() {
+        if event.is_done() {
+            rewriter
+                .finish()
+                .iter()
+                .for_each(|b| out.extend_from_slice(b));
+            out.extend_from_slice(&event.raw);
+            continue;
+        }
+        match rewriter.on_event(&event) {
+            EventAction::Forward => out.extend_from_slice(&event.raw),
+            EventAction::Replace(bytes) => out.extend_from_slice(&bytes),
+            EventAction::Skip => {}
+        }
+    }
+    out
 }
 
 /// The mock's SSE answer through a [`ResponsesStream`].
@@ -142,7 +173,14 @@ async fn codex_tool_loop_against_the_strict_mock() {
     let first = to_chat(codex_request(), &options, None).await.unwrap();
     let body = fixed_and_validated(&first.chat, &FixConfig::legacy(), MockPolicy::Legacy);
     let sse = post(&mock, &body).await;
-    let (events, response) = translate_stream(&first, &sse);
+    // Straight from the upstream (Hunyuan's repeated ids, no usage) and after the fixer
+    // (OpenAI-style deltas, estimated usage): the same items either way.
+    let (_, raw) = translate_stream(&first, &sse);
+    assert_eq!(raw["usage"], Value::Null);
+    let fixed_sse = through_fixer(&first.chat, &FixConfig::legacy(), &sse);
+    let (events, response) = translate_stream(&first, &fixed_sse);
+    assert_eq!(raw["output"], response["output"]);
+    assert!(response["usage"]["input_tokens"].as_u64().unwrap() > 0);
 
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event.sequence_number(), i as u64);

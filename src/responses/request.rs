@@ -352,6 +352,17 @@ pub async fn to_chat(
         );
     }
     let mut dropped = Dropped::default();
+    let no_input = match &req.input {
+        None => true,
+        Some(Input::Items(list)) => list.is_empty(),
+        Some(Input::Text(_)) => false,
+    };
+    if no_input && items.is_empty() {
+        return Err(ResponsesError::invalid(
+            "`input` is required (a string or a list of items)",
+            "input",
+        ));
+    }
     match req.input.take() {
         None => {}
         Some(Input::Text(text)) => items.push((
@@ -384,12 +395,6 @@ pub async fn to_chat(
                 }
             }
         }
-    }
-    if items.is_empty() {
-        return Err(ResponsesError::invalid(
-            "`input` is required (a string or a list of items)",
-            "input",
-        ));
     }
     translate(req, items, options, dropped)
 }
