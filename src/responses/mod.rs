@@ -15,8 +15,11 @@
 //! - [`error`]: [`ResponsesError`], OpenAI's envelope for this route.
 //!
 //! ```
-//! use hunyuan_proxy::chat::{ChatCompletion, Role};
-//! use hunyuan_proxy::responses::{from_completion, to_chat, ResponsesOptions, ResponsesRequest};
+//! use hunyuan_proxy::chat::{ChatChunk, ChatCompletion, Role};
+//! use hunyuan_proxy::responses::{
+//!     from_completion, to_chat, MemoryResponseStore, ResponseStore, ResponsesOptions,
+//!     ResponsesRequest, ResponsesStream,
+//! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -37,6 +40,23 @@
 //! })).unwrap();
 //! let response = from_completion(&completion, &translated.context);
 //! assert_eq!(response.output_text(), "Hello!");
+//!
+//! // Streamed, the same answer is a sequence of Responses events.
+//! let mut stream = ResponsesStream::new(translated.context.clone());
+//! let chunk: ChatChunk = serde_json::from_value(serde_json::json!({
+//!     "choices": [{"index": 0, "delta": {"content": "Hello!"}}]
+//! })).unwrap();
+//! let mut events = stream.on_start();
+//! events.extend(stream.on_chunk(&chunk));
+//! events.extend(stream.on_done());
+//! let kinds: Vec<_> = events.iter().map(|e| e.kind()).collect();
+//! assert_eq!(kinds.first(), Some(&"response.created"));
+//! assert_eq!(kinds.last(), Some(&"response.completed"));
+//! assert!(events[0].encode().starts_with(b"event: response.created\ndata: {"));
+//!
+//! // Stored, the turn can be continued with `previous_response_id`.
+//! let store = MemoryResponseStore::default();
+//! store.put(translated.to_stored(response)).await.unwrap();
 //! # }
 //! ```
 

@@ -299,6 +299,13 @@ impl Translated {
     pub fn store(&self) -> bool {
         self.context.echo.store
     }
+
+    /// The entry to store for this turn once `response` is known (from
+    /// [`from_completion`](super::from_completion) or
+    /// [`ResponsesStream::response`](super::ResponsesStream::response)).
+    pub fn to_stored(&self, response: super::ResponseObject) -> super::StoredResponse {
+        super::StoredResponse::new(self.input_items.clone(), response)
+    }
 }
 
 /// Where an input item came from, for error paths.

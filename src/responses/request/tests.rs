@@ -1,5 +1,5 @@
 use super::*;
-use crate::responses::store::{MemoryResponseStore, StoredResponse};
+use crate::responses::store::MemoryResponseStore;
 use crate::responses::{from_completion, ResponseStatus};
 use serde_json::json;
 
@@ -443,10 +443,7 @@ async fn previous_response_id_prepends_the_stored_turn() {
     assert_eq!(response.status, ResponseStatus::Completed);
     let first_id = response.id.clone();
     let call_item_id = response.output[0].id().to_owned();
-    store
-        .put(StoredResponse::new(first.input_items.clone(), response))
-        .await
-        .unwrap();
+    store.put(first.to_stored(response)).await.unwrap();
 
     let second = to_chat(
         request(
