@@ -9,6 +9,7 @@
 //!   keeps the tool names it flattened ([`ToolNames`]).
 //! - [`response`]: the response object and [`from_completion`] for a non-streamed answer.
 //! - [`stream`]: [`ResponsesStream`], the state machine from chat chunks to Responses events.
+//! - [`tool_names`]: [`ToolNames`], flattened and sanitized function names, reversibly.
 //! - [`reasoning`]: [`ReasoningCodec`], the authenticated `encrypted_content` of reasoning.
 //! - [`store`]: [`ResponseStore`] and the bounded in-memory [`MemoryResponseStore`], for
 //!   `previous_response_id`, `item_reference` and `GET /v1/responses/{id}`.
@@ -66,13 +67,15 @@ pub mod request;
 pub mod response;
 pub mod store;
 pub mod stream;
+pub mod tool_names;
 
 pub use error::ResponsesError;
 pub use reasoning::ReasoningCodec;
-pub use request::{to_chat, Input, ResponsesRequest, ToolNames, Translated};
+pub use request::{to_chat, Input, ResponsesRequest, Translated};
 pub use response::{from_completion, OutputItem, ResponseContext, ResponseObject, ResponseStatus};
 pub use store::{MemoryResponseStore, ResponseStore, StoreError, StoreLimits, StoredResponse};
 pub use stream::{ResponsesEvent, ResponsesStream, KEEPALIVE};
+pub use tool_names::ToolNames;
 
 use sha2::{Digest, Sha256};
 use std::fmt;

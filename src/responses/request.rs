@@ -35,6 +35,7 @@ use super::error::ResponsesError;
 use super::reasoning::ReasoningCodec;
 use super::response::{response_id_of_item, Echo, ResponseContext};
 use super::store::ResponseStore;
+pub use super::tool_names::{ToolNames, MAX_TOOL_NAME};
 use super::{Dropped, ResponsesOptions};
 use crate::chat::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role,
@@ -45,9 +46,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Number, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The longest function name sent upstream.
-pub const MAX_TOOL_NAME: usize = 64;
 
 /// Request fields the translation leaves out without reporting them: they change nothing the
 /// upstream could honour.
@@ -173,105 +171,6 @@ pub struct TextParams {
     /// Other fields (`verbosity`).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-/// The function names sent upstream and the client's name and namespace for each.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ToolNames {
-    entries: Vec<ToolName>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ToolName {
-    sent: String,
-    name: String,
-    namespace: Option<String>,
-}
-
-impl ToolNames {
-    /// The client's `(name, namespace)` for a name the upstream used; an unknown name (the
-    /// model made it up) comes back as it is, without namespace.
-    pub fn original<'a>(&'a self, sent: &'a str) -> (&'a str, Option<&'a str>) {
-        match self.entries.iter().find(|e| e.sent == sent) {
-            Some(e) => (&e.name, e.namespace.as_deref()),
-            None => (sent, None),
-        }
-    }
-
-    /// The name sent upstream for the client's `name` in `namespace`.
-    pub fn sent(&self, namespace: Option<&str>, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|e| e.name == name && e.namespace.as_deref() == namespace)
-            .map(|e| e.sent.as_str())
-    }
-
-    /// How many names are mapped.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no name is mapped.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    fn is_sent(&self, sent: &str) -> bool {
-        self.entries.iter().any(|e| e.sent == sent)
-    }
-
-    /// The name sent for `name` in `namespace`, made (sanitized, shortened, unique) when new.
-    pub(crate) fn insert(&mut self, namespace: Option<&str>, name: &str) -> &str {
-        if let Some(i) = self
-            .entries
-            .iter()
-            .position(|e| e.name == name && e.namespace.as_deref() == namespace)
-        {
-            return &self.entries[i].sent;
-        }
-        let flat = match namespace {
-            Some(ns) => format!(
-                "{}__{}",
-                ns.trim_end_matches('_'),
-                name.trim_start_matches('_')
-            ),
-            None => name.to_owned(),
-        };
-        let base = sanitize(&flat);
-        let mut sent = base.clone();
-        let mut n = 2;
-        while self.is_sent(&sent) {
-            let suffix = format!("_{n}");
-            let keep = MAX_TOOL_NAME - suffix.len();
-            sent = format!("{}{suffix}", &base[..base.len().min(keep)]);
-            n += 1;
-        }
-        self.entries.push(ToolName {
-            sent,
-            name: name.to_owned(),
-            namespace: namespace.map(str::to_owned),
-        });
-        &self.entries.last().expect("just pushed").sent
-    }
-}
-
-/// `[A-Za-z0-9_-]` only, at most [`MAX_TOOL_NAME`] characters, never empty.
-fn sanitize(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(MAX_TOOL_NAME)
-        .collect();
-    if out.is_empty() {
-        out.push_str("tool");
-    }
-    out
 }
 
 /// A translated request.

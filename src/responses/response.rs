@@ -12,7 +12,7 @@
 //! back to the stored response that holds the item ([`response_id_of_item`]).
 
 use super::reasoning::ReasoningCodec;
-use super::request::ToolNames;
+use super::tool_names::ToolNames;
 use crate::chat::{ChatCompletion, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Number, Value};

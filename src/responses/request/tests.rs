@@ -217,35 +217,6 @@ async fn namespace_tools_are_flattened_and_built_ins_dropped() {
     assert_eq!(t.context.echo.tools.len(), 11);
 }
 
-#[test]
-fn tool_names_are_sanitized_bounded_and_unique() {
-    let mut names = ToolNames::default();
-    assert_eq!(names.insert(None, "files.read"), "files_read");
-    assert_eq!(names.insert(None, "files_read"), "files_read_2");
-    assert_eq!(names.insert(None, "查询"), "__");
-    assert_eq!(names.insert(None, ""), "tool");
-    let long = "x".repeat(100);
-    let first = names.insert(None, &long).to_owned();
-    assert_eq!(first.len(), MAX_TOOL_NAME);
-    let second = names.insert(Some("ns"), &long).to_owned();
-    assert!(second.len() <= MAX_TOOL_NAME);
-    let third = names.insert(Some("x"), &"x".repeat(80)).to_owned();
-    assert!(third.len() <= MAX_TOOL_NAME && third != first, "{third}");
-    assert_eq!(names.insert(None, "files.read"), "files_read", "stable");
-    for sent in [&first, &second, &third] {
-        assert!(sent
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
-    }
-    assert_eq!(names.original("files_read_2"), ("files_read", None));
-    assert_eq!(names.original("made_up"), ("made_up", None));
-    assert_eq!(
-        names.insert(Some("ns_"), "_go"),
-        "ns__go",
-        "as Codex flattens"
-    );
-}
-
 #[tokio::test]
 async fn namespaced_history_calls_use_the_flattened_name() {
     let t = translate_body(json!({"model": "m", "tools": [
