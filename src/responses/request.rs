@@ -532,7 +532,11 @@ fn translate_tool_choice(
         Value::Object(obj) if obj.get("type").and_then(Value::as_str) == Some("function") => {
             let name = obj.get("name").and_then(Value::as_str)?;
             let namespace = obj.get("namespace").and_then(Value::as_str);
-            match names.sent(namespace, name) {
+            // The client's name, or the flattened name itself.
+            let sent = names
+                .sent(namespace, name)
+                .or_else(|| (namespace.is_none() && names.is_sent(name)).then_some(name));
+            match sent {
                 Some(sent) => Some(json!({"type": "function", "function": {"name": sent}})),
                 None => {
                     dropped.push("field:tool_choice");

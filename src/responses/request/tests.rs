@@ -296,6 +296,12 @@ async fn sampling_and_limits_are_carried() {
     .await;
     assert!(!t.chat.extra.contains_key("tool_choice"));
     assert!(t.dropped.contains("field:tool_choice"));
+    // A flattened name works as a choice too.
+    let t = translate_body(json!({"model": "m", "input": "q",
+        "tools": [{"type": "namespace", "name": "ns", "tools": [{"type": "function", "name": "go"}]}],
+        "tool_choice": {"type": "function", "name": "ns__go"}}))
+    .await;
+    assert_eq!(t.chat.extra["tool_choice"]["function"]["name"], "ns__go");
     // Without tools, no tool_choice or parallel_tool_calls is sent.
     let t = translate_body(
         json!({"model": "m", "input": "q", "tool_choice": "auto", "parallel_tool_calls": false}),
