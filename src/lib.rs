@@ -20,6 +20,7 @@
 //! - [`extensions`]: the typed facts layers leave for each other in request and response
 //!   extensions.
 //! - [`auth`], [`rate_limit`]: client keys and request-rate limits.
+//! - [`responses`]: the OpenAI Responses API translated to and from chat (Codex CLI).
 //!
 //! ## The default stack
 //!
@@ -103,6 +104,7 @@ pub mod metrics;
 pub mod mock;
 pub mod preset;
 pub mod rate_limit;
+pub mod responses;
 pub mod secret;
 pub mod server;
 pub mod stack;

@@ -24,5 +24,6 @@ mod mock;
 mod observe;
 mod raw_body;
 mod reliability;
+mod responses;
 #[cfg(unix)]
 mod shutdown;

@@ -1,0 +1,239 @@
+//! The OpenAI Responses API (`POST /v1/responses`) translated to and from chat completions,
+//! for clients such as Codex CLI that speak only Responses. Hunyuan has no such endpoint.
+//!
+//! This module is the pure translation core; the HTTP route mounts it in front of the chat
+//! stack, so the fixer, the image cascade and the upstream serve Responses clients unchanged.
+//!
+//! - [`request`]: the request's serde types and [`to_chat`], which turns a request into a
+//!   [`ChatRequest`](crate::chat::ChatRequest), names what it could not carry ([`Dropped`]) and
+//!   keeps the tool names it flattened ([`ToolNames`]).
+//! - [`response`]: the response object and [`from_completion`] for a non-streamed answer.
+//! - [`stream`]: [`ResponsesStream`], the state machine from chat chunks to Responses events.
+//! - [`tool_names`]: [`ToolNames`], flattened and sanitized function names, reversibly.
+//! - [`reasoning`]: [`ReasoningCodec`], the authenticated `encrypted_content` of reasoning.
+//! - [`store`]: [`ResponseStore`] and the bounded in-memory [`MemoryResponseStore`], for
+//!   `previous_response_id`, `item_reference` and `GET /v1/responses/{id}`.
+//! - [`error`]: [`ResponsesError`], OpenAI's envelope for this route.
+//!
+//! ```
+//! use hunyuan_proxy::chat::{ChatChunk, ChatCompletion, Role};
+//! use hunyuan_proxy::responses::{
+//!     from_completion, to_chat, MemoryResponseStore, ResponseStore, ResponsesOptions,
+//!     ResponsesRequest, ResponsesStream,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let req: ResponsesRequest = serde_json::from_value(serde_json::json!({
+//!     "model": "hunyuan-2.0-thinking-20251109",
+//!     "input": [
+//!         {"type": "message", "role": "developer", "content": "Be brief."},
+//!         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
+//!     ],
+//!     "tools": [{"type": "web_search"}]
+//! })).unwrap();
+//! let translated = to_chat(req, &ResponsesOptions::default(), None).await.unwrap();
+//! assert_eq!(translated.chat.messages[0].role, Role::System);
+//! assert_eq!(translated.dropped.as_slice(), ["tool:web_search"]);
+//!
+//! let completion: ChatCompletion = serde_json::from_value(serde_json::json!({
+//!     "choices": [{"message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}]
+//! })).unwrap();
+//! let response = from_completion(&completion, &translated.context);
+//! assert_eq!(response.output_text(), "Hello!");
+//!
+//! // Streamed, the same answer is a sequence of Responses events.
+//! let mut stream = ResponsesStream::new(translated.context.clone());
+//! let chunk: ChatChunk = serde_json::from_value(serde_json::json!({
+//!     "choices": [{"index": 0, "delta": {"content": "Hello!"}}]
+//! })).unwrap();
+//! let mut events = stream.on_start();
+//! events.extend(stream.on_chunk(&chunk));
+//! events.extend(stream.on_done());
+//! let kinds: Vec<_> = events.iter().map(|e| e.kind()).collect();
+//! assert_eq!(kinds.first(), Some(&"response.created"));
+//! assert_eq!(kinds.last(), Some(&"response.completed"));
+//! assert!(events[0].encode().starts_with(b"event: response.created\ndata: {"));
+//!
+//! // Stored, the turn can be continued with `previous_response_id`.
+//! let store = MemoryResponseStore::default();
+//! store.put(translated.to_stored(response)).await.unwrap();
+//! # }
+//! ```
+
+pub mod error;
+pub mod reasoning;
+pub mod request;
+pub mod response;
+pub mod store;
+pub mod stream;
+pub mod tool_names;
+
+pub use error::ResponsesError;
+pub use reasoning::ReasoningCodec;
+pub use request::{to_chat, Input, ResponsesRequest, Translated};
+pub use response::{from_completion, OutputItem, ResponseContext, ResponseObject, ResponseStatus};
+pub use store::{MemoryResponseStore, ResponseStore, StoreError, StoreLimits, StoredResponse};
+pub use stream::{ResponsesEvent, ResponsesStream, KEEPALIVE};
+pub use tool_names::ToolNames;
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// How the Responses translation treats what Hunyuan may or may not take, chosen per upstream.
+///
+/// The defaults suit the legacy endpoint: no reasoning in history, no `reasoning_effort`, no
+/// `response_format`. TokenHub takes all three.
+#[derive(Debug, Clone, Default)]
+pub struct ResponsesOptions {
+    /// Replayed reasoning items become `reasoning_content` on the next assistant message
+    /// (TokenHub's interleaved thinking); off: they are dropped silently.
+    pub reasoning_history: bool,
+    /// `reasoning.effort` is passed on as `reasoning_effort`; off: dropped and reported.
+    pub pass_reasoning_effort: bool,
+    /// `text.format` (`json_schema`, `json_object`) becomes `response_format`; off: dropped and
+    /// reported.
+    pub response_format: bool,
+    /// Seals and opens reasoning's `encrypted_content`.
+    pub codec: ReasoningCodec,
+}
+
+impl ResponsesOptions {
+    /// Sets [`reasoning_history`](Self::reasoning_history).
+    pub fn with_reasoning_history(mut self, on: bool) -> Self {
+        self.reasoning_history = on;
+        self
+    }
+
+    /// Sets [`pass_reasoning_effort`](Self::pass_reasoning_effort).
+    pub fn with_pass_reasoning_effort(mut self, on: bool) -> Self {
+        self.pass_reasoning_effort = on;
+        self
+    }
+
+    /// Sets [`response_format`](Self::response_format).
+    pub fn with_response_format(mut self, on: bool) -> Self {
+        self.response_format = on;
+        self
+    }
+
+    /// Sets the [`codec`](Self::codec) (use one secret across replicas).
+    pub fn with_codec(mut self, codec: ReasoningCodec) -> Self {
+        self.codec = codec;
+        self
+    }
+}
+
+/// What a request asked for that the translation could not carry, one name each:
+/// `tool:<type>` (a built-in tool), `item:<type>` (an input item), `part:<type>` (a content
+/// part), `field:<name>` (a request field), `role:<name>` (an unknown role, sent as user).
+///
+/// Meant for a log line, a metric or a response header; never an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dropped(Vec<String>);
+
+impl Dropped {
+    /// Records `name` once.
+    pub fn push(&mut self, name: impl Into<String>) {
+        let name = name.into();
+        if !self.0.contains(&name) {
+            self.0.push(name);
+        }
+    }
+
+    /// Whether nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The names, in the order first seen.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether `name` was dropped.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+}
+
+impl fmt::Display for Dropped {
+    /// The names joined by commas.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+/// 32 bytes no other process will produce: a process seed (std's OS-seeded `RandomState`
+/// keys and the clock) hashed with a counter.
+pub(crate) fn random_bytes() -> [u8; 32] {
+    static SEED: OnceLock<[u8; 32]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = SEED.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = Sha256::new();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        hasher.update(nanos.to_le_bytes());
+        hasher.update(std::process::id().to_le_bytes());
+        for i in 0..4u64 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            hasher.update(h.finish().to_le_bytes());
+        }
+        hasher.finalize().into()
+    });
+    let mut hasher = Sha256::new();
+    hasher.update(seed);
+    hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    hasher.finalize().into()
+}
+
+/// A fresh id: `prefix`, `_`, 48 hex digits.
+pub(crate) fn new_id(prefix: &str) -> String {
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(prefix.len() + 49);
+    id.push_str(prefix);
+    id.push('_');
+    for b in &random_bytes()[..24] {
+        let _ = write!(id, "{b:02x}");
+    }
+    id
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_shaped() {
+        let a = new_id("resp");
+        let b = new_id("resp");
+        assert_ne!(a, b);
+        assert!(a.starts_with("resp_") && a.len() == 5 + 48, "{a}");
+        assert!(a[5..].bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn dropped_names_are_kept_once_in_order() {
+        let mut dropped = Dropped::default();
+        dropped.push("tool:web_search");
+        dropped.push("item:foo");
+        dropped.push("tool:web_search");
+        assert_eq!(dropped.as_slice(), ["tool:web_search", "item:foo"]);
+        assert_eq!(dropped.to_string(), "tool:web_search,item:foo");
+        assert!(dropped.contains("item:foo") && !dropped.is_empty());
+    }
+}
