@@ -340,10 +340,7 @@ fn proxy(upstream: SocketAddr) -> SocketAddr {
     let config = bench_config(upstream);
     spawn_server("bench-proxy", HOP_CPU, move |listener| async move {
         let proxy = Proxy::new(config).expect("valid bench config");
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, proxy.make_service()).await.unwrap();
+        proxy.serve(listener, std::future::pending()).await.unwrap();
     })
 }
 
@@ -573,7 +570,7 @@ fn serve_proxy_arg() -> Option<SocketAddr> {
 /// Child mode: runs only the full proxy (the [`bench_config`] every in-process scenario uses)
 /// until killed, started the way `examples/proxy.rs` starts its server: a multi-thread runtime
 /// (what `#[tokio::main]` builds), the same tracing subscriber on stderr, `Proxy::new`, bind,
-/// then `axum::serve` with TCP_NODELAY and graceful shutdown on SIGINT/SIGTERM.
+/// then `Proxy::serve` (TCP_NODELAY, graceful shutdown on SIGINT/SIGTERM).
 ///
 /// Differences from the example: no clap, config file or environment (`HUNYUAN_API_BASE` must
 /// not send the bench elsewhere); port 0, with the address printed on stdout; no forced
@@ -616,16 +613,8 @@ async fn serve_proxy(upstream: SocketAddr) {
     tracing::info!(address = %addr, upstream = %proxy.config().api_base(), "hunyuan-proxy listening");
     // Stdout is line-buffered: the parent sees the line at once.
     println!("{LISTENING_PREFIX}{addr}");
-    let shutdown_proxy = proxy.clone();
-    let shutdown = async move {
-        wait_for_signal().await;
-        shutdown_proxy.begin_shutdown();
-    };
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, proxy.make_service())
-        .with_graceful_shutdown(shutdown)
+    proxy
+        .serve(listener, hunyuan_proxy::server::shutdown_signal())
         .await
         .expect("serve");
 }
@@ -641,21 +630,6 @@ fn init_child_tracing(log_level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-}
-
-/// SIGINT or SIGTERM, as the example server waits for them.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The last lines the child wrote on stderr, drained by a thread so the child never blocks on

@@ -116,11 +116,13 @@ fn main() {
         let proxy = Proxy::new(config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = proxy.router();
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
+        let server = proxy.clone();
+        tokio::spawn(async move {
+            server
+                .serve(listener, std::future::pending())
+                .await
+                .unwrap()
         });
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
 
         let images = Arc::new(images());
         let next = Arc::new(AtomicU64::new(0));

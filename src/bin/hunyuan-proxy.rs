@@ -86,6 +86,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let checker = proxy.clone();
+    tokio::spawn(async move { checker.check_models().await });
     let config = proxy.config();
     if config.api_key.is_none() {
         tracing::warn!("no api_key configured: set HUNYUAN_API_KEY or api_key in the config file");

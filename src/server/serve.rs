@@ -15,9 +15,7 @@ impl Proxy {
     ///
     /// Then it stops accepting connections, turns `/health/live` to 503 (so a load balancer
     /// takes the replica out) and lets in-flight requests, open streams included, finish for
-    /// up to `shutdown_timeout` seconds; whatever is still open then is closed. At start it asks
-    /// the upstream for its models (`GET {api_base}/models`, when the key allows) and warns
-    /// about configured models the upstream does not list.
+    /// up to `shutdown_timeout` seconds; whatever is still open then is closed.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,8 +30,6 @@ impl Proxy {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let checker = self.clone();
-        tokio::spawn(async move { checker.check_models().await });
         let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
         let proxy = self.clone();
         let graceful = async move {
@@ -70,9 +66,12 @@ impl Proxy {
         Ok(())
     }
 
-    /// Warns about configured models the upstream does not list. Quiet (debug) when the list
-    /// cannot be had: no key, a key that may not list, an upstream without `/models`.
-    async fn check_models(&self) {
+    /// Asks the upstream for its models (`GET {api_base}/models`, when the key allows) and
+    /// warns about each configured model (`text_model`, `vision_model`) it does not list;
+    /// returns those models. Quiet (debug, and nothing returned) when the list cannot be had:
+    /// no key, a key that may not list, an upstream without `/models`. The binary runs it at
+    /// start.
+    pub async fn check_models(&self) -> Vec<String> {
         let upstream = self.upstream();
         let mut request = upstream
             .client()
@@ -99,9 +98,10 @@ impl Proxy {
             }
         };
         let Some(ids) = listed.as_ref().and_then(model_ids) else {
-            return;
+            return Vec::new();
         };
         let config = self.config();
+        let mut missing = Vec::new();
         for (key, model) in [
             ("text_model", config.text_model()),
             ("vision_model", config.vision_model()),
@@ -112,8 +112,10 @@ impl Proxy {
                     model,
                     "the upstream does not list this configured model; requests for it may fail"
                 );
+                missing.push(model.to_owned());
             }
         }
+        missing
     }
 }
 

@@ -51,8 +51,13 @@ impl TestProxy {
         // Served the way the example server serves it.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let service = proxy.make_service();
-        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+        let server = proxy.clone();
+        tokio::spawn(async move {
+            server
+                .serve(listener, std::future::pending())
+                .await
+                .unwrap()
+        });
         TestProxy {
             mock,
             proxy,
