@@ -11,6 +11,7 @@ mod common;
 mod anthropic;
 mod binary;
 mod cascade;
+mod claude_code;
 mod custom_stack;
 #[cfg(feature = "prometheus")]
 mod embed_axum;
