@@ -8,6 +8,7 @@
 
 mod common;
 
+mod agents;
 mod anthropic;
 mod binary;
 mod cascade;
