@@ -105,9 +105,32 @@ fn describe_images(message: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The value written as `name=<value>` in `text`: the name at the start or after a character
+/// that cannot be part of a name; the value runs to the end of the line, trailing spaces cut.
+fn assigned_value<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    let pattern = format!("{name}=");
+    text.match_indices(&pattern)
+        .find(|(at, _)| {
+            text[..*at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !is_name_char(c))
+        })
+        .map(|(at, _)| {
+            let value = &text[at + pattern.len()..];
+            value[..value.find('\n').unwrap_or(value.len())].trim_end()
+        })
+}
+
+/// Whether `c` can be part of a tool or property name.
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-'
+}
+
 /// The arguments the mock calls `tool` with: each required property gets a value of its
-/// declared type, strings the last user text.
-fn arguments_for(tool: &Value, user_text: &str) -> String {
+/// declared type; a string the value written as `name=<value>` in `steer` (the user text from
+/// the `Use <tool>` that chose the tool on), else the last user text.
+fn arguments_for(tool: &Value, user_text: &str, steer: Option<&str>) -> String {
     let params = tool.pointer("/function/parameters");
     let required = params
         .and_then(|p| p.get("required"))
@@ -126,29 +149,80 @@ fn arguments_for(tool: &Value, user_text: &str) -> String {
             "array" => json!([]),
             "object" => json!({}),
             "null" => Value::Null,
-            _ => json!(user_text),
+            _ => json!(steer
+                .and_then(|text| assigned_value(text, name))
+                .unwrap_or(user_text)),
         };
         args.insert(name.to_owned(), value);
     }
     Value::Object(args).to_string()
 }
 
-/// The tool the mock calls, if any: the named one of `tool_choice`, else the first offered;
-/// none when `tool_choice` is `"none"`.
-fn chosen_tool(body: &Value) -> Option<&Value> {
+/// What the last user text asks of the mock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Steer<'a> {
+    /// Call this tool; the `&str` is the user text from the `Use` on.
+    Tool(&'a Value, &'a str),
+    /// Answer with text.
+    NoTool,
+}
+
+fn tool_name(tool: &Value) -> &str {
+    tool.pointer("/function/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The last `Use <name>` of `user_text` that names one of `tools` (the name followed by a
+/// character that cannot be part of a name, or the end), or says `Use no tool`. The last one
+/// wins, because Claude Code puts its `<system-reminder>` texts before the prompt.
+fn steer<'a>(tools: &'a [Value], user_text: &'a str) -> Option<Steer<'a>> {
+    let mut found = None;
+    for (at, _) in user_text.match_indices("Use ") {
+        let rest = &user_text[at + 4..];
+        let names = |name: &str| {
+            !name.is_empty()
+                && rest
+                    .strip_prefix(name)
+                    .is_some_and(|after| after.chars().next().is_none_or(|c| !is_name_char(c)))
+        };
+        if names("no tool") {
+            found = Some(Steer::NoTool);
+        } else if let Some(tool) = tools.iter().find(|t| names(tool_name(t))) {
+            found = Some(Steer::Tool(tool, &user_text[at..]));
+        }
+    }
+    found
+}
+
+/// The tool the mock calls, if any, with the user text that steered it there: none when
+/// `tool_choice` is `"none"`; the one `tool_choice` names; else the one the last user text
+/// names with `Use <name>` (none for `Use no tool`, unless `tool_choice` is `"required"`);
+/// else the first offered.
+fn chosen_tool<'a>(body: &'a Value, user_text: &'a str) -> Option<(&'a Value, Option<&'a str>)> {
     let tools = body.get("tools")?.as_array()?;
+    let by_text = |required: bool| match steer(tools, user_text) {
+        Some(Steer::Tool(tool, from)) => Some((tool, Some(from))),
+        Some(Steer::NoTool) if !required => None,
+        _ => tools.first().map(|t| (t, None)),
+    };
     match body.get("tool_choice") {
         Some(Value::String(s)) if s == "none" => None,
+        Some(Value::String(s)) if s == "required" => by_text(true),
         Some(choice @ Value::Object(_)) => {
             let wanted = choice.pointer("/function/name").and_then(Value::as_str);
             tools
                 .iter()
                 .find(|t| t.pointer("/function/name").and_then(Value::as_str) == wanted)
                 .or_else(|| tools.first())
+                .map(|t| (t, None))
         }
-        _ => tools.first(),
+        _ => by_text(false),
     }
 }
+
+/// How many characters of a tool message the answer after it quotes.
+const TOOL_QUOTE_CHARS: usize = 200;
 
 /// Cuts `content` at the first stop string: after it under the legacy policy (Hunyuan keeps
 /// the stop string), before it under TokenHub (which cuts like OpenAI).
@@ -196,7 +270,8 @@ pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
     let last_user = messages.iter().rev().find(|m| role_of(m) == "user");
     let user_text = last_user.map(text_of).unwrap_or_default();
     let echoed = match last {
-        Some(m) if last_role == "user" || last_role == "tool" => text_of(m),
+        Some(m) if last_role == "user" => text_of(m),
+        Some(m) if last_role == "tool" => text_of(m).chars().take(TOOL_QUOTE_CHARS).collect(),
         _ => user_text.clone(),
     };
 
@@ -206,15 +281,13 @@ pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
     let images = last_user.map(describe_images).unwrap_or_default();
     if is_vision_model(&model) && !images.is_empty() {
         content = images.join("\n");
-    } else if let Some(tool) = chosen_tool(body).filter(|_| last_role == "user") {
-        let name = tool
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+    } else if let Some((tool, steered)) =
+        chosen_tool(body, &user_text).filter(|_| last_role == "user")
+    {
+        let name = tool_name(tool).to_owned();
         tool_call = Some(CallAnswer {
             id: format!("call_{}", alnum(&digest[12..], 20)),
-            arguments: arguments_for(tool, &user_text),
+            arguments: arguments_for(tool, &user_text, steered),
             name: name.clone(),
         });
         content = format!("I will call {name} to answer this.");
@@ -402,5 +475,116 @@ mod tests {
         assert!(lines[0].starts_with(&format!("Description of image {hello}: ")));
         assert!(lines[1].starts_with(&format!("Description of image {url}: ")));
         assert_eq!(lines.len(), 2);
+    }
+    fn agent_tools() -> Value {
+        let tool = |name: &str, props: Value, required: Value| {
+            json!({"type": "function", "function": {"name": name, "parameters": {
+                "type": "object", "properties": props, "required": required}}})
+        };
+        json!([
+            tool(
+                "Agent",
+                json!({"prompt": {"type": "string"}}),
+                json!(["prompt"])
+            ),
+            tool(
+                "Bash",
+                json!({"command": {"type": "string"}, "timeout": {"type": "number"}}),
+                json!(["command", "timeout"])
+            ),
+            tool(
+                "BashOutput",
+                json!({"id": {"type": "string"}}),
+                json!(["id"])
+            ),
+            tool(
+                "Read",
+                json!({"file_path": {"type": "string"}, "path": {"type": "string"}}),
+                json!(["file_path", "path"])
+            ),
+        ])
+    }
+
+    fn steered(text: &str) -> Answer {
+        let body = json!({"model": "hunyuan-turbos-latest", "tools": agent_tools(),
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>Use Read to see files</system-reminder>"},
+                {"type": "text", "text": text}]}]});
+        answer(&body, MockPolicy::Legacy)
+    }
+
+    #[test]
+    fn use_tool_in_the_text_picks_the_tool_and_its_string_arguments() {
+        let a = steered("Use Bash with command=echo hi there  \nthen stop");
+        let call = a.tool_call.expect("a call");
+        assert_eq!(call.name, "Bash");
+        let args: Value = serde_json::from_str(&call.arguments).unwrap();
+        assert_eq!(args, json!({"command": "echo hi there", "timeout": 0}));
+        // A longer tool name is not taken for a shorter one, nor `path=` inside `file_path=`.
+        let call = steered("Use BashOutput with id=7").tool_call.unwrap();
+        assert_eq!(call.name, "BashOutput");
+        let a = steered("Use Read with file_path=/tmp/a b.png");
+        let args: Value = serde_json::from_str(&a.tool_call.unwrap().arguments).unwrap();
+        let whole = "<system-reminder>Use Read to see files</system-reminder>\nUse Read with file_path=/tmp/a b.png";
+        assert_eq!(args, json!({"file_path": "/tmp/a b.png", "path": whole}));
+    }
+
+    #[test]
+    fn the_last_use_wins_and_use_no_tool_answers_text() {
+        // The reminder's `Use Read` comes first; the prompt's `Use Bash` wins.
+        assert_eq!(
+            steered("Use Bash with command=ls").tool_call.unwrap().name,
+            "Bash"
+        );
+        assert_eq!(steered("hello").tool_call.unwrap().name, "Read");
+        let a = steered("say hi. Use no tool.");
+        assert!(a.tool_call.is_none());
+        assert_eq!(a.finish_reason, "stop");
+        assert!(
+            a.content.starts_with("Echo: <system-reminder>"),
+            "{}",
+            a.content
+        );
+        // A name that is not offered, or no steering at all: the first offered tool, as before.
+        for text in ["Use Grep with pattern=x", "hello", "Use Bashful"] {
+            let body = json!({"model": "m", "tools": agent_tools(),
+                "messages": [{"role": "user", "content": text}]});
+            let call = answer(&body, MockPolicy::Legacy).tool_call.unwrap();
+            assert_eq!(call.name, "Agent", "{text}");
+            assert_eq!(call.arguments, json!({"prompt": text}).to_string());
+        }
+    }
+
+    #[test]
+    fn tool_choice_still_rules_over_the_text() {
+        let mut body = json!({"model": "m", "tools": agent_tools(),
+            "messages": [{"role": "user", "content": "Use Bash with command=ls"}]});
+        body["tool_choice"] = json!("none");
+        assert!(answer(&body, MockPolicy::Legacy).tool_call.is_none());
+        body["tool_choice"] = json!({"type": "function", "function": {"name": "Read"}});
+        assert_eq!(
+            answer(&body, MockPolicy::Legacy).tool_call.unwrap().name,
+            "Read"
+        );
+        body["tool_choice"] = json!("required");
+        body["messages"][0]["content"] = json!("Use no tool");
+        assert_eq!(
+            answer(&body, MockPolicy::Legacy).tool_call.unwrap().name,
+            "Agent"
+        );
+    }
+
+    #[test]
+    fn the_answer_after_a_tool_quotes_the_start_of_its_result() {
+        let long = format!("Description of image abc: {}", "x".repeat(500));
+        let body = json!({"model": "m", "tools": agent_tools(), "messages": [
+            {"role": "user", "content": "Use Read with file_path=a.png"},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "Read", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": long}]});
+        let a = answer(&body, MockPolicy::Legacy);
+        assert!(a.tool_call.is_none());
+        let quoted: String = long.chars().take(200).collect();
+        assert_eq!(a.content, format!("Echo: {quoted}"));
     }
 }

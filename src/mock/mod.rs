@@ -24,11 +24,22 @@
 //!   line per image, in order, `Description of image <12 hex>: …`, the hex being the start of
 //!   the SHA-256 of the decoded bytes (data URLs) or of the URL string (http(s) URLs).
 //! - **text models**, when the last message is from the user and `tools` are offered (and
-//!   `tool_choice` is not `"none"`): a call to the first tool (or the one `tool_choice` names)
-//!   with id `call_<20 [a-z0-9]>` derived from the request, arguments holding every `required`
-//!   property of the tool's schema (strings get the last user text, other types a zero value),
-//!   a short `content` beside the call, and `finish_reason: "tool_calls"`.
-//! - otherwise `Echo: <text of the last user or tool message>`, `finish_reason: "stop"`.
+//!   `tool_choice` is not `"none"`): a call to a tool with id `call_<20 [a-z0-9]>` derived
+//!   from the request, arguments holding every `required` property of the tool's schema
+//!   (strings get the last user text, other types a zero value), a short `content` beside the
+//!   call, and `finish_reason: "tool_calls"`. The tool is the one `tool_choice` names, else the
+//!   first offered, unless the last user text steers it (so an agent's tool loop is
+//!   deterministic):
+//!   - `Use <name>`, `<name>` an offered tool (followed by a character that cannot be part of
+//!     a name, or the end): that tool is called, and a required string property `P` takes
+//!     the value written as `P=<value>` after it (to the end of the line, trailing spaces cut;
+//!     `P` at the start or after a character that cannot be part of a name), else the text.
+//!     E.g. `Use Bash with command=echo hi` calls `Bash` with `{"command": "echo hi"}`.
+//!   - `Use no tool`: a text answer as below (not when `tool_choice` is `"required"`).
+//!   - the last such phrase of the text wins (Claude Code puts its `<system-reminder>` texts
+//!     before the prompt).
+//! - otherwise `Echo: <text of the last user message>`, or after a tool result `Echo: <the
+//!   first 200 characters of the tool message>`, `finish_reason: "stop"`.
 //! - models whose name contains `thinking` or `t1` also get `reasoning_content`
 //!   (`Thinking about: <last user text>`).
 //! - `stop`: the content is cut *after* the first stop string found (Hunyuan keeps it); under

@@ -8,9 +8,11 @@
 
 mod common;
 
+mod agents;
 mod anthropic;
 mod binary;
 mod cascade;
+mod claude_code;
 mod custom_stack;
 #[cfg(feature = "prometheus")]
 mod embed_axum;
