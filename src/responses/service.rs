@@ -205,8 +205,8 @@ where
                     store: translated.store().then(|| shared.store.clone()),
                     translated: Some(translated),
                 };
-                let body = TranslateBody::new(body, translator)
-                    .keepalive_every(shared.config.keepalive());
+                let body =
+                    TranslateBody::new(body, translator).keepalive_every(shared.config.keepalive());
                 Response::from_parts(parts, Body::new(body))
             } else {
                 json_answer(response, &translated, &shared).await

@@ -624,7 +624,11 @@ impl crate::ingress::StreamTranslator for ResponsesStream {
     }
 
     fn on_chunk(&mut self, chunk: ChatChunk, out: &mut Vec<Bytes>) {
-        out.extend(ResponsesStream::on_chunk(self, &chunk).iter().map(ResponsesEvent::encode));
+        out.extend(
+            ResponsesStream::on_chunk(self, &chunk)
+                .iter()
+                .map(ResponsesEvent::encode),
+        );
     }
 
     fn on_keepalive(&mut self, out: &mut Vec<Bytes>) {
@@ -634,7 +638,11 @@ impl crate::ingress::StreamTranslator for ResponsesStream {
     }
 
     fn on_done(&mut self, out: &mut Vec<Bytes>) {
-        out.extend(ResponsesStream::on_done(self).iter().map(ResponsesEvent::encode));
+        out.extend(
+            ResponsesStream::on_done(self)
+                .iter()
+                .map(ResponsesEvent::encode),
+        );
     }
 
     fn on_error(&mut self, error: &Value, out: &mut Vec<Bytes>) {
@@ -656,7 +664,11 @@ impl crate::ingress::StreamTranslator for ResponsesStream {
     }
 
     fn on_truncated(&mut self, out: &mut Vec<Bytes>) {
-        out.extend(ResponsesStream::on_truncated(self).iter().map(ResponsesEvent::encode));
+        out.extend(
+            ResponsesStream::on_truncated(self)
+                .iter()
+                .map(ResponsesEvent::encode),
+        );
     }
 }
 

@@ -25,5 +25,6 @@ mod observe;
 mod raw_body;
 mod reliability;
 mod responses;
+mod responses_http;
 #[cfg(unix)]
 mod shutdown;
