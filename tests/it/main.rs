@@ -8,6 +8,7 @@
 
 mod common;
 
+mod agents_codex;
 mod anthropic;
 mod binary;
 mod cascade;
