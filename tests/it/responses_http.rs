@@ -648,3 +648,26 @@ async fn the_openai_python_sdk_speaks_to_the_proxy() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(stdout.trim(), "ok");
 }
+
+#[tokio::test]
+async fn gpt_model_names_go_to_the_text_model_and_aliases_apply() {
+    let t = TestProxy::start_with(|c| {
+        c.model_aliases
+            .insert("my-codex".into(), "hunyuan-turbos-latest".into());
+    })
+    .await;
+    let answer = create(&t, &json!({"model": "gpt-5-codex", "input": "hi"})).await;
+    assert_eq!(
+        answer["model"], "gpt-5-codex",
+        "the answer names the client's model"
+    );
+    assert_eq!(
+        t.mock.chat_requests().pop().unwrap()["model"],
+        "hunyuan-2.0-thinking-20251109"
+    );
+    create(&t, &json!({"model": "my-codex", "input": "hi"})).await;
+    assert_eq!(
+        t.mock.chat_requests().pop().unwrap()["model"],
+        "hunyuan-turbos-latest"
+    );
+}
