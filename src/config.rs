@@ -102,6 +102,16 @@ pub struct Config {
     /// from `vision_model` and `text_model` above; the description cache is sized by
     /// `cache_max_size`, `cache_ttl` and `cascade.cache_max_bytes`.
     pub cascade: CascadeConfig,
+    /// The secret that seals reasoning replayed by stateless Responses clients
+    /// (`encrypted_content`); give every replica the same one. Unset: a random secret per
+    /// process, so replayed reasoning does not survive a restart or reach another replica.
+    pub responses_secret: Option<Secret>,
+    /// Responses kept for `previous_response_id` and `GET /v1/responses/{id}`, in entries.
+    pub responses_store_entries: usize,
+    /// Bytes the stored responses may take (as JSON).
+    pub responses_store_bytes: u64,
+    /// Seconds a stored response is kept.
+    pub responses_store_ttl: u64,
 }
 
 impl Default for Config {
@@ -146,6 +156,10 @@ impl Default for Config {
             fix: crate::fix::FixConfig::default(),
             model_aliases: std::collections::BTreeMap::new(),
             cascade: CascadeConfig::default(),
+            responses_secret: None,
+            responses_store_entries: 1000,
+            responses_store_bytes: 64 * 1024 * 1024,
+            responses_store_ttl: 3600,
         }
     }
 }
@@ -331,6 +345,18 @@ impl Config {
         if self.request_body_limit < 1024 {
             return invalid("request_body_limit", "must be at least 1024 bytes");
         }
+        if self.responses_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return invalid("responses_secret", "must be at least 16 characters");
+        }
+        if self.responses_store_entries == 0 {
+            return invalid("responses_store_entries", "must be at least 1");
+        }
+        if self.responses_store_bytes < 1024 {
+            return invalid("responses_store_bytes", "must be at least 1024 bytes");
+        }
+        if self.responses_store_ttl == 0 {
+            return invalid("responses_store_ttl", "must be at least 1 second");
+        }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 8) {
             return invalid("admin_token", "must be at least 8 characters");
         }
@@ -424,6 +450,16 @@ impl Config {
             self.cache_ttl(),
             self.enable_cache_logging,
         )
+    }
+
+    /// The Responses store's bounds: `responses_store_entries`, `responses_store_bytes` and
+    /// `responses_store_ttl`.
+    pub fn responses_store_limits(&self) -> crate::responses::StoreLimits {
+        crate::responses::StoreLimits {
+            max_entries: self.responses_store_entries,
+            max_bytes: self.responses_store_bytes,
+            ttl: Duration::from_secs(self.responses_store_ttl),
+        }
     }
 
     /// `cache_ttl` as a duration.
@@ -534,6 +570,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("alert metric"), "{err}");
+    }
+
+    #[test]
+    fn responses_keys_have_defaults_and_are_checked() {
+        let c = Config::default();
+        assert!(c.responses_secret.is_none());
+        assert_eq!(c.responses_store_limits().max_entries, 1000);
+        assert_eq!(c.responses_store_limits().ttl, Duration::from_secs(3600));
+        let c = Config::from_toml_str(
+            "responses_secret = \"0123456789abcdef-shared\"\nresponses_store_ttl = 60",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.responses_store_limits().ttl, Duration::from_secs(60));
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        for (text, key) in [
+            ("responses_secret = \"short\"", "responses_secret"),
+            ("responses_store_entries = 0", "responses_store_entries"),
+            ("responses_store_bytes = 10", "responses_store_bytes"),
+            ("responses_store_ttl = 0", "responses_store_ttl"),
+        ] {
+            let err = Config::from_toml_str(text, "t.toml")
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! | type | written by | into | read by |
 //! |---|---|---|---|
-//! | [`ParsedChat`](crate::chat::ParsedChat) (the request, and the client's bytes while unchanged) | [`ParseLayer`](crate::chat::ParseLayer); [`FixLayer`](crate::fix::FixLayer) and [`CascadeLayer`](crate::cascade::CascadeLayer) when they parse or put back a request; [`CompletionsService`](crate::completions::CompletionsService) and the ingress layers ([`MessagesLayer`](crate::anthropic::MessagesLayer)), from the translated request | request | [`FixLayer`](crate::fix::FixLayer), [`CascadeLayer`](crate::cascade::CascadeLayer), [`Upstream`](crate::upstream::Upstream) (forwards the client's bytes when they are still there) |
+//! | [`ParsedChat`](crate::chat::ParsedChat) (the request, and the client's bytes while unchanged) | [`ParseLayer`](crate::chat::ParseLayer); [`FixLayer`](crate::fix::FixLayer) and [`CascadeLayer`](crate::cascade::CascadeLayer) when they parse or put back a request; [`CompletionsService`](crate::completions::CompletionsService) and the ingress layers ([`MessagesLayer`](crate::anthropic::MessagesLayer), [`ResponsesLayer`](crate::responses::ResponsesLayer)), from the translated request | request | [`FixLayer`](crate::fix::FixLayer), [`CascadeLayer`](crate::cascade::CascadeLayer), [`Upstream`](crate::upstream::Upstream) (forwards the client's bytes when they are still there) |
 //! | [`DialectShaped`](crate::ingress::DialectShaped) | an ingress's error answers ([`MessagesLayer`](crate::anthropic::MessagesLayer)) | response | [`DialectErrorsLayer`](crate::ingress::DialectErrorsLayer) (leaves them alone) |
 //! | [`BodyLimit`](crate::chat::BodyLimit), [`BodyReadTimeout`](crate::chat::parse::BodyReadTimeout) | [`Proxy::router`](crate::Proxy::router) | request | [`take_chat`](crate::chat::take_chat) (every layer that reads a body) |
 //! | [`FixReport`] | [`FixLayer`](crate::fix::FixLayer) | request and response | [`MetricsLayer`](crate::metrics::MetricsLayer) |
@@ -71,6 +71,7 @@ mod tests {
         ("ClientAuthLayer", &["src/auth.rs"]),
         ("RateLimitLayer", &["src/rate_limit.rs"]),
         ("MessagesLayer", &["src/anthropic"]),
+        ("ResponsesLayer", &["src/responses"]),
         ("DialectErrorsLayer", &["src/ingress"]),
     ];
 

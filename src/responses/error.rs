@@ -34,6 +34,13 @@ pub enum ResponsesError {
     /// The response store failed (a remote store down, say).
     #[error("the response store is unavailable")]
     StoreUnavailable,
+    /// A Responses API route the proxy does not serve (`/cancel`, `/compact`,
+    /// `/input_items`): 400, code `unsupported_endpoint`, the message says what and why.
+    #[error("{message}")]
+    Unsupported {
+        /// What is not supported, and why.
+        message: &'static str,
+    },
 }
 
 impl ResponsesError {
@@ -49,6 +56,7 @@ impl ResponsesError {
             ResponsesError::PreviousResponseNotFound { .. }
             | ResponsesError::ResponseNotFound { .. } => StatusCode::NOT_FOUND,
             ResponsesError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ResponsesError::Unsupported { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -57,7 +65,8 @@ impl ResponsesError {
         match self {
             ResponsesError::Proxy(err) => err.error_type(),
             ResponsesError::PreviousResponseNotFound { .. }
-            | ResponsesError::ResponseNotFound { .. } => "invalid_request_error",
+            | ResponsesError::ResponseNotFound { .. }
+            | ResponsesError::Unsupported { .. } => "invalid_request_error",
             ResponsesError::StoreUnavailable => "server_error",
         }
     }
@@ -69,6 +78,7 @@ impl ResponsesError {
             ResponsesError::PreviousResponseNotFound { .. } => "previous_response_not_found",
             ResponsesError::ResponseNotFound { .. } => "not_found",
             ResponsesError::StoreUnavailable => "store_unavailable",
+            ResponsesError::Unsupported { .. } => "unsupported_endpoint",
         }
     }
 
@@ -77,7 +87,9 @@ impl ResponsesError {
         match self {
             ResponsesError::Proxy(err) => err.param(),
             ResponsesError::PreviousResponseNotFound { .. } => Some("previous_response_id"),
-            ResponsesError::ResponseNotFound { .. } | ResponsesError::StoreUnavailable => None,
+            ResponsesError::ResponseNotFound { .. }
+            | ResponsesError::StoreUnavailable
+            | ResponsesError::Unsupported { .. } => None,
         }
     }
 

@@ -1,8 +1,19 @@
 //! The OpenAI Responses API (`POST /v1/responses`) translated to and from chat completions,
 //! for clients such as Codex CLI that speak only Responses. Hunyuan has no such endpoint.
 //!
-//! This module is the pure translation core; the HTTP route mounts it in front of the chat
-//! stack, so the fixer, the image cascade and the upstream serve Responses clients unchanged.
+//! The translation core is pure; [`ResponsesLayer`] mounts it in front of the chat stack (the
+//! ready-made [`ChatService`](crate::ChatService)), so the fixer, the image cascade and the
+//! upstream serve Responses clients unchanged. For each `POST /v1/responses` the layer reads
+//! the body (the [`BodyLimit`](crate::chat::BodyLimit) in force), translates it with
+//! [`to_chat`] (the model through [`ResponsesConfig::aliases`]), calls the chat service with
+//! the translated request in its extensions ([`ParsedChat`](crate::chat::ParsedChat)) at
+//! `/v1/chat/completions`, and answers a response object ([`from_completion`]) or the event
+//! stream ([`ResponsesStream`] through [`TranslateBody`](crate::ingress::TranslateBody), with
+//! keep-alive comments). What was dropped is named in `x-hunyuan-proxy-dropped` and counted
+//! (`hunyuan_proxy_dropped_total{dialect="responses"}`). With `store` (the default) the
+//! response is kept for `GET /v1/responses/{id}` ([`StoredResponses`]) and
+//! `previous_response_id`. Errors are OpenAI's envelope, as on the chat route; routes not
+//! served answer [`Unsupported`].
 //!
 //! - [`request`]: the request's serde types and [`to_chat`], which turns a request into a
 //!   [`ChatRequest`](crate::chat::ChatRequest), names what it could not carry ([`Dropped`]) and
@@ -61,13 +72,25 @@
 //! # }
 //! ```
 
+mod config;
 pub mod error;
+mod future;
+mod layer;
 pub mod reasoning;
 pub mod request;
 pub mod response;
+mod service;
 pub mod store;
 pub mod stream;
 pub mod tool_names;
+
+pub use config::{ResponsesConfig, ResponsesConfigError};
+pub use future::ResponseFuture;
+pub use layer::ResponsesLayer;
+pub use service::{Responses, StoredResponses, Unsupported};
+
+/// The dialect's name in metric labels (`hunyuan_proxy_dropped_total{dialect="responses"}`).
+pub const DIALECT: &str = "responses";
 
 pub use error::ResponsesError;
 pub use reasoning::ReasoningCodec;

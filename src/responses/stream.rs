@@ -613,5 +613,64 @@ impl ResponsesStream {
     }
 }
 
+/// The chat stream's events rewritten by [`TranslateBody`](crate::ingress::TranslateBody):
+/// every method writes the events [`ResponsesStream`]'s own methods return, encoded; a
+/// keep-alive writes [`KEEPALIVE`]. An inner error event's `type`/`code` choose the failure
+/// code (`rate_limit_*` → `rate_limit_exceeded`, `invalid_request_error` → `invalid_prompt`,
+/// else `server_error`).
+impl crate::ingress::StreamTranslator for ResponsesStream {
+    fn start(&mut self, out: &mut Vec<Bytes>) {
+        out.extend(self.on_start().iter().map(ResponsesEvent::encode));
+    }
+
+    fn on_chunk(&mut self, chunk: ChatChunk, out: &mut Vec<Bytes>) {
+        out.extend(
+            ResponsesStream::on_chunk(self, &chunk)
+                .iter()
+                .map(ResponsesEvent::encode),
+        );
+    }
+
+    fn on_keepalive(&mut self, out: &mut Vec<Bytes>) {
+        if !self.is_finished() {
+            out.push(Bytes::from_static(KEEPALIVE));
+        }
+    }
+
+    fn on_done(&mut self, out: &mut Vec<Bytes>) {
+        out.extend(
+            ResponsesStream::on_done(self)
+                .iter()
+                .map(ResponsesEvent::encode),
+        );
+    }
+
+    fn on_error(&mut self, error: &Value, out: &mut Vec<Bytes>) {
+        let kind = error["type"].as_str().unwrap_or("server_error");
+        let code = error["code"].as_str().unwrap_or("");
+        let status = if kind == "rate_limit_error" || code.starts_with("rate_limit") {
+            429
+        } else if kind == "invalid_request_error" {
+            400
+        } else {
+            502
+        };
+        let message = error["message"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .unwrap_or("the upstream failed while answering");
+        let events = ResponsesStream::on_error(self, status, kind, message);
+        out.extend(events.iter().map(ResponsesEvent::encode));
+    }
+
+    fn on_truncated(&mut self, out: &mut Vec<Bytes>) {
+        out.extend(
+            ResponsesStream::on_truncated(self)
+                .iter()
+                .map(ResponsesEvent::encode),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,7 @@ use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
 use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
 use crate::preset::Preset;
 use crate::rate_limit::{RateLimitConfig, RateLimitConfigError, RateLimitLayer};
+use crate::responses::{ResponsesConfig, ResponsesConfigError, ResponsesLayer};
 use crate::stack::{ChatService, ChatStack, StackError};
 use crate::upstream::{Upstream, UpstreamSetupError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +68,9 @@ pub enum BuildError {
     /// The Messages ingress (model aliases).
     #[error(transparent)]
     Messages(#[from] MessagesConfigError),
+    /// The Responses ingress (model aliases, store limits).
+    #[error(transparent)]
+    Responses(#[from] ResponsesConfigError),
     /// An alert rule is not valid.
     #[error(transparent)]
     AlertRule(#[from] crate::metrics::alerts::AlertRuleError),
@@ -97,6 +101,7 @@ struct ProxyState {
     auth: ClientAuthLayer,
     rate_limit: RateLimitLayer,
     messages: MessagesLayer,
+    responses: ResponsesLayer,
 }
 
 /// The monitoring parts, present when `enable_monitoring` is on.
@@ -141,6 +146,7 @@ impl Proxy {
             per_key: config.client_rate_limit,
         })?;
         let messages = MessagesLayer::new(messages_config(&config)?)?;
+        let responses = ResponsesLayer::new(responses_config(&config)?)?;
         let observe = if config.enable_monitoring {
             #[cfg(feature = "prometheus")]
             let _ = prometheus_handle();
@@ -184,6 +190,7 @@ impl Proxy {
                 auth,
                 rate_limit,
                 messages,
+                responses,
             }),
         };
         proxy.start_alert_task();
@@ -298,4 +305,31 @@ fn messages_config(config: &Config) -> Result<MessagesConfig, MessagesConfigErro
         messages = messages.with_alias(pattern.clone(), model.clone())?;
     }
     Ok(messages)
+}
+
+/// The Responses ingress's settings: TokenHub keeps reasoning in history and takes
+/// `reasoning.effort` and `text.format`; `gpt-*` names (Codex's defaults) go to the text model
+/// unless `model_aliases` says otherwise; reasoning is sealed under `responses_secret` (or a
+/// per-process secret, said once in the log).
+fn responses_config(config: &Config) -> Result<ResponsesConfig, ResponsesConfigError> {
+    let responses = match config.upstream {
+        Preset::Tokenhub => ResponsesConfig::tokenhub(),
+        Preset::Hunyuan => ResponsesConfig::default(),
+    };
+    let mut responses = responses
+        .with_body_limit(config.request_body_limit)
+        .with_store_limits(config.responses_store_limits())
+        .with_alias("gpt-*", config.text_model())?;
+    for (pattern, model) in &config.model_aliases {
+        responses = responses.with_alias(pattern.clone(), model.clone())?;
+    }
+    match &config.responses_secret {
+        Some(secret) => responses = responses.with_secret(secret.expose()),
+        None => tracing::info!(
+            "no `responses_secret` set: reasoning replayed by stateless Responses clients is \
+             sealed with a random per-process secret and will not survive a restart or reach \
+             another replica"
+        ),
+    }
+    Ok(responses)
 }

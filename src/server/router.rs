@@ -11,8 +11,9 @@ use crate::error::ProxyError;
 use crate::health::{HealthConfig, HealthLayer};
 use crate::ingress::{DialectErrorsLayer, ErrorDialect};
 use crate::metrics::{MetricsConfig, MetricsLayer};
+use crate::responses::Unsupported;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, IntoMakeService};
+use axum::routing::{get, get_service, IntoMakeService};
 use axum::{Extension, Router};
 use http::{header, HeaderValue, Method};
 use std::sync::Arc;
@@ -50,7 +51,7 @@ impl Proxy {
             .route("/v1/models", get(status::models))
             .route("/models", get(status::models));
         let api = self
-            .messages_routes(api)
+            .responses_routes(self.messages_routes(api))
             // One `route_layer` call for all: axum boxes (and clones, per request) every
             // route once per call.
             .route_layer(
@@ -126,6 +127,39 @@ impl Proxy {
             .route("/messages", post_only(service))
             .route("/v1/messages/count_tokens", post_only(count.clone()))
             .route("/messages/count_tokens", post_only(count))
+    }
+}
+
+impl Proxy {
+    /// The Responses routes (`/v1/responses`, `/responses`, a stored response by id) in front
+    /// of the chat stack, and the routes not served, which answer what is unsupported.
+    fn responses_routes(&self, mut router: Router<Proxy>) -> Router<Proxy> {
+        let responses = &self.state.responses;
+        let service = tower_layer::Layer::layer(responses, self.chat_service());
+        let stored = responses.stored();
+        for prefix in ["/v1", ""] {
+            router = router
+                .route(&format!("{prefix}/responses"), post_only(service.clone()))
+                .route(
+                    &format!("{prefix}/responses/{{id}}"),
+                    get_service(stored.clone())
+                        .delete_service(stored.clone())
+                        .fallback(method_not_allowed),
+                )
+                .route(
+                    &format!("{prefix}/responses/compact"),
+                    post_only(Unsupported::COMPACT),
+                )
+                .route(
+                    &format!("{prefix}/responses/{{id}}/cancel"),
+                    post_only(Unsupported::CANCEL),
+                )
+                .route(
+                    &format!("{prefix}/responses/{{id}}/input_items"),
+                    get_service(Unsupported::INPUT_ITEMS).fallback(method_not_allowed),
+                );
+        }
+        router
     }
 }
 

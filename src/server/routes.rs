@@ -8,6 +8,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/models"),
     ("POST", "/v1/messages"),
     ("POST", "/v1/messages/count_tokens"),
+    ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/{id}"),
+    ("DELETE", "/v1/responses/{id}"),
     ("GET", "/"),
     ("GET", "/health"),
     ("GET", "/health/live"),
@@ -27,6 +30,8 @@ pub const MONITORED_ROUTES: &[&str] = &[
     "/completions",
     "/v1/messages",
     "/messages",
+    "/v1/responses",
+    "/responses",
 ];
 
 /// The Anthropic Messages routes, whose errors are in Anthropic's shape.
@@ -35,6 +40,7 @@ pub(crate) const MESSAGES_ROUTES: &[&str] = &[
     "/messages",
     "/v1/messages/count_tokens",
     "/messages/count_tokens",
+    "/responses",
 ];
 
 /// Route aliases served besides [`ROUTES`], named in metric labels too.
@@ -44,4 +50,5 @@ pub(crate) const ALIASES: &[&str] = &[
     "/models",
     "/messages",
     "/messages/count_tokens",
+    "/responses",
 ];

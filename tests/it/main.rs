@@ -9,6 +9,7 @@
 mod common;
 
 mod agents;
+mod agents_codex;
 mod anthropic;
 mod binary;
 mod cascade;
@@ -27,6 +28,7 @@ mod observe;
 mod raw_body;
 mod reliability;
 mod responses;
+mod responses_http;
 #[cfg(unix)]
 mod shutdown;
 mod startup;

@@ -1,0 +1,40 @@
+//! [`ResponseFuture`] of the [`Responses`](super::Responses) service.
+
+use axum::body::Body;
+use http::Response;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The response future of [`Responses`](super::Responses) and its sibling services.
+///
+/// Boxed: the request body is read (asynchronously) before the inner service is called, and
+/// an error answer's body is read before it is rewritten; one allocation per request.
+pub struct ResponseFuture<E> {
+    inner: Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>,
+}
+
+impl<E> ResponseFuture<E> {
+    pub(super) fn new(
+        future: impl Future<Output = Result<Response<Body>, E>> + Send + 'static,
+    ) -> Self {
+        ResponseFuture {
+            inner: Box::pin(future),
+        }
+    }
+}
+
+impl<E> Future for ResponseFuture<E> {
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<E> fmt::Debug for ResponseFuture<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
