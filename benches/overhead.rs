@@ -62,6 +62,107 @@ fn sse_body() -> Bytes {
     Bytes::from(out)
 }
 
+/// The same 10-message tool conversation (a system prompt, two tool calls and their results,
+/// three user turns) in each client dialect: chat, Anthropic Messages and Responses; each
+/// non-stream, ending in a user turn.
+fn tool_conversation(dialect: &str) -> Bytes {
+    use serde_json::json;
+    let system = "You are a coding agent. Use the tools to inspect the repository. ".repeat(4);
+    let schema = json!({"type": "object", "properties": {"command": {"type": "string"}},
+        "required": ["command"]});
+    let turns = [
+        "List the files in the repository.",
+        "Now show me the README.",
+        "Summarise what the project does.",
+    ];
+    let calls = [("call_1", "ls -la"), ("call_2", "cat README.md")];
+    let outputs = [
+        "Cargo.toml\nREADME.md\nsrc\ntests",
+        "# demo\nA small demo project.",
+    ];
+    let body = match dialect {
+        "chat" => json!({
+            "model": "hunyuan-turbos-latest",
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": turns[0]},
+                {"role": "assistant", "content": "Listing.", "tool_calls": [{"id": calls[0].0,
+                    "type": "function", "function": {"name": "bash",
+                    "arguments": json!({"command": calls[0].1}).to_string()}}]},
+                {"role": "tool", "tool_call_id": calls[0].0, "content": outputs[0]},
+                {"role": "assistant", "content": "There are four entries."},
+                {"role": "user", "content": turns[1]},
+                {"role": "assistant", "content": "Reading.", "tool_calls": [{"id": calls[1].0,
+                    "type": "function", "function": {"name": "bash",
+                    "arguments": json!({"command": calls[1].1}).to_string()}}]},
+                {"role": "tool", "tool_call_id": calls[1].0, "content": outputs[1]},
+                {"role": "assistant", "content": "It is a demo."},
+                {"role": "user", "content": turns[2]}
+            ],
+            "tools": [{"type": "function", "function": {"name": "bash",
+                "description": "Run a shell command", "parameters": schema}}],
+        }),
+        "messages" => json!({
+            "model": "hunyuan-turbos-latest",
+            "max_tokens": 1024,
+            "system": system,
+            "messages": [
+                {"role": "user", "content": turns[0]},
+                {"role": "assistant", "content": [{"type": "text", "text": "Listing."},
+                    {"type": "tool_use", "id": calls[0].0, "name": "bash",
+                     "input": {"command": calls[0].1}}]},
+                {"role": "user", "content": [{"type": "tool_result",
+                    "tool_use_id": calls[0].0, "content": outputs[0]}]},
+                {"role": "assistant", "content": "There are four entries."},
+                {"role": "user", "content": turns[1]},
+                {"role": "assistant", "content": [{"type": "text", "text": "Reading."},
+                    {"type": "tool_use", "id": calls[1].0, "name": "bash",
+                     "input": {"command": calls[1].1}}]},
+                {"role": "user", "content": [{"type": "tool_result",
+                    "tool_use_id": calls[1].0, "content": outputs[1]}]},
+                {"role": "assistant", "content": "It is a demo."},
+                {"role": "user", "content": turns[2]}
+            ],
+            "tools": [{"name": "bash", "description": "Run a shell command",
+                "input_schema": schema}],
+        }),
+        _ => json!({
+            "model": "hunyuan-turbos-latest",
+            "store": false,
+            "instructions": system,
+            "input": [
+                {"type": "message", "role": "user", "content": turns[0]},
+                {"type": "message", "role": "assistant",
+                 "content": [{"type": "output_text", "text": "Listing."}]},
+                {"type": "function_call", "call_id": calls[0].0, "name": "bash",
+                 "arguments": json!({"command": calls[0].1}).to_string()},
+                {"type": "function_call_output", "call_id": calls[0].0, "output": outputs[0]},
+                {"type": "message", "role": "assistant",
+                 "content": [{"type": "output_text", "text": "There are four entries."}]},
+                {"type": "message", "role": "user", "content": turns[1]},
+                {"type": "message", "role": "assistant",
+                 "content": [{"type": "output_text", "text": "Reading."}]},
+                {"type": "function_call", "call_id": calls[1].0, "name": "bash",
+                 "arguments": json!({"command": calls[1].1}).to_string()},
+                {"type": "function_call_output", "call_id": calls[1].0, "output": outputs[1]},
+                {"type": "message", "role": "assistant",
+                 "content": [{"type": "output_text", "text": "It is a demo."}]},
+                {"type": "message", "role": "user", "content": turns[2]}
+            ],
+            "tools": [{"type": "function", "name": "bash", "description": "Run a shell command",
+                "parameters": schema}],
+        }),
+    };
+    Bytes::from(serde_json::to_vec(&body).unwrap())
+}
+
+/// The dialect routes the bench compares, with the body each gets.
+const DIALECTS: &[(&str, &str)] = &[
+    ("chat", CHAT_PATH),
+    ("messages", "/v1/messages"),
+    ("responses", "/v1/responses"),
+];
+
 /// A ~1 KB two-message chat request.
 fn chat_request(stream: bool) -> Bytes {
     let system = "You are a helpful assistant. ".repeat(12);
@@ -412,10 +513,23 @@ fn load_client() -> LoadClient {
         .build(connector)
 }
 
-/// Sends one request; returns (time to first body byte, time to last byte).
+/// Sends one chat request; returns (time to first body byte, time to last byte).
 async fn one(client: &LoadClient, addr: SocketAddr, body: &Bytes) -> (Duration, Duration) {
+    one_at(client, addr, CHAT_PATH, body).await
+}
+
+/// The chat route.
+const CHAT_PATH: &str = "/v1/chat/completions";
+
+/// Sends one request to `path`; returns (time to first body byte, time to last byte).
+async fn one_at(
+    client: &LoadClient,
+    addr: SocketAddr,
+    path: &str,
+    body: &Bytes,
+) -> (Duration, Duration) {
     let started = Instant::now();
-    let request = Request::post(format!("http://{addr}/v1/chat/completions"))
+    let request = Request::post(format!("http://{addr}{path}"))
         .header("content-type", "application/json")
         .body(Full::new(body.clone()))
         .unwrap();
@@ -479,9 +593,20 @@ async fn latency(client: &LoadClient, addr: SocketAddr, body: &Bytes, n: usize) 
     out
 }
 
-/// Requests per second over `duration` with `concurrency` workers.
+/// Chat requests per second over `duration` with `concurrency` workers.
 async fn throughput(
     addr: SocketAddr,
+    body: &Bytes,
+    concurrency: usize,
+    duration: Duration,
+) -> (f64, u64) {
+    throughput_at(addr, CHAT_PATH, body, concurrency, duration).await
+}
+
+/// Requests to `path` per second over `duration` with `concurrency` workers.
+async fn throughput_at(
+    addr: SocketAddr,
+    path: &'static str,
     body: &Bytes,
     concurrency: usize,
     duration: Duration,
@@ -496,7 +621,7 @@ async fn throughput(
         let stop = stop.clone();
         workers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                one(&client, addr, &body).await;
+                one_at(&client, addr, path, &body).await;
                 done.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -1279,6 +1404,29 @@ fn main() {
         println!("|---|---|---|");
         println!("| {:.0} µs | {:.0} µs | {:.0} µs |", us(with_image.p("total", 50.0)), us(with_image.p("total", 99.0)), image_added);
 
+        // The same tool conversation through each dialect's route: CPU per request of the
+        // proxy's thread, and throughput, at the same concurrency.
+        let mut dialects = Vec::new();
+        for (dialect, path) in DIALECTS {
+            let body = tool_conversation(dialect);
+            let _ = one_at(&client, proxy, path, &body).await;
+            let cpu_0 = thread_cpu("bench-proxy");
+            let (rps, n) = throughput_at(proxy, path, &body, opts.concurrency, opts.duration).await;
+            let (_, _, cpu) = cpu_0.per_request(thread_cpu("bench-proxy"), n);
+            dialects.push((*dialect, *path, body.len(), rps, cpu));
+        }
+        let (chat_rps, chat_cpu) = (dialects[0].3, dialects[0].4);
+        println!("\n## A 10-message tool conversation per dialect, concurrency {}", opts.concurrency);
+        println!("| dialect | route | body bytes | req/s | / chat | CPU µs per request | added over chat |");
+        println!("|---|---|---|---|---|---|---|");
+        for (dialect, path, bytes, rps, cpu) in &dialects {
+            println!(
+                "| {dialect} | `{path}` | {bytes} | {rps:.0} | {:.0} % | {cpu:.1} | {:+.1} µs |",
+                100.0 * rps / chat_rps,
+                cpu - chat_cpu
+            );
+        }
+
         let rss = rss_mib();
         println!("\n## Memory");
         println!("process RSS {rss:.1} MiB (bench process: upstream, floor, proxy and load generator together; {rss_before_proxy:.1} MiB before the proxy started)");
@@ -1295,6 +1443,10 @@ fn main() {
         println!("| throughput / floor | {:.0} % | ≥ 60 % | {} |", 100.0 * rps_proxy / rps_floor, verdict(rps_proxy / rps_floor >= 0.6));
         println!("| CPU per request / floor | {:.2}× | ≤ 1.6× | {} |", cpu_per_proxy / cpu_per_floor, verdict(cpu_per_proxy / cpu_per_floor <= 1.6));
         println!("| 1 MiB cached image, added | {:.2} ms | ≤ 2 ms | {} |", image_added / 1000.0, verdict(image_added <= 2000.0));
+        for (dialect, _, _, rps, cpu) in &dialects[1..] {
+            println!("| {dialect}: CPU per request added over chat | {:+.1} µs | ≤ 5 µs | {} |", cpu - chat_cpu, verdict(cpu - chat_cpu <= 5.0));
+            println!("| {dialect}: throughput / chat's | {:.0} % | ≥ 90 % | {} |", 100.0 * rps / chat_rps, verdict(rps / chat_rps >= 0.9));
+        }
         own.print_targets();
         if opts.quick {
             println!("\n(quick mode: too few samples for the latency, throughput and CPU figures to mean anything; this run checks that the bench works)");
