@@ -107,6 +107,7 @@ pub mod rate_limit;
 pub mod responses;
 pub mod secret;
 pub mod server;
+pub mod shared;
 pub mod stack;
 pub mod upstream;
 

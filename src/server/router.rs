@@ -11,6 +11,7 @@ use crate::error::ProxyError;
 use crate::health::{HealthConfig, HealthLayer};
 use crate::ingress::{DialectErrorsLayer, ErrorDialect};
 use crate::metrics::{MetricsConfig, MetricsLayer};
+use crate::shared::RedisGuardLayer;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, IntoMakeService};
 use axum::{Extension, Router};
@@ -57,6 +58,7 @@ impl Proxy {
                 ServiceBuilder::new()
                     .layer(messages_errors())
                     .layer(self.state.auth.clone())
+                    .layer(RedisGuardLayer::new(self.state.redis.clone()))
                     .layer(self.state.rate_limit.clone()),
             );
         let router = Router::new()

@@ -23,7 +23,9 @@ mod mock;
 #[cfg(feature = "prometheus")]
 mod observe;
 mod raw_body;
+mod redis_support;
 mod reliability;
+mod replicas;
 mod responses;
 #[cfg(unix)]
 mod shutdown;
