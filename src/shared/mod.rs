@@ -411,3 +411,70 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Digest, Lookup, MemoryStore, Store, StoreLimits};
+
+    /// A Redis URL where nothing listens.
+    fn nowhere() -> RedisConfig {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        RedisConfig::new(format!("redis://127.0.0.1:{port}/0")).timeout(Duration::from_millis(200))
+    }
+
+    #[tokio::test]
+    async fn a_down_redis_is_not_tried_again_for_a_second() {
+        let redis = Redis::new(nowhere()).unwrap();
+        assert!(redis.is_up(), "optimistic before the first call");
+        assert_eq!(redis.ping().await, Err(RedisUnavailable));
+        assert!(!redis.is_up());
+        let started = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(redis.ping().await, Err(RedisUnavailable));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "calls to a down Redis fail at once: {:?}",
+            started.elapsed()
+        );
+        assert!(redis.admits().await, "local mode admits requests");
+        let closed = Redis::new(nowhere().failure(FailureMode::Closed)).unwrap();
+        assert!(closed.admits().await, "up until a call fails");
+        assert!(closed.ping().await.is_err());
+        assert!(
+            !closed.admits().await,
+            "closed mode refuses once Redis is seen down"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_tiered_store_falls_back_to_memory_when_redis_is_down() {
+        let memory = MemoryStore::new(StoreLimits {
+            max_entries: 10,
+            max_bytes: None,
+            ttl: Duration::from_secs(60),
+        });
+        let redis = Redis::new(nowhere()).unwrap();
+        let store = TieredStore::new(memory, redis, "desc", Duration::from_secs(60));
+        let key = Digest([5; 32]);
+        let Lookup::Load(slot) = store.lookup(key, Duration::from_secs(1)).await else {
+            panic!("absent everywhere: this caller loads");
+        };
+        assert!(slot.fill("five".to_owned()));
+        assert_eq!(store.get(&key).as_deref(), Some("five"), "kept in memory");
+        assert_eq!(store.usage().entries, 1);
+        assert_eq!(store.clear(), 1);
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_and_failure_modes_parse() {
+        assert!(Redis::new(RedisConfig::new("http://nope")).is_err());
+        let mode: FailureMode = serde_json::from_str("\"closed\"").unwrap();
+        assert_eq!(mode, FailureMode::Closed);
+        assert!(serde_json::from_str::<FailureMode>("\"open\"").is_err());
+    }
+}
