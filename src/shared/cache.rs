@@ -165,6 +165,45 @@ impl<V: SharedValue> TieredStore<V> {
     }
 }
 
+/// Deletes the keys matching `pattern`, a `SCAN` batch at a time; stops if Redis fails.
+async fn clear_shared(redis: &Redis, pattern: &str) {
+    let mut cursor: u64 = 0;
+    loop {
+        let batch = redis
+            .run("cache_clear", |mut c| async move {
+                ::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async::<(u64, Vec<String>)>(&mut c)
+                    .await
+            })
+            .await;
+        let Ok((next, keys)) = batch else {
+            return;
+        };
+        if !keys.is_empty() {
+            let deleted = redis
+                .run("cache_clear", |mut c| async move {
+                    ::redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async::<i64>(&mut c)
+                        .await
+                })
+                .await;
+            if deleted.is_err() {
+                return;
+            }
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
 enum Shared<V> {
     Found(V),
     Locked(String),
@@ -306,8 +345,17 @@ impl<V: SharedValue> Store<V> for TieredStore<V> {
         })
     }
 
+    /// Empties the memory level and, in the background, this namespace's entries in Redis
+    /// (other replicas' memory levels keep theirs until they expire). Returns how many
+    /// entries memory held.
     fn clear(&self) -> usize {
-        self.memory.clear()
+        let cleared = self.memory.clear();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let redis = self.redis.clone();
+            let pattern = self.redis.key(&format!("{}:*", self.namespace));
+            tokio::spawn(async move { clear_shared(&redis, &pattern).await });
+        }
+        cleared
     }
 
     fn usage(&self) -> StoreUsage {

@@ -87,6 +87,36 @@ async fn one_image_through_three_replicas_costs_one_vision_call() {
     // The replica that got it from Redis keeps it in memory: no round trip the next time.
     assert!(proxies[2].proxy.description_cache().stats().entries >= 1);
     assert_eq!(redis_status(&proxies[1]).await, "healthy");
+    let metrics = proxies[0].get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("hunyuan_proxy_redis_calls_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hunyuan_proxy_redis_call_duration_seconds"));
+
+    // Clearing through one replica empties its memory and the shared entries.
+    let cleared = proxies[0]
+        .client
+        .delete(proxies[0].url("/cache"))
+        .bearer_auth(crate::common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = proxies[0]
+            .post("/v1/chat/completions", &image_request(1))
+            .await;
+        assert_eq!(response.status(), 200);
+        if vision_calls(&mock) == 2 {
+            break;
+        }
+        // The Redis side is cleared in the background: the first request may still find it.
+        proxies[0].proxy.description_cache().clear();
+        assert!(Instant::now() < deadline, "cleared in Redis too");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
