@@ -271,3 +271,116 @@ async fn closed_mode_refuses_with_503_while_redis_is_down() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `hunyuan-proxy` processes, killed on drop.
+struct Processes(Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_proxy_processes_share_the_cache_and_the_limits() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockHunyuan::start().await;
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
+    let config = std::env::temp_dir().join(format!("replicas-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "client_api_keys = [\"{CLIENT_KEY}\"]\n\
+             client_rate_limit = {{ per_second = 0.5, burst = 4 }}\n\
+             redis_timeout_ms = 500\n"
+        ),
+    )
+    .unwrap();
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let _processes = Processes(
+        ports
+            .iter()
+            .map(|port| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_hunyuan-proxy"))
+                    .args(["--config", config.to_str().unwrap()])
+                    .args(["--port", &port.to_string()])
+                    .env("HUNYUAN_API_KEY", crate::common::UPSTREAM_KEY)
+                    .env("HUNYUAN_API_BASE", mock.base_url())
+                    .env("HUNYUAN_REDIS_URL", redis.url())
+                    .env("RUST_LOG", "warn")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("hunyuan-proxy starts")
+            })
+            .collect(),
+    );
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for port in &ports {
+        while client
+            .get(format!("http://127.0.0.1:{port}/health/live"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "hunyuan-proxy did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let started = Instant::now();
+    let request = image_request(20);
+    let answers = futures_util::future::join_all(ports.iter().map(|port| {
+        client
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&request)
+            .send()
+    }))
+    .await;
+    assert!(answers.iter().all(|a| a.as_ref().unwrap().status() == 200));
+    assert_eq!(
+        vision_calls(&mock),
+        1,
+        "one image, three processes, one vision call"
+    );
+    // Three of the key's burst of 4 are spent: across the processes, about one more fits.
+    let mut admitted = 3;
+    for i in 0..9 {
+        let status = client
+            .post(format!(
+                "http://127.0.0.1:{}/v1/chat/completions",
+                ports[i % 3]
+            ))
+            .bearer_auth(CLIENT_KEY)
+            .json(&crate::common::simple_chat(false))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            admitted += 1;
+        } else {
+            assert_eq!(status, 429);
+        }
+    }
+    let refill = (started.elapsed().as_secs_f64() * 0.5).ceil() as usize;
+    assert!(
+        admitted <= 4 + refill,
+        "burst 4 shared by three processes: {admitted} admitted in {:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_file(&config);
+}
