@@ -130,6 +130,13 @@ impl Proxy {
         config.validate()?;
         let upstream = Upstream::new(config.upstream_config())?;
         let redis = config.redis_config().map(Redis::new).transpose()?;
+        if let (Some(redis), Ok(runtime)) = (&redis, tokio::runtime::Handle::try_current()) {
+            // Connect now rather than on the first request (and log at once if Redis is down).
+            let redis = redis.clone();
+            runtime.spawn(async move {
+                let _ = redis.ping().await;
+            });
+        }
         let mut stack = ChatStack::builder(upstream.clone());
         if let Some(redis) = &redis {
             let cache = config.description_cache_config();

@@ -33,6 +33,9 @@ use tower_service::Service;
 
 use crate::metrics::names::{REDIS_CALLS, REDIS_DURATION, REDIS_ERRORS, REDIS_FALLBACKS, REDIS_UP};
 
+/// The most the first connection may take (later reconnections happen in the background).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// How often calls are let through to a Redis marked down.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
@@ -176,21 +179,26 @@ impl Redis {
         self.0.epoch.elapsed().as_millis() as u64
     }
 
+    /// The connection manager, connecting first (within [`CONNECT_TIMEOUT`]) if no connection
+    /// was made yet; once made, the manager reconnects by itself.
     async fn manager(&self) -> RedisResult<ConnectionManager> {
         let inner = &self.0;
-        inner
-            .manager
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_millis(500)))
-                    .set_response_timeout(Some(inner.config.timeout.max(Duration::from_millis(10))))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(inner.client.clone(), config)
-            })
-            .await
-            .cloned()
+        let connect = inner.manager.get_or_try_init(|| async {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(inner.config.timeout.max(Duration::from_millis(10))))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500));
+            ConnectionManager::new_with_config(inner.client.clone(), config).await
+        });
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(manager) => manager.cloned(),
+            Err(_) => Err(::redis::RedisError::from((
+                ::redis::ErrorKind::Io,
+                "no connection within the connect timeout",
+            ))),
+        }
     }
 
     /// Whether a call may be tried now: always while up; while down, one call per
@@ -253,13 +261,17 @@ impl Redis {
             return Err(RedisUnavailable);
         }
         metrics::counter!(REDIS_CALLS, "op" => op).increment(1);
-        let started = Instant::now();
-        let call = async {
-            let manager = self.manager().await?;
-            f(manager).await
+        // The first connection has its own budget; every call after it has `timeout`.
+        let result = match self.manager().await {
+            Ok(manager) => {
+                let started = Instant::now();
+                let result = tokio::time::timeout(self.0.config.timeout, f(manager)).await;
+                metrics::histogram!(REDIS_DURATION, "op" => op)
+                    .record(started.elapsed().as_secs_f64());
+                result
+            }
+            Err(err) => Ok(Err(err)),
         };
-        let result = tokio::time::timeout(self.0.config.timeout, call).await;
-        metrics::histogram!(REDIS_DURATION, "op" => op).record(started.elapsed().as_secs_f64());
         match result {
             Ok(Ok(value)) => {
                 self.mark_up();
