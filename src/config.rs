@@ -9,6 +9,7 @@ use crate::metrics::AlertRule;
 pub use crate::preset::Preset;
 use crate::rate_limit::RateLimit;
 pub use crate::secret::Secret;
+pub use crate::shared::{FailureMode, RedisConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
@@ -112,6 +113,16 @@ pub struct Config {
     pub responses_store_bytes: u64,
     /// Seconds a stored response is kept.
     pub responses_store_ttl: u64,
+    /// Redis shared by several replicas (env `HUNYUAN_REDIS_URL`; `redis://host:port/db`):
+    /// description cache and rate limits. None: everything stays in-process.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key the proxy writes.
+    pub redis_prefix: String,
+    /// While Redis does not answer: `local` (fall back to in-process state) or `closed`
+    /// (refuse requests with 503).
+    pub redis_failure: FailureMode,
+    /// Milliseconds one Redis call may take before it counts as failed.
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -160,6 +171,10 @@ impl Default for Config {
             responses_store_entries: 1000,
             responses_store_bytes: 64 * 1024 * 1024,
             responses_store_ttl: 3600,
+            redis_url: None,
+            redis_prefix: "hunyuan-proxy:".to_owned(),
+            redis_failure: FailureMode::Local,
+            redis_timeout_ms: 50,
         }
     }
 }
@@ -236,7 +251,7 @@ impl Config {
         }
     }
 
-    /// Applies `HUNYUAN_API_KEY` and `HUNYUAN_API_BASE` from `lookup` (use
+    /// Applies `HUNYUAN_API_KEY`, `HUNYUAN_API_BASE` and `HUNYUAN_REDIS_URL` from `lookup` (use
     /// `|k| std::env::var(k).ok()` for the process environment). Empty values are ignored.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         if let Some(key) = lookup("HUNYUAN_API_KEY").filter(|v| !v.is_empty()) {
@@ -244,6 +259,9 @@ impl Config {
         }
         if let Some(base) = lookup("HUNYUAN_API_BASE").filter(|v| !v.is_empty()) {
             self.api_base = Some(base);
+        }
+        if let Some(url) = lookup("HUNYUAN_REDIS_URL").filter(|v| !v.is_empty()) {
+            self.redis_url = Some(Secret::new(url));
         }
     }
 
@@ -338,6 +356,12 @@ impl Config {
         }
         if self.client_rate_limit.is_some_and(|l| !l.is_valid()) {
             return invalid("client_rate_limit", "needs per_second > 0 and burst >= 1");
+        }
+        if self.redis_timeout_ms == 0 {
+            return invalid("redis_timeout_ms", "must be at least 1");
+        }
+        if self.redis_url.as_ref().is_some_and(|u| u.is_empty()) {
+            return invalid("redis_url", "must not be empty when set");
         }
         if self.upstream_concurrency == 0 {
             return invalid("upstream_concurrency", "must be at least 1");
@@ -462,6 +486,17 @@ impl Config {
         }
     }
 
+    /// The Redis settings, when `redis_url` is set.
+    pub fn redis_config(&self) -> Option<RedisConfig> {
+        let url = self.redis_url.as_ref()?;
+        Some(
+            RedisConfig::new(url.expose())
+                .prefix(self.redis_prefix.clone())
+                .failure(self.redis_failure)
+                .timeout(Duration::from_millis(self.redis_timeout_ms)),
+        )
+    }
+
     /// `cache_ttl` as a duration.
     pub fn cache_ttl(&self) -> Duration {
         Duration::from_secs(self.cache_ttl)
@@ -491,6 +526,33 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_settings_come_from_the_file_and_the_environment() {
+        let mut c = Config::from_toml_str(
+            "redis_prefix = \"team-a:\"\nredis_failure = \"closed\"\nredis_timeout_ms = 20\n",
+            "test",
+        )
+        .unwrap();
+        assert!(c.redis_config().is_none(), "no URL: in-process");
+        c.apply_env(|k| (k == "HUNYUAN_REDIS_URL").then(|| "redis://127.0.0.1:6390/0".into()));
+        let redis = c.redis_config().unwrap();
+        assert_eq!(redis.url, "redis://127.0.0.1:6390/0");
+        assert_eq!(redis.prefix, "team-a:");
+        assert_eq!(redis.failure, FailureMode::Closed);
+        assert_eq!(redis.timeout, Duration::from_millis(20));
+        assert!(!format!("{c:?}").contains("6390"), "the URL is redacted");
+        assert!(Config::from_toml_str("redis_failure = \"open\"", "test").is_err());
+        let defaults = Config::default();
+        assert_eq!(
+            (
+                defaults.redis_prefix.as_str(),
+                defaults.redis_failure,
+                defaults.redis_timeout_ms
+            ),
+            ("hunyuan-proxy:", FailureMode::Local, 50)
+        );
+    }
 
     #[test]
     fn defaults_match_the_original() {

@@ -20,6 +20,8 @@
 //! - [`extensions`]: the typed facts layers leave for each other in request and response
 //!   extensions.
 //! - [`auth`], [`rate_limit`]: client keys and request-rate limits.
+//! - [`shared`]: state shared by several replicas through Redis (description cache, rate
+//!   limits) and the failure policy when Redis goes away.
 //! - [`responses`]: the OpenAI Responses API translated to and from chat (Codex CLI).
 //!
 //! ## The default stack
@@ -107,6 +109,7 @@ pub mod rate_limit;
 pub mod responses;
 pub mod secret;
 pub mod server;
+pub mod shared;
 pub mod stack;
 pub mod upstream;
 

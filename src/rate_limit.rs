@@ -24,13 +24,15 @@
 
 use crate::auth::ClientKey;
 use crate::error::ProxyError;
+use crate::shared::{FailureMode, Redis, RedisUnavailable};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use futures_util::future::Either;
 use http::Request;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::future::{ready, Ready};
-use std::sync::{Arc, Mutex};
+use std::future::ready;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower_layer::Layer;
@@ -199,10 +201,96 @@ pub struct RateLimitConfigError {
     pub which: &'static str,
 }
 
+/// Buckets kept in Redis, shared by every replica (see [`RateLimitLayer::shared`]).
+#[derive(Debug)]
+struct SharedLimiter {
+    redis: Redis,
+    global: Option<(RateLimit, String)>,
+    per_key: Option<(RateLimit, String)>,
+}
+
+/// Atomic token buckets on Redis server time: KEYS are the buckets (hashes of `t`okens and
+/// `ts` in microseconds), ARGV their rate and burst in pairs. A request is admitted only when
+/// every bucket holds a token, and only then takes one from each. Answers `{1, '0'}` or
+/// `{0, seconds to wait}`.
+static TOKEN_BUCKETS: LazyLock<::redis::Script> = LazyLock::new(|| {
+    ::redis::Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tokens = {}
+local wait = 0
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local b = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local tok = tonumber(b[1])
+  local ts = tonumber(b[2])
+  if tok == nil or ts == nil then
+    tok = burst
+    ts = now
+  end
+  tok = math.min(burst, tok + math.max(0, now - ts) / 1000000 * rate)
+  tokens[i] = tok
+  if tok < 1 then
+    local w = (1 - tok) / rate
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return {0, tostring(wait)} end
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  redis.call('HSET', KEYS[i], 't', tostring(tokens[i] - 1), 'ts', tostring(now))
+  redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate * 1000) + 1000)
+end
+return {1, '0'}
+",
+    )
+});
+
+impl SharedLimiter {
+    /// `Ok(Ok(()))` admitted, `Ok(Err(wait))` refused, `Err` Redis did not answer.
+    async fn check(
+        &self,
+        key: Option<ClientKey>,
+    ) -> Result<Result<(), Duration>, RedisUnavailable> {
+        let mut buckets: Vec<(String, RateLimit)> = Vec::with_capacity(2);
+        if let (Some((limit, prefix)), Some(ClientKey(key))) = (&self.per_key, key) {
+            buckets.push((format!("{prefix}{key}"), *limit));
+        }
+        if let Some((limit, name)) = &self.global {
+            buckets.push((name.clone(), *limit));
+        }
+        if buckets.is_empty() {
+            return Ok(Ok(()));
+        }
+        let (admitted, wait): (i64, String) = self
+            .redis
+            .run("rate_limit", |mut c| {
+                let buckets = &buckets;
+                async move {
+                    let mut call = TOKEN_BUCKETS.prepare_invoke();
+                    for (name, limit) in buckets {
+                        call.key(name).arg(limit.per_second).arg(limit.burst);
+                    }
+                    call.invoke_async(&mut c).await
+                }
+            })
+            .await?;
+        if admitted == 1 {
+            return Ok(Ok(()));
+        }
+        let wait = wait.parse::<f64>().unwrap_or(1.0).clamp(0.001, 86_400.0);
+        Ok(Err(Duration::from_secs_f64(wait)))
+    }
+}
+
 /// Limits request rates globally and per client key.
 #[derive(Debug, Clone)]
 pub struct RateLimitLayer {
     limiter: Arc<Limiter>,
+    shared: Option<Arc<SharedLimiter>>,
 }
 
 impl RateLimitLayer {
@@ -215,7 +303,25 @@ impl RateLimitLayer {
                 global: config.global.map(|l| (l, Mutex::new(Bucket::full(l, now)))),
                 per_key: config.per_key.map(|l| (l, Mutex::new(HashMap::new()))),
             }),
+            shared: None,
         })
+    }
+
+    /// A layer whose buckets live in `redis`, shared by every replica using the same Redis
+    /// and prefix (keys `{prefix}rl:global` and `{prefix}rl:key:{index}`, by the client key's
+    /// index in `client_api_keys`), counted on Redis server time. While Redis does not
+    /// answer, the in-process buckets are used in local mode and requests are refused with
+    /// 503 in closed mode.
+    pub fn shared(config: RateLimitConfig, redis: Redis) -> Result<Self, RateLimitConfigError> {
+        let mut layer = Self::new(config)?;
+        if config.global.is_some() || config.per_key.is_some() {
+            layer.shared = Some(Arc::new(SharedLimiter {
+                global: config.global.map(|l| (l, redis.key("rl:global"))),
+                per_key: config.per_key.map(|l| (l, redis.key("rl:key:"))),
+                redis,
+            }));
+        }
+        Ok(layer)
     }
 }
 
@@ -226,6 +332,7 @@ impl<S> Layer<S> for RateLimitLayer {
         RateLimited {
             inner,
             limiter: self.limiter.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -235,15 +342,19 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimited<S> {
     inner: S,
     limiter: Arc<Limiter>,
+    shared: Option<Arc<SharedLimiter>>,
 }
 
 impl<S, B> Service<Request<B>> for RateLimited<S>
 where
-    S: Service<Request<B>, Response = Response>,
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<Response, S::Error>>>;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -251,18 +362,46 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let key = req.extensions().get::<ClientKey>().copied();
-        match self.limiter.check(key) {
-            Ok(()) => Either::Left(self.inner.call(req)),
-            Err(wait) => {
-                metrics::counter!("hunyuan_proxy_rate_limited_total").increment(1);
-                Either::Right(ready(Ok(ProxyError::RateLimited {
-                    message: "rate limit exceeded; retry after the time in Retry-After".into(),
-                    retry_after: Some(wait),
-                }
-                .into_response())))
+        let Some(shared) = self.shared.clone() else {
+            return match self.limiter.check(key) {
+                Ok(()) => Either::Left(self.inner.call(req)),
+                Err(wait) => Either::Right(Box::pin(ready(Ok(refusal(wait))))),
+            };
+        };
+        // The inner service was made ready by `poll_ready`: keep that one, leave a clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limiter = self.limiter.clone();
+        Either::Right(Box::pin(async move {
+            let verdict = match shared.check(key).await {
+                Ok(verdict) => verdict,
+                Err(RedisUnavailable) => match shared.redis.failure() {
+                    FailureMode::Local => {
+                        shared.redis.fallback("rate_limit");
+                        limiter.check(key)
+                    }
+                    FailureMode::Closed => {
+                        shared.redis.fallback("closed");
+                        return Ok(Redis::refusal());
+                    }
+                },
+            };
+            match verdict {
+                Ok(()) => inner.call(req).await,
+                Err(wait) => Ok(refusal(wait)),
             }
-        }
+        }))
     }
+}
+
+/// The 429 of a request over a limit.
+fn refusal(wait: Duration) -> Response {
+    metrics::counter!("hunyuan_proxy_rate_limited_total").increment(1);
+    ProxyError::RateLimited {
+        message: "rate limit exceeded; retry after the time in Retry-After".into(),
+        retry_after: Some(wait),
+    }
+    .into_response()
 }
 
 #[cfg(test)]

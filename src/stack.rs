@@ -32,8 +32,8 @@
 //! inserted, your own describer), put the same layers into a `ServiceBuilder`:
 //! `examples/custom_stack.rs` does all four.
 
-use crate::cache::{CacheConfig, CacheHandle};
-use crate::cascade::{CascadeConfig, CascadeLayer, CascadeLayerError};
+use crate::cache::{CacheConfig, CacheHandle, DynStore};
+use crate::cascade::{CascadeConfig, CascadeLayer, CascadeLayerError, Description};
 use crate::chat::{ParseLayer, DEFAULT_BODY_LIMIT};
 use crate::fix::{FixConfig, FixConfigError, FixLayer};
 use crate::upstream::Upstream;
@@ -62,6 +62,7 @@ impl ChatStack {
             fix: Some(FixConfig::default()),
             cascade: Some(CascadeConfig::default()),
             cache: CacheConfig::default(),
+            store: None,
             body_limit: DEFAULT_BODY_LIMIT,
             log_bodies: false,
         }
@@ -86,6 +87,7 @@ pub struct ChatStackBuilder {
     fix: Option<FixConfig>,
     cascade: Option<CascadeConfig>,
     cache: CacheConfig,
+    store: Option<CustomStore>,
     body_limit: usize,
     log_bodies: bool,
 }
@@ -121,6 +123,14 @@ impl ChatStackBuilder {
         self
     }
 
+    /// Keeps the descriptions in `store` instead of a new in-process
+    /// [`MemoryStore`](crate::cache::MemoryStore) sized by the cache config (e.g. a
+    /// [`TieredStore`](crate::shared::TieredStore) over Redis, shared by replicas).
+    pub fn description_store(mut self, store: DynStore<Description>) -> Self {
+        self.store = Some(CustomStore(store));
+        self
+    }
+
     /// The largest request body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`]).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
@@ -140,8 +150,12 @@ impl ChatStackBuilder {
         let fix = self.fix.map(FixLayer::new).transpose()?;
         let (cascade, description_cache) = match self.cascade {
             Some(config) => {
-                let (layer, handle) =
-                    CascadeLayer::with_cache(config, self.upstream.clone(), self.cache)?;
+                let (layer, handle) = match self.store {
+                    Some(CustomStore(store)) => {
+                        CascadeLayer::with_store(config, self.upstream.clone(), self.cache, store)?
+                    }
+                    None => CascadeLayer::with_cache(config, self.upstream.clone(), self.cache)?,
+                };
                 (Some(layer), Some(handle))
             }
             None => (None, None),
@@ -155,6 +169,16 @@ impl ChatStackBuilder {
             service: BoxCloneSyncService::new(service),
             description_cache,
         })
+    }
+}
+
+/// A description store given to the builder (stores need not be `Debug`).
+#[derive(Clone)]
+struct CustomStore(DynStore<Description>);
+
+impl std::fmt::Debug for CustomStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomStore")
     }
 }
 

@@ -55,7 +55,7 @@ pub use key::{CacheKey, Digest, DigestHashBuilder, DigestHasher};
 pub use layer::CacheLayer;
 pub use service::{Cache, CacheOutcome, Cached};
 pub use stats::{hit_rate, CacheStats, CounterSnapshot};
-pub use store::{CacheValue, Lookup, MemoryStore, Slot, Store, StoreLimits, StoreUsage};
+pub use store::{CacheValue, DynStore, Lookup, MemoryStore, Slot, Store, StoreLimits, StoreUsage};
 
 use service::CacheControl;
 use std::sync::Arc;

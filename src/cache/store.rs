@@ -94,6 +94,29 @@ pub trait Store<V>: Send + Sync + 'static {
     fn usage(&self) -> StoreUsage;
 }
 
+/// A store behind a pointer, e.g. `Arc<dyn Store<V>>` to choose the store at run time.
+impl<V, S: Store<V> + ?Sized> Store<V> for Arc<S> {
+    fn get(&self, key: &Digest) -> Option<V> {
+        (**self).get(key)
+    }
+
+    fn lookup<'a>(&'a self, key: Digest, wait: Duration) -> BoxFuture<'a, Lookup<'a, V>> {
+        (**self).lookup(key, wait)
+    }
+
+    fn clear(&self) -> usize {
+        (**self).clear()
+    }
+
+    fn usage(&self) -> StoreUsage {
+        (**self).usage()
+    }
+}
+
+/// A store chosen at run time (the proxy's description cache: memory alone, or memory in
+/// front of Redis).
+pub type DynStore<V> = Arc<dyn Store<V>>;
+
 /// Sizes and lifetime of a [`MemoryStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {

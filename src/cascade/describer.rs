@@ -47,6 +47,18 @@ impl CacheValue for Description {
     }
 }
 
+impl crate::shared::SharedValue for Description {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.0.as_bytes().to_vec()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        std::str::from_utf8(bytes)
+            .ok()
+            .map(|s| Description(Arc::from(s)))
+    }
+}
+
 /// A describer's answer: a bare [`Description`] (not cached) or one from a
 /// [`Cache`](crate::cache::Cache) that says whether it was a hit.
 pub trait DescriptionAnswer {

@@ -3,14 +3,16 @@
 use super::config::{CascadeConfig, CascadeConfigError};
 use super::describer::{Describer, Description};
 use super::service::{Cascade, Prepared};
-use crate::cache::{CacheConfig, CacheConfigError, CacheHandle, CacheLayer};
+use crate::cache::{
+    CacheConfig, CacheConfigError, CacheHandle, CacheLayer, DynStore, MemoryStore, StoreLimits,
+};
 use crate::upstream::Upstream;
 use std::sync::Arc;
 use tower_layer::Layer;
 
 /// The describer the proxy uses: the [`Describer`] behind the description cache.
 pub type CachedDescriber =
-    crate::cache::Cache<Describer, Description, crate::cache::MemoryStore<Description>>;
+    crate::cache::Cache<Describer, Description, crate::cache::DynStore<Description>>;
 
 /// Replaces images with descriptions made by the describer `D` (any
 /// `Service<DescribeRequest>`), then switches the request to the text model.
@@ -56,8 +58,27 @@ impl CascadeLayer<CachedDescriber> {
         upstream: Upstream,
         cache: CacheConfig,
     ) -> Result<(Self, CacheHandle), CascadeLayerError> {
+        cache.validate()?;
+        let store = Arc::new(MemoryStore::new(StoreLimits {
+            max_entries: cache.max_entries,
+            max_bytes: cache.max_bytes,
+            ttl: cache.ttl,
+        }));
+        Self::with_store(config, upstream, cache, store)
+    }
+
+    /// Like [`with_cache`](Self::with_cache), with the descriptions kept in `store` (e.g. a
+    /// [`TieredStore`](crate::shared::TieredStore) shared by several replicas); `cache`'s
+    /// wait, logging and `ttl` still apply, its sizes are the store's business.
+    pub fn with_store(
+        config: CascadeConfig,
+        upstream: Upstream,
+        cache: CacheConfig,
+        store: DynStore<Description>,
+    ) -> Result<(Self, CacheHandle), CascadeLayerError> {
         config.validate()?;
-        let cache = CacheLayer::new(cache)?;
+        cache.validate()?;
+        let cache = CacheLayer::with_store(store, cache);
         let handle = cache.handle();
         let describer = cache.layer(Describer::new(upstream, &config));
         Ok((CascadeLayer::new(config, describer)?, handle))

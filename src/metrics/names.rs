@@ -53,6 +53,18 @@ pub const UPSTREAM_RETRIES: &str = "hunyuan_proxy_upstream_retries_total";
 /// ingresses ([`Dropped`](crate::ingress::Dropped)).
 pub const DROPPED: &str = crate::ingress::DROPPED_METRIC;
 
+/// Counter `{op}`: Redis calls tried.
+pub const REDIS_CALLS: &str = "hunyuan_proxy_redis_calls_total";
+/// Counter `{op, kind}`: Redis calls that failed (`kind` is `timeout` or `error`).
+pub const REDIS_ERRORS: &str = "hunyuan_proxy_redis_errors_total";
+/// Histogram `{op}`: Redis call latency.
+pub const REDIS_DURATION: &str = "hunyuan_proxy_redis_call_duration_seconds";
+/// Counter `{user}`: times a user of Redis fell back to in-process state (`cache`,
+/// `rate_limit`) or refused a request (`closed`).
+pub const REDIS_FALLBACKS: &str = "hunyuan_proxy_redis_fallbacks_total";
+/// Gauge: 1 while Redis answers, else 0.
+pub const REDIS_UP: &str = "hunyuan_proxy_redis_up";
+
 /// Registers the unit and HELP text of every metric with the installed recorder. Call it after
 /// installing a recorder; [`MetricsLayer::new`](super::MetricsLayer::new) calls it too.
 pub fn describe() {
@@ -116,4 +128,19 @@ pub fn describe() {
         DROPPED,
         "Request parts a client dialect could not carry, by dialect and item."
     );
+    describe_counter!(REDIS_CALLS, "Redis calls tried, by operation.");
+    describe_counter!(
+        REDIS_ERRORS,
+        "Redis calls that failed or timed out, by operation and kind."
+    );
+    describe_histogram!(
+        REDIS_DURATION,
+        Unit::Seconds,
+        "Redis call latency, by operation."
+    );
+    describe_counter!(
+        REDIS_FALLBACKS,
+        "Times Redis being unavailable made a user fall back to in-process state or refuse a request."
+    );
+    describe_gauge!(REDIS_UP, "1 while Redis answers, else 0.");
 }

@@ -33,13 +33,14 @@ pub use serve::shutdown_signal;
 
 use crate::anthropic::{MessagesConfig, MessagesConfigError, MessagesLayer};
 use crate::auth::{AuthConfig, AuthConfigError, ClientAuthLayer};
-use crate::cache::CacheHandle;
+use crate::cache::{CacheHandle, MemoryStore, StoreLimits};
 use crate::config::{Config, ConfigError};
 use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
 use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
 use crate::preset::Preset;
 use crate::rate_limit::{RateLimitConfig, RateLimitConfigError, RateLimitLayer};
 use crate::responses::{ResponsesConfig, ResponsesConfigError, ResponsesLayer};
+use crate::shared::{FailureMode, Redis, RedisCheck, RedisSetupError, TieredStore};
 use crate::stack::{ChatService, ChatStack, StackError};
 use crate::upstream::{Upstream, UpstreamSetupError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +72,9 @@ pub enum BuildError {
     /// The Responses ingress (model aliases, store limits).
     #[error(transparent)]
     Responses(#[from] ResponsesConfigError),
+    /// The Redis URL does not parse.
+    #[error(transparent)]
+    Redis(#[from] RedisSetupError),
     /// An alert rule is not valid.
     #[error(transparent)]
     AlertRule(#[from] crate::metrics::alerts::AlertRuleError),
@@ -102,6 +106,7 @@ struct ProxyState {
     rate_limit: RateLimitLayer,
     messages: MessagesLayer,
     responses: ResponsesLayer,
+    redis: Option<Redis>,
 }
 
 /// The monitoring parts, present when `enable_monitoring` is on.
@@ -129,7 +134,26 @@ impl Proxy {
     pub fn new(config: Config) -> Result<Self, BuildError> {
         config.validate()?;
         let upstream = Upstream::new(config.upstream_config())?;
-        let stack = ChatStack::builder(upstream.clone())
+        let redis = config.redis_config().map(Redis::new).transpose()?;
+        if let (Some(redis), Ok(runtime)) = (&redis, tokio::runtime::Handle::try_current()) {
+            // Connect now rather than on the first request (and log at once if Redis is down).
+            let redis = redis.clone();
+            runtime.spawn(async move {
+                let _ = redis.ping().await;
+            });
+        }
+        let mut stack = ChatStack::builder(upstream.clone());
+        if let Some(redis) = &redis {
+            let cache = config.description_cache_config();
+            let memory = MemoryStore::new(StoreLimits {
+                max_entries: cache.max_entries,
+                max_bytes: cache.max_bytes,
+                ttl: cache.ttl,
+            });
+            let store = TieredStore::new(memory, redis.clone(), "desc", cache.ttl);
+            stack = stack.description_store(Arc::new(store));
+        }
+        let stack = stack
             .fix(config.fix_config())
             .cascade(config.cascade_config())
             .description_cache(config.description_cache_config())
@@ -141,10 +165,14 @@ impl Proxy {
             .cloned()
             .expect("the server's stack always has a cascade");
         let auth = ClientAuthLayer::new(AuthConfig::new(config.client_api_keys.clone()))?;
-        let rate_limit = RateLimitLayer::new(RateLimitConfig {
+        let limits = RateLimitConfig {
             global: config.rate_limit,
             per_key: config.client_rate_limit,
-        })?;
+        };
+        let rate_limit = match &redis {
+            Some(redis) => RateLimitLayer::shared(limits, redis.clone())?,
+            None => RateLimitLayer::new(limits)?,
+        };
         let messages = MessagesLayer::new(messages_config(&config)?)?;
         let responses = ResponsesLayer::new(responses_config(&config)?)?;
         let observe = if config.enable_monitoring {
@@ -170,6 +198,11 @@ impl Proxy {
             health.register_non_critical("alerts", AlertCheck::new(observe.alerts.clone()));
         }
         health.register_non_critical("cache", CacheCheck::new(description_cache.clone()));
+        if let Some(redis) = &redis {
+            // Readiness depends on Redis only when requests are refused without it.
+            let critical = redis.failure() == FailureMode::Closed;
+            health.register_with("redis", Arc::new(RedisCheck::new(redis.clone())), critical);
+        }
         let proxy = Proxy {
             state: Arc::new(ProxyState {
                 config,
@@ -191,6 +224,7 @@ impl Proxy {
                 rate_limit,
                 messages,
                 responses,
+                redis,
             }),
         };
         proxy.start_alert_task();
@@ -278,6 +312,11 @@ impl Proxy {
     /// The image-description cache: statistics and clearing.
     pub fn description_cache(&self) -> &CacheHandle {
         &self.state.description_cache
+    }
+
+    /// The shared Redis (`None` without `redis_url`).
+    pub fn redis(&self) -> Option<&Redis> {
+        self.state.redis.as_ref()
     }
 
     /// Marks the proxy as shutting down: `/health/live` answers 503 from now on.

@@ -12,6 +12,7 @@ use crate::health::{HealthConfig, HealthLayer};
 use crate::ingress::{DialectErrorsLayer, ErrorDialect};
 use crate::metrics::{MetricsConfig, MetricsLayer};
 use crate::responses::Unsupported;
+use crate::shared::RedisGuardLayer;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, get_service, IntoMakeService};
 use axum::{Extension, Router};
@@ -58,6 +59,7 @@ impl Proxy {
                 ServiceBuilder::new()
                     .layer(messages_errors())
                     .layer(self.state.auth.clone())
+                    .layer(RedisGuardLayer::new(self.state.redis.clone()))
                     .layer(self.state.rate_limit.clone()),
             );
         let router = Router::new()

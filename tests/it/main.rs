@@ -26,7 +26,9 @@ mod mock;
 #[cfg(feature = "prometheus")]
 mod observe;
 mod raw_body;
+mod redis_support;
 mod reliability;
+mod replicas;
 mod responses;
 mod responses_http;
 #[cfg(unix)]

@@ -1,0 +1,386 @@
+//! Several replicas sharing one Redis: the description cache, its single flight across
+//! replicas, shared rate limits, and the failure policy when Redis goes away and comes back.
+//! Each test starts its own `redis-server` (skipped, with a printed reason, without one).
+
+use crate::common::TestProxy;
+use crate::redis_support::RedisServer;
+use base64::Engine;
+use hunyuan_proxy::config::{Config, FailureMode, Secret};
+use hunyuan_proxy::mock::{Fault, MockHunyuan};
+use hunyuan_proxy::rate_limit::RateLimit;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const CLIENT_KEY: &str = "client-key-replicas";
+
+fn image_request(seed: u8) -> Value {
+    let bytes: Vec<u8> = (0..2000u32)
+        .map(|n| (n as u8).wrapping_mul(17).wrapping_add(seed))
+        .collect();
+    let url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    );
+    json!({
+        "model": "hunyuan-vision-1.5-instruct",
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": url}}
+        ]}],
+        // With tools the image goes through the cascade (described, then the text model).
+        "tools": [{"type": "function", "function": {
+            "name": "click",
+            "description": "Click a button",
+            "parameters": {"type": "object", "properties": {"label": {"type": "string"}}}
+        }}]
+    })
+}
+
+fn vision_calls(mock: &MockHunyuan) -> usize {
+    mock.chat_requests()
+        .iter()
+        .filter(|r| r["model"].as_str().is_some_and(|m| m.contains("vision")))
+        .count()
+}
+
+/// `n` proxies in front of one mock, sharing `redis`; `edit` may change each config.
+async fn replicas(
+    n: usize,
+    redis: &RedisServer,
+    edit: impl Fn(&mut Config),
+) -> (MockHunyuan, Vec<TestProxy>) {
+    let mock = MockHunyuan::start().await;
+    let mut proxies = Vec::new();
+    for _ in 0..n {
+        let mut config = TestProxy::config_for(&mock);
+        config.redis_url = Some(Secret::new(redis.url()));
+        // Generous for a loaded test machine; the default is 50 ms.
+        config.redis_timeout_ms = 500;
+        edit(&mut config);
+        proxies.push(TestProxy::start_on(mock.clone(), config).await);
+    }
+    (mock, proxies)
+}
+
+async fn health(proxy: &TestProxy) -> Value {
+    proxy.get("/health").await.json().await.unwrap()
+}
+
+async fn redis_status(proxy: &TestProxy) -> String {
+    health(proxy).await["components"]["redis"]["status"]
+        .as_str()
+        .unwrap_or("missing")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn one_image_through_three_replicas_costs_one_vision_call() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (mock, proxies) = replicas(3, &redis, |_| {}).await;
+    for proxy in &proxies {
+        let response = proxy.post("/v1/chat/completions", &image_request(1)).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(vision_calls(&mock), 1, "the other replicas read Redis");
+    // The replica that got it from Redis keeps it in memory: no round trip the next time.
+    assert!(proxies[2].proxy.description_cache().stats().entries >= 1);
+    assert_eq!(redis_status(&proxies[1]).await, "healthy");
+    let metrics = proxies[0].get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("hunyuan_proxy_redis_calls_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hunyuan_proxy_redis_call_duration_seconds"));
+
+    // Clearing through one replica empties its memory and the shared entries.
+    let cleared = proxies[0]
+        .client
+        .delete(proxies[0].url("/cache"))
+        .bearer_auth(crate::common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = proxies[0]
+            .post("/v1/chat/completions", &image_request(1))
+            .await;
+        assert_eq!(response.status(), 200);
+        if vision_calls(&mock) == 2 {
+            break;
+        }
+        // The Redis side is cleared in the background: the first request may still find it.
+        proxies[0].proxy.description_cache().clear();
+        assert!(Instant::now() < deadline, "cleared in Redis too");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_same_new_image_sent_to_three_replicas_at_once_costs_one_vision_call() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (mock, proxies) = replicas(3, &redis, |_| {}).await;
+    // A slow vision model, so the three requests overlap.
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(400))));
+    let request = image_request(2);
+    let answers = futures_util::future::join_all(
+        proxies
+            .iter()
+            .map(|p| p.post("/v1/chat/completions", &request)),
+    )
+    .await;
+    assert!(answers.iter().all(|a| a.status() == 200));
+    assert_eq!(vision_calls(&mock), 1, "one replica described, two waited");
+}
+
+#[tokio::test]
+async fn one_client_key_is_limited_across_three_replicas() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (_mock, proxies) = replicas(3, &redis, |c| {
+        c.client_api_keys = vec![Secret::new(CLIENT_KEY)];
+        c.client_rate_limit = Some(RateLimit::new(0.5, 4));
+    })
+    .await;
+    let started = Instant::now();
+    let mut admitted = 0;
+    let mut refused = 0;
+    for i in 0..12 {
+        let response = proxies[i % 3]
+            .client
+            .post(proxies[i % 3].url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&crate::common::simple_chat(false))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => admitted += 1,
+            429 => {
+                assert!(response.headers().contains_key("retry-after"));
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let refill = (started.elapsed().as_secs_f64() * 0.5).ceil() as usize;
+    assert!(admitted >= 4, "the burst is admitted: {admitted}");
+    assert!(
+        admitted <= 4 + refill,
+        "burst 4 shared by three replicas, not 4 each: {admitted} admitted"
+    );
+    assert_eq!(admitted + refused, 12);
+}
+
+#[tokio::test]
+async fn traffic_continues_while_redis_is_down_and_sharing_resumes_when_it_returns() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (mock, proxies) = replicas(2, &redis, |c| {
+        c.client_api_keys = vec![Secret::new(CLIENT_KEY)];
+        c.client_rate_limit = Some(RateLimit::new(100.0, 100));
+    })
+    .await;
+    let chat = |proxy: &TestProxy, body: Value| {
+        proxy
+            .client
+            .post(proxy.url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        chat(&proxies[0], image_request(3)).await.unwrap().status(),
+        200
+    );
+    redis.stop();
+    for seed in 4..8 {
+        let response = chat(&proxies[(seed % 2) as usize], image_request(seed))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "local mode keeps serving");
+    }
+    let report = health(&proxies[0]).await;
+    assert_eq!(report["components"]["redis"]["status"], "degraded");
+    assert_eq!(report["components"]["redis"]["critical"], false);
+
+    redis.restart();
+    let back = Instant::now();
+    while redis_status(&proxies[0]).await != "healthy"
+        || redis_status(&proxies[1]).await != "healthy"
+    {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "shared again within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = vision_calls(&mock);
+    for proxy in &proxies {
+        assert_eq!(chat(proxy, image_request(9)).await.unwrap().status(), 200);
+    }
+    assert_eq!(vision_calls(&mock) - before, 1, "the cache is shared again");
+}
+
+#[tokio::test]
+async fn closed_mode_refuses_with_503_while_redis_is_down() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (_mock, proxies) = replicas(1, &redis, |c| c.redis_failure = FailureMode::Closed).await;
+    let proxy = &proxies[0];
+    let ok = proxy
+        .post("/v1/chat/completions", &crate::common::simple_chat(false))
+        .await;
+    assert_eq!(ok.status(), 200);
+    redis.stop();
+    // The first request after the loss may be the one that finds out.
+    let _ = proxy.post("/v1/chat/completions", &image_request(10)).await;
+    let refused = proxy
+        .post("/v1/chat/completions", &crate::common::simple_chat(false))
+        .await;
+    let envelope = crate::common::expect_envelope(refused, 503).await;
+    assert!(
+        envelope["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Redis"),
+        "{envelope}"
+    );
+    assert_eq!(redis_status(proxy).await, "unhealthy");
+    redis.restart();
+    let back = Instant::now();
+    loop {
+        let response = proxy
+            .post("/v1/chat/completions", &crate::common::simple_chat(false))
+            .await;
+        if response.status() == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "served again within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `hunyuan-proxy` processes, killed on drop.
+struct Processes(Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_proxy_processes_share_the_cache_and_the_limits() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockHunyuan::start().await;
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
+    let config = std::env::temp_dir().join(format!("replicas-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "client_api_keys = [\"{CLIENT_KEY}\"]\n\
+             client_rate_limit = {{ per_second = 0.5, burst = 4 }}\n\
+             redis_timeout_ms = 500\n"
+        ),
+    )
+    .unwrap();
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let _processes = Processes(
+        ports
+            .iter()
+            .map(|port| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_hunyuan-proxy"))
+                    .args(["--config", config.to_str().unwrap()])
+                    .args(["--port", &port.to_string()])
+                    .env("HUNYUAN_API_KEY", crate::common::UPSTREAM_KEY)
+                    .env("HUNYUAN_API_BASE", mock.base_url())
+                    .env("HUNYUAN_REDIS_URL", redis.url())
+                    .env("RUST_LOG", "warn")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("hunyuan-proxy starts")
+            })
+            .collect(),
+    );
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for port in &ports {
+        while client
+            .get(format!("http://127.0.0.1:{port}/health/live"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "hunyuan-proxy did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let started = Instant::now();
+    let request = image_request(20);
+    let answers = futures_util::future::join_all(ports.iter().map(|port| {
+        client
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&request)
+            .send()
+    }))
+    .await;
+    assert!(answers.iter().all(|a| a.as_ref().unwrap().status() == 200));
+    assert_eq!(
+        vision_calls(&mock),
+        1,
+        "one image, three processes, one vision call"
+    );
+    // Three of the key's burst of 4 are spent: across the processes, about one more fits.
+    let mut admitted = 3;
+    for i in 0..9 {
+        let status = client
+            .post(format!(
+                "http://127.0.0.1:{}/v1/chat/completions",
+                ports[i % 3]
+            ))
+            .bearer_auth(CLIENT_KEY)
+            .json(&crate::common::simple_chat(false))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            admitted += 1;
+        } else {
+            assert_eq!(status, 429);
+        }
+    }
+    let refill = (started.elapsed().as_secs_f64() * 0.5).ceil() as usize;
+    assert!(
+        admitted <= 4 + refill,
+        "burst 4 shared by three processes: {admitted} admitted in {:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_file(&config);
+}
