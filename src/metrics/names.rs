@@ -49,6 +49,10 @@ pub const UPSTREAM_QUEUE_REJECTIONS: &str = "hunyuan_proxy_upstream_queue_reject
 /// Counter `{reason}`: upstream retries before the first byte; written by the
 /// [`Upstream`](crate::upstream::Upstream) service.
 pub const UPSTREAM_RETRIES: &str = "hunyuan_proxy_upstream_retries_total";
+/// Counter: upstream streams that ended with neither `[DONE]` nor a `finish_reason` (a cut
+/// answer the client got an error event for); written by the
+/// [`Upstream`](crate::upstream::Upstream) service.
+pub const UPSTREAM_TRUNCATED: &str = "hunyuan_proxy_upstream_truncated_total";
 /// Counter `{dialect, item}`: request parts a client dialect could not carry; written by the
 /// ingresses ([`Dropped`](crate::ingress::Dropped)).
 pub const DROPPED: &str = crate::ingress::DROPPED_METRIC;
@@ -111,6 +115,10 @@ pub fn describe() {
     describe_counter!(
         UPSTREAM_RETRIES,
         "Upstream retries before the first byte, by reason."
+    );
+    describe_counter!(
+        UPSTREAM_TRUNCATED,
+        "Upstream streams that ended before the answer was finished (no finish_reason, no [DONE])."
     );
     describe_counter!(
         DROPPED,

@@ -130,6 +130,14 @@ pub enum Fault {
         /// How many events are sent before the connection is aborted.
         after_events: usize,
     },
+    /// An HTTP/1.0-style answer whose end is the connection's close (no `Content-Length`,
+    /// no chunking, `Connection: close`), cut short but closed cleanly, so a client sees a
+    /// normal end of body. Streams: this many SSE events (no `[DONE]` unless all events fit);
+    /// non-streamed: half the body. A request the mock refuses is refused normally.
+    CloseDelimitedCut {
+        /// How many events are sent before the connection is closed.
+        after_events: usize,
+    },
 }
 
 /// How a [`MockHunyuan`] behaves.

@@ -327,6 +327,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
 async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut drop_after = None;
+    let mut close_delimited = false;
     match shared.next_fault() {
         None => {}
         Some(Fault::RateLimited { retry_after_secs }) => {
@@ -356,6 +357,10 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Hang) => std::future::pending::<()>().await,
         Some(Fault::DropMidStream { after_events }) => drop_after = Some(after_events),
+        Some(Fault::CloseDelimitedCut { after_events }) => {
+            drop_after = Some(after_events);
+            close_delimited = true;
+        }
     }
 
     if let Err(rejection) = shared.authorize(headers, body) {
@@ -395,18 +400,55 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    if request.get("stream").and_then(Value::as_bool) == Some(true) {
+    let mut response = if request.get("stream").and_then(Value::as_bool) == Some(true) {
         stream_response(
             answer.events(created),
-            drop_after,
+            drop_after.filter(|_| !close_delimited),
             shared.config.chunk_delay,
         )
     } else {
         json_response(
             Bytes::from(answer.completion(created).to_string()),
-            drop_after,
+            drop_after.filter(|_| !close_delimited),
         )
+    };
+    if close_delimited {
+        close_delimited_cut(&mut response, drop_after.unwrap_or_default());
     }
+    response
+}
+
+/// Turns a whole answer into a [`Fault::CloseDelimitedCut`] one: HTTP/1.0 (so hyper ends the
+/// body by closing the connection), `Connection: close`, no length, and the body cut to
+/// `after_events` SSE events or, for JSON, half its bytes.
+fn close_delimited_cut(response: &mut Response, after_events: usize) {
+    let stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let body = std::mem::take(response.body_mut());
+    *response.body_mut() = Body::from_stream(futures_util::stream::once(async move {
+        let whole = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let cut = if stream {
+            let mut end = 0;
+            for _ in 0..after_events {
+                match memchr::memmem::find(&whole[end..], b"\n\n") {
+                    Some(at) => end += at + 2,
+                    None => break,
+                }
+            }
+            whole.slice(..end)
+        } else {
+            whole.slice(..whole.len() / 2)
+        };
+        Ok::<_, std::io::Error>(cut)
+    }));
+    *response.version_mut() = http::Version::HTTP_10;
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// An SSE answer; with `drop_after`, the connection is aborted after that many events.

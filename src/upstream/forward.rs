@@ -92,7 +92,20 @@ impl Upstream {
                         .cloned()
                         .unwrap_or(HeaderValue::from_static("application/json"));
                     match read_whole(response, self.inner.read_timeout).await {
-                        Ok(body) => return Ok((Answer::Whole { content_type, body }, timing)),
+                        Ok(body) if is_json(&body) => {
+                            return Ok((Answer::Whole { content_type, body }, timing))
+                        }
+                        Ok(_) => {
+                            tracing::warn!("the upstream's answer is not whole JSON (cut short?)");
+                            (
+                                Some(RetryReason::BrokenBody),
+                                None,
+                                Failure::Error(ProxyError::BadGateway {
+                                    message: "the upstream's answer ended early or is not JSON"
+                                        .into(),
+                                }),
+                            )
+                        }
                         Err(err @ ProxyError::GatewayTimeout(_)) => return Err(err),
                         Err(err) => (Some(RetryReason::BrokenBody), None, Failure::Error(err)),
                     }
@@ -191,6 +204,11 @@ fn is_event_stream(response: &reqwest::Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Whether `body` is one whole JSON value (a close-delimited answer cut short is not).
+fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 /// A whole answer's body, read within `timeout`: 504 when it is not, 502 when it breaks off.

@@ -6,8 +6,12 @@
 //!
 //! - the upstream status is checked before anything is committed to the client;
 //! - a streamed answer flows through chunk by chunk, never buffered; a stream that breaks
-//!   midway ends with one `data: {"error":…}` event and no `[DONE]`, so clients raise instead of
-//!   taking a cut answer for a complete one;
+//!   midway, or ends with neither `[DONE]` nor a `finish_reason` (a close-delimited body cut
+//!   short ends cleanly), ends with one `data: {"error":…}` event and no `[DONE]`, so clients
+//!   raise instead of taking a cut answer for a complete one; a stream that ends after its
+//!   `finish_reason` without `[DONE]` is whole and gets its `[DONE]`;
+//! - a whole (non-streamed) answer that is not one JSON value (cut short) is a broken body:
+//!   retried like one, then 502;
 //! - Hunyuan's own 4xx envelope is passed on with its status; 5xx and connection failures
 //!   become 502, silence past `request_timeout` becomes 504;
 //! - fields that could redirect or re-key the upstream (`api_base`, `base_url`, `api_key`…)

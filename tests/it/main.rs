@@ -27,3 +27,4 @@ mod reliability;
 mod responses;
 #[cfg(unix)]
 mod shutdown;
+mod truncation;
