@@ -70,6 +70,18 @@ pub struct Config {
     pub request_body_limit: usize,
     /// Seconds in-flight requests get to finish after a shutdown signal.
     pub shutdown_timeout: u64,
+    /// Seconds a client may take to send a whole request head, counted from the connection's
+    /// accept or the head's first byte; the connection is closed past it.
+    pub client_header_timeout: u64,
+    /// Seconds an idle keep-alive connection (no request in progress) is kept open.
+    pub client_idle_timeout: u64,
+    /// Client connections open at once; past it a new connection is closed at once (default:
+    /// the open-file limit minus a reserve, see `docs/security.md`).
+    pub max_connections: Option<usize>,
+    /// HTTP/2: streams a client may have open at once on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: the largest request header list in bytes.
+    pub http2_max_header_list_size: u32,
     /// Seconds allowed until the upstream's answer starts, retries included (default:
     /// `request_timeout`).
     pub first_byte_timeout: Option<u64>,
@@ -133,6 +145,11 @@ impl Default for Config {
             upstream_concurrency: 5,
             request_body_limit: crate::chat::DEFAULT_BODY_LIMIT,
             shutdown_timeout: 30,
+            client_header_timeout: 30,
+            client_idle_timeout: 75,
+            max_connections: None,
+            http2_max_concurrent_streams: 256,
+            http2_max_header_list_size: 64 * 1024,
             first_byte_timeout: None,
             upstream_retries: 2,
             upstream_retry_backoff_ms: 250,
@@ -315,6 +332,21 @@ impl Config {
         }
         if self.request_body_timeout == 0 {
             return invalid("request_body_timeout", "must be at least 1 second");
+        }
+        if self.client_header_timeout == 0 {
+            return invalid("client_header_timeout", "must be at least 1 second");
+        }
+        if self.client_idle_timeout == 0 {
+            return invalid("client_idle_timeout", "must be at least 1 second");
+        }
+        if self.max_connections == Some(0) {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return invalid("http2_max_concurrent_streams", "must be at least 1");
+        }
+        if self.http2_max_header_list_size < 1024 {
+            return invalid("http2_max_header_list_size", "must be at least 1024 bytes");
         }
         if self.client_api_keys.iter().any(|k| k.len() < 8) {
             return invalid("client_api_keys", "holds a key shorter than 8 characters");

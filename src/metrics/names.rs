@@ -53,6 +53,13 @@ pub const UPSTREAM_RETRIES: &str = "hunyuan_proxy_upstream_retries_total";
 /// answer the client got an error event for); written by the
 /// [`Upstream`](crate::upstream::Upstream) service.
 pub const UPSTREAM_TRUNCATED: &str = "hunyuan_proxy_upstream_truncated_total";
+/// Gauge: client connections open now; written by [`Proxy::serve`](crate::Proxy::serve).
+pub const CONNECTIONS_OPEN: &str = "hunyuan_proxy_connections_open";
+/// Counter: client connections closed at accept because `max_connections` were open.
+pub const CONNECTIONS_REJECTED: &str = "hunyuan_proxy_connections_rejected_total";
+/// Counter `{reason}`: client connections closed by a timeout (`header`: the request head
+/// came too slowly; `idle`: kept alive with no request for `client_idle_timeout`).
+pub const CONNECTIONS_TIMED_OUT: &str = "hunyuan_proxy_connections_timed_out_total";
 /// Counter `{dialect, item}`: request parts a client dialect could not carry; written by the
 /// ingresses ([`Dropped`](crate::ingress::Dropped)).
 pub const DROPPED: &str = crate::ingress::DROPPED_METRIC;
@@ -119,6 +126,15 @@ pub fn describe() {
     describe_counter!(
         UPSTREAM_TRUNCATED,
         "Upstream streams that ended before the answer was finished (no finish_reason, no [DONE])."
+    );
+    describe_gauge!(CONNECTIONS_OPEN, "Client connections open now.");
+    describe_counter!(
+        CONNECTIONS_REJECTED,
+        "Client connections closed at once because max_connections were open."
+    );
+    describe_counter!(
+        CONNECTIONS_TIMED_OUT,
+        "Client connections closed by client_header_timeout (header) or client_idle_timeout (idle)."
     );
     describe_counter!(
         DROPPED,

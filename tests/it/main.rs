@@ -11,6 +11,8 @@ mod common;
 mod anthropic;
 mod binary;
 mod cascade;
+#[cfg(unix)]
+mod connections;
 mod custom_stack;
 #[cfg(feature = "prometheus")]
 mod embed_axum;

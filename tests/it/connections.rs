@@ -1,0 +1,302 @@
+//! Connection guards of `Proxy::serve` on real sockets: slow request heads, idle keep-alive
+//! connections, `max_connections` and the HTTP/2 stream cap.
+
+use crate::common::TestProxy;
+use hunyuan_proxy::config::Config;
+use hunyuan_proxy::mock::{Fault, MockHunyuan};
+use hunyuan_proxy::Proxy;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A proxy served by `Proxy::serve` in front of a mock; stops with the test's runtime.
+struct Served {
+    mock: MockHunyuan,
+    addr: SocketAddr,
+}
+
+async fn serve_with(edit: impl FnOnce(&mut Config)) -> Served {
+    let mock = MockHunyuan::start().await;
+    let mut config = TestProxy::config_for(&mock);
+    edit(&mut config);
+    let proxy = Proxy::new(config).expect("valid test config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { proxy.serve(listener, std::future::pending()).await });
+    Served { mock, addr }
+}
+
+const LIVE: &[u8] = b"GET /health/live HTTP/1.1\r\nhost: proxy\r\n\r\n";
+
+/// Reads one HTTP/1.1 response with a `content-length` body; returns the status line.
+async fn read_response(socket: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before the response: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return head.lines().next().unwrap().to_owned();
+            }
+        }
+    }
+}
+
+/// Whether the peer closed `socket` (EOF or reset), without waiting.
+fn is_closed(socket: &TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    match socket.try_read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(_) => true,
+    }
+}
+
+/// Waits until the peer closes `socket`; `None` if it is still open after `limit`.
+async fn closed_within(socket: &mut TcpStream, limit: Duration) -> Option<Instant> {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(Instant::now()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// The soft open-file limit, raised to the hard one.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain integer struct filled by the kernel; the test owns its process limits.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_heads_do_not_starve_a_normal_request_and_are_closed_after_the_header_timeout() {
+    // Each connection costs two descriptors in this process (both ends): 5,000 need about
+    // 10,000 plus what the other tests hold.
+    let limit = raise_open_file_limit();
+    let count = if limit >= 14_000 { 5_000 } else { 2_000 };
+    let header_timeout = Duration::from_secs(2);
+    let served = serve_with(|c| {
+        c.client_header_timeout = header_timeout.as_secs();
+        c.max_connections = Some(20_000);
+    })
+    .await;
+    let started = Instant::now();
+    let mut slow = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut socket = TcpStream::connect(served.addr).await.unwrap();
+        socket
+            .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: proxy\r\ncontent-")
+            .await
+            .unwrap();
+        slow.push(socket);
+    }
+    let opened = started.elapsed();
+    assert!(opened < header_timeout, "opening took {opened:?}");
+
+    // A normal request on a new connection is served at once.
+    let asked = Instant::now();
+    let mut normal = TcpStream::connect(served.addr).await.unwrap();
+    normal.write_all(LIVE).await.unwrap();
+    let status = read_response(&mut normal).await;
+    let took = asked.elapsed();
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        took < Duration::from_millis(100),
+        "a normal request took {took:?}"
+    );
+    let open = slow.iter().filter(|s| !is_closed(s)).count();
+    assert_eq!(
+        open, count,
+        "every slow connection is still held while served"
+    );
+
+    // Then every slow one is closed, not before the header timeout.
+    let mut closed = 0;
+    let mut earliest = None::<Instant>;
+    for socket in &mut slow {
+        if let Some(at) = closed_within(socket, header_timeout + Duration::from_secs(8)).await {
+            closed += 1;
+            earliest = Some(earliest.map_or(at, |e: Instant| e.min(at)));
+        }
+    }
+    assert_eq!(closed, count, "closed {closed} of {count}");
+    let first = earliest.unwrap() - started;
+    assert!(
+        first >= header_timeout - Duration::from_millis(50),
+        "first closed after {first:?}"
+    );
+    println!(
+        "{count} unfinished heads: normal request in {took:?}, all closed (first after {first:?})"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let served = serve_with(|c| {
+        c.client_idle_timeout = 1;
+        c.client_header_timeout = 30;
+    })
+    .await;
+    let mut socket = TcpStream::connect(served.addr).await.unwrap();
+    socket.write_all(LIVE).await.unwrap();
+    assert!(read_response(&mut socket).await.contains(" 200 "));
+    // Kept alive: a second request on the same connection is served.
+    socket.write_all(LIVE).await.unwrap();
+    assert!(read_response(&mut socket).await.contains(" 200 "));
+    let idle_since = Instant::now();
+    let closed = closed_within(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("the idle connection is closed");
+    let after = closed - idle_since;
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(3),
+        "closed after {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_longer_than_the_idle_timeout_is_not_cut() {
+    let served = serve_with(|c| c.client_idle_timeout = 1).await;
+    served
+        .mock
+        .set_fault(Some(Fault::Delay(Duration::from_millis(1_800))));
+    let body = crate::common::simple_chat(false).to_string();
+    let mut socket = TcpStream::connect(served.addr).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: proxy\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    assert!(read_response(&mut socket).await.contains(" 200 "));
+}
+
+#[tokio::test]
+async fn past_max_connections_new_ones_are_closed_and_held_ones_served() {
+    let served = serve_with(|c| c.max_connections = Some(4)).await;
+    // A metrics reader of its own would take a place: the counter is read through a held one.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut socket = TcpStream::connect(served.addr).await.unwrap();
+        socket.write_all(LIVE).await.unwrap();
+        assert!(read_response(&mut socket).await.contains(" 200 "));
+        held.push(socket);
+    }
+    #[cfg(feature = "prometheus")]
+    let before = metrics_through(&mut held[0]).await;
+    let mut refused = 0;
+    for _ in 0..10 {
+        let mut extra = TcpStream::connect(served.addr).await.unwrap();
+        let _ = extra.write_all(LIVE).await;
+        if closed_within(&mut extra, Duration::from_secs(2))
+            .await
+            .is_some()
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 10, "every connection past the cap is closed");
+    for socket in &mut held {
+        socket.write_all(LIVE).await.unwrap();
+        assert!(read_response(socket).await.contains(" 200 "));
+    }
+    #[cfg(feature = "prometheus")]
+    {
+        let after = metrics_through(&mut held[1]).await;
+        assert!(after >= before + 10.0, "before {before}, after {after}");
+    }
+}
+
+/// Reads `hunyuan_proxy_connections_rejected_total` over an open connection.
+#[cfg(feature = "prometheus")]
+async fn metrics_through(socket: &mut TcpStream) -> f64 {
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: proxy\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length = head.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap())
+        });
+        if length.is_some_and(|length| body.len() >= length) {
+            return body
+                .lines()
+                .filter(|l| l.starts_with("hunyuan_proxy_connections_rejected_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+        }
+    }
+}
+
+#[tokio::test]
+async fn http2_streams_past_the_cap_wait_their_turn() {
+    let served = serve_with(|c| {
+        c.http2_max_concurrent_streams = 3;
+        c.upstream_concurrency = 20;
+    })
+    .await;
+    served
+        .mock
+        .set_fault(Some(Fault::Delay(Duration::from_millis(400))));
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let url = format!("http://{}/v1/chat/completions", served.addr);
+    let body = crate::common::simple_chat(false);
+    let started = Instant::now();
+    let requests = (0..9).map(|_| client.post(&url).json(&body).send());
+    let responses = futures_util::future::join_all(requests).await;
+    for response in responses {
+        let response = response.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(served.mock.max_in_flight(), 3, "at most 3 streams at once");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_150),
+        "{:?}",
+        started.elapsed()
+    );
+}
