@@ -35,6 +35,10 @@ pub struct Config {
     pub text_model: Option<String>,
     /// The upstream API key (env `HUNYUAN_API_KEY`).
     pub api_key: Option<Secret>,
+    /// More upstream API keys (accounts); with `api_key` they form the key pool.
+    pub api_keys: Vec<Secret>,
+    /// Seconds a key the upstream refused (401/402/403) is left out of the pool.
+    pub upstream_key_cooldown: u64,
     /// The upstream base URL, ending in `/v1` (env `HUNYUAN_API_BASE`; default: the preset's).
     pub api_base: Option<String>,
     /// Image-description cache capacity in entries.
@@ -128,6 +132,8 @@ impl Default for Config {
             vision_model: None,
             text_model: None,
             api_key: None,
+            api_keys: Vec::new(),
+            upstream_key_cooldown: 60,
             api_base: None,
             cache_max_size: 1000,
             cache_ttl: 3600,
@@ -333,6 +339,12 @@ impl Config {
         if self.request_body_timeout == 0 {
             return invalid("request_body_timeout", "must be at least 1 second");
         }
+        if self.upstream_key_cooldown == 0 {
+            return invalid("upstream_key_cooldown", "must be at least 1 second");
+        }
+        if self.api_keys.iter().any(|k| k.expose().trim().is_empty()) {
+            return invalid("api_keys", "holds an empty key");
+        }
         if self.client_header_timeout == 0 {
             return invalid("client_header_timeout", "must be at least 1 second");
         }
@@ -437,6 +449,8 @@ impl Config {
         crate::upstream::UpstreamConfig {
             api_base: self.api_base().to_owned(),
             api_key: self.api_key.clone(),
+            api_keys: self.api_keys.clone(),
+            key_cooldown: Duration::from_secs(self.upstream_key_cooldown),
             connect_timeout: self.connect_timeout(),
             read_timeout: self.request_timeout(),
             concurrency: self.upstream_concurrency,

@@ -53,6 +53,9 @@ pub const UPSTREAM_RETRIES: &str = "hunyuan_proxy_upstream_retries_total";
 /// answer the client got an error event for); written by the
 /// [`Upstream`](crate::upstream::Upstream) service.
 pub const UPSTREAM_TRUNCATED: &str = "hunyuan_proxy_upstream_truncated_total";
+/// Counter `{key}`: upstream API keys taken out for a cooldown after a 401/402/403, by the
+/// key's index in the pool (never its value).
+pub const UPSTREAM_KEY_COOLDOWNS: &str = "hunyuan_proxy_upstream_key_cooldowns_total";
 /// Gauge: client connections open now; written by [`Proxy::serve`](crate::Proxy::serve).
 pub const CONNECTIONS_OPEN: &str = "hunyuan_proxy_connections_open";
 /// Counter: client connections closed at accept because `max_connections` were open.
@@ -126,6 +129,10 @@ pub fn describe() {
     describe_counter!(
         UPSTREAM_TRUNCATED,
         "Upstream streams that ended before the answer was finished (no finish_reason, no [DONE])."
+    );
+    describe_counter!(
+        UPSTREAM_KEY_COOLDOWNS,
+        "Upstream API keys taken out for a cooldown after 401/402/403, by key index."
     );
     describe_gauge!(CONNECTIONS_OPEN, "Client connections open now.");
     describe_counter!(

@@ -163,6 +163,9 @@ pub struct MockConfig {
     /// A pause before each SSE event of a streamed answer (default zero), to make streams slow
     /// enough to observe concurrency or timeouts.
     pub chunk_delay: Duration,
+    /// Standing faults by bearer key: a chat request with this key gets this fault (before any
+    /// queued or standing one), e.g. 401 for a revoked key or 429 for an account at its limit.
+    pub key_faults: Vec<(String, Fault)>,
 }
 
 impl Default for MockConfig {
@@ -172,6 +175,7 @@ impl Default for MockConfig {
             models: DEFAULT_MODELS.iter().map(|m| (*m).to_owned()).collect(),
             policy: MockPolicy::Legacy,
             chunk_delay: Duration::ZERO,
+            key_faults: Vec::new(),
         }
     }
 }
@@ -196,6 +200,12 @@ impl MockConfig {
     /// Enforces this policy's rules.
     pub fn with_policy(mut self, policy: MockPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Answers every chat request made with bearer `key` with `fault`.
+    pub fn with_key_fault(mut self, key: impl Into<String>, fault: Fault) -> Self {
+        self.key_faults.push((key.into(), fault));
         self
     }
 

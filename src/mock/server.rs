@@ -273,12 +273,7 @@ impl Shared {
     }
 
     fn authorize(&self, headers: &HeaderMap, seed: &[u8]) -> Result<(), Rejection> {
-        let key = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty());
+        let key = bearer_key(headers);
         match (key, &self.config.api_key) {
             (Some(key), Some(expected)) if key == expected => Ok(()),
             (Some(_), None) => Ok(()),
@@ -291,6 +286,16 @@ impl Shared {
             )),
         }
     }
+}
+
+/// The bearer key of a request, when it has a non-empty one.
+fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
 }
 
 /// Any other route (`/v1/responses`, `/v1/embeddings`…): 404 with an envelope (text assumed).
@@ -328,7 +333,15 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut drop_after = None;
     let mut close_delimited = false;
-    match shared.next_fault() {
+    let key_fault = bearer_key(headers).and_then(|key| {
+        shared
+            .config
+            .key_faults
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, fault)| fault.clone())
+    });
+    match key_fault.or_else(|| shared.next_fault()) {
         None => {}
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = envelope(

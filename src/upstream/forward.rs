@@ -3,6 +3,7 @@
 //! streamed response holding its slot.
 
 use super::error_map::{map_error_status, map_send_error};
+use super::keys::KeyError;
 use super::retry::{self, RetryReason};
 use super::slots::Slot;
 use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
@@ -50,8 +51,10 @@ impl Upstream {
     }
 
     /// Sends `chat` and returns the upstream's successful answer: a stream holding its
-    /// concurrency slot, or a whole body already read. Retries, before any byte of the answer
-    /// can have reached the client, as the [`RetryPolicy`](super::retry::RetryPolicy) says.
+    /// concurrency slot and key, or a whole body already read. Retries, before any byte of the
+    /// answer can have reached the client, as the [`RetryPolicy`](super::retry::RetryPolicy)
+    /// says; a key refused (401/402/403), rate-limited (429) or unreachable is left for
+    /// another key of the pool at once, while one is left.
     pub(super) async fn send(
         &self,
         chat: &mut ChatRequest,
@@ -68,9 +71,21 @@ impl Upstream {
         let slot = self.acquire_slot().await?;
         let started = Instant::now();
         let mut attempts = self.inner.retry.start(started);
+        let keys = &self.inner.keys;
+        let mut tried = vec![false; keys.len()];
+        let mut slot = Some(slot);
         loop {
+            let lease = match keys.lease(&tried, started + self.inner.queue_timeout).await {
+                Ok(lease) => lease,
+                Err(KeyError::AllTried) => {
+                    // The untried key was taken out meanwhile: every key again.
+                    tried.fill(false);
+                    continue;
+                }
+                Err(err) => return Err(key_error(err)),
+            };
             let limit = attempts.limit(Instant::now());
-            let request = self.build_request(body.clone(), stream);
+            let request = self.build_request(body.clone(), stream, lease.auth());
             let outcome = match tokio::time::timeout(limit.limit, request.send()).await {
                 Err(_) => {
                     tracing::warn!("the upstream's answer did not start in time");
@@ -84,6 +99,10 @@ impl Upstream {
                         time_to_headers: started.elapsed(),
                     };
                     if stream && is_event_stream(&response) {
+                        let slot = slot
+                            .take()
+                            .expect("held until the answer")
+                            .with_lease(lease);
                         return Ok((Answer::Stream(response, slot), timing));
                     }
                     let content_type = response
@@ -120,6 +139,40 @@ impl Upstream {
                 }
                 Err(err) => (None, None, Failure::Send(err)),
             };
+            // The key's own trouble: try another key at once, while one is left.
+            let refused = match &failure {
+                Failure::Status(response) => matches!(response.status().as_u16(), 401..=403)
+                    .then(|| response.status().as_u16()),
+                _ => None,
+            };
+            if let Some(status) = refused {
+                keys.cool_down(lease.index(), status);
+            }
+            let key_trouble = refused.is_some()
+                || matches!(
+                    reason,
+                    Some(RetryReason::TooManyRequests | RetryReason::Connect)
+                );
+            if key_trouble && keys.len() > 1 {
+                tried[lease.index()] = true;
+                if keys.has_untried(&tried) {
+                    let label = match refused {
+                        Some(_) => "key_refused",
+                        None => reason.map_or("other", RetryReason::label),
+                    };
+                    tracing::warn!(
+                        key = lease.index(),
+                        reason = label,
+                        "moving the upstream request to another key"
+                    );
+                    metrics::counter!("hunyuan_proxy_upstream_retries_total", "reason" => "key_switch")
+                        .increment(1);
+                    continue;
+                }
+                // Every key had its turn: the usual retry rules, on any key again.
+                tried.fill(false);
+            }
+            drop(lease);
             let retry = reason.and_then(|reason| {
                 let wait =
                     attempts.retry(reason, retry_after, Instant::now(), retry::clock_jitter())?;
@@ -147,14 +200,19 @@ impl Upstream {
         }
     }
 
-    fn build_request(&self, body: Bytes, stream: bool) -> reqwest::RequestBuilder {
+    fn build_request(
+        &self,
+        body: Bytes,
+        stream: bool,
+        auth: Option<&HeaderValue>,
+    ) -> reqwest::RequestBuilder {
         let mut request = self
             .inner
             .client
             .post(self.inner.chat_endpoint.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
-        if let Some(auth) = &self.inner.auth {
+        if let Some(auth) = auth {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }
         if stream {
@@ -204,6 +262,29 @@ fn is_event_stream(response: &reqwest::Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// A key that could not be had, as the client's error.
+fn key_error(err: KeyError) -> ProxyError {
+    match err {
+        KeyError::AllCooling(wait) => {
+            tracing::warn!(
+                back_in_secs = wait.as_secs(),
+                "every upstream key is cooling down"
+            );
+            ProxyError::Unavailable {
+                message: format!(
+                    "every upstream API key was refused by the upstream (401/402/403) and is \
+                     cooling down; the first is back in {} s",
+                    wait.as_secs_f64().ceil() as u64
+                ),
+            }
+        }
+        KeyError::AllTried | KeyError::Busy => ProxyError::RateLimited {
+            message: "waited too long for a free upstream slot; retry shortly".into(),
+            retry_after: Some(Duration::from_secs(1)),
+        },
+    }
 }
 
 /// Whether `body` is one whole JSON value (a close-delimited answer cut short is not).

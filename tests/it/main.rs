@@ -21,6 +21,7 @@ mod fix_props;
 mod foundation;
 mod fuzz_parse;
 mod hostile;
+mod key_pool;
 mod mock;
 #[cfg(feature = "prometheus")]
 mod observe;
