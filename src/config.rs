@@ -39,6 +39,9 @@ pub struct Config {
     pub api_keys: Vec<Secret>,
     /// Seconds a key the upstream refused (401/402/403) is left out of the pool.
     pub upstream_key_cooldown: u64,
+    /// Models tried in order when a model fails (429, 5xx, timeout, after its retries)
+    /// before its answer starts (`[fallback_models]` table: model → list of models).
+    pub fallback_models: std::collections::BTreeMap<String, Vec<String>>,
     /// The upstream base URL, ending in `/v1` (env `HUNYUAN_API_BASE`; default: the preset's).
     pub api_base: Option<String>,
     /// Image-description cache capacity in entries.
@@ -134,6 +137,7 @@ impl Default for Config {
             api_key: None,
             api_keys: Vec::new(),
             upstream_key_cooldown: 60,
+            fallback_models: std::collections::BTreeMap::new(),
             api_base: None,
             cache_max_size: 1000,
             cache_ttl: 3600,
@@ -339,6 +343,14 @@ impl Config {
         if self.request_body_timeout == 0 {
             return invalid("request_body_timeout", "must be at least 1 second");
         }
+        for (model, fallbacks) in &self.fallback_models {
+            if fallbacks.is_empty() || fallbacks.iter().any(|f| f.trim().is_empty() || f == model) {
+                return Err(ConfigError::Invalid {
+                    key: "fallback_models",
+                    problem: format!("`{model}` needs a list of other, non-empty model names"),
+                });
+            }
+        }
         if self.upstream_key_cooldown == 0 {
             return invalid("upstream_key_cooldown", "must be at least 1 second");
         }
@@ -451,6 +463,7 @@ impl Config {
             api_key: self.api_key.clone(),
             api_keys: self.api_keys.clone(),
             key_cooldown: Duration::from_secs(self.upstream_key_cooldown),
+            fallback_models: self.fallback_models.clone(),
             connect_timeout: self.connect_timeout(),
             read_timeout: self.request_timeout(),
             concurrency: self.upstream_concurrency,

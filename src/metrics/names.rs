@@ -56,6 +56,8 @@ pub const UPSTREAM_TRUNCATED: &str = "hunyuan_proxy_upstream_truncated_total";
 /// Counter `{key}`: upstream API keys taken out for a cooldown after a 401/402/403, by the
 /// key's index in the pool (never its value).
 pub const UPSTREAM_KEY_COOLDOWNS: &str = "hunyuan_proxy_upstream_key_cooldowns_total";
+/// Counter: requests moved to a fallback model (`fallback_models`) before the first byte.
+pub const UPSTREAM_FALLBACKS: &str = "hunyuan_proxy_upstream_fallbacks_total";
 /// Gauge: client connections open now; written by [`Proxy::serve`](crate::Proxy::serve).
 pub const CONNECTIONS_OPEN: &str = "hunyuan_proxy_connections_open";
 /// Counter: client connections closed at accept because `max_connections` were open.
@@ -133,6 +135,10 @@ pub fn describe() {
     describe_counter!(
         UPSTREAM_KEY_COOLDOWNS,
         "Upstream API keys taken out for a cooldown after 401/402/403, by key index."
+    );
+    describe_counter!(
+        UPSTREAM_FALLBACKS,
+        "Requests moved to a fallback model before the first byte."
     );
     describe_gauge!(CONNECTIONS_OPEN, "Client connections open now.");
     describe_counter!(

@@ -166,6 +166,9 @@ pub struct MockConfig {
     /// Standing faults by bearer key: a chat request with this key gets this fault (before any
     /// queued or standing one), e.g. 401 for a revoked key or 429 for an account at its limit.
     pub key_faults: Vec<(String, Fault)>,
+    /// Standing faults by model: a chat request for this model gets this fault (after a key
+    /// fault, before any queued or standing one), e.g. 500 for a model that is down.
+    pub model_faults: Vec<(String, Fault)>,
 }
 
 impl Default for MockConfig {
@@ -176,6 +179,7 @@ impl Default for MockConfig {
             policy: MockPolicy::Legacy,
             chunk_delay: Duration::ZERO,
             key_faults: Vec::new(),
+            model_faults: Vec::new(),
         }
     }
 }
@@ -206,6 +210,12 @@ impl MockConfig {
     /// Answers every chat request made with bearer `key` with `fault`.
     pub fn with_key_fault(mut self, key: impl Into<String>, fault: Fault) -> Self {
         self.key_faults.push((key.into(), fault));
+        self
+    }
+
+    /// Answers every chat request for `model` with `fault`.
+    pub fn with_model_fault(mut self, model: impl Into<String>, fault: Fault) -> Self {
+        self.model_faults.push((model.into(), fault));
         self
     }
 

@@ -341,7 +341,24 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
             .find(|(k, _)| k == key)
             .map(|(_, fault)| fault.clone())
     });
-    match key_fault.or_else(|| shared.next_fault()) {
+    let model_fault = || {
+        if shared.config.model_faults.is_empty() {
+            return None;
+        }
+        let model = serde_json::from_slice::<Value>(body).ok()?["model"]
+            .as_str()?
+            .to_owned();
+        shared
+            .config
+            .model_faults
+            .iter()
+            .find(|(m, _)| *m == model)
+            .map(|(_, fault)| fault.clone())
+    };
+    match key_fault
+        .or_else(model_fault)
+        .or_else(|| shared.next_fault())
+    {
         None => {}
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = envelope(

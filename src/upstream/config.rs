@@ -17,6 +17,9 @@ pub struct UpstreamConfig {
     pub api_keys: Vec<Secret>,
     /// How long a key the upstream refused (401/402/403) is left out.
     pub key_cooldown: Duration,
+    /// Models tried in order, before the first byte, when a model's attempts (retries
+    /// included) failed with 429, 5xx or a timeout: model → its fallbacks.
+    pub fallback_models: std::collections::BTreeMap<String, Vec<String>>,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
     /// Time the upstream may stay silent: before its answer starts, and between stream chunks.
@@ -54,6 +57,7 @@ impl UpstreamConfig {
             api_key: None,
             api_keys: Vec::new(),
             key_cooldown: Duration::from_secs(60),
+            fallback_models: std::collections::BTreeMap::new(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(600),
             concurrency: 5,
@@ -90,6 +94,19 @@ impl UpstreamConfig {
             }
         }
         keys
+    }
+
+    /// Tries `fallbacks`, in order, when `model` fails before its answer starts.
+    pub fn fallback<I, M>(mut self, model: impl Into<String>, fallbacks: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<String>,
+    {
+        self.fallback_models.insert(
+            model.into(),
+            fallbacks.into_iter().map(Into::into).collect(),
+        );
+        self
     }
 
     /// Sets the read timeout.
@@ -160,6 +177,14 @@ impl UpstreamConfig {
             }
             if HeaderValue::from_str(&format!("Bearer {}", key.expose())).is_err() {
                 return invalid("api_keys", "holds characters not allowed in a header");
+            }
+        }
+        for (model, fallbacks) in &self.fallback_models {
+            if fallbacks.iter().any(|f| f.trim().is_empty() || f == model) {
+                return invalid(
+                    "fallback_models",
+                    "holds an empty model or a model that falls back to itself",
+                );
             }
         }
         if self.key_cooldown.is_zero() {

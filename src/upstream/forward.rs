@@ -15,6 +15,10 @@ use http::{header, HeaderValue, Response, StatusCode};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The response header naming the model that served the answer (the requested one, or the
+/// fallback that answered in its place).
+pub const SERVED_MODEL: &str = "x-hunyuan-proxy-model";
+
 /// A successful upstream answer.
 pub(super) enum Answer {
     /// A streamed answer whose body is still to come; holds the concurrency slot.
@@ -38,7 +42,70 @@ enum Failure {
     Error(ProxyError),
 }
 
+/// A model's attempts that failed, and whether its fallback models may be tried (the failure
+/// was the model's: 429, 5xx, a timeout, a broken answer).
+struct Failed {
+    error: ProxyError,
+    fallback: bool,
+}
+
+impl Failed {
+    /// A failure another model would not fix (the queue, the keys, a client error).
+    fn last(error: ProxyError) -> Self {
+        Failed {
+            error,
+            fallback: false,
+        }
+    }
+
+    /// A failure of the model: its fallbacks may be tried.
+    fn model(error: ProxyError) -> Self {
+        Failed {
+            error,
+            fallback: true,
+        }
+    }
+}
+
 impl Upstream {
+    /// Sends `chat` to its model, then, while the failure is the model's (429, 5xx, timeout)
+    /// and before any byte reached the client, to each of its `fallback_models` in order.
+    /// `chat.model` names the model that answered (or the last one tried).
+    pub(super) async fn send(
+        &self,
+        chat: &mut ChatRequest,
+        raw: Option<Bytes>,
+    ) -> Result<(Answer, UpstreamTiming), ProxyError> {
+        let mut failed = match self.send_model(chat, raw).await {
+            Ok(answer) => return Ok(answer),
+            Err(failed) => failed,
+        };
+        let primary = chat.model.clone();
+        let fallbacks = self
+            .inner
+            .fallbacks
+            .get(&primary)
+            .map_or(&[][..], Vec::as_slice);
+        for model in fallbacks {
+            if !failed.fallback {
+                break;
+            }
+            tracing::warn!(
+                from = %primary,
+                to = %model,
+                "the model failed before its answer started; trying its fallback"
+            );
+            metrics::counter!(crate::metrics::names::UPSTREAM_FALLBACKS).increment(1);
+            chat.model.clone_from(model);
+            // The client's bytes name the primary: the request is serialized again.
+            match self.send_model(chat, None).await {
+                Ok(answer) => return Ok(answer),
+                Err(next) => failed = next,
+            }
+        }
+        Err(failed.error)
+    }
+
     /// Waits for a free upstream slot in the bounded queue, counting refusals.
     async fn acquire_slot(&self) -> Result<Slot, ProxyError> {
         self.inner.slots.acquire().await.map_err(|err| {
@@ -55,11 +122,11 @@ impl Upstream {
     /// answer can have reached the client, as the [`RetryPolicy`](super::retry::RetryPolicy)
     /// says; a key refused (401/402/403), rate-limited (429) or unreachable is left for
     /// another key of the pool at once, while one is left.
-    pub(super) async fn send(
+    async fn send_model(
         &self,
         chat: &mut ChatRequest,
         raw: Option<Bytes>,
-    ) -> Result<(Answer, UpstreamTiming), ProxyError> {
+    ) -> Result<(Answer, UpstreamTiming), Failed> {
         let stripped = chat.strip_override_fields();
         // The client's own bytes when nobody changed the request and nothing had to be
         // stripped; otherwise the request serialized once.
@@ -68,7 +135,7 @@ impl Upstream {
             _ => chat::to_json_bytes(chat),
         };
         let stream = chat.is_stream();
-        let slot = self.acquire_slot().await?;
+        let slot = self.acquire_slot().await.map_err(Failed::last)?;
         let started = Instant::now();
         let mut attempts = self.inner.retry.start(started);
         let keys = &self.inner.keys;
@@ -82,14 +149,14 @@ impl Upstream {
                     tried.fill(false);
                     continue;
                 }
-                Err(err) => return Err(key_error(err)),
+                Err(err) => return Err(Failed::last(key_error(err))),
             };
             let limit = attempts.limit(Instant::now());
             let request = self.build_request(body.clone(), stream, lease.auth());
             let outcome = match tokio::time::timeout(limit.limit, request.send()).await {
                 Err(_) => {
                     tracing::warn!("the upstream's answer did not start in time");
-                    return Err(ProxyError::GatewayTimeout(limit.reported));
+                    return Err(Failed::model(ProxyError::GatewayTimeout(limit.reported)));
                 }
                 Ok(outcome) => outcome,
             };
@@ -125,7 +192,7 @@ impl Upstream {
                                 }),
                             )
                         }
-                        Err(err @ ProxyError::GatewayTimeout(_)) => return Err(err),
+                        Err(err @ ProxyError::GatewayTimeout(_)) => return Err(Failed::model(err)),
                         Err(err) => (Some(RetryReason::BrokenBody), None, Failure::Error(err)),
                     }
                 }
@@ -181,10 +248,18 @@ impl Upstream {
             let Some((reason, wait)) = retry else {
                 return Err(match failure {
                     Failure::Status(response) => {
-                        map_error_status(response, self.inner.read_timeout).await
+                        let status = response.status();
+                        let error = map_error_status(response, self.inner.read_timeout).await;
+                        Failed {
+                            error,
+                            fallback: status.as_u16() == 429 || status.is_server_error(),
+                        }
                     }
-                    Failure::Send(err) => map_send_error(&err, self.inner.read_timeout),
-                    Failure::Error(err) => err,
+                    Failure::Send(err) => Failed {
+                        error: map_send_error(&err, self.inner.read_timeout),
+                        fallback: err.is_timeout(),
+                    },
+                    Failure::Error(err) => Failed::model(err),
                 });
             };
             tracing::warn!(
@@ -228,8 +303,9 @@ impl Upstream {
         mut chat: ChatRequest,
         raw: Option<Bytes>,
     ) -> Result<Response<Body>, ProxyError> {
-        let model = chat.model.clone();
         let (answer, timing) = self.send(&mut chat, raw).await?;
+        let model = chat.model.clone();
+        let served = HeaderValue::from_str(&model).ok();
         let mut out = match answer {
             Answer::Stream(response, slot) => {
                 let body = UpstreamBody::new(
@@ -250,6 +326,9 @@ impl Upstream {
                 .body(Body::from(body))
                 .expect("static response parts are valid"),
         };
+        if let Some(served) = served {
+            out.headers_mut().insert(SERVED_MODEL, served);
+        }
         out.extensions_mut().insert(timing);
         out.extensions_mut().insert(ResolvedModel(model));
         Ok(out)

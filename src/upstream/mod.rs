@@ -24,7 +24,10 @@
 //! (`api_key` plus `api_keys`, see `keys`); a streamed answer holds its slot and its key until
 //! its body ends or is dropped. A request takes the usable key with the fewest in flight; 429
 //! or a connection failure moves it to another key before the first byte, and a key refused
-//! with 401/402/403 is out for `key_cooldown` (every key out: 503).
+//! with 401/402/403 is out for `key_cooldown` (every key out: 503). A model whose attempts
+//! failed with 429, 5xx or a timeout hands the request, still before the first byte, to its
+//! `fallback_models` in order; the `x-hunyuan-proxy-model` header names the model that
+//! answered.
 //!
 //! The parts, by job: [`UpstreamConfig`] (checked once, when the `Upstream` is built),
 //! `slots` (the concurrency slots and their bounded wait queue), `retry` (which failures are
@@ -49,6 +52,7 @@ mod slots;
 
 pub use body::UpstreamBody;
 pub use config::{UpstreamConfig, UpstreamConfigError};
+pub use forward::SERVED_MODEL;
 pub use keys::KeyState;
 
 use crate::chat::{self, ChatCompletion, ChatRequest, ParsedChat};
@@ -91,6 +95,8 @@ struct Inner {
     chat_endpoint: reqwest::Url,
     models_url: String,
     keys: Arc<KeyPool>,
+    /// Models tried in order when a model fails before its answer starts.
+    fallbacks: std::collections::BTreeMap<String, Vec<String>>,
     read_timeout: Duration,
     queue_timeout: Duration,
     retry: RetryPolicy,
@@ -168,6 +174,7 @@ impl Upstream {
                 chat_url,
                 chat_endpoint,
                 models_url: format!("{base}/models"),
+                fallbacks: config.fallback_models.clone(),
                 read_timeout: config.read_timeout,
                 queue_timeout: config.queue_timeout,
                 retry: RetryPolicy {

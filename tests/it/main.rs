@@ -16,6 +16,7 @@ mod connections;
 mod custom_stack;
 #[cfg(feature = "prometheus")]
 mod embed_axum;
+mod fallback;
 mod fix;
 mod fix_props;
 mod foundation;
