@@ -20,6 +20,7 @@ mod fallback;
 mod fix;
 mod fix_props;
 mod foundation;
+mod fuzz_http;
 mod fuzz_parse;
 mod hostile;
 mod key_pool;
