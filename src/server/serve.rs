@@ -93,9 +93,12 @@ impl Proxy {
     /// the upstream for its models (`GET {api_base}/models`, when the key allows) and warns
     /// about configured models the upstream does not list.
     ///
-    /// Connections are guarded by `client_header_timeout`, `client_idle_timeout`,
-    /// `max_connections` and the `http2_*` limits (see the [module docs](self)); open ones are
-    /// in the gauge `hunyuan_proxy_connections_open`, refused ones in
+    /// Each connection is guarded nginx-style: `client_header_timeout` to receive a request
+    /// head (from the accept, then from the first byte of each later head),
+    /// `client_idle_timeout` for a kept-alive connection with no request in progress,
+    /// `max_connections` open at once (past it a new connection is closed at once), and the
+    /// `http2_*` limits with hyper's rapid-reset protection. Open connections are in the gauge
+    /// `hunyuan_proxy_connections_open`, refused ones in
     /// `hunyuan_proxy_connections_rejected_total`.
     ///
     /// ```no_run
