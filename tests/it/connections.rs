@@ -300,3 +300,94 @@ async fn http2_streams_past_the_cap_wait_their_turn() {
         started.elapsed()
     );
 }
+
+/// One HTTP/2 frame: 9-byte header and payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut frame = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The error code of the first GOAWAY frame in `bytes` (frames as the server sent them).
+fn goaway_code(bytes: &[u8]) -> Option<u32> {
+    let mut at = 0;
+    while at + 9 <= bytes.len() {
+        let len = u32::from_be_bytes([0, bytes[at], bytes[at + 1], bytes[at + 2]]) as usize;
+        let kind = bytes[at + 3];
+        let payload = bytes.get(at + 9..at + 9 + len)?;
+        if kind == 0x7 && len >= 8 {
+            return Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+        }
+        at += 9 + len;
+    }
+    None
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_closes_the_connection_and_others_are_served() {
+    let served = serve_with(|_| {}).await;
+    let mut socket = TcpStream::connect(served.addr).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
+                                          // GET /health/live, literal header fields without indexing.
+    let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
+    block.push(0x04);
+    block.push(12);
+    block.extend_from_slice(b"/health/live");
+    block.push(0x01);
+    block.push(5);
+    block.extend_from_slice(b"proxy");
+    // 200 streams opened and cancelled at once (CVE-2023-44487).
+    for i in 0..200u32 {
+        let stream = 2 * i + 1;
+        out.extend(h2_frame(0x1, 0x4 | 0x1, stream, &block)); // HEADERS, END_HEADERS|END_STREAM
+        out.extend(h2_frame(0x3, 0, stream, &0x8u32.to_be_bytes())); // RST_STREAM CANCEL
+    }
+    let _ = socket.write_all(&out).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the server closes the abusive connection");
+    assert_eq!(goaway_code(&got), Some(0xb), "GOAWAY ENHANCE_YOUR_CALM");
+
+    // Everyone else is still served, over HTTP/2 too.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("http://{}/health/live", served.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn http2_header_lists_past_the_cap_are_refused() {
+    let served = serve_with(|c| c.http2_max_header_list_size = 8 * 1024).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let url = format!("http://{}/health/live", served.addr);
+    let small = client
+        .get(&url)
+        .header("x-pad", "a".repeat(4 * 1024))
+        .send()
+        .await;
+    assert_eq!(small.unwrap().status(), 200);
+    let big = client
+        .get(&url)
+        .header("x-pad", "a".repeat(16 * 1024))
+        .send()
+        .await;
+    match big {
+        Ok(response) => assert_eq!(response.status(), 431),
+        Err(err) => assert!(!err.is_timeout(), "{err}"),
+    }
+    // The connection's other streams go on.
+    let after = client.get(&url).send().await.unwrap();
+    assert_eq!(after.status(), 200);
+}
