@@ -391,3 +391,128 @@ async fn http2_header_lists_past_the_cap_are_refused() {
     let after = client.get(&url).send().await.unwrap();
     assert_eq!(after.status(), 200);
 }
+
+/// The real binary with a config file using this issue's keys: a key pool with a refused key,
+/// a fallback model, a short `client_header_timeout` and a small `max_connections`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_applies_the_key_pool_fallbacks_and_connection_guards() {
+    use hunyuan_proxy::mock::MockConfig;
+    let mock = MockHunyuan::start_with(
+        MockConfig::default()
+            .with_key_fault("bin-bad-key-401", Fault::Status(401))
+            .with_model_fault("hunyuan-turbos-latest", Fault::ServerError),
+    )
+    .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("hunyuan-proxy-guards-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "api_base = \"{}\"\napi_key = \"bin-bad-key-401\"\napi_keys = [\"bin-good-key-ok\"]\n\
+             upstream_retries = 0\nclient_header_timeout = 1\nmax_connections = 3\n\
+             [fallback_models]\n\"hunyuan-turbos-latest\" = [\"hunyuan-2.0-instruct-20251111\"]\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hunyuan-proxy"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--port", &port.to_string()])
+        .env_remove("HUNYUAN_API_KEY")
+        .env_remove("HUNYUAN_API_BASE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    // No pooled connections: each request's connection is closed after it.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(format!("http://{addr}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the binary did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = client
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&crate::common::simple_chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-hunyuan-proxy-model"],
+        "hunyuan-2.0-instruct-20251111"
+    );
+    let bad = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .filter(|r| {
+            r.headers
+                .get("authorization")
+                .is_some_and(|v| v == "Bearer bin-bad-key-401")
+        })
+        .count();
+    assert_eq!(bad, 1, "the refused key is asked once, then cooled down");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /health/live HTTP/1.1\r\nho")
+            .await
+            .unwrap();
+        slow.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut extra, Duration::from_millis(500))
+            .await
+            .is_some(),
+        "the connection past max_connections is closed at once"
+    );
+    for socket in &mut slow {
+        assert!(
+            closed_within(socket, Duration::from_secs(3))
+                .await
+                .is_some(),
+            "an unfinished head is closed after client_header_timeout"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let live = client
+        .get(format!("http://{addr}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "hunyuan-proxy did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}
