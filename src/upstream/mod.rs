@@ -30,10 +30,12 @@
 //! answered.
 //!
 //! The parts, by job: [`UpstreamConfig`] (checked once, when the `Upstream` is built),
-//! `slots` (the concurrency slots and their bounded wait queue), `retry` (which failures are
-//! tried again and after how long: a policy with no I/O), `forward` (sending, reading whole
-//! answers, building the response), `error_map` (upstream failures as [`ProxyError`]s) and
-//! [`UpstreamBody`] (the streamed answer's body).
+//! `slots` (the concurrency slots and their bounded wait queue), `keys` (the key pool: a
+//! cap per key, least-loaded choice, cooldowns; [`KeyState`]), `retry` (which failures are
+//! tried again and after how long: a policy with no I/O), `forward` (sending, key switches,
+//! fallback models, reading whole answers, building the response), `error_map` (upstream
+//! failures as [`ProxyError`]s) and [`UpstreamBody`] (the streamed answer's body, which also
+//! tells a cut stream from a finished one).
 //!
 //! ```
 //! use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
