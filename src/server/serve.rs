@@ -177,6 +177,7 @@ impl Proxy {
             let io = TokioIo::new(WatchedIo {
                 inner: stream,
                 activity: activity.clone(),
+                seen_first: false,
             });
             let service = {
                 let router = router.clone();
@@ -312,6 +313,9 @@ struct Activity {
     reading: AtomicBool,
     /// Milliseconds after `epoch` when the connection went idle or its head began.
     since_ms: AtomicU64,
+    /// The connection speaks HTTP/2: bytes between requests are control frames (pings,
+    /// window updates), not a slow head, so they do not start the header timeout.
+    h2: AtomicBool,
     /// Wakes the watchdog when the state changed.
     changed: Notify,
 }
@@ -323,6 +327,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             reading: AtomicBool::new(true),
             since_ms: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -333,6 +338,9 @@ impl Activity {
 
     /// Bytes arrived from the client.
     fn on_read(&self) {
+        if self.h2.load(Ordering::Relaxed) {
+            return;
+        }
         if !self.reading.load(Ordering::Relaxed)
             && self.in_flight.load(Ordering::Relaxed) == 0
             && !self.reading.swap(true, Ordering::AcqRel)
@@ -433,7 +441,12 @@ impl HttpBody for Tracked {
 struct WatchedIo {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// Whether the first bytes were looked at (for the HTTP/2 preface).
+    seen_first: bool,
 }
+
+/// The start of the HTTP/2 connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 impl AsyncRead for WatchedIo {
     fn poll_read(
@@ -444,6 +457,13 @@ impl AsyncRead for WatchedIo {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
+            if !self.seen_first {
+                self.seen_first = true;
+                let first = &buf.filled()[before..];
+                if first.starts_with(H2_PREFACE) {
+                    self.activity.h2.store(true, Ordering::Relaxed);
+                }
+            }
             self.activity.on_read();
         }
         polled

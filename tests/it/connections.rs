@@ -516,3 +516,63 @@ async fn the_binary_applies_the_key_pool_fallbacks_and_connection_guards() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn http2_control_frames_between_requests_are_idle_time_not_a_slow_head() {
+    let served = serve_with(|c| {
+        c.client_header_timeout = 1;
+        c.client_idle_timeout = 3;
+    })
+    .await;
+    let mut socket = TcpStream::connect(served.addr).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
+    let mut block = vec![0x82, 0x86, 0x04, 12];
+    block.extend_from_slice(b"/health/live");
+    block.extend_from_slice(&[0x01, 5]);
+    block.extend_from_slice(b"proxy");
+    out.extend(h2_frame(0x1, 0x5, 1, &block)); // HEADERS, END_HEADERS|END_STREAM
+    socket.write_all(&out).await.unwrap();
+    // Read until the response's DATA frame with END_STREAM.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let answered = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
+            .await
+            .expect("the server answers")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+        let mut at = 0;
+        let mut ended = false;
+        while at + 9 <= got.len() {
+            let len = u32::from_be_bytes([0, got[at], got[at + 1], got[at + 2]]) as usize;
+            if at + 9 + len > got.len() {
+                break;
+            }
+            if got[at + 3] == 0x0 && got[at + 4] & 0x1 == 0x1 {
+                ended = true;
+            }
+            at += 9 + len;
+        }
+        if ended {
+            break Instant::now();
+        }
+    };
+    // A ping now and then, as clients send: the connection is idle, not reading a head.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        socket
+            .write_all(&h2_frame(0x6, 0, 0, &[0; 8]))
+            .await
+            .unwrap();
+    }
+    let closed = closed_within(&mut socket, Duration::from_secs(6))
+        .await
+        .expect("the idle HTTP/2 connection is closed");
+    let after = closed - answered;
+    assert!(
+        after >= Duration::from_millis(2_800),
+        "closed {after:?} after the answer: the header timeout (1 s) cut an idle connection"
+    );
+}
