@@ -36,6 +36,13 @@ pub struct Config {
     pub text_model: Option<String>,
     /// The upstream API key (env `HUNYUAN_API_KEY`).
     pub api_key: Option<Secret>,
+    /// More upstream API keys (accounts); with `api_key` they form the key pool.
+    pub api_keys: Vec<Secret>,
+    /// Seconds a key the upstream refused (401/402/403) is left out of the pool.
+    pub upstream_key_cooldown: u64,
+    /// Models tried in order when a model fails (429, 5xx, timeout, after its retries)
+    /// before its answer starts (`[fallback_models]` table: model → list of models).
+    pub fallback_models: std::collections::BTreeMap<String, Vec<String>>,
     /// The upstream base URL, ending in `/v1` (env `HUNYUAN_API_BASE`; default: the preset's).
     pub api_base: Option<String>,
     /// Image-description cache capacity in entries.
@@ -71,6 +78,18 @@ pub struct Config {
     pub request_body_limit: usize,
     /// Seconds in-flight requests get to finish after a shutdown signal.
     pub shutdown_timeout: u64,
+    /// Seconds a client may take to send a whole request head, counted from the connection's
+    /// accept or the head's first byte; the connection is closed past it.
+    pub client_header_timeout: u64,
+    /// Seconds an idle keep-alive connection (no request in progress) is kept open.
+    pub client_idle_timeout: u64,
+    /// Client connections open at once; past it a new connection is closed at once (default:
+    /// the open-file limit minus a reserve, see `docs/security.md`).
+    pub max_connections: Option<usize>,
+    /// HTTP/2: streams a client may have open at once on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: the largest request header list in bytes.
+    pub http2_max_header_list_size: u32,
     /// Seconds allowed until the upstream's answer starts, retries included (default:
     /// `request_timeout`).
     pub first_byte_timeout: Option<u64>,
@@ -137,6 +156,9 @@ impl Default for Config {
             vision_model: None,
             text_model: None,
             api_key: None,
+            api_keys: Vec::new(),
+            upstream_key_cooldown: 60,
+            fallback_models: std::collections::BTreeMap::new(),
             api_base: None,
             cache_max_size: 1000,
             cache_ttl: 3600,
@@ -154,6 +176,11 @@ impl Default for Config {
             upstream_concurrency: 5,
             request_body_limit: crate::chat::DEFAULT_BODY_LIMIT,
             shutdown_timeout: 30,
+            client_header_timeout: 30,
+            client_idle_timeout: 75,
+            max_connections: None,
+            http2_max_concurrent_streams: 256,
+            http2_max_header_list_size: 64 * 1024,
             first_byte_timeout: None,
             upstream_retries: 2,
             upstream_retry_backoff_ms: 250,
@@ -348,6 +375,35 @@ impl Config {
         if self.request_body_timeout == 0 {
             return invalid("request_body_timeout", "must be at least 1 second");
         }
+        for (model, fallbacks) in &self.fallback_models {
+            if fallbacks.is_empty() || fallbacks.iter().any(|f| f.trim().is_empty() || f == model) {
+                return Err(ConfigError::Invalid {
+                    key: "fallback_models",
+                    problem: format!("`{model}` needs a list of other, non-empty model names"),
+                });
+            }
+        }
+        if self.upstream_key_cooldown == 0 {
+            return invalid("upstream_key_cooldown", "must be at least 1 second");
+        }
+        if self.api_keys.iter().any(|k| k.expose().trim().is_empty()) {
+            return invalid("api_keys", "holds an empty key");
+        }
+        if self.client_header_timeout == 0 {
+            return invalid("client_header_timeout", "must be at least 1 second");
+        }
+        if self.client_idle_timeout == 0 {
+            return invalid("client_idle_timeout", "must be at least 1 second");
+        }
+        if self.max_connections == Some(0) {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return invalid("http2_max_concurrent_streams", "must be at least 1");
+        }
+        if self.http2_max_header_list_size < 1024 {
+            return invalid("http2_max_header_list_size", "must be at least 1024 bytes");
+        }
         if self.client_api_keys.iter().any(|k| k.len() < 8) {
             return invalid("client_api_keys", "holds a key shorter than 8 characters");
         }
@@ -455,6 +511,9 @@ impl Config {
         crate::upstream::UpstreamConfig {
             api_base: self.api_base().to_owned(),
             api_key: self.api_key.clone(),
+            api_keys: self.api_keys.clone(),
+            key_cooldown: Duration::from_secs(self.upstream_key_cooldown),
+            fallback_models: self.fallback_models.clone(),
             connect_timeout: self.connect_timeout(),
             read_timeout: self.request_timeout(),
             concurrency: self.upstream_concurrency,

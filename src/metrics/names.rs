@@ -49,6 +49,22 @@ pub const UPSTREAM_QUEUE_REJECTIONS: &str = "hunyuan_proxy_upstream_queue_reject
 /// Counter `{reason}`: upstream retries before the first byte; written by the
 /// [`Upstream`](crate::upstream::Upstream) service.
 pub const UPSTREAM_RETRIES: &str = "hunyuan_proxy_upstream_retries_total";
+/// Counter: upstream streams that ended with neither `[DONE]` nor a `finish_reason` (a cut
+/// answer the client got an error event for); written by the
+/// [`Upstream`](crate::upstream::Upstream) service.
+pub const UPSTREAM_TRUNCATED: &str = "hunyuan_proxy_upstream_truncated_total";
+/// Counter `{key}`: upstream API keys taken out for a cooldown after a 401/402/403, by the
+/// key's index in the pool (never its value).
+pub const UPSTREAM_KEY_COOLDOWNS: &str = "hunyuan_proxy_upstream_key_cooldowns_total";
+/// Counter: requests moved to a fallback model (`fallback_models`) before the first byte.
+pub const UPSTREAM_FALLBACKS: &str = "hunyuan_proxy_upstream_fallbacks_total";
+/// Gauge: client connections open now; written by [`Proxy::serve`](crate::Proxy::serve).
+pub const CONNECTIONS_OPEN: &str = "hunyuan_proxy_connections_open";
+/// Counter: client connections closed at accept because `max_connections` were open.
+pub const CONNECTIONS_REJECTED: &str = "hunyuan_proxy_connections_rejected_total";
+/// Counter `{reason}`: client connections closed by a timeout (`header`: the request head
+/// came too slowly; `idle`: kept alive with no request for `client_idle_timeout`).
+pub const CONNECTIONS_TIMED_OUT: &str = "hunyuan_proxy_connections_timed_out_total";
 /// Counter `{dialect, item}`: request parts a client dialect could not carry; written by the
 /// ingresses ([`Dropped`](crate::ingress::Dropped)).
 pub const DROPPED: &str = crate::ingress::DROPPED_METRIC;
@@ -123,6 +139,27 @@ pub fn describe() {
     describe_counter!(
         UPSTREAM_RETRIES,
         "Upstream retries before the first byte, by reason."
+    );
+    describe_counter!(
+        UPSTREAM_TRUNCATED,
+        "Upstream streams that ended before the answer was finished (no finish_reason, no [DONE])."
+    );
+    describe_counter!(
+        UPSTREAM_KEY_COOLDOWNS,
+        "Upstream API keys taken out for a cooldown after 401/402/403, by key index."
+    );
+    describe_counter!(
+        UPSTREAM_FALLBACKS,
+        "Requests moved to a fallback model before the first byte."
+    );
+    describe_gauge!(CONNECTIONS_OPEN, "Client connections open now.");
+    describe_counter!(
+        CONNECTIONS_REJECTED,
+        "Client connections closed at once because max_connections were open."
+    );
+    describe_counter!(
+        CONNECTIONS_TIMED_OUT,
+        "Client connections closed by client_header_timeout (header) or client_idle_timeout (idle)."
     );
     describe_counter!(
         DROPPED,

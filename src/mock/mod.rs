@@ -141,6 +141,14 @@ pub enum Fault {
         /// How many events are sent before the connection is aborted.
         after_events: usize,
     },
+    /// An HTTP/1.0-style answer whose end is the connection's close (no `Content-Length`,
+    /// no chunking, `Connection: close`), cut short but closed cleanly, so a client sees a
+    /// normal end of body. Streams: this many SSE events (no `[DONE]` unless all events fit);
+    /// non-streamed: half the body. A request the mock refuses is refused normally.
+    CloseDelimitedCut {
+        /// How many events are sent before the connection is closed.
+        after_events: usize,
+    },
 }
 
 /// How a [`MockHunyuan`] behaves.
@@ -166,6 +174,12 @@ pub struct MockConfig {
     /// A pause before each SSE event of a streamed answer (default zero), to make streams slow
     /// enough to observe concurrency or timeouts.
     pub chunk_delay: Duration,
+    /// Standing faults by bearer key: a chat request with this key gets this fault (before any
+    /// queued or standing one), e.g. 401 for a revoked key or 429 for an account at its limit.
+    pub key_faults: Vec<(String, Fault)>,
+    /// Standing faults by model: a chat request for this model gets this fault (after a key
+    /// fault, before any queued or standing one), e.g. 500 for a model that is down.
+    pub model_faults: Vec<(String, Fault)>,
 }
 
 impl Default for MockConfig {
@@ -175,6 +189,8 @@ impl Default for MockConfig {
             models: DEFAULT_MODELS.iter().map(|m| (*m).to_owned()).collect(),
             policy: MockPolicy::Legacy,
             chunk_delay: Duration::ZERO,
+            key_faults: Vec::new(),
+            model_faults: Vec::new(),
         }
     }
 }
@@ -199,6 +215,18 @@ impl MockConfig {
     /// Enforces this policy's rules.
     pub fn with_policy(mut self, policy: MockPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Answers every chat request made with bearer `key` with `fault`.
+    pub fn with_key_fault(mut self, key: impl Into<String>, fault: Fault) -> Self {
+        self.key_faults.push((key.into(), fault));
+        self
+    }
+
+    /// Answers every chat request for `model` with `fault`.
+    pub fn with_model_fault(mut self, model: impl Into<String>, fault: Fault) -> Self {
+        self.model_faults.push((model.into(), fault));
         self
     }
 

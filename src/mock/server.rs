@@ -273,12 +273,7 @@ impl Shared {
     }
 
     fn authorize(&self, headers: &HeaderMap, seed: &[u8]) -> Result<(), Rejection> {
-        let key = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty());
+        let key = bearer_key(headers);
         match (key, &self.config.api_key) {
             (Some(key), Some(expected)) if key == expected => Ok(()),
             (Some(_), None) => Ok(()),
@@ -291,6 +286,16 @@ impl Shared {
             )),
         }
     }
+}
+
+/// The bearer key of a request, when it has a non-empty one.
+fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
 }
 
 /// Any other route (`/v1/responses`, `/v1/embeddings`…): 404 with an envelope (text assumed).
@@ -327,7 +332,33 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
 async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut drop_after = None;
-    match shared.next_fault() {
+    let mut close_delimited = false;
+    let key_fault = bearer_key(headers).and_then(|key| {
+        shared
+            .config
+            .key_faults
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, fault)| fault.clone())
+    });
+    let model_fault = || {
+        if shared.config.model_faults.is_empty() {
+            return None;
+        }
+        let model = serde_json::from_slice::<Value>(body).ok()?["model"]
+            .as_str()?
+            .to_owned();
+        shared
+            .config
+            .model_faults
+            .iter()
+            .find(|(m, _)| *m == model)
+            .map(|(_, fault)| fault.clone())
+    };
+    match key_fault
+        .or_else(model_fault)
+        .or_else(|| shared.next_fault())
+    {
         None => {}
         Some(Fault::RateLimited { retry_after_secs }) => {
             let mut response = envelope(
@@ -356,6 +387,10 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Hang) => std::future::pending::<()>().await,
         Some(Fault::DropMidStream { after_events }) => drop_after = Some(after_events),
+        Some(Fault::CloseDelimitedCut { after_events }) => {
+            drop_after = Some(after_events);
+            close_delimited = true;
+        }
     }
 
     if let Err(rejection) = shared.authorize(headers, body) {
@@ -395,18 +430,55 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    if request.get("stream").and_then(Value::as_bool) == Some(true) {
+    let mut response = if request.get("stream").and_then(Value::as_bool) == Some(true) {
         stream_response(
             answer.events(created),
-            drop_after,
+            drop_after.filter(|_| !close_delimited),
             shared.config.chunk_delay,
         )
     } else {
         json_response(
             Bytes::from(answer.completion(created).to_string()),
-            drop_after,
+            drop_after.filter(|_| !close_delimited),
         )
+    };
+    if close_delimited {
+        close_delimited_cut(&mut response, drop_after.unwrap_or_default());
     }
+    response
+}
+
+/// Turns a whole answer into a [`Fault::CloseDelimitedCut`] one: HTTP/1.0 (so hyper ends the
+/// body by closing the connection), `Connection: close`, no length, and the body cut to
+/// `after_events` SSE events or, for JSON, half its bytes.
+fn close_delimited_cut(response: &mut Response, after_events: usize) {
+    let stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let body = std::mem::take(response.body_mut());
+    *response.body_mut() = Body::from_stream(futures_util::stream::once(async move {
+        let whole = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let cut = if stream {
+            let mut end = 0;
+            for _ in 0..after_events {
+                match memchr::memmem::find(&whole[end..], b"\n\n") {
+                    Some(at) => end += at + 2,
+                    None => break,
+                }
+            }
+            whole.slice(..end)
+        } else {
+            whole.slice(..whole.len() / 2)
+        };
+        Ok::<_, std::io::Error>(cut)
+    }));
+    *response.version_mut() = http::Version::HTTP_10;
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// An SSE answer; with `drop_after`, the connection is aborted after that many events.

@@ -194,6 +194,14 @@ impl Proxy {
                 .cache_for(Duration::from_secs(config.health_probe_cache)),
         );
         health.register_with("upstream", upstream_check.clone(), true);
+        let pool = upstream.clone();
+        health.register_non_critical(
+            "upstream_keys",
+            crate::health::check_fn(move || {
+                let states = pool.key_states();
+                async move { key_health(&states) }
+            }),
+        );
         if let Some(observe) = &observe {
             health.register_non_critical("alerts", AlertCheck::new(observe.alerts.clone()));
         }
@@ -327,6 +335,32 @@ impl Proxy {
     /// Whether [`begin_shutdown`](Self::begin_shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.state.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// The key pool as a health component: healthy with every key usable, degraded with some
+/// cooling down, unhealthy with all of them out (keys named by index only).
+fn key_health(states: &[crate::upstream::KeyState]) -> crate::health::CheckResult {
+    use crate::health::CheckResult;
+    let cooling: Vec<String> = states
+        .iter()
+        .filter(|k| k.cooling_down_secs > 0)
+        .map(|k| format!("key {} back in {} s", k.index, k.cooling_down_secs))
+        .collect();
+    let total = states.len();
+    if cooling.is_empty() {
+        CheckResult::healthy(format!("{total} key(s) usable"))
+    } else if cooling.len() == total {
+        CheckResult::unhealthy(format!(
+            "every key is cooling down after the upstream refused it: {}",
+            cooling.join(", ")
+        ))
+    } else {
+        CheckResult::degraded(format!(
+            "{} of {total} key(s) cooling down: {}",
+            cooling.len(),
+            cooling.join(", ")
+        ))
     }
 }
 

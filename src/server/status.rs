@@ -87,6 +87,7 @@ pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value
             "in_flight": proxy.upstream().in_flight(),
             "waiting": proxy.upstream().waiting(),
             "concurrency": proxy.config().upstream_concurrency,
+            "keys": proxy.upstream().key_states(),
             "last_probe": proxy.state.upstream_check.last_result().map(|(result, at)| json!({
                 "status": result.status,
                 "message": result.message,

@@ -12,11 +12,19 @@ pub struct UpstreamConfig {
     pub api_base: String,
     /// The key sent as `Authorization: Bearer`.
     pub api_key: Option<Secret>,
+    /// More keys (accounts): with `api_key` they form the key pool (the union, `api_key`
+    /// first, duplicates once). Each key has its own `concurrency`.
+    pub api_keys: Vec<Secret>,
+    /// How long a key the upstream refused (401/402/403) is left out.
+    pub key_cooldown: Duration,
+    /// Models tried in order, before the first byte, when a model's attempts (retries
+    /// included) failed with 429, 5xx or a timeout: model → its fallbacks.
+    pub fallback_models: std::collections::BTreeMap<String, Vec<String>>,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
     /// Time the upstream may stay silent: before its answer starts, and between stream chunks.
     pub read_timeout: Duration,
-    /// Requests in flight at once.
+    /// Requests in flight at once, per key.
     pub concurrency: usize,
     /// Time allowed from sending a request until the upstream's answer starts (retries
     /// included).
@@ -47,6 +55,9 @@ impl UpstreamConfig {
         UpstreamConfig {
             api_base: api_base.into(),
             api_key: None,
+            api_keys: Vec::new(),
+            key_cooldown: Duration::from_secs(60),
+            fallback_models: std::collections::BTreeMap::new(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(600),
             concurrency: 5,
@@ -61,6 +72,40 @@ impl UpstreamConfig {
     /// Sets the API key.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(Secret::new(key));
+        self
+    }
+
+    /// Adds keys to the pool (see [`api_keys`](Self::api_keys)).
+    pub fn api_keys<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.api_keys.extend(keys.into_iter().map(Secret::new));
+        self
+    }
+
+    /// The pool's keys: `api_key`, then `api_keys`, each value once.
+    pub fn pool_keys(&self) -> Vec<&Secret> {
+        let mut keys: Vec<&Secret> = Vec::new();
+        for key in self.api_key.iter().chain(&self.api_keys) {
+            if !keys.iter().any(|k| k.expose() == key.expose()) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// Tries `fallbacks`, in order, when `model` fails before its answer starts.
+    pub fn fallback<I, M>(mut self, model: impl Into<String>, fallbacks: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<String>,
+    {
+        self.fallback_models.insert(
+            model.into(),
+            fallbacks.into_iter().map(Into::into).collect(),
+        );
         self
     }
 
@@ -125,6 +170,25 @@ impl UpstreamConfig {
             if HeaderValue::from_str(&format!("Bearer {}", key.expose())).is_err() {
                 return invalid("api_key", "holds characters not allowed in a header");
             }
+        }
+        for key in &self.api_keys {
+            if key.expose().trim().is_empty() {
+                return invalid("api_keys", "holds an empty key");
+            }
+            if HeaderValue::from_str(&format!("Bearer {}", key.expose())).is_err() {
+                return invalid("api_keys", "holds characters not allowed in a header");
+            }
+        }
+        for (model, fallbacks) in &self.fallback_models {
+            if fallbacks.iter().any(|f| f.trim().is_empty() || f == model) {
+                return invalid(
+                    "fallback_models",
+                    "holds an empty model or a model that falls back to itself",
+                );
+            }
+        }
+        if self.key_cooldown.is_zero() {
+            return invalid("key_cooldown", "must be longer than zero");
         }
         if self.concurrency == 0 {
             return invalid("concurrency", "must be at least 1");

@@ -3,6 +3,7 @@
 //! streamed response holding its slot.
 
 use super::error_map::{map_error_status, map_send_error};
+use super::keys::KeyError;
 use super::retry::{self, RetryReason};
 use super::slots::Slot;
 use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
@@ -13,6 +14,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The response header naming the model that served the answer (the requested one, or the
+/// fallback that answered in its place).
+pub const SERVED_MODEL: &str = "x-hunyuan-proxy-model";
 
 /// A successful upstream answer.
 pub(super) enum Answer {
@@ -37,7 +42,70 @@ enum Failure {
     Error(ProxyError),
 }
 
+/// A model's attempts that failed, and whether its fallback models may be tried (the failure
+/// was the model's: 429, 5xx, a timeout, a broken answer).
+struct Failed {
+    error: ProxyError,
+    fallback: bool,
+}
+
+impl Failed {
+    /// A failure another model would not fix (the queue, the keys, a client error).
+    fn last(error: ProxyError) -> Self {
+        Failed {
+            error,
+            fallback: false,
+        }
+    }
+
+    /// A failure of the model: its fallbacks may be tried.
+    fn model(error: ProxyError) -> Self {
+        Failed {
+            error,
+            fallback: true,
+        }
+    }
+}
+
 impl Upstream {
+    /// Sends `chat` to its model, then, while the failure is the model's (429, 5xx, timeout)
+    /// and before any byte reached the client, to each of its `fallback_models` in order.
+    /// `chat.model` names the model that answered (or the last one tried).
+    pub(super) async fn send(
+        &self,
+        chat: &mut ChatRequest,
+        raw: Option<Bytes>,
+    ) -> Result<(Answer, UpstreamTiming), ProxyError> {
+        let mut failed = match self.send_model(chat, raw).await {
+            Ok(answer) => return Ok(answer),
+            Err(failed) => failed,
+        };
+        let primary = chat.model.clone();
+        let fallbacks = self
+            .inner
+            .fallbacks
+            .get(&primary)
+            .map_or(&[][..], Vec::as_slice);
+        for model in fallbacks {
+            if !failed.fallback {
+                break;
+            }
+            tracing::warn!(
+                from = %primary,
+                to = %model,
+                "the model failed before its answer started; trying its fallback"
+            );
+            metrics::counter!(crate::metrics::names::UPSTREAM_FALLBACKS).increment(1);
+            chat.model.clone_from(model);
+            // The client's bytes name the primary: the request is serialized again.
+            match self.send_model(chat, None).await {
+                Ok(answer) => return Ok(answer),
+                Err(next) => failed = next,
+            }
+        }
+        Err(failed.error)
+    }
+
     /// Waits for a free upstream slot in the bounded queue, counting refusals.
     async fn acquire_slot(&self) -> Result<Slot, ProxyError> {
         self.inner.slots.acquire().await.map_err(|err| {
@@ -50,13 +118,15 @@ impl Upstream {
     }
 
     /// Sends `chat` and returns the upstream's successful answer: a stream holding its
-    /// concurrency slot, or a whole body already read. Retries, before any byte of the answer
-    /// can have reached the client, as the [`RetryPolicy`](super::retry::RetryPolicy) says.
-    pub(super) async fn send(
+    /// concurrency slot and key, or a whole body already read. Retries, before any byte of the
+    /// answer can have reached the client, as the [`RetryPolicy`](super::retry::RetryPolicy)
+    /// says; a key refused (401/402/403), rate-limited (429) or unreachable is left for
+    /// another key of the pool at once, while one is left.
+    async fn send_model(
         &self,
         chat: &mut ChatRequest,
         raw: Option<Bytes>,
-    ) -> Result<(Answer, UpstreamTiming), ProxyError> {
+    ) -> Result<(Answer, UpstreamTiming), Failed> {
         let stripped = chat.strip_override_fields();
         // The client's own bytes when nobody changed the request and nothing had to be
         // stripped; otherwise the request serialized once.
@@ -65,16 +135,28 @@ impl Upstream {
             _ => chat::to_json_bytes(chat),
         };
         let stream = chat.is_stream();
-        let slot = self.acquire_slot().await?;
+        let slot = self.acquire_slot().await.map_err(Failed::last)?;
         let started = Instant::now();
         let mut attempts = self.inner.retry.start(started);
+        let keys = &self.inner.keys;
+        let mut tried = vec![false; keys.len()];
+        let mut slot = Some(slot);
         loop {
+            let lease = match keys.lease(&tried, started + self.inner.queue_timeout).await {
+                Ok(lease) => lease,
+                Err(KeyError::AllTried) => {
+                    // The untried key was taken out meanwhile: every key again.
+                    tried.fill(false);
+                    continue;
+                }
+                Err(err) => return Err(Failed::last(key_error(err))),
+            };
             let limit = attempts.limit(Instant::now());
-            let request = self.build_request(body.clone(), stream);
+            let request = self.build_request(body.clone(), stream, lease.auth());
             let outcome = match tokio::time::timeout(limit.limit, request.send()).await {
                 Err(_) => {
                     tracing::warn!("the upstream's answer did not start in time");
-                    return Err(ProxyError::GatewayTimeout(limit.reported));
+                    return Err(Failed::model(ProxyError::GatewayTimeout(limit.reported)));
                 }
                 Ok(outcome) => outcome,
             };
@@ -84,6 +166,10 @@ impl Upstream {
                         time_to_headers: started.elapsed(),
                     };
                     if stream && is_event_stream(&response) {
+                        let slot = slot
+                            .take()
+                            .expect("held until the answer")
+                            .with_lease(lease);
                         return Ok((Answer::Stream(response, slot), timing));
                     }
                     let content_type = response
@@ -92,8 +178,21 @@ impl Upstream {
                         .cloned()
                         .unwrap_or(HeaderValue::from_static("application/json"));
                     match read_whole(response, self.inner.read_timeout).await {
-                        Ok(body) => return Ok((Answer::Whole { content_type, body }, timing)),
-                        Err(err @ ProxyError::GatewayTimeout(_)) => return Err(err),
+                        Ok(body) if is_json(&body) => {
+                            return Ok((Answer::Whole { content_type, body }, timing))
+                        }
+                        Ok(_) => {
+                            tracing::warn!("the upstream's answer is not whole JSON (cut short?)");
+                            (
+                                Some(RetryReason::BrokenBody),
+                                None,
+                                Failure::Error(ProxyError::BadGateway {
+                                    message: "the upstream's answer ended early or is not JSON"
+                                        .into(),
+                                }),
+                            )
+                        }
+                        Err(err @ ProxyError::GatewayTimeout(_)) => return Err(Failed::model(err)),
                         Err(err) => (Some(RetryReason::BrokenBody), None, Failure::Error(err)),
                     }
                 }
@@ -107,6 +206,40 @@ impl Upstream {
                 }
                 Err(err) => (None, None, Failure::Send(err)),
             };
+            // The key's own trouble: try another key at once, while one is left.
+            let refused = match &failure {
+                Failure::Status(response) => matches!(response.status().as_u16(), 401..=403)
+                    .then(|| response.status().as_u16()),
+                _ => None,
+            };
+            if let Some(status) = refused {
+                keys.cool_down(lease.index(), status);
+            }
+            let key_trouble = refused.is_some()
+                || matches!(
+                    reason,
+                    Some(RetryReason::TooManyRequests | RetryReason::Connect)
+                );
+            if key_trouble && keys.len() > 1 {
+                tried[lease.index()] = true;
+                if keys.has_untried(&tried) {
+                    let label = match refused {
+                        Some(_) => "key_refused",
+                        None => reason.map_or("other", RetryReason::label),
+                    };
+                    tracing::warn!(
+                        key = lease.index(),
+                        reason = label,
+                        "moving the upstream request to another key"
+                    );
+                    metrics::counter!("hunyuan_proxy_upstream_retries_total", "reason" => "key_switch")
+                        .increment(1);
+                    continue;
+                }
+                // Every key had its turn: the usual retry rules, on any key again.
+                tried.fill(false);
+            }
+            drop(lease);
             let retry = reason.and_then(|reason| {
                 let wait =
                     attempts.retry(reason, retry_after, Instant::now(), retry::clock_jitter())?;
@@ -115,10 +248,18 @@ impl Upstream {
             let Some((reason, wait)) = retry else {
                 return Err(match failure {
                     Failure::Status(response) => {
-                        map_error_status(response, self.inner.read_timeout).await
+                        let status = response.status();
+                        let error = map_error_status(response, self.inner.read_timeout).await;
+                        Failed {
+                            error,
+                            fallback: status.as_u16() == 429 || status.is_server_error(),
+                        }
                     }
-                    Failure::Send(err) => map_send_error(&err, self.inner.read_timeout),
-                    Failure::Error(err) => err,
+                    Failure::Send(err) => Failed {
+                        error: map_send_error(&err, self.inner.read_timeout),
+                        fallback: err.is_timeout(),
+                    },
+                    Failure::Error(err) => Failed::model(err),
                 });
             };
             tracing::warn!(
@@ -134,14 +275,19 @@ impl Upstream {
         }
     }
 
-    fn build_request(&self, body: Bytes, stream: bool) -> reqwest::RequestBuilder {
+    fn build_request(
+        &self,
+        body: Bytes,
+        stream: bool,
+        auth: Option<&HeaderValue>,
+    ) -> reqwest::RequestBuilder {
         let mut request = self
             .inner
             .client
             .post(self.inner.chat_endpoint.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
-        if let Some(auth) = &self.inner.auth {
+        if let Some(auth) = auth {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }
         if stream {
@@ -157,8 +303,9 @@ impl Upstream {
         mut chat: ChatRequest,
         raw: Option<Bytes>,
     ) -> Result<Response<Body>, ProxyError> {
-        let model = chat.model.clone();
         let (answer, timing) = self.send(&mut chat, raw).await?;
+        let model = chat.model.clone();
+        let served = HeaderValue::from_str(&model).ok();
         let mut out = match answer {
             Answer::Stream(response, slot) => {
                 let body = UpstreamBody::new(
@@ -179,6 +326,9 @@ impl Upstream {
                 .body(Body::from(body))
                 .expect("static response parts are valid"),
         };
+        if let Some(served) = served {
+            out.headers_mut().insert(SERVED_MODEL, served);
+        }
         out.extensions_mut().insert(timing);
         out.extensions_mut().insert(ResolvedModel(model));
         Ok(out)
@@ -191,6 +341,34 @@ fn is_event_stream(response: &reqwest::Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// A key that could not be had, as the client's error.
+fn key_error(err: KeyError) -> ProxyError {
+    match err {
+        KeyError::AllCooling(wait) => {
+            tracing::warn!(
+                back_in_secs = wait.as_secs(),
+                "every upstream key is cooling down"
+            );
+            ProxyError::Unavailable {
+                message: format!(
+                    "every upstream API key was refused by the upstream (401/402/403) and is \
+                     cooling down; the first is back in {} s",
+                    wait.as_secs_f64().ceil() as u64
+                ),
+            }
+        }
+        KeyError::AllTried | KeyError::Busy => ProxyError::RateLimited {
+            message: "waited too long for a free upstream slot; retry shortly".into(),
+            retry_after: Some(Duration::from_secs(1)),
+        },
+    }
+}
+
+/// Whether `body` is one whole JSON value (a close-delimited answer cut short is not).
+fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 /// A whole answer's body, read within `timeout`: 504 when it is not, 502 when it breaks off.

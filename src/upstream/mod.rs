@@ -6,8 +6,12 @@
 //!
 //! - the upstream status is checked before anything is committed to the client;
 //! - a streamed answer flows through chunk by chunk, never buffered; a stream that breaks
-//!   midway ends with one `data: {"error":…}` event and no `[DONE]`, so clients raise instead of
-//!   taking a cut answer for a complete one;
+//!   midway, or ends with neither `[DONE]` nor a `finish_reason` (a close-delimited body cut
+//!   short ends cleanly), ends with one `data: {"error":…}` event and no `[DONE]`, so clients
+//!   raise instead of taking a cut answer for a complete one; a stream that ends after its
+//!   `finish_reason` without `[DONE]` is whole and gets its `[DONE]`;
+//! - a whole (non-streamed) answer that is not one JSON value (cut short) is a broken body:
+//!   retried like one, then 502;
 //! - Hunyuan's own 4xx envelope is passed on with its status; 5xx and connection failures
 //!   become 502, silence past `request_timeout` becomes 504;
 //! - fields that could redirect or re-key the upstream (`api_base`, `base_url`, `api_key`…)
@@ -16,14 +20,22 @@
 //!   (kept in [`ParsedChat`] while unchanged), any other is
 //!   serialized once.
 //!
-//! At most `upstream_concurrency` requests are in flight at once; a streamed answer holds its
-//! slot until its body ends or is dropped.
+//! At most `upstream_concurrency` requests are in flight at once on each key of the pool
+//! (`api_key` plus `api_keys`, see `keys`); a streamed answer holds its slot and its key until
+//! its body ends or is dropped. A request takes the usable key with the fewest in flight; 429
+//! or a connection failure moves it to another key before the first byte, and a key refused
+//! with 401/402/403 is out for `key_cooldown` (every key out: 503). A model whose attempts
+//! failed with 429, 5xx or a timeout hands the request, still before the first byte, to its
+//! `fallback_models` in order; the `x-hunyuan-proxy-model` header names the model that
+//! answered.
 //!
 //! The parts, by job: [`UpstreamConfig`] (checked once, when the `Upstream` is built),
-//! `slots` (the concurrency slots and their bounded wait queue), `retry` (which failures are
-//! tried again and after how long: a policy with no I/O), `forward` (sending, reading whole
-//! answers, building the response), `error_map` (upstream failures as [`ProxyError`]s) and
-//! [`UpstreamBody`] (the streamed answer's body).
+//! `slots` (the concurrency slots and their bounded wait queue), `keys` (the key pool: a
+//! cap per key, least-loaded choice, cooldowns; [`KeyState`]), `retry` (which failures are
+//! tried again and after how long: a policy with no I/O), `forward` (sending, key switches,
+//! fallback models, reading whole answers, building the response), `error_map` (upstream
+//! failures as [`ProxyError`]s) and [`UpstreamBody`] (the streamed answer's body, which also
+//! tells a cut stream from a finished one).
 //!
 //! ```
 //! use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
@@ -36,11 +48,14 @@ mod body;
 mod config;
 mod error_map;
 mod forward;
+mod keys;
 mod retry;
 mod slots;
 
 pub use body::UpstreamBody;
 pub use config::{UpstreamConfig, UpstreamConfigError};
+pub use forward::SERVED_MODEL;
+pub use keys::KeyState;
 
 use crate::chat::{self, ChatCompletion, ChatRequest, ParsedChat};
 use crate::error::ProxyError;
@@ -48,6 +63,7 @@ use axum::body::Body;
 use axum::response::IntoResponse;
 use forward::{read_whole, Answer};
 use http::{HeaderValue, Request, Response};
+use keys::KeyPool;
 use retry::RetryPolicy;
 use slots::Slots;
 use std::convert::Infallible;
@@ -80,8 +96,11 @@ struct Inner {
     /// `chat_url` parsed once: reqwest would parse a string on every request.
     chat_endpoint: reqwest::Url,
     models_url: String,
-    auth: Option<HeaderValue>,
+    keys: Arc<KeyPool>,
+    /// Models tried in order when a model fails before its answer starts.
+    fallbacks: std::collections::BTreeMap<String, Vec<String>>,
     read_timeout: Duration,
+    queue_timeout: Duration,
     retry: RetryPolicy,
     slots: Slots,
 }
@@ -90,7 +109,7 @@ impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("chat_url", &self.inner.chat_url)
-            .field("api_key", &self.inner.auth.as_ref().map(|_| "[redacted]"))
+            .field("api_keys", &self.inner.keys.len())
             .finish()
     }
 }
@@ -134,15 +153,19 @@ impl Upstream {
                 problem: problem.to_owned(),
             })
         };
-        let auth = match &config.api_key {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| invalid("api_key", "holds characters not allowed in a header"))?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
+        let mut auths = Vec::new();
+        for (index, key) in config.pool_keys().into_iter().enumerate() {
+            let field = if index == 0 && config.api_key.is_some() {
+                "api_key"
+            } else {
+                "api_keys"
+            };
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                .map_err(|_| invalid(field, "holds characters not allowed in a header"))?;
+            value.set_sensitive(true);
+            auths.push(value);
+        }
+        let keys = Arc::new(KeyPool::new(auths, config.concurrency, config.key_cooldown));
         let base = config.api_base.trim_end_matches('/');
         let chat_url = format!("{base}/chat/completions");
         let chat_endpoint = reqwest::Url::parse(&chat_url)
@@ -153,15 +176,21 @@ impl Upstream {
                 chat_url,
                 chat_endpoint,
                 models_url: format!("{base}/models"),
-                auth,
+                fallbacks: config.fallback_models.clone(),
                 read_timeout: config.read_timeout,
+                queue_timeout: config.queue_timeout,
                 retry: RetryPolicy {
                     max_retries: config.max_retries,
                     backoff: config.retry_backoff,
                     first_byte_timeout: config.first_byte_timeout,
                     read_timeout: config.read_timeout,
                 },
-                slots: Slots::new(config.concurrency, config.queue_size, config.queue_timeout),
+                slots: Slots::new(
+                    config.concurrency * keys.len(),
+                    config.queue_size,
+                    config.queue_timeout,
+                ),
+                keys,
             }),
         })
     }
@@ -183,9 +212,16 @@ impl Upstream {
         &self.inner.client
     }
 
-    /// The `Authorization` header value sent upstream, when a key is configured.
+    /// The `Authorization` header value of the first key, when a key is configured (health
+    /// probes use it).
     pub fn auth_header(&self) -> Option<&HeaderValue> {
-        self.inner.auth.as_ref()
+        self.inner.keys.first_auth()
+    }
+
+    /// Each key's state by index (never its value): in flight, cooldown, cooldowns so far.
+    /// One entry without a key when none is configured.
+    pub fn key_states(&self) -> Vec<KeyState> {
+        self.inner.keys.states()
     }
 
     /// Requests in flight to the upstream right now.

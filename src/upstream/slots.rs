@@ -24,10 +24,19 @@ pub(crate) struct Slots {
     queue_timeout: Duration,
 }
 
-/// One held slot, given back when dropped.
+/// One held slot, given back when dropped (with the key lease it carries, if any).
 #[derive(Debug)]
 pub(crate) struct Slot {
     _permit: OwnedSemaphorePermit,
+    lease: Option<super::keys::KeyLease>,
+}
+
+impl Slot {
+    /// The slot, also holding `lease` until it is dropped.
+    pub(crate) fn with_lease(mut self, lease: super::keys::KeyLease) -> Self {
+        self.lease = Some(lease);
+        self
+    }
 }
 
 /// Why no slot was handed out.
@@ -73,13 +82,19 @@ impl Slots {
     /// goes away while waiting leaves the queue (the future is dropped with its place).
     pub(crate) async fn acquire(&self) -> Result<Slot, SlotError> {
         if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
-            return Ok(Slot { _permit: permit });
+            return Ok(Slot {
+                _permit: permit,
+                lease: None,
+            });
         }
         let _place =
             QueuePlace::take(&self.waiting, self.queue_size).ok_or(SlotError::QueueFull)?;
         match tokio::time::timeout(self.queue_timeout, self.semaphore.clone().acquire_owned()).await
         {
-            Ok(Ok(permit)) => Ok(Slot { _permit: permit }),
+            Ok(Ok(permit)) => Ok(Slot {
+                _permit: permit,
+                lease: None,
+            }),
             Ok(Err(_)) => Err(SlotError::Closed),
             Err(_) => Err(SlotError::QueueTimeout),
         }

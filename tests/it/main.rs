@@ -14,14 +14,19 @@ mod anthropic;
 mod binary;
 mod cascade;
 mod claude_code;
+#[cfg(unix)]
+mod connections;
 mod custom_stack;
 #[cfg(feature = "prometheus")]
 mod embed_axum;
+mod fallback;
 mod fix;
 mod fix_props;
 mod foundation;
+mod fuzz_http;
 mod fuzz_parse;
 mod hostile;
+mod key_pool;
 mod mock;
 #[cfg(feature = "prometheus")]
 mod observe;
@@ -34,3 +39,4 @@ mod responses_http;
 #[cfg(unix)]
 mod shutdown;
 mod startup;
+mod truncation;
