@@ -1,5 +1,5 @@
 //! A bounded fuzz pass (proptest) over every ingress parser through the whole HTTP stack
-//! (chat, completions, Messages and its count_tokens): arbitrary bytes and arbitrary JSON
+//! (chat, completions, Messages and its count_tokens, Responses): arbitrary bytes and arbitrary JSON
 //! shaped like each dialect's request never make the proxy panic or answer 5xx; streamed
 //! answers are read to their end.
 
@@ -33,7 +33,7 @@ fn post(path: &str, content_type: &str, body: Vec<u8>) -> Result<(), TestCaseErr
         (status, text)
     });
     prop_assert!(!status.is_server_error(), "{path}: {status} {text}");
-    if status.is_success() && text.starts_with("data:") {
+    if status.is_success() && (text.starts_with("data:") || text.starts_with("event:")) {
         prop_assert!(!text.contains("\"upstream_error\""), "{path}: {text}");
     }
     Ok(())
@@ -173,6 +173,101 @@ fn completions_body() -> impl Strategy<Value = Value> {
         })
 }
 
+const RESPONSES_KEYS: &[&str] = &[
+    "type",
+    "role",
+    "content",
+    "text",
+    "image_url",
+    "call_id",
+    "name",
+    "arguments",
+    "output",
+    "id",
+    "encrypted_content",
+    "summary",
+    "tools",
+    "namespace",
+    "parameters",
+];
+const RESPONSES_WORDS: &[&str] = &[
+    "message",
+    "user",
+    "assistant",
+    "developer",
+    "system",
+    "input_text",
+    "output_text",
+    "input_image",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "item_reference",
+    "function",
+    "namespace",
+    "web_search",
+    "data:image/png;base64,iVBORw0KGgo=",
+];
+
+fn responses_body() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![
+            Just(json!("hunyuan-turbos-latest")),
+            arb_json(RESPONSES_KEYS, RESPONSES_WORDS)
+        ],
+        prop_oneof![
+            ".{0,12}".prop_map(Value::String),
+            prop::collection::vec(arb_json(RESPONSES_KEYS, RESPONSES_WORDS), 0..6)
+                .prop_map(Value::Array),
+            arb_json(RESPONSES_KEYS, RESPONSES_WORDS),
+        ],
+        prop::option::of(arb_json(RESPONSES_KEYS, RESPONSES_WORDS)),
+        prop_oneof![
+            Just(json!(true)),
+            Just(json!(false)),
+            arb_json(RESPONSES_KEYS, RESPONSES_WORDS)
+        ],
+        prop::option::of(arb_json(RESPONSES_KEYS, RESPONSES_WORDS)),
+    )
+        .prop_map(|(model, input, instructions, stream, tools)| {
+            let mut body =
+                json!({"model": model, "input": input, "stream": stream, "store": false});
+            if let Some(instructions) = instructions {
+                body["instructions"] = instructions;
+            }
+            if let Some(tools) = tools {
+                body["tools"] = tools;
+            }
+            body
+        })
+}
+
+/// Well-formed Responses inputs with odd item mixes, so that the answer path (and the stream
+/// translator) runs too.
+fn plausible_responses() -> impl Strategy<Value = Value> {
+    let item = prop_oneof![
+        (
+            prop_oneof![Just("user"), Just("assistant"), Just("developer")],
+            ".{0,10}"
+        )
+            .prop_map(|(role, t)| json!({"type": "message", "role": role, "content": t})),
+        Just(
+            json!({"type": "function_call", "call_id": "call_1", "name": "exec_command",
+            "arguments": "{\"cmd\":\"ls\"}"})
+        ),
+        ".{0,10}".prop_map(
+            |t| json!({"type": "function_call_output", "call_id": "call_1", "output": t})
+        ),
+        Just(json!({"type": "reasoning", "summary": [], "encrypted_content": "not-ours"})),
+        Just(json!({"type": "unknown_item_type"})),
+    ];
+    (prop::collection::vec(item, 1..5), any::<bool>()).prop_map(|(input, stream)| {
+        json!({"model": "hunyuan-turbos-latest", "input": input, "stream": stream, "store": false,
+            "tools": [{"type": "function", "name": "exec_command",
+                "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}]})
+    })
+}
+
 fn messages_body() -> impl Strategy<Value = Value> {
     (
         prop_oneof![
@@ -233,7 +328,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_are_never_a_5xx(
         bytes in prop::collection::vec(any::<u8>(), 0..200),
-        route in prop::sample::select(&["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/messages/count_tokens"][..]),
+        route in prop::sample::select(&["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses"][..]),
     ) {
         post(route, "application/json", bytes)?;
     }
@@ -252,6 +347,16 @@ proptest! {
     fn messages_shaped_json_is_never_a_5xx(body in messages_body()) {
         post("/v1/messages", "application/json", body.to_string().into_bytes())?;
         post("/v1/messages/count_tokens", "application/json", body.to_string().into_bytes())?;
+    }
+
+    #[test]
+    fn responses_shaped_json_is_never_a_5xx(body in responses_body()) {
+        post("/v1/responses", "application/json", body.to_string().into_bytes())?;
+    }
+
+    #[test]
+    fn plausible_responses_inputs_are_never_a_5xx(body in plausible_responses()) {
+        post("/v1/responses", "application/json", body.to_string().into_bytes())?;
     }
 
     #[test]

@@ -106,6 +106,25 @@ async fn the_messages_route_gets_its_error_event_for_a_cut_stream() {
     assert!(!body.contains("message_stop"), "{body}");
 }
 
+#[tokio::test]
+async fn the_responses_route_gets_response_failed_for_a_cut_stream() {
+    let t = TestProxy::start().await;
+    t.mock
+        .set_fault(Some(Fault::CloseDelimitedCut { after_events: 2 }));
+    let request = json!({
+        "model": "hunyuan-turbos-latest",
+        "stream": true,
+        "store": false,
+        "input": "tell me a long story",
+    });
+    let response = t.post("/v1/responses", &request).await;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("event: response.failed"), "{body}");
+    assert!(!body.contains("response.completed"), "{body}");
+    assert!(!body.contains("[DONE]"), "{body}");
+}
+
 #[cfg(feature = "prometheus")]
 #[tokio::test]
 async fn a_cut_stream_is_counted() {
