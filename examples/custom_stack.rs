@@ -17,7 +17,7 @@
 //! 2. [`without_cascade`]: **Parse → Fix → FixAudit → Upstream**.
 //!    - The cascade is left out: images go to the model as they are (use a vision model).
 //!    - [`FixAuditLayer`], a layer of the user's own, sits between the fixer and the upstream.
-//!      It reads the fixed conversation (`ChatRequest`) and the `FixReport` from the request
+//!      It reads the fixed conversation (`ParsedChat`) and the `FixReport` from the request
 //!      extensions, logs them, keeps them for inspection, and names the fired rules in an
 //!      `x-fix-rules` response header; on the way back it reads the upstream's
 //!      `ResolvedModel` and `UpstreamTiming` from the response extensions.
@@ -53,14 +53,13 @@ use axum::{Json, Router};
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use hunyuan_proxy::cache::{CacheConfig, CacheHandle, CacheLayer};
-use hunyuan_proxy::cascade::{CascadeLayer, DescribeRequest, Description};
+use hunyuan_proxy::cascade::{CascadeConfig, CascadeLayer, DescribeRequest, Description};
 use hunyuan_proxy::chat::{ParseLayer, ParsedChat};
-use hunyuan_proxy::config::{Config, Secret};
 use hunyuan_proxy::extensions::{FixReport, ResolvedModel, UpstreamTiming};
-use hunyuan_proxy::fix::FixLayer;
+use hunyuan_proxy::fix::{FixConfig, FixLayer};
 use hunyuan_proxy::metrics::{MetricsConfig, MetricsLayer, Monitor, MonitorConfig};
 use hunyuan_proxy::mock::MockHunyuan;
-use hunyuan_proxy::upstream::Upstream;
+use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
 use hunyuan_proxy::ChatService;
 use std::convert::Infallible;
 use std::error::Error;
@@ -175,7 +174,7 @@ impl<S> Layer<S> for FixAuditLayer {
     }
 }
 
-/// Reads what the [`FixLayer`] wrote into the request extensions (the fixed `ChatRequest` and
+/// Reads what the [`FixLayer`] wrote into the request extensions (the fixed `ParsedChat` and
 /// the `FixReport`), logs it, records it, and names the fired rules in the
 /// [`FIX_RULES_HEADER`] of the response. On the way back it reads what the upstream wrote
 /// into the response extensions (`ResolvedModel`, `UpstreamTiming`), logs it, and names the
@@ -263,15 +262,14 @@ pub struct Reordered {
 
 /// Builds stack 1: metrics outermost, the cascade (with the user's describer behind a cache)
 /// before the fixer.
-pub fn reordered(config: &Config, upstream: Upstream) -> Result<Reordered, Box<dyn Error>> {
-    config.validate()?;
+pub fn reordered(upstream: Upstream) -> Result<Reordered, Box<dyn Error>> {
     let describer = UrlDescriber::default();
     let cache = CacheLayer::<Description>::new(
         CacheConfig::default()
-            .max_entries(config.cache_max_size)
-            .ttl(Duration::from_secs(config.cache_ttl)),
+            .max_entries(1000)
+            .ttl(Duration::from_secs(3600)),
     )?;
-    let cascade = CascadeLayer::new(config.cascade_config(), cache.layer(describer.clone()))?;
+    let cascade = CascadeLayer::new(CascadeConfig::default(), cache.layer(describer.clone()))?;
     let monitor = Arc::new(Monitor::new(MonitorConfig::default()));
     let metrics = MetricsLayer::new(MetricsConfig::default().route(REORDERED_ROUTE))
         .with_monitor(monitor.clone());
@@ -279,9 +277,9 @@ pub fn reordered(config: &Config, upstream: Upstream) -> Result<Reordered, Box<d
         // The metrics layer wraps the body to see it end; give axum back a plain `Body`.
         .map_response(|response: Response<_>| response.map(Body::new))
         .layer(metrics)
-        .layer(ParseLayer::new(config.request_body_limit))
+        .layer(ParseLayer::default())
         .layer(cascade)
-        .layer(FixLayer::new(config.fix_config())?)
+        .layer(FixLayer::new(FixConfig::default())?)
         .service(upstream);
     Ok(Reordered {
         service: BoxCloneSyncService::new(service),
@@ -300,15 +298,11 @@ pub struct WithoutCascade {
 }
 
 /// Builds stack 2: no cascade, the user's [`FixAuditLayer`] between the fixer and the upstream.
-pub fn without_cascade(
-    config: &Config,
-    upstream: Upstream,
-) -> Result<WithoutCascade, Box<dyn Error>> {
-    config.validate()?;
+pub fn without_cascade(upstream: Upstream) -> Result<WithoutCascade, Box<dyn Error>> {
     let audit = FixAuditLayer::default();
     let service = ServiceBuilder::new()
-        .layer(ParseLayer::new(config.request_body_limit))
-        .layer(FixLayer::new(config.fix_config())?)
+        .layer(ParseLayer::default())
+        .layer(FixLayer::new(FixConfig::default())?)
         .layer(audit.clone())
         .service(upstream);
     Ok(WithoutCascade {
@@ -330,24 +324,25 @@ pub fn router(reordered: &Reordered, plain: &WithoutCascade) -> Router {
 // Running it.
 // ---------------------------------------------------------------------------------------------
 
-/// The config from `HUNYUAN_API_KEY` / `HUNYUAN_API_BASE`; without a key, one pointed at a new
-/// embedded mock Hunyuan (returned too: it runs while it is kept).
-pub async fn config_from_env() -> (Config, Option<MockHunyuan>) {
-    let mut config = Config::default();
-    config.apply_env(|key| std::env::var(key).ok());
-    if config.api_key.is_some() {
-        return (config, None);
+/// The upstream from `HUNYUAN_API_KEY` / `HUNYUAN_API_BASE`; without a key, a new embedded mock
+/// Hunyuan (returned too: it runs while it is kept).
+pub async fn upstream_from_env() -> (UpstreamConfig, Option<MockHunyuan>) {
+    if let Ok(key) = std::env::var("HUNYUAN_API_KEY") {
+        let base = std::env::var("HUNYUAN_API_BASE")
+            .unwrap_or_else(|_| hunyuan_proxy::preset::Preset::Hunyuan.api_base().to_owned());
+        return (UpstreamConfig::new(base).api_key(key), None);
     }
     let mock = MockHunyuan::start().await;
-    config.api_base = Some(mock.base_url());
-    config.api_key = Some(Secret::new("demo-key"));
-    (config, Some(mock))
+    (
+        UpstreamConfig::new(mock.base_url()).api_key("demo-key"),
+        Some(mock),
+    )
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt().init();
-    let (config, mock) = config_from_env().await;
+    let (upstream, mock) = upstream_from_env().await;
     if let Some(mock) = &mock {
         println!(
             "no HUNYUAN_API_KEY: using an embedded mock Hunyuan at {}",
@@ -355,9 +350,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         );
     }
     // One pooled upstream client, shared by both stacks.
-    let upstream = Upstream::new(config.upstream_config())?;
-    let first = reordered(&config, upstream.clone())?;
-    let second = without_cascade(&config, upstream)?;
+    let upstream = Upstream::new(upstream)?;
+    let first = reordered(upstream.clone())?;
+    let second = without_cascade(upstream)?;
     let app = router(&first, &second);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:4003").await?;

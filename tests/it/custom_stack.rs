@@ -16,9 +16,8 @@ use http::{Request, Response};
 use hunyuan_proxy::cache::{CacheConfig, CacheLayer, Digest, Lookup, Slot, Store, StoreUsage};
 use hunyuan_proxy::cascade::{CascadeConfig, CascadeLayer, Description};
 use hunyuan_proxy::chat::ParsedChat;
-use hunyuan_proxy::config::{Config, Secret};
 use hunyuan_proxy::mock::MockHunyuan;
-use hunyuan_proxy::upstream::Upstream;
+use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -38,14 +37,10 @@ struct Setup {
 
 async fn setup() -> Setup {
     let mock = MockHunyuan::start().await;
-    let config = Config {
-        api_base: Some(mock.base_url()),
-        api_key: Some(Secret::new("custom-stack-key")),
-        ..Config::default()
-    };
-    let upstream = Upstream::new(config.upstream_config()).unwrap();
-    let reordered = example::reordered(&config, upstream.clone()).unwrap();
-    let plain = example::without_cascade(&config, upstream).unwrap();
+    let upstream =
+        Upstream::new(UpstreamConfig::new(mock.base_url()).api_key("custom-stack-key")).unwrap();
+    let reordered = example::reordered(upstream.clone()).unwrap();
+    let plain = example::without_cascade(upstream).unwrap();
     let addr = serve(example::router(&reordered, &plain)).await;
     Setup {
         mock,
