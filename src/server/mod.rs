@@ -39,8 +39,12 @@ use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
 use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
 use crate::preset::Preset;
 use crate::rate_limit::{RateLimitConfig, RateLimitConfigError, RateLimitLayer};
-use crate::responses::{ResponsesConfig, ResponsesConfigError, ResponsesLayer};
-use crate::shared::{FailureMode, Redis, RedisCheck, RedisSetupError, TieredStore};
+use crate::responses::{
+    MemoryResponseStore, ResponsesConfig, ResponsesConfigError, ResponsesLayer,
+};
+use crate::shared::{
+    FailureMode, Redis, RedisCheck, RedisSetupError, TieredResponseStore, TieredStore,
+};
 use crate::stack::{ChatService, ChatStack, StackError};
 use crate::upstream::{Upstream, UpstreamSetupError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -174,7 +178,18 @@ impl Proxy {
             None => RateLimitLayer::new(limits)?,
         };
         let messages = MessagesLayer::new(messages_config(&config)?)?;
-        let responses = ResponsesLayer::new(responses_config(&config)?)?;
+        let mut responses = ResponsesLayer::new(responses_config(&config)?)?;
+        if let Some(redis) = &redis {
+            // Stored responses are shared too: a turn stored through one replica can be
+            // continued, read or deleted through any other.
+            let limits = config.responses_store_limits();
+            let store = TieredResponseStore::new(
+                MemoryResponseStore::new(limits),
+                redis.clone(),
+                limits.ttl,
+            );
+            responses = responses.with_store(Arc::new(store));
+        }
         let observe = if config.enable_monitoring {
             #[cfg(feature = "prometheus")]
             let _ = prometheus_handle();

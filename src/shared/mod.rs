@@ -1,7 +1,8 @@
 //! State shared by several proxy replicas through Redis: the connection ([`Redis`]), its
 //! settings ([`RedisConfig`]), the failure policy ([`FailureMode`]), the `/health` component
 //! ([`RedisCheck`]), the closed-mode guard ([`RedisGuardLayer`]) and the two-level
-//! description store ([`TieredStore`]).
+//! description store ([`TieredStore`]) and the two-level store of the Responses ingress
+//! ([`TieredResponseStore`]).
 //!
 //! One multiplexed connection per process (the `redis` crate's connection manager, which
 //! reconnects by itself). Every call is bounded by [`RedisConfig::timeout`]; a failed or late
@@ -13,8 +14,10 @@
 //! state (cache, limits); in [`FailureMode::Closed`] requests are refused with 503.
 
 mod cache;
+mod responses;
 
 pub use cache::{SharedValue, TieredStore};
+pub use responses::TieredResponseStore;
 
 use crate::error::ProxyError;
 use crate::health::{CheckFuture, CheckResult, ComponentHealth};
@@ -298,7 +301,7 @@ impl Redis {
         .await
     }
 
-    /// Counts a fallback of `user` (`cache`, `rate_limit`, `closed`).
+    /// Counts a fallback of `user` (`cache`, `rate_limit`, `responses`, `closed`).
     pub(crate) fn fallback(&self, user: &'static str) {
         metrics::counter!(REDIS_FALLBACKS, "user" => user).increment(1);
     }

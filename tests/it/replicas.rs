@@ -384,3 +384,158 @@ async fn three_proxy_processes_share_the_cache_and_the_limits() {
     );
     let _ = std::fs::remove_file(&config);
 }
+
+/// `POST /v1/responses` with `body`; the response object (status 200 asserted).
+async fn respond(proxy: &TestProxy, body: &Value) -> Value {
+    let response = proxy.post("/v1/responses", body).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_response_stored_through_one_replica_is_continued_read_and_deleted_through_another() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (mock, proxies) = replicas(3, &redis, |_| {}).await;
+    let (a, b, c) = (&proxies[0], &proxies[1], &proxies[2]);
+    let model = "hunyuan-turbos-latest";
+    let first = respond(a, &json!({"model": model, "input": "My name is Ada."})).await;
+    let id = first["id"].as_str().unwrap().to_owned();
+
+    // Replica B continues the turn stored by A: the earlier turn reaches the model.
+    let second = respond(
+        b,
+        &json!({"model": model, "previous_response_id": id, "input": "What is my name?"}),
+    )
+    .await;
+    assert_eq!(second["previous_response_id"], id.as_str());
+    let sent = mock.chat_requests().pop().unwrap();
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert_eq!(messages[0]["content"], "My name is Ada.");
+    assert_eq!(messages[1]["content"], "Echo: My name is Ada.");
+
+    // A streamed turn on C is stored too, and A continues it.
+    let streamed = c
+        .post(
+            "/v1/responses",
+            &json!({"model": model, "stream": true, "previous_response_id": second["id"],
+                    "input": "Again?"}),
+        )
+        .await;
+    assert_eq!(streamed.status(), 200);
+    let text = streamed.text().await.unwrap();
+    let third = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|e| e["type"] == "response.completed")
+        .expect("a completed event")["response"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while a.get(&format!("/v1/responses/{third}")).await.status() != 200 {
+        // A streamed turn is written to Redis just after its last event.
+        assert!(Instant::now() < deadline, "the streamed turn reaches Redis");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    respond(
+        a,
+        &json!({"model": model, "previous_response_id": third, "input": "Once more"}),
+    )
+    .await;
+    let history = mock.chat_requests().pop().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(history, 7, "three earlier turns and the new input");
+
+    // GET on B reads A's response.
+    let read = b.get(&format!("/v1/responses/{id}")).await;
+    assert_eq!(read.status(), 200);
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["id"], id.as_str());
+    assert_eq!(read["output"], first["output"]);
+
+    // DELETE on B removes it for A, which holds it in memory.
+    let deleted = b
+        .client
+        .delete(b.url(&format!("/v1/responses/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    crate::common::expect_envelope(a.get(&format!("/v1/responses/{id}")).await, 404).await;
+    let continued = a
+        .post(
+            "/v1/responses",
+            &json!({"model": model, "previous_response_id": id, "input": "x"}),
+        )
+        .await;
+    let body = crate::common::expect_envelope(continued, 404).await;
+    assert_eq!(body["error"]["code"], "previous_response_not_found");
+    let again = c
+        .client
+        .delete(c.url(&format!("/v1/responses/{id}")))
+        .send()
+        .await
+        .unwrap();
+    crate::common::expect_envelope(again, 404).await;
+}
+
+#[tokio::test]
+async fn stored_responses_are_served_from_memory_while_redis_is_down() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (mock, proxies) = replicas(2, &redis, |_| {}).await;
+    let (a, b) = (&proxies[0], &proxies[1]);
+    let model = "hunyuan-turbos-latest";
+    let first = respond(a, &json!({"model": model, "input": "My name is Ada."})).await;
+    let id = first["id"].as_str().unwrap().to_owned();
+    redis.stop();
+
+    // A still has its own turn: read and continued from memory.
+    let read = a.get(&format!("/v1/responses/{id}")).await;
+    assert_eq!(read.status(), 200, "served from A's memory");
+    respond(
+        a,
+        &json!({"model": model, "previous_response_id": id, "input": "What is my name?"}),
+    )
+    .await;
+    let sent = mock.chat_requests().pop().unwrap();
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 3);
+    // B never had it: not found, in OpenAI's envelope (never a 500).
+    crate::common::expect_envelope(b.get(&format!("/v1/responses/{id}")).await, 404).await;
+    // New turns are still stored and served, per replica.
+    let local = respond(b, &json!({"model": model, "input": "Hello"})).await;
+    let local_id = local["id"].as_str().unwrap();
+    assert_eq!(
+        b.get(&format!("/v1/responses/{local_id}")).await.status(),
+        200
+    );
+    assert_eq!(redis_status(a).await, "degraded");
+}
+
+#[tokio::test]
+async fn closed_mode_refuses_stored_responses_with_503_while_redis_is_down() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (_mock, proxies) = replicas(1, &redis, |c| c.redis_failure = FailureMode::Closed).await;
+    let proxy = &proxies[0];
+    let first = respond(
+        proxy,
+        &json!({"model": "hunyuan-turbos-latest", "input": "Hi"}),
+    )
+    .await;
+    let id = first["id"].as_str().unwrap().to_owned();
+    redis.stop();
+    // The first call after the loss finds out; from then on every call is refused.
+    let _ = proxy.get(&format!("/v1/responses/{id}")).await;
+    let refused = proxy.get(&format!("/v1/responses/{id}")).await;
+    let envelope = crate::common::expect_envelope(refused, 503).await;
+    assert!(envelope["error"]["message"].is_string(), "{envelope}");
+}
