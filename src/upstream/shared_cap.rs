@@ -339,3 +339,194 @@ pub(crate) fn any_key(keys: &KeyPool) -> Vec<usize> {
         usable
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::RedisConfig;
+    use std::process::{Child, Command, Stdio};
+
+    /// A `redis-server` of the test's own on a free port, killed on drop.
+    struct Server(Child, u16);
+
+    impl Server {
+        /// `None` (with a printed reason) when `redis-server` is not on PATH.
+        fn start() -> Option<Self> {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .ok()?
+                .port();
+            let Ok(child) = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+            else {
+                eprintln!("skipped: redis-server is not on PATH");
+                return None;
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(std::time::Instant::now() < deadline, "redis-server starts");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Some(Server(child, port))
+        }
+
+        fn redis(&self) -> Redis {
+            let url = format!("redis://127.0.0.1:{}/0", self.1);
+            Redis::new(RedisConfig::new(url).timeout(Duration::from_millis(500))).unwrap()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A replica's cap over two keys, `per_key` each, leases of `lease`.
+    fn cap(redis: Redis, per_key: usize, lease: Duration, queue: usize) -> Arc<SharedCap> {
+        let sets = vec![redis.key("sem:a"), redis.key("sem:b")];
+        Arc::new(SharedCap::new(
+            redis,
+            sets,
+            per_key,
+            lease,
+            queue,
+            Duration::from_millis(300),
+        ))
+    }
+
+    async fn holders(redis: &Redis, set: &str) -> usize {
+        redis
+            .run("test", |mut c| async move {
+                ::redis::cmd("ZCARD")
+                    .arg(set)
+                    .query_async::<usize>(&mut c)
+                    .await
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_replica_s_leases_count_and_the_key_with_fewest_is_chosen() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let (a, b) = (
+            cap(server.redis(), 2, Duration::from_secs(10), 0),
+            cap(server.redis(), 2, Duration::from_secs(10), 0),
+        );
+        let both = [0, 1];
+        let first = a.try_acquire(&both).await.unwrap().unwrap();
+        let second = b.try_acquire(&both).await.unwrap().unwrap();
+        assert_eq!((first.key(), second.key()), (0, 1), "the emptier key");
+        let _third = a.try_acquire(&both).await.unwrap().unwrap();
+        let _fourth = b.try_acquire(&both).await.unwrap().unwrap();
+        assert!(a.try_acquire(&both).await.unwrap().is_none(), "2 per key");
+        assert_eq!(a.in_flight(), 2);
+        assert_eq!(
+            a.acquire(|| both.to_vec()).await.unwrap_err(),
+            SharedError::Slot(SlotError::QueueFull),
+            "a queue of 0 refuses at once"
+        );
+        drop(second);
+        // The release is sent in the background.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while holders(&server.redis(), &a.sets[1]).await != 1 {
+            assert!(Instant::now() < deadline, "given back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(a.try_acquire(&both).await.unwrap().unwrap().key(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_is_renewed_and_an_abandoned_one_expires() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let redis = server.redis();
+        let a = cap(redis.clone(), 2, Duration::from_secs(1), 0);
+        let held = a.try_acquire(&[0]).await.unwrap().unwrap();
+        // A lease nobody renews (a replica that died), living 300 ms.
+        let set = a.sets[0].clone();
+        let added = redis
+            .run("test", |mut c| {
+                let set = &set;
+                async move {
+                    ACQUIRE
+                        .key(set)
+                        .arg("dead-replica-1")
+                        .arg(300)
+                        .arg(2)
+                        .invoke_async::<usize>(&mut c)
+                        .await
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(added, 1);
+        assert!(a.try_acquire(&[0]).await.unwrap().is_none(), "at the cap");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let back = a.try_acquire(&[0]).await.unwrap();
+        assert!(back.is_some(), "the abandoned lease expired");
+        drop(back);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while holders(&redis, &set).await != 1 {
+            assert!(Instant::now() < deadline, "only the held lease is left");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Past its 1 s lease, the held one still counts (expired ones would be dropped by
+        // the acquire): it was renewed.
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let _second = a.try_acquire(&[0]).await.unwrap().expect("one of 2 left");
+        assert!(
+            a.try_acquire(&[0]).await.unwrap().is_none(),
+            "the held lease was renewed past its lease time"
+        );
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_a_released_lease_and_times_out_otherwise() {
+        let Some(server) = Server::start() else {
+            return;
+        };
+        let a = cap(server.redis(), 1, Duration::from_secs(10), 4);
+        let held = a.try_acquire(&[0]).await.unwrap().unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            a.acquire(|| vec![0]).await.unwrap_err(),
+            SharedError::Slot(SlotError::QueueTimeout)
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(a.waiting(), 0);
+        let waiter = tokio::spawn({
+            let a = a.clone();
+            async move { a.acquire(|| vec![0]).await.map(|p| p.key()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.waiting(), 1);
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), Ok(0));
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_does_not_answer_is_reported_unavailable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let redis = Redis::new(RedisConfig::new(format!("redis://127.0.0.1:{port}/0"))).unwrap();
+        let a = cap(redis, 1, Duration::from_secs(10), 4);
+        assert_eq!(
+            a.acquire(|| vec![0]).await.unwrap_err(),
+            SharedError::Unavailable
+        );
+        assert_eq!(a.waiting(), 0);
+    }
+}
