@@ -236,7 +236,8 @@ impl Redis {
                 failure = self.failure().as_str(),
                 "redis down: {}",
                 match self.failure() {
-                    FailureMode::Local => "falling back to in-process cache, limits and upstream cap",
+                    FailureMode::Local =>
+                        "falling back to in-process cache, limits and upstream cap",
                     FailureMode::Closed => "refusing requests with 503",
                 }
             );

@@ -682,3 +682,48 @@ async fn the_cap_falls_back_per_replica_while_redis_is_down_and_is_shared_again_
         "the cap is shared again: {peak} at once upstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_upstream_key_has_its_own_shared_cap_whatever_order_replicas_list_them_in() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockHunyuan::start().await;
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(200))));
+    let replica = std::sync::atomic::AtomicUsize::new(0);
+    let (mock, proxies) = replicas_on(mock, 3, &redis, |c| {
+        let mut keys = vec![Secret::new("upstream-key-a"), Secret::new("upstream-key-b")];
+        if replica.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 1 {
+            keys.reverse();
+        }
+        c.api_key = None;
+        c.api_keys = keys;
+        c.upstream_concurrency = 2;
+    })
+    .await;
+    let answers = burst(&proxies, 12).await;
+    assert!(
+        answers
+            .iter()
+            .all(|&(status, whole)| status == 200 && whole),
+        "{answers:?}"
+    );
+    assert_eq!(
+        mock.max_in_flight(),
+        4,
+        "2 per key on 2 keys, shared by the three replicas"
+    );
+    let keys: std::collections::BTreeSet<String> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .filter_map(|r| {
+            r.headers
+                .get("authorization")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(keys.len(), 2, "both keys were used: {keys:?}");
+}
