@@ -22,7 +22,9 @@
 //!
 //! At most `upstream_concurrency` requests are in flight at once on each key of the pool
 //! (`api_key` plus `api_keys`, see `keys`); a streamed answer holds its slot and its key until
-//! its body ends or is dropped. A request takes the usable key with the fewest in flight; 429
+//! its body ends or is dropped. Built with [`Upstream::with_shared_cap`], the cap counts the
+//! requests of every replica on one Redis (`shared_cap`: leased permits per key, renewed
+//! while held); without it, it is in-process. A request takes the usable key with the fewest in flight; 429
 //! or a connection failure moves it to another key before the first byte, and a key refused
 //! with 401/402/403 is out for `key_cooldown` (every key out: 503). A model whose attempts
 //! failed with 429, 5xx or a timeout hands the request, still before the first byte, to its
@@ -30,7 +32,8 @@
 //! answered.
 //!
 //! The parts, by job: [`UpstreamConfig`] (checked once, when the `Upstream` is built),
-//! `slots` (the concurrency slots and their bounded wait queue), `keys` (the key pool: a
+//! `slots` (the concurrency slots and their bounded wait queue), `shared_cap` (the cap shared
+//! through Redis, with the same queue rules), `keys` (the key pool: a
 //! cap per key, least-loaded choice, cooldowns; [`KeyState`]), `retry` (which failures are
 //! tried again and after how long: a policy with no I/O), `forward` (sending, key switches,
 //! fallback models, reading whole answers, building the response), `error_map` (upstream
