@@ -142,6 +142,9 @@ pub struct Config {
     pub redis_failure: FailureMode,
     /// Milliseconds one Redis call may take before it counts as failed.
     pub redis_timeout_ms: u64,
+    /// Seconds a replica's lease on the shared upstream cap lives unrenewed: a crashed
+    /// replica's permits come back after at most this long.
+    pub redis_lease_secs: u64,
 }
 
 impl Default for Config {
@@ -202,6 +205,7 @@ impl Default for Config {
             redis_prefix: "hunyuan-proxy:".to_owned(),
             redis_failure: FailureMode::Local,
             redis_timeout_ms: 50,
+            redis_lease_secs: 10,
         }
     }
 }
@@ -416,6 +420,9 @@ impl Config {
         if self.redis_timeout_ms == 0 {
             return invalid("redis_timeout_ms", "must be at least 1");
         }
+        if self.redis_lease_secs == 0 {
+            return invalid("redis_lease_secs", "must be at least 1");
+        }
         if self.redis_url.as_ref().is_some_and(|u| u.is_empty()) {
             return invalid("redis_url", "must not be empty when set");
         }
@@ -556,6 +563,11 @@ impl Config {
         )
     }
 
+    /// `redis_lease_secs` as a duration.
+    pub fn redis_lease(&self) -> Duration {
+        Duration::from_secs(self.redis_lease_secs)
+    }
+
     /// `cache_ttl` as a duration.
     pub fn cache_ttl(&self) -> Duration {
         Duration::from_secs(self.cache_ttl)
@@ -602,6 +614,11 @@ mod tests {
         assert_eq!(redis.timeout, Duration::from_millis(20));
         assert!(!format!("{c:?}").contains("6390"), "the URL is redacted");
         assert!(Config::from_toml_str("redis_failure = \"open\"", "test").is_err());
+        let lease = Config::from_toml_str("redis_lease_secs = 2", "test").unwrap();
+        assert_eq!(lease.redis_lease(), Duration::from_secs(2));
+        assert_eq!(Config::default().redis_lease(), Duration::from_secs(10));
+        let zero = Config::from_toml_str("redis_lease_secs = 0", "test").unwrap();
+        assert!(zero.validate().is_err());
         let defaults = Config::default();
         assert_eq!(
             (

@@ -76,7 +76,7 @@ pub const REDIS_ERRORS: &str = "hunyuan_proxy_redis_errors_total";
 /// Histogram `{op}`: Redis call latency.
 pub const REDIS_DURATION: &str = "hunyuan_proxy_redis_call_duration_seconds";
 /// Counter `{user}`: times a user of Redis fell back to in-process state (`cache`,
-/// `rate_limit`) or refused a request (`closed`).
+/// `rate_limit`, `upstream_cap`) or refused a request (`closed`).
 pub const REDIS_FALLBACKS: &str = "hunyuan_proxy_redis_fallbacks_total";
 /// Gauge: 1 while Redis answers, else 0.
 pub const REDIS_UP: &str = "hunyuan_proxy_redis_up";

@@ -137,8 +137,15 @@ impl Proxy {
     /// of its router) is dropped.
     pub fn new(config: Config) -> Result<Self, BuildError> {
         config.validate()?;
-        let upstream = Upstream::new(config.upstream_config())?;
         let redis = config.redis_config().map(Redis::new).transpose()?;
+        let upstream = match &redis {
+            Some(redis) => Upstream::with_shared_cap(
+                config.upstream_config(),
+                redis.clone(),
+                config.redis_lease(),
+            )?,
+            None => Upstream::new(config.upstream_config())?,
+        };
         if let (Some(redis), Ok(runtime)) = (&redis, tokio::runtime::Handle::try_current()) {
             // Connect now rather than on the first request (and log at once if Redis is down).
             let redis = redis.clone();

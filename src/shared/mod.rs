@@ -11,7 +11,8 @@
 //! through as a probe; the first that succeeds marks Redis up again (one info log line).
 //!
 //! In [`FailureMode::Local`] the users of a down Redis fall back at once to their in-process
-//! state (cache, limits); in [`FailureMode::Closed`] requests are refused with 503.
+//! state (cache, limits, the upstream cap); in [`FailureMode::Closed`] requests are refused
+//! with 503.
 
 mod cache;
 mod responses;
@@ -238,7 +239,8 @@ impl Redis {
                 failure = self.failure().as_str(),
                 "redis down: {}",
                 match self.failure() {
-                    FailureMode::Local => "falling back to in-process cache and limits",
+                    FailureMode::Local =>
+                        "falling back to in-process cache, limits and upstream cap",
                     FailureMode::Closed => "refusing requests with 503",
                 }
             );
@@ -248,7 +250,7 @@ impl Redis {
     fn mark_up(&self) {
         if !self.0.up.swap(true, Ordering::SeqCst) {
             metrics::gauge!(REDIS_UP).set(1.0);
-            tracing::info!("redis up again: cache and limits are shared again");
+            tracing::info!("redis up again: cache, limits and upstream cap are shared again");
         }
     }
 
@@ -348,7 +350,7 @@ impl ComponentHealth for RedisCheck {
                 Ok(()) => CheckResult::healthy("shared state in Redis"),
                 Err(_) => match self.redis.failure() {
                     FailureMode::Local => CheckResult::degraded(
-                        "redis unavailable: cache and rate limits are per replica until it returns",
+                        "redis unavailable: cache, rate limits and the upstream cap are per replica until it returns",
                     ),
                     FailureMode::Closed => CheckResult::unhealthy(
                         "redis unavailable: requests are refused until it returns",

@@ -3,12 +3,14 @@
 //! streamed response holding its slot.
 
 use super::error_map::{map_error_status, map_send_error};
-use super::keys::KeyError;
+use super::keys::{KeyError, KeyLease};
 use super::retry::{self, RetryReason};
-use super::slots::Slot;
+use super::shared_cap::{self, SharedCap, SharedError};
+use super::slots::{Slot, SlotError};
 use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
 use crate::chat::{self, ChatRequest};
 use crate::error::ProxyError;
+use crate::shared::FailureMode;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -106,15 +108,78 @@ impl Upstream {
         Err(failed.error)
     }
 
-    /// Waits for a free upstream slot in the bounded queue, counting refusals.
+    /// Waits for a free upstream slot in the bounded queue, counting refusals: a lease of the
+    /// shared cap when there is one, else (or while Redis is away) an in-process slot.
     async fn acquire_slot(&self) -> Result<Slot, ProxyError> {
-        self.inner.slots.acquire().await.map_err(|err| {
-            if let Some(reason) = err.rejection_reason() {
-                metrics::counter!("hunyuan_proxy_upstream_queue_rejections_total", "reason" => reason)
-                    .increment(1);
+        let Some(shared) = &self.inner.shared else {
+            return self.inner.slots.acquire().await.map_err(rejected);
+        };
+        let keys = &self.inner.keys;
+        match shared.acquire(|| shared_cap::any_key(keys)).await {
+            Ok(permit) => Ok(Slot::shared(permit)),
+            Err(SharedError::Slot(err)) => Err(rejected(err)),
+            Err(SharedError::Unavailable) => self.local_slot(shared).await,
+        }
+    }
+
+    /// Redis did not answer: an in-process slot in local mode (the cap is per replica until
+    /// Redis returns), 503 in closed mode.
+    async fn local_slot(&self, shared: &SharedCap) -> Result<Slot, ProxyError> {
+        let redis = shared.redis();
+        match redis.failure() {
+            FailureMode::Local => {
+                redis.fallback("upstream_cap");
+                self.inner.slots.acquire().await.map_err(rejected)
             }
-            ProxyError::from(err)
-        })
+            FailureMode::Closed => {
+                redis.fallback("closed");
+                Err(ProxyError::Unavailable {
+                    message: "the shared state store (Redis) is unavailable and redis_failure \
+                              is \"closed\"; retry shortly"
+                        .into(),
+                })
+            }
+        }
+    }
+
+    /// The key of the next attempt. With an in-process slot: the pool's least-loaded key with
+    /// room, waiting until `deadline`. With a shared lease: the lease's key while it is usable
+    /// and untried, else (the lease given back first) a lease on another such key.
+    async fn lease_key(
+        &self,
+        slot: &mut Option<Slot>,
+        tried: &[bool],
+        deadline: Instant,
+    ) -> Result<Result<KeyLease, KeyError>, ProxyError> {
+        let keys = &self.inner.keys;
+        let (Some(shared), Some(current)) =
+            (&self.inner.shared, slot.as_ref().and_then(Slot::shared_key))
+        else {
+            return Ok(keys.lease(tried, deadline).await);
+        };
+        let candidates = match keys.candidates(tried) {
+            Ok(candidates) => candidates,
+            Err(err) => return Ok(Err(err)),
+        };
+        if candidates.contains(&current) {
+            return Ok(Ok(keys.lease_index(current)));
+        }
+        *slot = None;
+        let moved = shared
+            .wait(|| keys.candidates(tried).unwrap_or_default(), deadline)
+            .await;
+        match moved {
+            None => Ok(Err(KeyError::Busy)),
+            Some(Ok(permit)) => {
+                let index = permit.key();
+                *slot = Some(Slot::shared(permit));
+                Ok(Ok(keys.lease_index(index)))
+            }
+            Some(Err(_)) => {
+                *slot = Some(self.local_slot(shared).await?);
+                Ok(keys.lease(tried, deadline).await)
+            }
+        }
     }
 
     /// Sends `chat` and returns the upstream's successful answer: a stream holding its
@@ -142,7 +207,12 @@ impl Upstream {
         let mut tried = vec![false; keys.len()];
         let mut slot = Some(slot);
         loop {
-            let lease = match keys.lease(&tried, started + self.inner.queue_timeout).await {
+            let deadline = started + self.inner.queue_timeout;
+            let leased = self
+                .lease_key(&mut slot, &tried, deadline)
+                .await
+                .map_err(Failed::last)?;
+            let lease = match leased {
                 Ok(lease) => lease,
                 Err(KeyError::AllTried) => {
                     // The untried key was taken out meanwhile: every key again.
@@ -333,6 +403,15 @@ impl Upstream {
         out.extensions_mut().insert(ResolvedModel(model));
         Ok(out)
     }
+}
+
+/// A queue refusal as the client's error, counted by its reason.
+fn rejected(err: SlotError) -> ProxyError {
+    if let Some(reason) = err.rejection_reason() {
+        metrics::counter!("hunyuan_proxy_upstream_queue_rejections_total", "reason" => reason)
+            .increment(1);
+    }
+    ProxyError::from(err)
 }
 
 fn is_event_stream(response: &reqwest::Response) -> bool {

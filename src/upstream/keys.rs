@@ -200,6 +200,47 @@ impl KeyPool {
             }))
     }
 
+    /// The usable keys not in `tried`, fewest in flight (here) first; the errors say why
+    /// there are none. The shared cap picks among them by the count of every replica.
+    pub(crate) fn candidates(&self, tried: &[bool]) -> Result<Vec<usize>, KeyError> {
+        let now = self.now_ms();
+        let mut usable = false;
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        let mut soonest = Duration::MAX;
+        for (index, key) in self.keys.iter().enumerate() {
+            if let Some(wait) = self.cooling_for(key, now) {
+                soonest = soonest.min(wait);
+                continue;
+            }
+            usable = true;
+            if !tried[index] {
+                found.push((key.in_flight.load(Ordering::Acquire), index));
+            }
+        }
+        if !usable {
+            return Err(KeyError::AllCooling(soonest));
+        }
+        if found.is_empty() {
+            return Err(KeyError::AllTried);
+        }
+        found.sort_unstable();
+        Ok(found.into_iter().map(|(_, index)| index).collect())
+    }
+
+    /// A lease on key `index` whatever its count here (the shared cap already admitted it).
+    pub(crate) fn lease_index(self: &Arc<Self>, index: usize) -> KeyLease {
+        self.keys[index].in_flight.fetch_add(1, Ordering::AcqRel);
+        KeyLease {
+            pool: self.clone(),
+            index,
+        }
+    }
+
+    /// Each key's `Authorization` value, by index.
+    pub(crate) fn auths(&self) -> impl Iterator<Item = Option<&HeaderValue>> {
+        self.keys.iter().map(|key| key.auth.as_ref())
+    }
+
     /// A lease on the usable key not in `tried` with the fewest in flight, waiting (until
     /// `deadline`) while every such key is at its cap.
     pub(crate) async fn lease(

@@ -22,7 +22,9 @@
 //!
 //! At most `upstream_concurrency` requests are in flight at once on each key of the pool
 //! (`api_key` plus `api_keys`, see `keys`); a streamed answer holds its slot and its key until
-//! its body ends or is dropped. A request takes the usable key with the fewest in flight; 429
+//! its body ends or is dropped. Built with [`Upstream::with_shared_cap`], the cap counts the
+//! requests of every replica on one Redis (`shared_cap`: leased permits per key, renewed
+//! while held); without it, it is in-process. A request takes the usable key with the fewest in flight; 429
 //! or a connection failure moves it to another key before the first byte, and a key refused
 //! with 401/402/403 is out for `key_cooldown` (every key out: 503). A model whose attempts
 //! failed with 429, 5xx or a timeout hands the request, still before the first byte, to its
@@ -30,7 +32,8 @@
 //! answered.
 //!
 //! The parts, by job: [`UpstreamConfig`] (checked once, when the `Upstream` is built),
-//! `slots` (the concurrency slots and their bounded wait queue), `keys` (the key pool: a
+//! `slots` (the concurrency slots and their bounded wait queue), `shared_cap` (the cap shared
+//! through Redis, with the same queue rules), `keys` (the key pool: a
 //! cap per key, least-loaded choice, cooldowns; [`KeyState`]), `retry` (which failures are
 //! tried again and after how long: a policy with no I/O), `forward` (sending, key switches,
 //! fallback models, reading whole answers, building the response), `error_map` (upstream
@@ -50,6 +53,7 @@ mod error_map;
 mod forward;
 mod keys;
 mod retry;
+mod shared_cap;
 mod slots;
 
 pub use body::UpstreamBody;
@@ -65,6 +69,7 @@ use forward::{read_whole, Answer};
 use http::{HeaderValue, Request, Response};
 use keys::KeyPool;
 use retry::RetryPolicy;
+use shared_cap::SharedCap;
 use slots::Slots;
 use std::convert::Infallible;
 use std::future::Future;
@@ -103,6 +108,8 @@ struct Inner {
     queue_timeout: Duration,
     retry: RetryPolicy,
     slots: Slots,
+    /// The cap shared with other replicas through Redis (`None`: in-process only).
+    shared: Option<Arc<SharedCap>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -139,6 +146,26 @@ impl UpstreamSetupError {
 impl Upstream {
     /// Checks `config` ([`UpstreamConfig::validate`]) and builds the pooled client.
     pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamSetupError> {
+        Self::build(config, None)
+    }
+
+    /// Like [`new`](Self::new), with the concurrency cap (`concurrency` per key) shared by
+    /// every replica using `redis`: leases living `lease` (renewed while a request or stream
+    /// is open), so a crashed replica's permits come back after at most `lease`. While Redis
+    /// does not answer, requests use the in-process slots (`redis_failure = "local"`: the cap
+    /// is then per replica) or get 503 (`"closed"`).
+    pub fn with_shared_cap(
+        config: UpstreamConfig,
+        redis: crate::shared::Redis,
+        lease: Duration,
+    ) -> Result<Self, UpstreamSetupError> {
+        Self::build(config, Some((redis, lease)))
+    }
+
+    fn build(
+        config: UpstreamConfig,
+        shared: Option<(crate::shared::Redis, Duration)>,
+    ) -> Result<Self, UpstreamSetupError> {
         config.validate()?;
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -166,6 +193,20 @@ impl Upstream {
             auths.push(value);
         }
         let keys = Arc::new(KeyPool::new(auths, config.concurrency, config.key_cooldown));
+        let shared = shared.map(|(redis, lease)| {
+            let sets = keys
+                .auths()
+                .map(|auth| shared_cap::set_name(&redis, auth))
+                .collect();
+            Arc::new(SharedCap::new(
+                redis,
+                sets,
+                config.concurrency,
+                lease,
+                config.queue_size,
+                config.queue_timeout,
+            ))
+        });
         let base = config.api_base.trim_end_matches('/');
         let chat_url = format!("{base}/chat/completions");
         let chat_endpoint = reqwest::Url::parse(&chat_url)
@@ -191,6 +232,7 @@ impl Upstream {
                     config.queue_timeout,
                 ),
                 keys,
+                shared,
             }),
         })
     }
@@ -224,14 +266,14 @@ impl Upstream {
         self.inner.keys.states()
     }
 
-    /// Requests in flight to the upstream right now.
+    /// Requests of this replica in flight to the upstream right now.
     pub fn in_flight(&self) -> usize {
-        self.inner.slots.in_flight()
+        self.inner.slots.in_flight() + self.inner.shared.as_ref().map_or(0, |s| s.in_flight())
     }
 
-    /// Requests waiting for a free upstream slot right now.
+    /// Requests of this replica waiting for a free upstream slot right now.
     pub fn waiting(&self) -> usize {
-        self.inner.slots.waiting()
+        self.inner.slots.waiting() + self.inner.shared.as_ref().map_or(0, |s| s.waiting())
     }
 
     /// Sends a non-streamed chat request and parses the answer (used by the image describer).

@@ -5,10 +5,10 @@
 //! bound it is refused with a [`SlotError`] at once. A slot is given back when its [`Slot`]
 //! is dropped, and a waiter that goes away (its future dropped) gives back its place.
 //!
-//! This is the in-process pool; the interface (`acquire`, the counts, a guard that frees on
-//! drop, an error saying why) is what another pool (shared between proxies, or one per key)
-//! has to offer as well.
+//! This is the in-process pool. A [`Slot`] may instead hold a lease of the cap shared by
+//! every replica through Redis (`shared_cap`), which keeps the same queue rules.
 
+use super::shared_cap::SharedPermit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +27,17 @@ pub(crate) struct Slots {
 /// One held slot, given back when dropped (with the key lease it carries, if any).
 #[derive(Debug)]
 pub(crate) struct Slot {
-    _permit: OwnedSemaphorePermit,
+    permit: Permit,
     lease: Option<super::keys::KeyLease>,
+}
+
+/// What a [`Slot`] holds: a place of the in-process pool, or a lease on one key of the cap
+/// shared through Redis.
+#[derive(Debug)]
+enum Permit {
+    /// Held only to be given back on drop.
+    Local(#[allow(dead_code)] OwnedSemaphorePermit),
+    Shared(SharedPermit),
 }
 
 impl Slot {
@@ -36,6 +45,22 @@ impl Slot {
     pub(crate) fn with_lease(mut self, lease: super::keys::KeyLease) -> Self {
         self.lease = Some(lease);
         self
+    }
+
+    /// A slot that is a lease of the shared cap.
+    pub(crate) fn shared(permit: SharedPermit) -> Self {
+        Slot {
+            permit: Permit::Shared(permit),
+            lease: None,
+        }
+    }
+
+    /// The key of the shared lease (`None`: an in-process slot).
+    pub(crate) fn shared_key(&self) -> Option<usize> {
+        match &self.permit {
+            Permit::Shared(permit) => Some(permit.key()),
+            Permit::Local(_) => None,
+        }
     }
 }
 
@@ -83,7 +108,7 @@ impl Slots {
     pub(crate) async fn acquire(&self) -> Result<Slot, SlotError> {
         if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
             return Ok(Slot {
-                _permit: permit,
+                permit: Permit::Local(permit),
                 lease: None,
             });
         }
@@ -92,7 +117,7 @@ impl Slots {
         match tokio::time::timeout(self.queue_timeout, self.semaphore.clone().acquire_owned()).await
         {
             Ok(Ok(permit)) => Ok(Slot {
-                _permit: permit,
+                permit: Permit::Local(permit),
                 lease: None,
             }),
             Ok(Err(_)) => Err(SlotError::Closed),
@@ -112,10 +137,11 @@ impl Slots {
 }
 
 /// A place in the wait queue, given back when dropped.
-struct QueuePlace<'a>(&'a AtomicUsize);
+pub(super) struct QueuePlace<'a>(&'a AtomicUsize);
 
 impl<'a> QueuePlace<'a> {
-    fn take(waiting: &'a AtomicUsize, limit: usize) -> Option<Self> {
+    /// A place if fewer than `limit` are `waiting`.
+    pub(super) fn take(waiting: &'a AtomicUsize, limit: usize) -> Option<Self> {
         let mut current = waiting.load(Ordering::Relaxed);
         loop {
             if current >= limit {

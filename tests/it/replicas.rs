@@ -1,12 +1,13 @@
 //! Several replicas sharing one Redis: the description cache, its single flight across
-//! replicas, shared rate limits, and the failure policy when Redis goes away and comes back.
+//! replicas, shared rate limits, stored responses, the shared upstream concurrency cap (with leases that come
+//! back from a crashed replica), and the failure policy when Redis goes away and comes back.
 //! Each test starts its own `redis-server` (skipped, with a printed reason, without one).
 
 use crate::common::TestProxy;
 use crate::redis_support::RedisServer;
 use base64::Engine;
 use hunyuan_proxy::config::{Config, FailureMode, Secret};
-use hunyuan_proxy::mock::{Fault, MockHunyuan};
+use hunyuan_proxy::mock::{Fault, MockConfig, MockHunyuan};
 use hunyuan_proxy::rate_limit::RateLimit;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -49,7 +50,16 @@ async fn replicas(
     redis: &RedisServer,
     edit: impl Fn(&mut Config),
 ) -> (MockHunyuan, Vec<TestProxy>) {
-    let mock = MockHunyuan::start().await;
+    replicas_on(MockHunyuan::start().await, n, redis, edit).await
+}
+
+/// `n` proxies in front of `mock`, sharing `redis`; `edit` may change each config.
+async fn replicas_on(
+    mock: MockHunyuan,
+    n: usize,
+    redis: &RedisServer,
+    edit: impl Fn(&mut Config),
+) -> (MockHunyuan, Vec<TestProxy>) {
     let mut proxies = Vec::new();
     for _ in 0..n {
         let mut config = TestProxy::config_for(&mock);
@@ -383,6 +393,339 @@ async fn three_proxy_processes_share_the_cache_and_the_limits() {
         started.elapsed()
     );
     let _ = std::fs::remove_file(&config);
+}
+
+/// Sends `n` chat requests spread over `proxies` at once (every other one streamed) and
+/// returns, for each, its status and whether its answer was whole (a streamed one ends with
+/// `[DONE]`).
+async fn burst(proxies: &[TestProxy], n: usize) -> Vec<(u16, bool)> {
+    futures_util::future::join_all((0..n).map(|i| async move {
+        let stream = i % 2 == 0;
+        let response = proxies[i % proxies.len()]
+            .post("/v1/chat/completions", &crate::common::simple_chat(stream))
+            .await;
+        let status = response.status().as_u16();
+        let whole = if stream {
+            crate::common::sse_data(response)
+                .await
+                .last()
+                .map(String::as_str)
+                == Some("[DONE]")
+        } else {
+            response
+                .json::<Value>()
+                .await
+                .is_ok_and(|v| v["choices"].is_array())
+        };
+        (status, whole)
+    }))
+    .await
+}
+
+/// The most chat requests the mock served at once while `work` ran, sampled every 2 ms.
+async fn peak_in_flight<T>(
+    mock: &MockHunyuan,
+    work: impl std::future::Future<Output = T>,
+) -> (T, usize) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let sample = async {
+        let mut peak = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            peak = peak.max(mock.in_flight());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        peak
+    };
+    let work = async {
+        let out = work.await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        out
+    };
+    tokio::join!(work, sample)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eighteen_requests_at_cap_five_through_three_replicas_never_exceed_five_upstream() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // A slow upstream: 200 ms before each answer, 20 ms between stream events.
+    let mock =
+        MockHunyuan::start_with(MockConfig::default().with_chunk_delay(Duration::from_millis(20)))
+            .await;
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(200))));
+    let (mock, proxies) = replicas_on(mock, 3, &redis, |c| c.upstream_concurrency = 5).await;
+    let answers = burst(&proxies, 18).await;
+    assert!(
+        answers
+            .iter()
+            .all(|&(status, whole)| status == 200 && whole),
+        "every request is served whole: {answers:?}"
+    );
+    assert_eq!(
+        mock.max_in_flight(),
+        5,
+        "the cap of 5 is shared by the three replicas (each alone would let 5 through)"
+    );
+    for proxy in &proxies {
+        assert_eq!(
+            proxy.proxy.upstream().in_flight(),
+            0,
+            "every lease given back"
+        );
+    }
+    let metrics = proxies[0].get("/metrics").await.text().await.unwrap();
+    for op in ["sem_acquire", "sem_release"] {
+        assert!(
+            metrics.contains(&format!("hunyuan_proxy_redis_calls_total{{op=\"{op}\"}}")),
+            "{op} counted: {metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_stream_keeps_its_lease_past_the_lease_time() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // About 3 s of stream (six events): longer than the 1 s lease, renewed every third of it.
+    let mock =
+        MockHunyuan::start_with(MockConfig::default().with_chunk_delay(Duration::from_millis(500)))
+            .await;
+    let (_mock, proxies) = replicas_on(mock, 2, &redis, |c| {
+        c.upstream_concurrency = 1;
+        c.upstream_queue_size = 0;
+        c.redis_lease_secs = 1;
+    })
+    .await;
+    let stream = proxies[0]
+        .post("/v1/chat/completions", &crate::common::simple_chat(true))
+        .await;
+    assert_eq!(stream.status(), 200);
+    let reading = tokio::spawn(crate::common::sse_data(stream));
+    let started = Instant::now();
+    while !reading.is_finished() {
+        let refused = proxies[1]
+            .post("/v1/chat/completions", &crate::common::simple_chat(false))
+            .await;
+        if reading.is_finished() {
+            break;
+        }
+        assert_eq!(
+            refused.status(),
+            429,
+            "the other replica is refused while the stream is open ({:?} in)",
+            started.elapsed()
+        );
+        assert!(refused.headers().contains_key("retry-after"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the stream outlived the lease: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        reading.await.unwrap().last().map(String::as_str),
+        Some("[DONE]")
+    );
+    let after = proxies[1]
+        .post("/v1/chat/completions", &crate::common::simple_chat(false))
+        .await;
+    assert_eq!(
+        after.status(),
+        200,
+        "the lease is given back when the stream ends"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_s_permits_come_back_after_the_lease() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockHunyuan::start().await;
+    // The killed replica's two requests hang at the upstream.
+    mock.set_fault(Some(Fault::Delay(Duration::from_secs(60))));
+    let config = std::env::temp_dir().join(format!("lease-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "upstream_concurrency = 2\nredis_lease_secs = 2\nredis_timeout_ms = 500\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut process = Processes(vec![std::process::Command::new(env!(
+        "CARGO_BIN_EXE_hunyuan-proxy"
+    ))
+    .args(["--config", config.to_str().unwrap()])
+    .args(["--port", &port.to_string()])
+    .env("HUNYUAN_API_KEY", crate::common::UPSTREAM_KEY)
+    .env("HUNYUAN_API_BASE", mock.base_url())
+    .env("HUNYUAN_REDIS_URL", redis.url())
+    .env("RUST_LOG", "warn")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("hunyuan-proxy starts")]);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("http://127.0.0.1:{port}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "hunyuan-proxy did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..2 {
+        let request = client
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .json(&crate::common::simple_chat(false))
+            .send();
+        tokio::spawn(request);
+    }
+    while mock.in_flight() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the two requests reach the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    mock.set_fault(None);
+    let (_mock, proxies) = replicas_on(mock, 1, &redis, |c| {
+        c.upstream_concurrency = 2;
+        c.upstream_queue_size = 0;
+        c.redis_lease_secs = 2;
+    })
+    .await;
+    let survivor = &proxies[0];
+    let body = crate::common::simple_chat(false);
+    let chat = || survivor.post("/v1/chat/completions", &body);
+    crate::common::expect_envelope(chat().await, 429).await;
+
+    // Killed: no release, no renewal. Its leases run out within the lease time.
+    let mut child = process.0.pop().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let first = chat().await;
+    assert_eq!(first.status(), 429, "the permits are not back at once");
+    loop {
+        let response = chat().await;
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the permits came back within the 2 s lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(killed.elapsed() > Duration::from_millis(500));
+    // Both permits are back: two at once are served.
+    let (a, b) = tokio::join!(chat(), chat());
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let _ = std::fs::remove_file(&config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_falls_back_per_replica_while_redis_is_down_and_is_shared_again_after() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let mock =
+        MockHunyuan::start_with(MockConfig::default().with_chunk_delay(Duration::from_millis(20)))
+            .await;
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(200))));
+    let (mock, proxies) = replicas_on(mock, 3, &redis, |c| c.upstream_concurrency = 5).await;
+    // Redis goes away while the requests are queued and in flight.
+    let (answers, ()) = tokio::join!(burst(&proxies, 18), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        redis.stop();
+    });
+    assert!(
+        answers
+            .iter()
+            .all(|&(status, whole)| status == 200 && whole),
+        "local mode: traffic continues: {answers:?}"
+    );
+    assert_eq!(redis_status(&proxies[0]).await, "degraded");
+    let metrics = proxies[0].get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("user=\"upstream_cap\""),
+        "the fallback is counted: {metrics}"
+    );
+
+    redis.restart();
+    let back = Instant::now();
+    while redis_status(&proxies[0]).await != "healthy"
+        || redis_status(&proxies[1]).await != "healthy"
+        || redis_status(&proxies[2]).await != "healthy"
+    {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "shared again within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (answers, peak) = peak_in_flight(&mock, burst(&proxies, 18)).await;
+    assert!(answers
+        .iter()
+        .all(|&(status, whole)| status == 200 && whole));
+    assert!(
+        peak <= 5,
+        "the cap is shared again: {peak} at once upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_upstream_key_has_its_own_shared_cap_whatever_order_replicas_list_them_in() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockHunyuan::start().await;
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(200))));
+    let replica = std::sync::atomic::AtomicUsize::new(0);
+    let (mock, proxies) = replicas_on(mock, 3, &redis, |c| {
+        let mut keys = vec![Secret::new("upstream-key-a"), Secret::new("upstream-key-b")];
+        if replica.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 1 {
+            keys.reverse();
+        }
+        c.api_key = None;
+        c.api_keys = keys;
+        c.upstream_concurrency = 2;
+    })
+    .await;
+    let answers = burst(&proxies, 12).await;
+    assert!(
+        answers
+            .iter()
+            .all(|&(status, whole)| status == 200 && whole),
+        "{answers:?}"
+    );
+    assert_eq!(
+        mock.max_in_flight(),
+        4,
+        "2 per key on 2 keys, shared by the three replicas"
+    );
+    let keys: std::collections::BTreeSet<String> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .filter_map(|r| {
+            r.headers
+                .get("authorization")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(keys.len(), 2, "both keys were used: {keys:?}");
 }
 
 /// `POST /v1/responses` with `body`; the response object (status 200 asserted).
