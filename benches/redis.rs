@@ -13,6 +13,10 @@
 //!   delete made through another replica: one `EXISTS` round trip).
 //! - `rate_limit/memory`, `rate_limit/redis`: one request through [`RateLimitLayer`] with a
 //!   global and a per-key bucket, in process and as the Lua token-bucket script in Redis.
+//! - `upstream_cap/memory`, `upstream_cap/redis`: one non-stream chat completion through
+//!   [`Upstream`] to the in-repo mock on loopback, with the concurrency cap in process and
+//!   shared through Redis (a lease taken by the acquire script before the request and removed
+//!   after it): the difference is what a semaphore acquire and release cost.
 //!
 //! After criterion's groups the bench times each path call by call and prints p50 and p99,
 //! and the p50 Redis adds to the in-process path (target: at most 1 ms on loopback).
@@ -22,12 +26,15 @@ use criterion::{BatchSize, Criterion};
 use http::{Request, Response};
 use hunyuan_proxy::auth::ClientKey;
 use hunyuan_proxy::cache::{Digest, Lookup, MemoryStore, Store, StoreLimits};
+use hunyuan_proxy::chat::ChatRequest;
+use hunyuan_proxy::mock::MockHunyuan;
 use hunyuan_proxy::rate_limit::{RateLimit, RateLimitConfig, RateLimitLayer};
 use hunyuan_proxy::responses::{
     MemoryResponseStore, ResponseContext, ResponseStatus, ResponseStore,
     StoreLimits as ResponseLimits, StoredResponse,
 };
 use hunyuan_proxy::shared::{Redis, RedisConfig, TieredResponseStore, TieredStore};
+use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -153,6 +160,19 @@ async fn through(layer: &RateLimitLayer) -> u16 {
     response.status().as_u16()
 }
 
+fn chat() -> ChatRequest {
+    serde_json::from_value(serde_json::json!({
+        "model": "hunyuan-turbos-latest",
+        "messages": [{"role": "user", "content": "hello"}],
+    }))
+    .unwrap()
+}
+
+/// One whole chat completion through `upstream`.
+async fn complete(upstream: &Upstream) {
+    upstream.complete(chat()).await.expect("the mock answers");
+}
+
 /// p50 and p99 of `TIMED_CALLS` calls of `call`, in microseconds.
 fn percentiles<F, Fut>(rt: &Runtime, mut call: F) -> (f64, f64)
 where
@@ -175,7 +195,7 @@ where
 fn report(name: &str, memory: (f64, f64), redis: (f64, f64)) {
     let added = redis.0 - memory.0;
     println!(
-        "{name:<11} in-process p50 {:>7.1} µs p99 {:>7.1} µs | redis p50 {:>7.1} µs p99 {:>7.1} µs \
+        "{name:<12} in-process p50 {:>7.1} µs p99 {:>7.1} µs | redis p50 {:>7.1} µs p99 {:>7.1} µs \
          | added p50 {:>7.1} µs ({:.0}x) target ≤ 1000 µs: {}",
         memory.0,
         memory.1,
@@ -254,6 +274,21 @@ fn main() {
         assert_eq!(through(&shared_limits).await, 200);
     });
 
+    let mock = rt.block_on(MockHunyuan::start());
+    let upstream_config = || {
+        UpstreamConfig::new(mock.base_url())
+            .api_key("sk-bench")
+            .concurrency(5)
+    };
+    let local_cap = Upstream::new(upstream_config()).unwrap();
+    let shared_cap =
+        Upstream::with_shared_cap(upstream_config(), redis.clone(), Duration::from_secs(10))
+            .unwrap();
+    rt.block_on(async {
+        complete(&local_cap).await;
+        complete(&shared_cap).await;
+    });
+
     let mut criterion = Criterion::default().configure_from_args();
     {
         let mut group = criterion.benchmark_group("cache_hit");
@@ -294,6 +329,12 @@ fn main() {
         });
         group.finish();
     }
+    {
+        let mut group = criterion.benchmark_group("upstream_cap");
+        group.bench_function("memory", |b| b.to_async(&rt).iter(|| complete(&local_cap)));
+        group.bench_function("redis", |b| b.to_async(&rt).iter(|| complete(&shared_cap)));
+        group.finish();
+    }
     criterion.final_summary();
 
     // Call by call, for the percentiles (a cold store per Redis call, made outside the timing).
@@ -320,9 +361,13 @@ fn main() {
     let rl_redis = percentiles(&rt, || async {
         assert_eq!(through(&shared_limits).await, 200);
     });
+    let cap_memory = percentiles(&rt, || complete(&local_cap));
+    let cap_redis = percentiles(&rt, || complete(&shared_cap));
+    assert_eq!(shared_cap.in_flight(), 0, "every lease given back");
     assert!(redis.is_up(), "no Redis call failed during the run");
     println!("\nRedis on loopback, {TIMED_CALLS} calls per path:");
     report("cache hit", cache_memory, cache_redis);
     report("response", stored_memory, stored_redis);
     report("rate limit", rl_memory, rl_redis);
+    report("upstream cap", cap_memory, cap_redis);
 }

@@ -181,6 +181,14 @@ impl MockHunyuan {
         self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Starts counting [`max_in_flight`](Self::max_in_flight) afresh from the requests being
+    /// served now (to measure one phase of a test on its own).
+    pub fn reset_max_in_flight(&self) {
+        self.shared
+            .max_in_flight
+            .store(self.in_flight(), Ordering::SeqCst);
+    }
+
     /// Chat requests whose response was dropped before completion because the client went
     /// away (a [`Fault::Hang`] the client gave up on counts; a [`Fault::DropMidStream`] does
     /// not, the mock ended that one itself).

@@ -294,24 +294,15 @@ impl Drop for Processes {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_proxy_processes_share_the_cache_and_the_limits() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    let mock = MockHunyuan::start().await;
-    mock.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
-    let config = std::env::temp_dir().join(format!("replicas-{}.toml", std::process::id()));
-    std::fs::write(
-        &config,
-        format!(
-            "client_api_keys = [\"{CLIENT_KEY}\"]\n\
-             client_rate_limit = {{ per_second = 0.5, burst = 4 }}\n\
-             redis_timeout_ms = 500\n"
-        ),
-    )
-    .unwrap();
-    let ports: Vec<u16> = (0..3)
+/// Starts `n` `hunyuan-proxy` processes with the config file `config`, in front of `mock`
+/// and sharing `redis`; returns them (killed on drop) and their ports once each is live.
+async fn spawn_processes(
+    n: usize,
+    config: &std::path::Path,
+    mock: &MockHunyuan,
+    redis: &RedisServer,
+) -> (Processes, Vec<u16>) {
+    let ports: Vec<u16> = (0..n)
         .map(|_| {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -319,7 +310,7 @@ async fn three_proxy_processes_share_the_cache_and_the_limits() {
                 .port()
         })
         .collect();
-    let _processes = Processes(
+    let processes = Processes(
         ports
             .iter()
             .map(|port| {
@@ -350,6 +341,142 @@ async fn three_proxy_processes_share_the_cache_and_the_limits() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    (processes, ports)
+}
+
+/// The upstream cap of item 7 with real processes: 18 requests at cap 5 through three
+/// `hunyuan-proxy` processes never put more than 5 on the upstream and are all served; with
+/// Redis killed they are still served and `/health` says `redis` is degraded; with Redis back
+/// the replicas share again within 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_proxy_processes_share_the_upstream_cap_and_outlive_redis() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let mock =
+        MockHunyuan::start_with(MockConfig::default().with_chunk_delay(Duration::from_millis(20)))
+            .await;
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(200))));
+    let config = std::env::temp_dir().join(format!("cap-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "upstream_concurrency = 5\nredis_timeout_ms = 500\n",
+    )
+    .unwrap();
+    let (_processes, ports) = spawn_processes(3, &config, &mock, &redis).await;
+    let client = reqwest::Client::new();
+    let send = |i: usize| {
+        let client = client.clone();
+        let port = ports[i % ports.len()];
+        async move {
+            let stream = i % 2 == 0;
+            let response = client
+                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+                .json(&crate::common::simple_chat(stream))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            let whole = if stream {
+                body.contains("data: [DONE]")
+            } else {
+                body.contains("\"choices\"")
+            };
+            (status, whole)
+        }
+    };
+    let answers = futures_util::future::join_all((0..18).map(send)).await;
+    assert!(
+        answers
+            .iter()
+            .all(|&(status, whole)| status == 200 && whole),
+        "every request is served whole: {answers:?}"
+    );
+    assert_eq!(
+        mock.max_in_flight(),
+        5,
+        "three processes share the cap of 5 (each alone would let 5 through)"
+    );
+
+    redis.stop();
+    let answers = futures_util::future::join_all((0..6).map(send)).await;
+    assert!(
+        answers
+            .iter()
+            .all(|&(status, whole)| status == 200 && whole),
+        "local mode keeps serving with Redis gone: {answers:?}"
+    );
+    for port in &ports {
+        let report: Value = client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            report["components"]["redis"]["status"], "degraded",
+            "{report}"
+        );
+    }
+
+    redis.restart();
+    let back = Instant::now();
+    for port in &ports {
+        loop {
+            let report: Value = client
+                .get(format!("http://127.0.0.1:{port}/health"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if report["components"]["redis"]["status"] == "healthy" {
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(10),
+                "shared again within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    mock.reset_max_in_flight();
+    let answers = futures_util::future::join_all((0..18).map(send)).await;
+    assert!(
+        answers.iter().all(|&(status, _)| status == 200),
+        "{answers:?}"
+    );
+    assert!(
+        mock.max_in_flight() <= 5,
+        "the cap is shared again: {} at once",
+        mock.max_in_flight()
+    );
+    let _ = std::fs::remove_file(&config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_proxy_processes_share_the_cache_and_the_limits() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = MockHunyuan::start().await;
+    mock.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
+    let config = std::env::temp_dir().join(format!("replicas-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "client_api_keys = [\"{CLIENT_KEY}\"]\n\
+             client_rate_limit = {{ per_second = 0.5, burst = 4 }}\n\
+             redis_timeout_ms = 500\n"
+        ),
+    )
+    .unwrap();
+    let (_processes, ports) = spawn_processes(3, &config, &mock, &redis).await;
+    let client = reqwest::Client::new();
     let started = Instant::now();
     let request = image_request(20);
     let answers = futures_util::future::join_all(ports.iter().map(|port| {
