@@ -6,6 +6,7 @@
 #   scripts/bench-nginx.sh --quick         # 1 round of 1 s: checks that the bench works
 #   scripts/bench-nginx.sh --rounds 5 --duration 10
 #   scripts/bench-nginx.sh --no-build      # use target/release/hunyuan-proxy as it is
+#   HUNYUAN_PROXY_BIN=/tmp/old scripts/bench-nginx.sh   # time another build of the binary
 #
 # The upstream is nginx with a canned Hunyuan answer (`return 200 '<json>'` for non-stream, a
 # static 20-event SSE file for stream). The hops measured in front of it: nothing (direct),
@@ -26,6 +27,8 @@ for arg in "$@"; do
         *) ARGS+=("$arg") ;;
     esac
 done
+# HUNYUAN_PROXY_BIN=path: time another build of the binary (implies --no-build).
+if [ -n "${HUNYUAN_PROXY_BIN:-}" ]; then BUILD=0; fi
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -50,7 +53,7 @@ command -v taskset >/dev/null 2>&1 || { echo "error: taskset (util-linux) is mis
 if [ "$BUILD" -eq 1 ]; then
     cargo build --release --bin hunyuan-proxy >&2
 fi
-PROXY_BIN=${CARGO_TARGET_DIR:-target}/release/hunyuan-proxy
+PROXY_BIN=${HUNYUAN_PROXY_BIN:-${CARGO_TARGET_DIR:-target}/release/hunyuan-proxy}
 [ -x "$PROXY_BIN" ] || { echo "error: $PROXY_BIN not built" >&2; exit 1; }
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
