@@ -43,9 +43,26 @@ struct Args {
     demo: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
+    // On one CPU (a container limit, `taskset`) a multi-thread runtime still runs the accept
+    // loop on the main thread and the connections on a worker: every request then crosses
+    // threads. A current-thread runtime keeps it on one (docs/performance.md).
+    let mut builder = if std::thread::available_parallelism().map_or(1, |n| n.get()) == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(args: Args) -> ExitCode {
     let mut config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -63,7 +80,7 @@ async fn main() -> ExitCode {
         config.api_base = Some(base);
     }
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},tower_http=info", config.log_level)));
+        .unwrap_or_else(|_| EnvFilter::new(&config.log_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -171,6 +171,11 @@ impl Upstream {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // Retries are the forwarding loop's (`retry`); reqwest's own policy would clone
+            // every request's headers and extensions in case it replays it. Hunyuan does not
+            // redirect the chat endpoint, and a redirect must not carry the key elsewhere.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("hunyuan-proxy/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(UpstreamSetupError::Client)?;

@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# The shipped binary against nginx as a reverse proxy and against the upstream directly, in the
+# same run (docs/performance.md, "The server as shipped against nginx").
+#
+#   scripts/bench-nginx.sh                 # 3 rounds of 5 s per figure, medians (~5 min)
+#   scripts/bench-nginx.sh --quick         # 1 round of 1 s: checks that the bench works
+#   scripts/bench-nginx.sh --rounds 5 --duration 10
+#   scripts/bench-nginx.sh --no-build      # use target/release/hunyuan-proxy as it is
+#   HUNYUAN_PROXY_BIN=/tmp/old scripts/bench-nginx.sh   # time another build of the binary
+#
+# The upstream is nginx with a canned Hunyuan answer (`return 200 '<json>'` for non-stream, a
+# static 20-event SSE file for stream). The hops measured in front of it: nothing (direct),
+# nginx as a reverse proxy (keepalive upstream pool) and hunyuan-proxy (release build, default
+# config plus `api_base` and `log_level = "warn"`). The hop under test runs on CPU 1, the
+# upstream and wrk on CPU 0; wrk -t1, c=1 for latency (p50/p99), c=32 for throughput. CPU per
+# request is the user + system time of the hop's process (/proc/<pid>/stat) over a c=32 run.
+# PM QoS is held for the whole run (/dev/cpu_dma_latency, see the benchmarking notes), which
+# needs root. Prints markdown tables with ratios to nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=1
+ARGS=()
+for arg in "$@"; do
+    case "$arg" in
+        --no-build) BUILD=0 ;;
+        *) ARGS+=("$arg") ;;
+    esac
+done
+# HUNYUAN_PROXY_BIN=path: time another build of the binary (implies --no-build).
+if [ -n "${HUNYUAN_PROXY_BIN:-}" ]; then BUILD=0; fi
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing ${need[*]} with apt-get" >&2
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: ${need[*]} missing and there is no apt-get: install nginx and wrk yourself" >&2
+        exit 1
+    fi
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    if ! { $SUDO apt-get install -y "${need[@]}" >/dev/null 2>&1 ||
+        { $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y "${need[@]}" >/dev/null 2>&1; }; }; then
+        echo "error: could not install ${need[*]} with apt-get: install nginx and wrk yourself" >&2
+        exit 1
+    fi
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+command -v taskset >/dev/null 2>&1 || { echo "error: taskset (util-linux) is missing" >&2; exit 1; }
+
+if [ "$BUILD" -eq 1 ]; then
+    cargo build --release --bin hunyuan-proxy >&2
+fi
+PROXY_BIN=${HUNYUAN_PROXY_BIN:-${CARGO_TARGET_DIR:-target}/release/hunyuan-proxy}
+[ -x "$PROXY_BIN" ] || { echo "error: $PROXY_BIN not built" >&2; exit 1; }
+
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! git diff --quiet HEAD 2>/dev/null; then COMMIT="$COMMIT+dirty"; fi
+
+exec python3 - "$NGINX" "$PROXY_BIN" "$COMMIT" "${ARGS[@]+"${ARGS[@]}"}" <<'PYTHON'
+import json, os, re, shutil, signal, statistics, struct, subprocess, sys, tempfile, time
+
+nginx, proxy_bin, commit = sys.argv[1:4]
+args = sys.argv[4:]
+rounds, duration = 3, 5
+quick = "--quick" in args
+if quick:
+    rounds, duration = 1, 1
+for i, a in enumerate(args):
+    if a == "--rounds":
+        rounds = int(args[i + 1])
+    if a == "--duration":
+        duration = int(args[i + 1])
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+EVENTS = 20
+work = tempfile.mkdtemp(prefix="bench-nginx-")
+os.chmod(work, 0o755)  # nginx workers run unprivileged and read the SSE file
+procs = []
+
+def cleanup(*_):
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+signal.signal(signal.SIGTERM, lambda *_: (cleanup(), sys.exit(1)))
+
+# PM QoS: idle vCPUs poll instead of halting while this file stays open.
+qos = None
+try:
+    qos = open("/dev/cpu_dma_latency", "wb", buffering=0)
+    qos.write(struct.pack("i", 0))
+    qos_note = "PM QoS held (cpu_dma_latency 0)"
+except OSError as err:
+    qos_note = f"PM QoS NOT held ({err}): c=1 latency includes vCPU wake-ups"
+    print(f"warning: {qos_note}", file=sys.stderr)
+
+# --- bodies --------------------------------------------------------------------------------
+NOTE = "以上内容为AI生成，不代表开发者立场，请勿删除或修改本标记"
+CHAT_JSON = json.dumps({
+    "id": "3a3f0c1e0f8b4d6f9a2b7c5d1e4f6a8b", "object": "chat.completion", "created": 1764200000,
+    "model": "hunyuan-turbos-latest",
+    "choices": [{"index": 0, "message": {"role": "assistant",
+                 "content": "Hello! I am Hunyuan. How can I help you today?"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 42, "completion_tokens": 13, "total_tokens": 55}, "note": NOTE,
+}, ensure_ascii=False, separators=(",", ":"))
+words = ("Hello! I am Hunyuan, the model behind this canned answer, and I answer in small "
+         "pieces like a real stream.").split(" ")
+words = [w if i == 0 else " " + w for i, w in enumerate(words)][: EVENTS - 1]
+assert len(words) == EVENTS - 1
+sse = ""
+for i, w in enumerate(words):
+    chunk = {"id": "3a3f0c1e", "object": "chat.completion.chunk", "created": 1764200000,
+             "model": "hunyuan-turbos-latest",
+             "choices": [{"index": 0, "delta": {"role": "assistant", "content": w, "reasoning_content": ""},
+                          "finish_reason": "stop" if i == EVENTS - 2 else None}], "note": NOTE}
+    sse += "data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")) + "\n\n"
+sse += "data: [DONE]\n\n"
+with open(f"{work}/events.sse", "w") as f:
+    f.write(sse)
+MODELS = json.dumps({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "tencent"}
+                     for m in ["hunyuan-turbos-latest", "hunyuan-t1-vision-20250916", "hunyuan-vision"]]})
+
+def chat_request(stream):
+    return json.dumps({"model": "hunyuan-turbos-latest", "messages": [
+        {"role": "system", "content": "You are a helpful assistant. " * 12},
+        {"role": "user", "content": "Summarise the attached meeting notes in three bullet points, please. " * 8}],
+        "stream": stream, "temperature": 0.7})
+
+def tool_conversation(dialect):
+    # The same 10-message conversation as `tool_conversation` in benches/overhead.rs.
+    system = "You are a coding agent. Use the tools to inspect the repository. " * 4
+    schema = {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}
+    turns = ["List the files in the repository.", "Now show me the README.", "Summarise what the project does."]
+    calls = [("call_1", "ls -la"), ("call_2", "cat README.md")]
+    outputs = ["Cargo.toml\nREADME.md\nsrc\ntests", "# demo\nA small demo project."]
+    args = [json.dumps({"command": c[1]}, separators=(",", ":")) for c in calls]
+    if dialect == "chat":
+        tc = lambda i: [{"id": calls[i][0], "type": "function", "function": {"name": "bash", "arguments": args[i]}}]
+        body = {"model": "hunyuan-turbos-latest", "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": turns[0]},
+            {"role": "assistant", "content": "Listing.", "tool_calls": tc(0)},
+            {"role": "tool", "tool_call_id": calls[0][0], "content": outputs[0]},
+            {"role": "assistant", "content": "There are four entries."},
+            {"role": "user", "content": turns[1]},
+            {"role": "assistant", "content": "Reading.", "tool_calls": tc(1)},
+            {"role": "tool", "tool_call_id": calls[1][0], "content": outputs[1]},
+            {"role": "assistant", "content": "It is a demo."},
+            {"role": "user", "content": turns[2]}],
+            "tools": [{"type": "function", "function": {"name": "bash", "description": "Run a shell command",
+                                                        "parameters": schema}}]}
+    elif dialect == "messages":
+        use = lambda i, text: [{"type": "text", "text": text},
+                               {"type": "tool_use", "id": calls[i][0], "name": "bash", "input": {"command": calls[i][1]}}]
+        res = lambda i: [{"type": "tool_result", "tool_use_id": calls[i][0], "content": outputs[i]}]
+        body = {"model": "hunyuan-turbos-latest", "max_tokens": 1024, "system": system, "messages": [
+            {"role": "user", "content": turns[0]},
+            {"role": "assistant", "content": use(0, "Listing.")},
+            {"role": "user", "content": res(0)},
+            {"role": "assistant", "content": "There are four entries."},
+            {"role": "user", "content": turns[1]},
+            {"role": "assistant", "content": use(1, "Reading.")},
+            {"role": "user", "content": res(1)},
+            {"role": "assistant", "content": "It is a demo."},
+            {"role": "user", "content": turns[2]}],
+            "tools": [{"name": "bash", "description": "Run a shell command", "input_schema": schema}]}
+    else:
+        msg = lambda role, text: {"type": "message", "role": role, "content": text if role == "user" else
+                                  [{"type": "output_text", "text": text}]}
+        body = {"model": "hunyuan-turbos-latest", "store": False, "instructions": system, "input": [
+            msg("user", turns[0]), msg("assistant", "Listing."),
+            {"type": "function_call", "call_id": calls[0][0], "name": "bash", "arguments": args[0]},
+            {"type": "function_call_output", "call_id": calls[0][0], "output": outputs[0]},
+            msg("assistant", "There are four entries."), msg("user", turns[1]), msg("assistant", "Reading."),
+            {"type": "function_call", "call_id": calls[1][0], "name": "bash", "arguments": args[1]},
+            {"type": "function_call_output", "call_id": calls[1][0], "output": outputs[1]},
+            msg("assistant", "It is a demo."), msg("user", turns[2])],
+            "tools": [{"type": "function", "name": "bash", "description": "Run a shell command", "parameters": schema}]}
+    return json.dumps(body, separators=(",", ":"))
+
+def lua(name, body, extra=""):
+    path = f"{work}/{name}.lua"
+    with open(path, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                'wrk.headers["Authorization"] = "Bearer bench"\n' + extra +
+                f"wrk.body = [==[{body}]==]\n")
+    return path
+
+LUA = {
+    "plain": lua("plain", chat_request(False)),
+    "stream": lua("stream", chat_request(True)),
+    "chat": lua("chat", tool_conversation("chat")),
+    "messages": lua("messages", tool_conversation("messages"), 'wrk.headers["anthropic-version"] = "2023-06-01"\n'),
+    "responses": lua("responses", tool_conversation("responses")),
+}
+
+# --- servers -------------------------------------------------------------------------------
+UP_PLAIN, UP_STREAM, NG_PLAIN, NG_STREAM, PX_PLAIN, PX_STREAM = 18101, 18102, 18111, 18112, 18121, 18122
+common = f"""pid {{dir}}/nginx.pid; error_log {{dir}}/error.log warn; worker_processes 1;
+events {{ worker_connections 4096; }}
+http {{ access_log off; client_body_temp_path {{dir}}/body; proxy_temp_path {{dir}}/proxy;
+  fastcgi_temp_path {{dir}}/fcgi; uwsgi_temp_path {{dir}}/uwsgi; scgi_temp_path {{dir}}/scgi;
+  keepalive_requests 1000000; tcp_nodelay on;
+"""
+def nginx_conf(name, servers):
+    d = f"{work}/{name}"
+    os.makedirs(d)
+    with open(f"{d}/nginx.conf", "w") as f:
+        f.write(common.replace("{dir}", d) + servers + "}\n")
+    return d
+
+models = f"location = /v1/models {{ default_type application/json; return 200 '{MODELS}'; }}"
+up_dir = nginx_conf("upstream", f"""
+  server {{ listen 127.0.0.1:{UP_PLAIN}; {models}
+    location / {{ default_type application/json; return 200 '{CHAT_JSON}'; }} }}
+  server {{ listen 127.0.0.1:{UP_STREAM}; root {work}; {models}
+    # POST on a static file is a 405 in nginx; serve the SSE file as that error's 200 page.
+    location / {{ error_page 405 =200 /events.sse; return 405; }}
+    location = /events.sse {{ default_type text/event-stream; internal; }} }}
+""")
+rp = "proxy_http_version 1.1; proxy_set_header Connection \"\";"
+rp_dir = nginx_conf("reverse-proxy", f"""
+  upstream plain {{ server 127.0.0.1:{UP_PLAIN}; keepalive 64; }}
+  upstream stream {{ server 127.0.0.1:{UP_STREAM}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{NG_PLAIN}; location / {{ proxy_pass http://plain; {rp} }} }}
+  server {{ listen 127.0.0.1:{NG_STREAM}; location / {{ proxy_pass http://stream; {rp} proxy_buffering off; }} }}
+""")
+
+def start(cmd, cpu, **kw):
+    p = subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, **kw)
+    procs.append(p)
+    return p
+
+def wait_port(port, path="/v1/models", timeout=10):
+    import urllib.request
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.05)
+    raise SystemExit(f"error: nothing answers on port {port}")
+
+def worker_pid(master):
+    for _ in range(100):
+        out = subprocess.run(["pgrep", "-P", str(master.pid)], capture_output=True, text=True).stdout.split()
+        if out:
+            return int(out[0])
+        time.sleep(0.05)
+    raise SystemExit("error: no nginx worker")
+
+try:
+    up = start([nginx, "-p", up_dir, "-c", f"{up_dir}/nginx.conf", "-g", "daemon off;"], 0)
+    ng = start([nginx, "-p", rp_dir, "-c", f"{rp_dir}/nginx.conf", "-g", "daemon off;"], 1)
+    wait_port(UP_PLAIN); wait_port(UP_STREAM); wait_port(NG_PLAIN); wait_port(NG_STREAM)
+    ng_worker = worker_pid(ng)
+    px = {}
+    for port, upstream in [(PX_PLAIN, UP_PLAIN), (PX_STREAM, UP_STREAM)]:
+        cfg = f"{work}/proxy-{port}.toml"
+        with open(cfg, "w") as f:
+            f.write(f'host = "127.0.0.1"\nport = {port}\napi_base = "http://127.0.0.1:{upstream}/v1"\nlog_level = "warn"\n')
+        env = dict(os.environ, HUNYUAN_API_KEY="bench")
+        env.pop("RUST_LOG", None)
+        env.pop("HUNYUAN_API_BASE", None)
+        px[port] = start([proxy_bin, "--config", cfg], 1, env=env, stderr=open(f"{work}/proxy-{port}.log", "w"))
+        wait_port(port, "/health/live")
+
+    # Sanity: every hop answers the request it will be timed with.
+    def curl(port, name):
+        body = open(LUA[name]).read().split("[==[", 1)[1].rsplit("]==]", 1)[0]
+        hdrs = ["-H", "Content-Type: application/json", "-H", "Authorization: Bearer bench",
+                "-H", "anthropic-version: 2023-06-01"]
+        r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", *hdrs, "--data-binary", body,
+                            f"http://127.0.0.1:{port}/v1/" + {"messages": "messages", "responses": "responses"}
+                            .get(name, "chat/completions")], capture_output=True, text=True)
+        if r.stdout != "200":
+            raise SystemExit(f"error: port {port} answered {r.stdout} {r.stderr} for the {name} request")
+    for port, name in [(UP_PLAIN, "plain"), (UP_STREAM, "stream"), (NG_PLAIN, "plain"), (NG_STREAM, "stream"),
+                       (PX_PLAIN, "plain"), (PX_STREAM, "stream"), (PX_PLAIN, "chat"), (PX_PLAIN, "messages"),
+                       (PX_PLAIN, "responses")]:
+        curl(port, name)
+
+    def cpu_ticks(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+
+    UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
+    def wrk(port, path, name, conns, pid=None):
+        before = cpu_ticks(pid) if pid else 0
+        out = subprocess.run(["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
+                              "-s", LUA[name], f"http://127.0.0.1:{port}{path}"],
+                             capture_output=True, text=True, check=True).stdout
+        after = cpu_ticks(pid) if pid else 0
+        n = int(re.search(r"(\d+) requests in", out).group(1))
+        if re.search(r"Non-2xx", out):
+            raise SystemExit(f"error: non-2xx answers from port {port}:\n{out}")
+        lat = {q: float(v) * UNITS[u] for q, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        cpu = (after - before) * 1e6 / CLK_TCK / n if pid else None
+        return {"p50": lat.get("50"), "p99": lat.get("99"), "rps": rps, "cpu": cpu}
+
+    CHAT = "/v1/chat/completions"
+    hops = [("direct", {"plain": UP_PLAIN, "stream": UP_STREAM}, None),
+            ("nginx", {"plain": NG_PLAIN, "stream": NG_STREAM}, ng_worker),
+            ("hunyuan-proxy", {"plain": PX_PLAIN, "stream": PX_STREAM}, None)]
+    results = {}
+    for r in range(rounds):
+        print(f"round {r + 1}/{rounds}", file=sys.stderr)
+        for scenario in ["plain", "stream"]:
+            for hop, ports, pid in hops:
+                port = ports[scenario]
+                if hop == "hunyuan-proxy":
+                    pid = px[port].pid
+                c1 = wrk(port, CHAT, scenario, 1)
+                c32 = wrk(port, CHAT, scenario, 32, pid)
+                results.setdefault((scenario, hop), []).append(
+                    {"p50": c1["p50"], "p99": c1["p99"], "rps": c32["rps"], "cpu": c32["cpu"]})
+        for name, path in [("chat", CHAT), ("messages", "/v1/messages"), ("responses", "/v1/responses")]:
+            results.setdefault(("dialect", name), []).append(wrk(PX_PLAIN, path, name, 32, px[PX_PLAIN].pid))
+
+    med = lambda key, field: (statistics.median([x[field] for x in results[key]])
+                              if all(x[field] is not None for x in results[key]) else None)
+    f0 = lambda v, fmt="{:.0f}": "—" if v is None else fmt.format(v)
+
+    print(f"\n## hunyuan-proxy against nginx (commit {commit}; medians of {rounds} round(s) of {duration} s; {qos_note})")
+    print("Proxy and nginx on CPU 1, upstream (nginx, canned answer) and wrk -t1 on CPU 0. Latency at c=1,")
+    print("throughput and CPU at c=32. Stream: a 20-event SSE answer; events/s = req/s × 20.\n")
+    print("| scenario | hop | p50 | added p50 | p99 | p99 / nginx's | req/s | / nginx | CPU µs/req | / nginx |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    verdicts = []
+    for scenario, label in [("plain", "non-stream"), ("stream", "stream")]:
+        d50 = med((scenario, "direct"), "p50")
+        n = {f: med((scenario, "nginx"), f) for f in ["p50", "p99", "rps", "cpu"]}
+        for hop, _, _ in hops:
+            m = {f: med((scenario, hop), f) for f in ["p50", "p99", "rps", "cpu"]}
+            rps = m["rps"] * (EVENTS if scenario == "stream" else 1)
+            unit = " events/s" if scenario == "stream" else ""
+            print(f"| {label} | {hop} | {m['p50']:.0f} µs | {m['p50'] - d50:+.0f} µs | {m['p99']:.0f} µs | "
+                  f"{m['p99'] / n['p99']:.2f}× | {rps:,.0f}{unit} | {m['rps'] / n['rps']:.2f} | {f0(m['cpu'], '{:.1f}')} | "
+                  f"{f0(m['cpu'] and m['cpu'] / n['cpu'], '{:.2f}×')} |")
+            if hop == "hunyuan-proxy":
+                added, nadded = m["p50"] - d50, n["p50"] - d50
+                what = "req/s" if scenario == "plain" else "events/s"
+                verdicts += [(f"{label}: {what} / nginx's", f"{m['rps'] / n['rps']:.2f}", "≥ 0.60", m["rps"] / n["rps"] >= 0.6),
+                             (f"{label}: added p50 (nginx's {nadded:+.0f} µs)", f"{added:+.0f} µs", f"≤ {nadded + 20:+.0f} µs", added <= nadded + 20),
+                             (f"{label}: p99 / nginx's", f"{m['p99'] / n['p99']:.2f}×", "≤ 1.5×", m["p99"] / n["p99"] <= 1.5)]
+
+    print("\n## The dialect routes, a 10-message tool conversation, hunyuan-proxy at c=32\n")
+    print("| route | req/s | / chat | CPU µs/req | added over chat |")
+    print("|---|---|---|---|---|")
+    chat = {f: med(("dialect", "chat"), f) for f in ["rps", "cpu"]}
+    for name, path in [("chat", CHAT), ("messages", "/v1/messages"), ("responses", "/v1/responses")]:
+        m = {f: med(("dialect", name), f) for f in ["rps", "cpu"]}
+        print(f"| `{path}` | {m['rps']:,.0f} | {m['rps'] / chat['rps']:.2f} | {m['cpu']:.1f} | {m['cpu'] - chat['cpu']:+.1f} µs |")
+        if name != "chat":
+            verdicts.append((f"`{path}` req/s / chat's", f"{m['rps'] / chat['rps']:.2f}", "≥ 0.90", m["rps"] / chat["rps"] >= 0.9))
+
+    print("\n## Targets (issue 17)\n")
+    print("| figure | measured | target | |")
+    print("|---|---|---|---|")
+    for name, value, target, ok in verdicts:
+        print(f"| {name} | {value} | {target} | {'met' if ok else 'MISSED'} |")
+    if quick:
+        print("\n(quick mode: 1 s runs are too short for the figures to mean anything; this run checks that the bench works)")
+finally:
+    cleanup()
+PYTHON
