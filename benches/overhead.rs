@@ -747,9 +747,8 @@ async fn serve_proxy(upstream: SocketAddr) {
 /// The example server's logging: `RUST_LOG`, else the config's level (info: one line per
 /// request), on stderr (which the parent drains).
 fn init_child_tracing(log_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(log_level)
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

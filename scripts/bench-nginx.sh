@@ -11,7 +11,8 @@
 # The upstream is nginx with a canned Hunyuan answer (`return 200 '<json>'` for non-stream, a
 # static 20-event SSE file for stream). The hops measured in front of it: nothing (direct),
 # nginx as a reverse proxy (keepalive upstream pool) and hunyuan-proxy (release build, default
-# config plus `api_base` and `log_level = "warn"`). The hop under test runs on CPU 1, the
+# config plus `api_base` and `log_level = "warn"`; its default current-thread runtime on one CPU,
+# and again with `--runtime multi-thread --worker-threads 1`). The hop under test runs on CPU 1, the
 # upstream and wrk on CPU 0; wrk -t1, c=1 for latency (p50/p99), c=32 for throughput. CPU per
 # request is the user + system time of the hop's process (/proc/<pid>/stat) over a c=32 run.
 # PM QoS is held for the whole run (/dev/cpu_dma_latency, see the benchmarking notes), which
@@ -205,6 +206,9 @@ LUA = {
 
 # --- servers -------------------------------------------------------------------------------
 UP_PLAIN, UP_STREAM, NG_PLAIN, NG_STREAM, PX_PLAIN, PX_STREAM = 18101, 18102, 18111, 18112, 18121, 18122
+# The same binary on tokio's multi-thread runtime with one worker (what `#[tokio::main]` gives
+# on one CPU), against its default there (current-thread): the runtime flavour, measured.
+MT_PLAIN, MT_STREAM = 18131, 18132
 common = f"""pid {{dir}}/nginx.pid; error_log {{dir}}/error.log warn; worker_processes 1;
 events {{ worker_connections 4096; }}
 http {{ access_log off; client_body_temp_path {{dir}}/body; proxy_temp_path {{dir}}/proxy;
@@ -265,14 +269,16 @@ try:
     wait_port(UP_PLAIN); wait_port(UP_STREAM); wait_port(NG_PLAIN); wait_port(NG_STREAM)
     ng_worker = worker_pid(ng)
     px = {}
-    for port, upstream in [(PX_PLAIN, UP_PLAIN), (PX_STREAM, UP_STREAM)]:
+    for port, upstream, extra in [(PX_PLAIN, UP_PLAIN, []), (PX_STREAM, UP_STREAM, []),
+                                  (MT_PLAIN, UP_PLAIN, ["--runtime", "multi-thread", "--worker-threads", "1"]),
+                                  (MT_STREAM, UP_STREAM, ["--runtime", "multi-thread", "--worker-threads", "1"])]:
         cfg = f"{work}/proxy-{port}.toml"
         with open(cfg, "w") as f:
             f.write(f'host = "127.0.0.1"\nport = {port}\napi_base = "http://127.0.0.1:{upstream}/v1"\nlog_level = "warn"\n')
         env = dict(os.environ, HUNYUAN_API_KEY="bench")
         env.pop("RUST_LOG", None)
         env.pop("HUNYUAN_API_BASE", None)
-        px[port] = start([proxy_bin, "--config", cfg], 1, env=env, stderr=open(f"{work}/proxy-{port}.log", "w"))
+        px[port] = start([proxy_bin, "--config", cfg, *extra], 1, env=env, stderr=open(f"{work}/proxy-{port}.log", "w"))
         wait_port(port, "/health/live")
 
     # Sanity: every hop answers the request it will be timed with.
@@ -286,7 +292,7 @@ try:
         if r.stdout != "200":
             raise SystemExit(f"error: port {port} answered {r.stdout} {r.stderr} for the {name} request")
     for port, name in [(UP_PLAIN, "plain"), (UP_STREAM, "stream"), (NG_PLAIN, "plain"), (NG_STREAM, "stream"),
-                       (PX_PLAIN, "plain"), (PX_STREAM, "stream"), (PX_PLAIN, "chat"), (PX_PLAIN, "messages"),
+                       (PX_PLAIN, "plain"), (PX_STREAM, "stream"), (MT_PLAIN, "plain"), (MT_STREAM, "stream"), (PX_PLAIN, "chat"), (PX_PLAIN, "messages"),
                        (PX_PLAIN, "responses")]:
         curl(port, name)
 
@@ -313,14 +319,15 @@ try:
     CHAT = "/v1/chat/completions"
     hops = [("direct", {"plain": UP_PLAIN, "stream": UP_STREAM}, None),
             ("nginx", {"plain": NG_PLAIN, "stream": NG_STREAM}, ng_worker),
-            ("hunyuan-proxy", {"plain": PX_PLAIN, "stream": PX_STREAM}, None)]
+            ("hunyuan-proxy", {"plain": PX_PLAIN, "stream": PX_STREAM}, None),
+            ("hunyuan-proxy, multi-thread runtime", {"plain": MT_PLAIN, "stream": MT_STREAM}, None)]
     results = {}
     for r in range(rounds):
         print(f"round {r + 1}/{rounds}", file=sys.stderr)
         for scenario in ["plain", "stream"]:
             for hop, ports, pid in hops:
                 port = ports[scenario]
-                if hop == "hunyuan-proxy":
+                if hop.startswith("hunyuan-proxy"):
                     pid = px[port].pid
                 c1 = wrk(port, CHAT, scenario, 1)
                 c32 = wrk(port, CHAT, scenario, 32, pid)

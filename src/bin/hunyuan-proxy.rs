@@ -41,17 +41,42 @@ struct Args {
     /// Run against an embedded mock Hunyuan (no key needed).
     #[arg(long)]
     demo: bool,
+    /// The async runtime: `current-thread` (everything on one thread) or `multi-thread`.
+    /// Default: current-thread when the process may use one CPU, else multi-thread.
+    #[arg(long, value_name = "KIND")]
+    runtime: Option<Runtime>,
+    /// Workers of the multi-thread runtime. Default: the CPUs this process may use.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: Option<u16>,
+}
+
+/// The `--runtime` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Runtime {
+    /// One thread runs the accept loop and every connection.
+    CurrentThread,
+    /// A work-stealing pool of worker threads.
+    MultiThread,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     // On one CPU (a container limit, `taskset`) a multi-thread runtime still runs the accept
     // loop on the main thread and the connections on a worker: every request then crosses
-    // threads. A current-thread runtime keeps it on one (docs/performance.md).
-    let mut builder = if std::thread::available_parallelism().map_or(1, |n| n.get()) == 1 {
-        tokio::runtime::Builder::new_current_thread()
+    // threads. A current-thread runtime keeps it on one (docs/performance.md has both).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = args.runtime.unwrap_or(if cpus == 1 {
+        Runtime::CurrentThread
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        Runtime::MultiThread
+    });
+    let mut builder = match runtime {
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Runtime::MultiThread => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(args.worker_threads.map_or(cpus, usize::from));
+            builder
+        }
     };
     match builder.enable_all().build() {
         Ok(runtime) => runtime.block_on(run(args)),
@@ -79,8 +104,8 @@ async fn run(args: Args) -> ExitCode {
     if let Some(base) = args.api_base {
         config.api_base = Some(base);
     }
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

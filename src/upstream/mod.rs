@@ -133,6 +133,20 @@ pub enum UpstreamSetupError {
     Client(#[source] reqwest::Error),
 }
 
+/// Whether an outbound proxy is set in the environment (the variables reqwest reads).
+fn proxy_in_environment() -> bool {
+    [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
 impl UpstreamSetupError {
     /// The [`UpstreamConfig`] field at fault, when one is.
     pub fn field(&self) -> Option<&'static str> {
@@ -167,7 +181,7 @@ impl Upstream {
         shared: Option<(crate::shared::Redis, Duration)>,
     ) -> Result<Self, UpstreamSetupError> {
         config.validate()?;
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
@@ -175,7 +189,13 @@ impl Upstream {
             // every request's headers and extensions in case it replays it. Hunyuan does not
             // redirect the chat endpoint, and a redirect must not carry the key elsewhere.
             .retry(reqwest::retry::never().max_retries_per_request(0))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        // reqwest matches every request against the proxies of the environment; with none
+        // set at start (it reads them only then), turning that off saves the per-request match.
+        if !proxy_in_environment() {
+            client = client.no_proxy();
+        }
+        let client = client
             .user_agent(concat!("hunyuan-proxy/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(UpstreamSetupError::Client)?;

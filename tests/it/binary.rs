@@ -1,5 +1,5 @@
 //! The `hunyuan-proxy` binary as a user runs it: `hunyuan-proxy --demo` answers a chat with no
-//! key and no config, and a bad config file is refused with exit code 2 and the key named.
+//! key and no config, a bad config file is refused with exit code 2 and the key named, and both runtimes serve.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,4 +83,50 @@ fn a_bad_config_file_exits_2_naming_the_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`port`"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_runtimes_serve_and_a_zero_worker_count_is_refused() {
+    for flags in [
+        &["--runtime", "current-thread"][..],
+        &["--runtime", "multi-thread", "--worker-threads", "2"][..],
+    ] {
+        let port = free_port();
+        let mut child = Command::new(BINARY)
+            .args(["--demo", "--port", &port.to_string()])
+            .args(flags)
+            .env_remove("HUNYUAN_API_KEY")
+            .env_remove("HUNYUAN_API_BASE")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            let sent = client
+                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+                .json(&crate::common::simple_chat(true))
+                .send()
+                .await;
+            if let Ok(response) = sent {
+                let status = response.status();
+                let body = response.text().await.unwrap();
+                assert!(body.contains("data: [DONE]"), "{flags:?}: {body}");
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{flags:?}: did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(status, 200, "{flags:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let output = Command::new(BINARY)
+        .args(["--demo", "--worker-threads", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--worker-threads"));
 }
