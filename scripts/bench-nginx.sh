@@ -6,6 +6,7 @@
 #   scripts/bench-nginx.sh --quick         # 1 round of 1 s: checks that the bench works
 #   scripts/bench-nginx.sh --rounds 5 --duration 10
 #   scripts/bench-nginx.sh --no-build      # use target/release/hunyuan-proxy as it is
+#   scripts/bench-nginx.sh --callgrind 2000  # instructions per request instead (valgrind)
 #   HUNYUAN_PROXY_BIN=/tmp/old scripts/bench-nginx.sh   # time another build of the binary
 #
 # The upstream is nginx with a canned Hunyuan answer (`return 200 '<json>'` for non-stream, a
@@ -74,6 +75,10 @@ for i, a in enumerate(args):
         rounds = int(args[i + 1])
     if a == "--duration":
         duration = int(args[i + 1])
+callgrind = None
+for i, a in enumerate(args):
+    if a == "--callgrind":
+        callgrind = int(args[i + 1]) if i + 1 < len(args) and args[i + 1].isdigit() else 2000
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 EVENTS = 20
@@ -263,10 +268,72 @@ def worker_pid(master):
         time.sleep(0.05)
     raise SystemExit("error: no nginx worker")
 
+
+def count_instructions(n):
+    """User-space instructions per request of the shipped binary (callgrind), per request kind.
+
+    The binary runs under valgrind with instrumentation off; after 200 warm-up requests it is
+    switched on for `n` sequential keep-alive requests, then dumped. Start-up and warm-up are
+    not counted, and the count does not depend on the machine's load."""
+    import http.client
+    if not shutil.which("valgrind"):
+        raise SystemExit("error: valgrind is missing (apt-get install valgrind)")
+    port = 18141
+    cfg = f"{work}/callgrind.toml"
+    with open(cfg, "w") as f:
+        f.write(f'host = "127.0.0.1"\nport = {port}\napi_base = "http://127.0.0.1:{UP_PLAIN}/v1"\nlog_level = "warn"\n')
+    env = dict(os.environ, HUNYUAN_API_KEY="bench")
+    env.pop("RUST_LOG", None)
+    env.pop("HUNYUAN_API_BASE", None)
+    paths = {"plain": "/v1/chat/completions", "chat": "/v1/chat/completions",
+             "messages": "/v1/messages", "responses": "/v1/responses"}
+    labels = {"plain": "~1 KB chat (system + user), `/v1/chat/completions`",
+              "chat": "10-message tool conversation, `/v1/chat/completions`",
+              "messages": "the same conversation, `/v1/messages`",
+              "responses": "the same conversation, `/v1/responses`"}
+    print(f"\n## Instructions per request, the shipped binary (commit {commit}; callgrind, {n} requests each, c=1)\n")
+    print("| request | instructions / request |")
+    print("|---|---|")
+    for name, path in paths.items():
+        out = f"{work}/callgrind.{name}"
+        vg = start(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+                    proxy_bin, "--config", cfg], 1, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, "/health/live", timeout=60)
+        body = open(LUA[name]).read().split("[==[", 1)[1].rsplit("]==]", 1)[0]
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer bench",
+                   "anthropic-version": "2023-06-01"}
+        def send(k):
+            for _ in range(k):
+                conn.request("POST", path, body, headers)
+                answer = conn.getresponse()
+                answer.read()
+                if answer.status != 200:
+                    raise SystemExit(f"error: {path} answered {answer.status} under callgrind")
+        send(200)
+        subprocess.run(["callgrind_control", "-i", "on", str(vg.pid)], check=True, capture_output=True)
+        send(n)
+        subprocess.run(["callgrind_control", "-i", "off", str(vg.pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "-d", str(vg.pid)], check=True, capture_output=True)
+        conn.close()
+        vg.send_signal(signal.SIGTERM)
+        vg.wait(timeout=60)
+        dumps = sorted((f for f in os.listdir(work) if f.startswith(f"callgrind.{name}")),
+                       key=lambda f: os.path.getsize(f"{work}/{f}"))
+        total = 0
+        with open(f"{work}/{dumps[-1]}") as f:
+            for line in f:
+                if line.startswith("summary:") or line.startswith("totals:"):
+                    total = max(total, int(line.split()[1]))
+        print(f"| {labels[name]} | {total // n:,} |")
+
 try:
     up = start([nginx, "-p", up_dir, "-c", f"{up_dir}/nginx.conf", "-g", "daemon off;"], 0)
     ng = start([nginx, "-p", rp_dir, "-c", f"{rp_dir}/nginx.conf", "-g", "daemon off;"], 1)
     wait_port(UP_PLAIN); wait_port(UP_STREAM); wait_port(NG_PLAIN); wait_port(NG_STREAM)
+    if callgrind:
+        count_instructions(callgrind)
+        raise SystemExit(0)
     ng_worker = worker_pid(ng)
     px = {}
     for port, upstream, extra in [(PX_PLAIN, UP_PLAIN, []), (PX_STREAM, UP_STREAM, []),
