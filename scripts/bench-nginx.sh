@@ -7,6 +7,7 @@
 #   scripts/bench-nginx.sh --rounds 5 --duration 10
 #   scripts/bench-nginx.sh --no-build      # use target/release/hunyuan-proxy as it is
 #   scripts/bench-nginx.sh --callgrind 2000  # instructions per request instead (valgrind)
+#   CALLGRIND_KEEP=/tmp/cg scripts/bench-nginx.sh --callgrind  # and keep the dumps there
 #   HUNYUAN_PROXY_BIN=/tmp/old scripts/bench-nginx.sh   # time another build of the binary
 #
 # The upstream is nginx with a canned Hunyuan answer (`return 200 '<json>'` for non-stream, a
@@ -279,15 +280,18 @@ def count_instructions(n):
     if not shutil.which("valgrind"):
         raise SystemExit("error: valgrind is missing (apt-get install valgrind)")
     port = 18141
-    cfg = f"{work}/callgrind.toml"
-    with open(cfg, "w") as f:
-        f.write(f'host = "127.0.0.1"\nport = {port}\napi_base = "http://127.0.0.1:{UP_PLAIN}/v1"\nlog_level = "warn"\n')
+    def config(upstream):
+        cfg = f"{work}/callgrind-{upstream}.toml"
+        with open(cfg, "w") as f:
+            f.write(f'host = "127.0.0.1"\nport = {port}\napi_base = "http://127.0.0.1:{upstream}/v1"\nlog_level = "warn"\n')
+        return cfg
     env = dict(os.environ, HUNYUAN_API_KEY="bench")
     env.pop("RUST_LOG", None)
     env.pop("HUNYUAN_API_BASE", None)
-    paths = {"plain": "/v1/chat/completions", "chat": "/v1/chat/completions",
+    paths = {"plain": "/v1/chat/completions", "stream": "/v1/chat/completions", "chat": "/v1/chat/completions",
              "messages": "/v1/messages", "responses": "/v1/responses"}
     labels = {"plain": "~1 KB chat (system + user), `/v1/chat/completions`",
+              "stream": "the same, streamed (20 events)",
               "chat": "10-message tool conversation, `/v1/chat/completions`",
               "messages": "the same conversation, `/v1/messages`",
               "responses": "the same conversation, `/v1/responses`"}
@@ -297,7 +301,7 @@ def count_instructions(n):
     for name, path in paths.items():
         out = f"{work}/callgrind.{name}"
         vg = start(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-                    proxy_bin, "--config", cfg], 1, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    proxy_bin, "--config", config(UP_STREAM if name == "stream" else UP_PLAIN)], 1, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, "/health/live", timeout=60)
         body = open(LUA[name]).read().split("[==[", 1)[1].rsplit("]==]", 1)[0]
         conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -325,6 +329,8 @@ def count_instructions(n):
             for line in f:
                 if line.startswith("summary:") or line.startswith("totals:"):
                     total = max(total, int(line.split()[1]))
+        if os.environ.get("CALLGRIND_KEEP"):  # a folder to keep the dumps in, for callgrind_annotate
+            shutil.copy(f"{work}/{dumps[-1]}", os.path.join(os.environ["CALLGRIND_KEEP"], f"callgrind.{name}"))
         print(f"| {labels[name]} | {total // n:,} |")
 
 try:
