@@ -223,13 +223,14 @@ impl Upstream {
             };
             let limit = attempts.limit(Instant::now());
             let request = self.build_request(body.clone(), stream, lease.auth());
-            let outcome = match tokio::time::timeout(limit.limit, request.send()).await {
-                Err(_) => {
-                    tracing::warn!("the upstream's answer did not start in time");
-                    return Err(Failed::model(ProxyError::GatewayTimeout(limit.reported)));
-                }
-                Ok(outcome) => outcome,
-            };
+            let outcome =
+                match tokio::time::timeout(limit.limit, self.inner.client.execute(request)).await {
+                    Err(_) => {
+                        tracing::warn!("the upstream's answer did not start in time");
+                        return Err(Failed::model(ProxyError::GatewayTimeout(limit.reported)));
+                    }
+                    Ok(outcome) => outcome,
+                };
             let (reason, retry_after, failure) = match outcome {
                 Ok(response) if response.status().is_success() => {
                     let timing = UpstreamTiming {
@@ -350,19 +351,26 @@ impl Upstream {
         body: Bytes,
         stream: bool,
         auth: Option<&HeaderValue>,
-    ) -> reqwest::RequestBuilder {
-        let mut request = self
-            .inner
-            .client
-            .post(self.inner.chat_endpoint.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
+    ) -> reqwest::Request {
+        // Built directly rather than through `RequestBuilder`, whose `header` calls convert
+        // and check each value again on every request.
+        let mut request =
+            reqwest::Request::new(reqwest::Method::POST, self.inner.chat_endpoint.clone());
+        let headers = request.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(auth) = auth {
-            request = request.header(header::AUTHORIZATION, auth.clone());
+            headers.insert(header::AUTHORIZATION, auth.clone());
         }
         if stream {
-            request = request.header(header::ACCEPT, "text/event-stream");
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
         }
+        *request.body_mut() = Some(body.into());
         request
     }
 
