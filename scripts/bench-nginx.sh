@@ -215,8 +215,11 @@ UP_PLAIN, UP_STREAM, NG_PLAIN, NG_STREAM, PX_PLAIN, PX_STREAM = 18101, 18102, 18
 # The same binary on tokio's multi-thread runtime with one worker (what `#[tokio::main]` gives
 # on one CPU), against its default there (current-thread): the runtime flavour, measured.
 MT_PLAIN, MT_STREAM = 18131, 18132
+# Start-up and memory: a proxy of its own in front of an upstream whose streams stay open.
+UP_SLOW, PX_SLOW = 18103, 18151
+OPEN_STREAMS = 1000
 common = f"""pid {{dir}}/nginx.pid; error_log {{dir}}/error.log warn; worker_processes 1;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 8192; }}
 http {{ access_log off; client_body_temp_path {{dir}}/body; proxy_temp_path {{dir}}/proxy;
   fastcgi_temp_path {{dir}}/fcgi; uwsgi_temp_path {{dir}}/uwsgi; scgi_temp_path {{dir}}/scgi;
   keepalive_requests 1000000; tcp_nodelay on;
@@ -236,6 +239,10 @@ up_dir = nginx_conf("upstream", f"""
     # POST on a static file is a 405 in nginx; serve the SSE file as that error's 200 page.
     location / {{ error_page 405 =200 /events.sse; return 405; }}
     location = /events.sse {{ default_type text/event-stream; internal; }} }}
+  # The same stream sent at 64 bytes/s after its first kilobyte: streams that stay open.
+  server {{ listen 127.0.0.1:{UP_SLOW}; root {work}; {models}
+    location / {{ error_page 405 =200 /events.sse; return 405; }}
+    location = /events.sse {{ default_type text/event-stream; internal; limit_rate_after 1k; limit_rate 64; }} }}
 """)
 rp = "proxy_http_version 1.1; proxy_set_header Connection \"\";"
 rp_dir = nginx_conf("reverse-proxy", f"""
@@ -269,6 +276,53 @@ def worker_pid(master):
         time.sleep(0.05)
     raise SystemExit("error: no nginx worker")
 
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) / 1024
+
+def startup_and_memory():
+    """Spawn to the first 200 on /health/ready, RSS idle, and RSS with OPEN_STREAMS streams open."""
+    import socket, urllib.request
+    cfg = f"{work}/proxy-slow.toml"
+    with open(cfg, "w") as f:
+        f.write(f'host = "127.0.0.1"\nport = {PX_SLOW}\napi_base = "http://127.0.0.1:{UP_SLOW}/v1"\n'
+                f'log_level = "warn"\nupstream_concurrency = {OPEN_STREAMS + 100}\n')
+    env = dict(os.environ, HUNYUAN_API_KEY="bench")
+    env.pop("RUST_LOG", None)
+    env.pop("HUNYUAN_API_BASE", None)
+    started = time.monotonic()
+    p = start([proxy_bin, "--config", cfg], 1, env=env, stderr=open(f"{work}/proxy-slow.log", "w"))
+    while True:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{PX_SLOW}/health/ready", timeout=1).status == 200:
+                break
+        except Exception:
+            pass
+        if time.monotonic() - started > 10:
+            raise SystemExit("error: the proxy was not ready within 10 s")
+        time.sleep(0.001)
+    ready_ms = (time.monotonic() - started) * 1e3
+    time.sleep(0.5)
+    idle = rss_mib(p.pid)
+    body = open(LUA["stream"]).read().split("[==[", 1)[1].rsplit("]==]", 1)[0].encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer bench\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    socks = []
+    for _ in range(OPEN_STREAMS):
+        c = socket.create_connection(("127.0.0.1", PX_SLOW))
+        c.sendall(head + body)
+        socks.append(c)
+    for c in socks:  # each stream has started: its head and first events arrived
+        c.settimeout(30)
+        if not c.recv(65536).startswith(b"HTTP/1.1 200"):
+            raise SystemExit("error: a held stream did not start with 200")
+    time.sleep(0.5)
+    held = rss_mib(p.pid)
+    for c in socks:
+        c.close()
+    return ready_ms, idle, held
 
 def count_instructions(n):
     """User-space instructions per request of the shipped binary (callgrind), per request kind.
@@ -336,7 +390,7 @@ def count_instructions(n):
 try:
     up = start([nginx, "-p", up_dir, "-c", f"{up_dir}/nginx.conf", "-g", "daemon off;"], 0)
     ng = start([nginx, "-p", rp_dir, "-c", f"{rp_dir}/nginx.conf", "-g", "daemon off;"], 1)
-    wait_port(UP_PLAIN); wait_port(UP_STREAM); wait_port(NG_PLAIN); wait_port(NG_STREAM)
+    wait_port(UP_PLAIN); wait_port(UP_STREAM); wait_port(UP_SLOW); wait_port(NG_PLAIN); wait_port(NG_STREAM)
     if callgrind:
         count_instructions(callgrind)
         raise SystemExit(0)
@@ -394,6 +448,7 @@ try:
             ("nginx", {"plain": NG_PLAIN, "stream": NG_STREAM}, ng_worker),
             ("hunyuan-proxy", {"plain": PX_PLAIN, "stream": PX_STREAM}, None),
             ("hunyuan-proxy, multi-thread runtime", {"plain": MT_PLAIN, "stream": MT_STREAM}, None)]
+    ready_ms, rss_idle, rss_held = startup_and_memory()
     results = {}
     for r in range(rounds):
         print(f"round {r + 1}/{rounds}", file=sys.stderr)
@@ -445,6 +500,16 @@ try:
         print(f"| `{path}` | {m['rps']:,.0f} | {m['rps'] / chat['rps']:.2f} | {m['cpu']:.1f} | {m['cpu'] - chat['cpu']:+.1f} µs |")
         if name != "chat":
             verdicts.append((f"`{path}` req/s / chat's", f"{m['rps'] / chat['rps']:.2f}", "≥ 0.90", m["rps"] / chat["rps"] >= 0.9))
+
+    print(f"\n## Start-up and memory, the binary in its own process\n")
+    print("| figure | measured | target |")
+    print("|---|---|---|")
+    print(f"| spawn to the first 200 on `/health/ready` | {ready_ms:.0f} ms | ≤ 100 ms |")
+    print(f"| RSS idle after start | {rss_idle:.1f} MiB | ≤ 30 MiB |")
+    print(f"| RSS with {OPEN_STREAMS:,} streams open | {rss_held:.1f} MiB | ≤ 120 MiB |")
+    verdicts += [("ready after start", f"{ready_ms:.0f} ms", "≤ 100 ms", ready_ms <= 100),
+                 ("RSS idle", f"{rss_idle:.1f} MiB", "≤ 30 MiB", rss_idle <= 30),
+                 (f"RSS with {OPEN_STREAMS:,} open streams", f"{rss_held:.1f} MiB", "≤ 120 MiB", rss_held <= 120)]
 
     print("\n## Targets (issue 17)\n")
     print("| figure | measured | target | |")
