@@ -139,13 +139,65 @@ impl ResponsesRequest {
 }
 
 /// `input`: a string (one user message) or a list of items.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Input {
     /// One user message.
     Text(String),
     /// Input items (`message`, `function_call`, `function_call_output`, `reasoning`, …).
     Items(Vec<Value>),
+}
+
+/// Read straight from the parser, as `#[serde(untagged)]` would (a string, else a list),
+/// without buffering the whole input first; anything else is the error untagged gives, raised
+/// after the value (so it points where untagged's does).
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        /// `None`: neither a string nor a list.
+        struct InputVisitor;
+        impl<'de> Visitor<'de> for InputVisitor {
+            type Value = Option<Input>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of items")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Some(Input::Text(v.to_owned())))
+            }
+            fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Some(Input::Text(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(item) = seq.next_element::<Value>()? {
+                    items.push(item);
+                }
+                Ok(Some(Input::Items(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_bool<E: Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E: Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E: Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E: Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+        }
+        deserializer.deserialize_any(InputVisitor)?.ok_or_else(|| {
+            D::Error::custom("data did not match any variant of untagged enum Input")
+        })
+    }
 }
 
 /// `reasoning` of a request.
@@ -307,7 +359,7 @@ pub async fn to_chat(
 
 /// The synchronous part of [`to_chat`]: every item is at hand.
 fn translate(
-    req: ResponsesRequest,
+    mut req: ResponsesRequest,
     items: Vec<(Origin, Value)>,
     options: &ResponsesOptions,
     mut dropped: Dropped,
@@ -366,7 +418,7 @@ fn translate(
     if let Some(p) = &req.top_p {
         extra.insert("top_p".into(), Value::Number(p.clone()));
     }
-    let reasoning = req.reasoning.clone().unwrap_or_default();
+    let reasoning = req.reasoning.take().unwrap_or_default();
     if let Some(effort) = &reasoning.effort {
         if options.pass_reasoning_effort {
             extra.insert("reasoning_effort".into(), Value::String(effort.clone()));
@@ -412,28 +464,34 @@ fn translate(
         text_echo["format"] = json!({"type": "text"});
     }
     let echo = Echo {
-        instructions: req.instructions.clone(),
-        tools: req.tools.clone().unwrap_or_default(),
-        tool_choice: req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
+        instructions: req.instructions.take(),
+        tools: req.tools.take().unwrap_or_default(),
+        tool_choice: req.tool_choice.take().unwrap_or_else(|| json!("auto")),
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
-        previous_response_id: req.previous_response_id.clone(),
+        previous_response_id: req.previous_response_id.take(),
         store: req.store.unwrap_or(true),
-        temperature: req.temperature.clone(),
-        top_p: req.top_p.clone(),
+        temperature: req.temperature.take(),
+        top_p: req.top_p.take(),
         max_output_tokens: req.max_output_tokens,
-        metadata: req.metadata.clone().unwrap_or_else(|| json!({})),
-        user: req.user.clone(),
+        metadata: req.metadata.take().unwrap_or_else(|| json!({})),
+        user: req.user.take(),
         reasoning: json!({"effort": reasoning.effort, "summary": reasoning.summary}),
         text: text_echo,
     };
-    let mut context = ResponseContext::new(req.model);
-    context.tool_names = names;
-    context.codec = options.codec.clone();
-    context.reasoning_summary = reasoning
-        .summary
-        .as_deref()
-        .is_some_and(|s| !s.is_empty() && s != "none");
-    context.echo = echo;
+    // Built whole: `ResponseContext::new` would make a codec and echo defaults only to have
+    // them replaced.
+    let context = ResponseContext {
+        id: super::new_id("resp"),
+        created_at: super::unix_now(),
+        model: req.model,
+        tool_names: names,
+        codec: options.codec.clone(),
+        reasoning_summary: reasoning
+            .summary
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && s != "none"),
+        echo,
+    };
 
     Ok(Translated {
         chat,
@@ -452,7 +510,7 @@ fn translate_tools(
     let mut out = Vec::new();
     for (i, tool) in tools.iter().enumerate() {
         match tool.get("type").and_then(Value::as_str).unwrap_or("") {
-            "function" => out.push(function_tool(tool, None, names, &format!("tools[{i}]"))?),
+            "function" => out.push(function_tool(tool, None, names, || format!("tools[{i}]"))?),
             "namespace" => {
                 let Some(ns) = tool.get("name").and_then(Value::as_str) else {
                     return Err(ResponsesError::invalid(
@@ -467,12 +525,9 @@ fn translate_tools(
                         .and_then(Value::as_str)
                         .unwrap_or("function")
                     {
-                        "function" => out.push(function_tool(
-                            child,
-                            Some(ns),
-                            names,
-                            &format!("tools[{i}].tools[{j}]"),
-                        )?),
+                        "function" => out.push(function_tool(child, Some(ns), names, || {
+                            format!("tools[{i}].tools[{j}]")
+                        })?),
                         other => dropped.push(format!("tool:{other}")),
                     }
                 }
@@ -488,12 +543,12 @@ fn function_tool(
     tool: &Value,
     namespace: Option<&str>,
     names: &mut ToolNames,
-    path: &str,
+    path: impl FnOnce() -> String,
 ) -> Result<Tool, ResponsesError> {
     let Some(name) = tool.get("name").and_then(Value::as_str) else {
         return Err(ResponsesError::invalid(
             "a function tool needs a `name`",
-            format!("{path}.name"),
+            format!("{}.name", path()),
         ));
     };
     Ok(Tool {
@@ -609,17 +664,16 @@ struct Conversation<'a> {
 
 impl Conversation<'_> {
     fn item(&mut self, origin: Origin, item: &Value) -> Result<(), ResponsesError> {
-        let path = origin.path();
         if !item.is_object() {
             return Err(ResponsesError::invalid(
                 "an input item must be an object",
-                path,
+                origin.path(),
             ));
         }
         match item_type(item) {
-            Some("message") => self.message(item, &path),
-            Some("function_call") => self.function_call(item, &path),
-            Some("function_call_output") => self.function_output(item, &path),
+            Some("message") => self.message(item, origin),
+            Some("function_call") => self.function_call(item, origin),
+            Some("function_call_output") => self.function_output(item, origin),
             Some("reasoning") => {
                 self.reasoning(item);
                 Ok(())
@@ -635,19 +689,19 @@ impl Conversation<'_> {
         }
     }
 
-    fn message(&mut self, item: &Value, path: &str) -> Result<(), ResponsesError> {
+    fn message(&mut self, item: &Value, origin: Origin) -> Result<(), ResponsesError> {
         let content = item.get("content").unwrap_or(&Value::Null);
         let role = item.get("role").and_then(Value::as_str).unwrap_or("user");
         match role {
             "system" | "developer" => {
-                let content = self.content(content, &format!("{path}.content"), false)?;
+                let content = self.content(content, origin, "content", false)?;
                 let text = content.map(|c| c.joined_text()).unwrap_or_default();
                 if !text.is_empty() {
                     self.system.push(text);
                 }
             }
             "assistant" => {
-                let content = self.content(content, &format!("{path}.content"), false)?;
+                let content = self.content(content, origin, "content", false)?;
                 let text = content.map(|c| c.joined_text()).unwrap_or_default();
                 let message = self.assistant();
                 match &mut message.content {
@@ -662,7 +716,7 @@ impl Conversation<'_> {
                 if other != "user" {
                     self.dropped.push(format!("role:{other}"));
                 }
-                let content = self.content(content, &format!("{path}.content"), true)?;
+                let content = self.content(content, origin, "content", true)?;
                 self.close_assistant();
                 let mut message = Message::text(Role::User, "");
                 message.content = content;
@@ -672,7 +726,7 @@ impl Conversation<'_> {
         Ok(())
     }
 
-    fn function_call(&mut self, item: &Value, path: &str) -> Result<(), ResponsesError> {
+    fn function_call(&mut self, item: &Value, origin: Origin) -> Result<(), ResponsesError> {
         let call_id = item
             .get("call_id")
             .or_else(|| item.get("id"))
@@ -680,11 +734,14 @@ impl Conversation<'_> {
             .ok_or_else(|| {
                 ResponsesError::invalid(
                     "a function_call needs a `call_id`",
-                    format!("{path}.call_id"),
+                    format!("{}.call_id", origin.path()),
                 )
             })?;
         let name = item.get("name").and_then(Value::as_str).ok_or_else(|| {
-            ResponsesError::invalid("a function_call needs a `name`", format!("{path}.name"))
+            ResponsesError::invalid(
+                "a function_call needs a `name`",
+                format!("{}.name", origin.path()),
+            )
         })?;
         let namespace = item.get("namespace").and_then(Value::as_str);
         let sent = match self.names.sent(namespace, name) {
@@ -714,18 +771,16 @@ impl Conversation<'_> {
         Ok(())
     }
 
-    fn function_output(&mut self, item: &Value, path: &str) -> Result<(), ResponsesError> {
+    fn function_output(&mut self, item: &Value, origin: Origin) -> Result<(), ResponsesError> {
         let call_id = item.get("call_id").and_then(Value::as_str).ok_or_else(|| {
             ResponsesError::invalid(
                 "a function_call_output needs a `call_id`",
-                format!("{path}.call_id"),
+                format!("{}.call_id", origin.path()),
             )
         })?;
         let content = match item.get("output") {
             Some(Value::String(s)) => Some(Content::Text(s.clone())),
-            Some(parts @ Value::Array(_)) => {
-                self.content(parts, &format!("{path}.output"), true)?
-            }
+            Some(parts @ Value::Array(_)) => self.content(parts, origin, "output", true)?,
             Some(Value::Null) | None => Some(Content::Text(String::new())),
             Some(other) => Some(Content::Text(match other.get("content") {
                 Some(Value::String(s)) => s.clone(),
@@ -788,7 +843,8 @@ impl Conversation<'_> {
     fn content(
         &mut self,
         content: &Value,
-        path: &str,
+        origin: Origin,
+        field: &str,
         images: bool,
     ) -> Result<Option<Content>, ResponsesError> {
         let parts = match content {
@@ -798,13 +854,13 @@ impl Conversation<'_> {
             _ => {
                 return Err(ResponsesError::invalid(
                     "content must be a string or a list of parts",
-                    path,
+                    format!("{}.{field}", origin.path()),
                 ))
             }
         };
         let mut out: Vec<ContentPart> = Vec::new();
         for (j, part) in parts.iter().enumerate() {
-            let part_path = format!("{path}[{j}]");
+            let part_path = || format!("{}.{field}[{j}]", origin.path());
             if let Value::String(s) = part {
                 out.push(ContentPart::text_part(s.clone()));
                 continue;
@@ -834,7 +890,7 @@ impl Conversation<'_> {
                         } else {
                             "input_image needs an image_url (an https URL or a data: URL)"
                         };
-                        return Err(ResponsesError::invalid(message, part_path));
+                        return Err(ResponsesError::invalid(message, part_path()));
                     };
                     if images {
                         let detail = part
@@ -852,13 +908,13 @@ impl Conversation<'_> {
                 "input_file" => {
                     return Err(ResponsesError::invalid(
                         "input_file parts are not supported: send the file's text as input_text",
-                        part_path,
+                        part_path(),
                     ))
                 }
                 "input_audio" => {
                     return Err(ResponsesError::invalid(
                         "input_audio parts are not supported: the upstream takes text and images",
-                        part_path,
+                        part_path(),
                     ))
                 }
                 "" => self.dropped.push("part:unknown"),

@@ -6,7 +6,7 @@ use super::config::ResponsesConfig;
 use super::error::ResponsesError;
 use super::future::ResponseFuture;
 use super::request::{to_chat, ResponsesRequest, Translated};
-use super::response::{from_completion, ResponseObject, ResponseStatus};
+use super::response::{from_completion_owned, ResponseObject, ResponseStatus};
 use super::store::{ResponseStore, StoredResponse};
 use super::stream::ResponsesStream;
 use super::{ResponsesOptions, DIALECT};
@@ -209,7 +209,7 @@ where
                     TranslateBody::new(body, translator).keepalive_every(shared.config.keepalive());
                 Response::from_parts(parts, Body::new(body))
             } else {
-                json_answer(response, &translated, &shared).await
+                json_answer(response, translated, &shared).await
             };
             dropped.report(DIALECT, response.headers_mut());
             Ok(response)
@@ -230,7 +230,7 @@ fn is_event_stream(response: &Response<Body>) -> bool {
 /// request asked for it.
 async fn json_answer(
     response: Response<Body>,
-    translated: &Translated,
+    translated: Translated,
     shared: &Shared,
 ) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
@@ -244,10 +244,20 @@ async fn json_answer(
     let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&bytes) else {
         return broken_answer();
     };
-    let answer = from_completion(&completion, &translated.context);
+    let store = translated.store();
+    let Translated {
+        context,
+        input_items,
+        ..
+    } = translated;
+    let answer = from_completion_owned(&completion, context);
     let body = serde_json::to_vec(&answer).unwrap_or_default();
-    if translated.store() && storable(&answer) {
-        if let Err(err) = shared.store.put(translated.to_stored(answer)).await {
+    if store && storable(&answer) {
+        if let Err(err) = shared
+            .store
+            .put(StoredResponse::new(input_items, answer))
+            .await
+        {
             tracing::warn!(error = %err, "a response could not be stored");
         }
     }
