@@ -628,11 +628,26 @@ pub fn estimate_input_tokens(chat: &ChatRequest) -> u64 {
             .description
             .as_deref()
             .map_or(0, |d| d.chars().count());
-        chars += tool
-            .function
-            .parameters
-            .as_ref()
-            .map_or(0, |p| p.to_string().len());
+        chars += tool.function.parameters.as_ref().map_or(0, json_len);
     }
     (chars.div_ceil(4) as u64 + images * IMAGE_TOKENS).max(1)
+}
+
+/// The length of `value`'s compact JSON (`value.to_string().len()`), counted as it is
+/// written, without the string.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a value to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }

@@ -5,7 +5,7 @@ use super::config::MessagesConfig;
 use super::error::{render_proxy_error, AnthropicErrors};
 use super::future::ResponseFuture;
 use super::request::{estimate_input_tokens, translate, Translated};
-use super::response::{message_from_completion, AnswerPlan};
+use super::response::{message_bytes, AnswerPlan};
 use super::stream::MessagesStream;
 use super::DIALECT;
 use crate::chat::parse::{
@@ -175,13 +175,13 @@ async fn json_answer(response: Response<Body>, plan: &AnswerPlan) -> Response<Bo
     let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&bytes) else {
         return broken_answer();
     };
-    let message = message_from_completion(completion, plan);
+    let message = message_bytes(completion, plan);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(parts, Body::from(message.to_string()))
+    Response::from_parts(parts, Body::from(message))
 }
 
 fn broken_answer() -> Response<Body> {
