@@ -65,6 +65,18 @@ async fn read_messages(
         .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
     let bytes = read_body(req.headers(), body, limit, timeout).await?;
+    if let Some(translated) = super::fast::translate(&bytes, config) {
+        #[cfg(debug_assertions)]
+        {
+            let value: serde_json::Value =
+                serde_json::from_slice(&bytes).expect("the fast reading took JSON");
+            match translate(&value, config) {
+                Ok(slow) => assert_eq!(translated, slow, "the two readings differ"),
+                Err(err) => panic!("the fast reading took a request the other rejects: {err}"),
+            }
+        }
+        return Ok(translated);
+    }
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|err| ProxyError::InvalidJson {
             detail: format!(
