@@ -74,6 +74,7 @@
 
 mod config;
 pub mod error;
+mod fast;
 mod future;
 mod layer;
 pub mod reasoning;

@@ -104,11 +104,20 @@ async fn read_responses(
         .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
     let bytes = read_body(req.headers(), body, limit, timeout).await?;
-    let request = ResponsesRequest::from_slice(&bytes)?;
-    if request.model.trim().is_empty() {
-        return Err(ResponsesError::invalid("`model` is required", "model"));
-    }
-    let mut translated = to_chat(request, &shared.options, Some(shared.store.as_ref())).await?;
+    let mut translated = match super::fast::read(&bytes, &shared.options) {
+        Some(translated) => {
+            #[cfg(debug_assertions)]
+            check_fast(&bytes, &translated, shared).await;
+            translated
+        }
+        None => {
+            let request = ResponsesRequest::from_slice(&bytes)?;
+            if request.model.trim().is_empty() {
+                return Err(ResponsesError::invalid("`model` is required", "model"));
+            }
+            to_chat(request, &shared.options, Some(shared.store.as_ref())).await?
+        }
+    };
     let upstream = shared
         .config
         .aliases
@@ -116,6 +125,25 @@ async fn read_responses(
         .to_owned();
     translated.chat.model = upstream;
     Ok(translated)
+}
+
+/// Debug builds: the typed reading of a request translates it as the usual path does.
+#[cfg(debug_assertions)]
+async fn check_fast(bytes: &[u8], fast: &Translated, shared: &Shared) {
+    let request = ResponsesRequest::from_slice(bytes).expect("the usual path reads it too");
+    assert!(!request.model.trim().is_empty());
+    let slow = to_chat(request, &shared.options, Some(shared.store.as_ref()))
+        .await
+        .expect("the usual path translates it too");
+    assert_eq!(fast.chat, slow.chat, "the two readings differ");
+    assert_eq!(fast.dropped, slow.dropped);
+    assert_eq!(fast.context.model, slow.context.model);
+    assert_eq!(fast.context.tool_names, slow.context.tool_names);
+    assert_eq!(
+        fast.context.reasoning_summary,
+        slow.context.reasoning_summary
+    );
+    assert_eq!(fast.context.echo, slow.context.echo);
 }
 
 /// The translation's dropped names as the shared [`Dropped`] (header and metric).
