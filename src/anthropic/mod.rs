@@ -76,6 +76,7 @@
 
 mod config;
 mod error;
+mod fast;
 mod future;
 mod layer;
 mod request;

@@ -28,7 +28,7 @@ pub struct Translated {
 }
 
 /// A 400 naming the field at `path` (Anthropic's dotted style: `messages.2.content.0.source`).
-fn invalid(path: &str, what: &str) -> ProxyError {
+pub(super) fn invalid(path: &str, what: &str) -> ProxyError {
     ProxyError::invalid(format!("{path}: {what}"), path)
 }
 
@@ -96,21 +96,50 @@ pub fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, Pr
             None => return Err(invalid(&format!("{path}.role"), "a role is required")),
         }
     }
-    let system: Vec<String> = system.into_iter().filter(|s| !s.is_empty()).collect();
-    if !system.is_empty() {
-        out.insert(0, Message::text(Role::System, system.join("\n\n")));
-    }
-
-    let mut extra = Map::new();
     let tools = tools(obj.get("tools"), &mut dropped)?;
-    if let Some(choice) = obj.get("tool_choice").filter(|c| !c.is_null()) {
+    let rest = rest(
+        &|field| obj.get(field),
+        tools.is_some(),
+        config,
+        &mut dropped,
+    )?;
+    Ok(assemble(
+        client_model,
+        system,
+        out,
+        tools,
+        rest,
+        dropped,
+        config,
+    ))
+}
+
+/// The top-level fields after `tools`, read the same way by both readings of a request.
+pub(super) struct Rest {
+    extra: Map<String, Value>,
+    stop_sequences: Vec<String>,
+    thinking: Option<bool>,
+    stream: bool,
+}
+
+/// Reads `tool_choice`, `max_tokens`, `temperature`, `top_p`, `top_k`, `metadata`,
+/// `stop_sequences`, `thinking` and `stream` through `get` (the field as the body has it:
+/// `None` when absent).
+pub(super) fn rest<'v>(
+    get: &dyn Fn(&str) -> Option<&'v Value>,
+    has_tools: bool,
+    config: &MessagesConfig,
+    dropped: &mut Dropped,
+) -> Result<Rest, ProxyError> {
+    let mut extra = Map::new();
+    if let Some(choice) = get("tool_choice").filter(|c| !c.is_null()) {
         if let Some(choice) = tool_choice(choice)? {
-            if tools.is_some() {
+            if has_tools {
                 extra.insert("tool_choice".into(), choice);
             }
         }
     }
-    match obj.get("max_tokens") {
+    match get("max_tokens") {
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
             extra.insert("max_tokens".into(), Value::Number(n.clone()));
@@ -118,7 +147,7 @@ pub fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, Pr
         Some(_) => return Err(invalid("max_tokens", "a positive integer is required")),
     }
     for field in ["temperature", "top_p"] {
-        match obj.get(field) {
+        match get(field) {
             None | Some(Value::Null) => {}
             Some(v @ Value::Number(_)) => {
                 extra.insert(field.into(), v.clone());
@@ -126,10 +155,10 @@ pub fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, Pr
             Some(_) => return Err(invalid(field, "a number is required")),
         }
     }
-    if obj.get("top_k").is_some_and(|v| !v.is_null()) {
+    if get("top_k").is_some_and(|v| !v.is_null()) {
         dropped.add("top_k");
     }
-    if let Some(user) = obj.get("metadata").and_then(|m| m.get("user_id")) {
+    if let Some(user) = get("metadata").and_then(|m| m.get("user_id")) {
         match user {
             Value::String(s) if !s.is_empty() => {
                 extra.insert("user".into(), Value::String(s.clone()));
@@ -138,7 +167,7 @@ pub fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, Pr
             _ => return Err(invalid("metadata.user_id", "a string is required")),
         }
     }
-    let stop_sequences = match obj.get("stop_sequences") {
+    let stop_sequences = match get("stop_sequences") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(list)) => list
             .iter()
@@ -151,7 +180,7 @@ pub fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, Pr
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(invalid("stop_sequences", "a list of strings is required")),
     };
-    let thinking = match obj.get("thinking") {
+    let thinking = match get("thinking") {
         None | Some(Value::Null) => None,
         Some(t) => match t.get("type").and_then(Value::as_str) {
             Some("enabled") | Some("adaptive") => Some(true),
@@ -168,11 +197,39 @@ pub fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, Pr
         let kind = if on { "enabled" } else { "disabled" };
         extra.insert("thinking".into(), serde_json::json!({ "type": kind }));
     }
-    let stream = match obj.get("stream") {
+    let stream = match get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(invalid("stream", "a boolean is required")),
     };
+    Ok(Rest {
+        extra,
+        stop_sequences,
+        thinking,
+        stream,
+    })
+}
+
+/// The translation from its read parts: the system texts joined into the first message.
+pub(super) fn assemble(
+    client_model: String,
+    system: Vec<String>,
+    mut out: Vec<Message>,
+    tools: Option<Vec<Tool>>,
+    rest: Rest,
+    dropped: Dropped,
+    config: &MessagesConfig,
+) -> Translated {
+    let system: Vec<String> = system.into_iter().filter(|s| !s.is_empty()).collect();
+    if !system.is_empty() {
+        out.insert(0, Message::text(Role::System, system.join("\n\n")));
+    }
+    let Rest {
+        extra,
+        stop_sequences,
+        thinking,
+        stream,
+    } = rest;
     let chat = ChatRequest {
         model: config.aliases.upstream_model(&client_model).to_owned(),
         messages: out,
@@ -186,14 +243,14 @@ pub fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, Pr
         stop: (!stop_sequences.is_empty()).then(|| Stop::Many(stop_sequences.clone())),
         extra,
     };
-    Ok(Translated {
+    Translated {
         chat,
         client_model,
         thinking: thinking.unwrap_or(false),
         stream,
         stop_sequences,
         dropped,
-    })
+    }
 }
 
 /// The type of a block, or a 400.
@@ -231,7 +288,7 @@ fn block_text(block: &Value, kind: &str) -> Option<String> {
 }
 
 /// How a dropped block is named (`block:<type>`).
-fn dropped_block(kind: &str) -> String {
+pub(super) fn dropped_block(kind: &str) -> String {
     format!("block:{}", kind.chars().take(40).collect::<String>())
 }
 
@@ -300,7 +357,7 @@ fn image_part(
 }
 
 /// Parts to content: plain text when there is no image (what text models take best).
-fn parts_to_content(parts: Vec<ContentPart>) -> Content {
+pub(super) fn parts_to_content(parts: Vec<ContentPart>) -> Content {
     if parts.iter().all(|p| p.text().is_some()) {
         let texts: Vec<&str> = parts.iter().filter_map(ContentPart::text).collect();
         Content::Text(texts.join("\n"))
@@ -628,11 +685,26 @@ pub fn estimate_input_tokens(chat: &ChatRequest) -> u64 {
             .description
             .as_deref()
             .map_or(0, |d| d.chars().count());
-        chars += tool
-            .function
-            .parameters
-            .as_ref()
-            .map_or(0, |p| p.to_string().len());
+        chars += tool.function.parameters.as_ref().map_or(0, json_len);
     }
     (chars.div_ceil(4) as u64 + images * IMAGE_TOKENS).max(1)
+}
+
+/// The length of `value`'s compact JSON (`value.to_string().len()`), counted as it is
+/// written, without the string.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a value to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }

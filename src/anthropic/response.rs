@@ -2,7 +2,8 @@
 //! shared pieces of the stream translation (ids, stop reasons, signatures).
 
 use crate::chat::ChatCompletion;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -85,28 +86,90 @@ impl AnswerPlan {
 
 /// A `chat.completion` as a Messages answer.
 pub fn message_from_completion(completion: ChatCompletion, plan: &AnswerPlan) -> Value {
+    serde_json::to_value(answer(completion, plan)).expect("a Messages answer serializes")
+}
+
+/// A `chat.completion` as a Messages answer's bytes, serialized straight from the answer.
+pub(crate) fn message_bytes(completion: ChatCompletion, plan: &AnswerPlan) -> Vec<u8> {
+    serde_json::to_vec(&answer(completion, plan)).expect("a Messages answer serializes")
+}
+
+/// A Messages answer. The fields are in the order a `serde_json::Value` object keeps them
+/// (sorted), so the bytes are those of [`message_from_completion`]'s value.
+#[derive(Serialize)]
+struct Answer<'a> {
+    content: Vec<Block>,
+    id: String,
+    model: &'a str,
+    role: &'static str,
+    stop_reason: &'static str,
+    stop_sequence: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    usage: AnswerUsage,
+}
+
+/// A content block of an answer (fields sorted, as in [`Answer`]).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Block {
+    Thinking {
+        signature: String,
+        thinking: String,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    },
+    Text {
+        text: String,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    },
+    ToolUse {
+        id: String,
+        input: Value,
+        name: String,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    },
+}
+
+/// An answer's `usage` (fields sorted, as in [`Answer`]).
+#[derive(Serialize)]
+struct AnswerUsage {
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+fn answer(completion: ChatCompletion, plan: &AnswerPlan) -> Answer<'_> {
     let choice = completion.choices.into_iter().next().unwrap_or_default();
     let finish = choice.finish_reason.as_deref();
-    let message = choice.message;
+    let mut message = choice.message;
     let mut content = Vec::new();
     if plan.thinking {
-        if let Some(Value::String(reasoning)) = message.extra.get("reasoning_content") {
+        if let Some(Value::String(reasoning)) = message.extra.remove("reasoning_content") {
             if !reasoning.is_empty() {
-                content.push(json!({"type": "thinking", "thinking": reasoning,
-                    "signature": signature(reasoning)}));
+                content.push(Block::Thinking {
+                    signature: signature(&reasoning),
+                    thinking: reasoning,
+                    kind: "thinking",
+                });
             }
         }
     }
     let mut text = message.content.unwrap_or_default();
     let stop_sequence = plan.matched_stop(finish, &mut text);
     if !text.is_empty() {
-        content.push(json!({"type": "text", "text": text}));
+        content.push(Block::Text { text, kind: "text" });
     }
     for call in message.tool_calls.unwrap_or_default() {
-        content.push(
-            json!({"type": "tool_use", "id": call.id, "name": call.function.name,
-            "input": tool_input(&call.function.arguments)}),
-        );
+        content.push(Block::ToolUse {
+            input: tool_input(&call.function.arguments),
+            id: call.id,
+            name: call.function.name,
+            kind: "tool_use",
+        });
     }
     let reason = if stop_sequence.is_some() {
         "stop_sequence"
@@ -119,26 +182,31 @@ pub fn message_from_completion(completion: ChatCompletion, plan: &AnswerPlan) ->
     } else {
         plan.input_estimate
     };
-    json!({
-        "id": if completion.id.is_empty() { message_id() } else { format!("msg_{}", completion.id) },
-        "type": "message",
-        "role": "assistant",
-        "model": plan.client_model,
-        "content": content,
-        "stop_reason": reason,
-        "stop_sequence": stop_sequence,
-        "usage": {
-            "input_tokens": input,
-            "output_tokens": usage.completion_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0
-        }
-    })
+    Answer {
+        content,
+        id: if completion.id.is_empty() {
+            message_id()
+        } else {
+            format!("msg_{}", completion.id)
+        },
+        model: &plan.client_model,
+        role: "assistant",
+        stop_reason: reason,
+        stop_sequence,
+        kind: "message",
+        usage: AnswerUsage {
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+            input_tokens: input,
+            output_tokens: usage.completion_tokens,
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn completion(message: Value, finish: &str) -> ChatCompletion {
         serde_json::from_value(json!({"id": "abc", "choices": [{"index": 0,
@@ -182,6 +250,24 @@ mod tests {
         assert_eq!(answer["usage"]["input_tokens"], 12);
         assert_eq!(answer["usage"]["output_tokens"], 5);
         assert_eq!(answer["usage"]["cache_read_input_tokens"], 0);
+    }
+
+    #[test]
+    fn the_bytes_are_those_of_the_value() {
+        let answers = [
+            json!({"role": "assistant", "content": "Let me look. END", "reasoning_content": "h\"m",
+                "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "Read", "arguments": "{\"z\":1,\"path\":\"a\"}"}}]}),
+            json!({"role": "assistant", "content": null}),
+        ];
+        for message in answers {
+            for thinking in [true, false] {
+                let c = completion(message.clone(), "stop");
+                let value = message_from_completion(c.clone(), &plan(thinking));
+                let bytes = message_bytes(c, &plan(thinking));
+                assert_eq!(String::from_utf8(bytes).unwrap(), value.to_string());
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::config::MessagesConfig;
 use super::error::{render_proxy_error, AnthropicErrors};
 use super::future::ResponseFuture;
 use super::request::{estimate_input_tokens, translate, Translated};
-use super::response::{message_from_completion, AnswerPlan};
+use super::response::{message_bytes, AnswerPlan};
 use super::stream::MessagesStream;
 use super::DIALECT;
 use crate::chat::parse::{
@@ -65,6 +65,18 @@ async fn read_messages(
         .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
     let bytes = read_body(req.headers(), body, limit, timeout).await?;
+    if let Some(translated) = super::fast::translate(&bytes, config) {
+        #[cfg(debug_assertions)]
+        {
+            let value: serde_json::Value =
+                serde_json::from_slice(&bytes).expect("the fast reading took JSON");
+            match translate(&value, config) {
+                Ok(slow) => assert_eq!(translated, slow, "the two readings differ"),
+                Err(err) => panic!("the fast reading took a request the other rejects: {err}"),
+            }
+        }
+        return Ok(translated);
+    }
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|err| ProxyError::InvalidJson {
             detail: format!(
@@ -175,13 +187,13 @@ async fn json_answer(response: Response<Body>, plan: &AnswerPlan) -> Response<Bo
     let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&bytes) else {
         return broken_answer();
     };
-    let message = message_from_completion(completion, plan);
+    let message = message_bytes(completion, plan);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(parts, Body::from(message.to_string()))
+    Response::from_parts(parts, Body::from(message))
 }
 
 fn broken_answer() -> Response<Body> {

@@ -74,6 +74,7 @@
 
 mod config;
 pub mod error;
+mod fast;
 mod future;
 mod layer;
 pub mod reasoning;
@@ -218,12 +219,13 @@ pub(crate) fn random_bytes() -> [u8; 32] {
 
 /// A fresh id: `prefix`, `_`, 48 hex digits.
 pub(crate) fn new_id(prefix: &str) -> String {
-    use std::fmt::Write as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(prefix.len() + 49);
     id.push_str(prefix);
     id.push('_');
     for b in &random_bytes()[..24] {
-        let _ = write!(id, "{b:02x}");
+        id.push(HEX[usize::from(b >> 4)] as char);
+        id.push(HEX[usize::from(b & 0xf)] as char);
     }
     id
 }

@@ -139,13 +139,65 @@ impl ResponsesRequest {
 }
 
 /// `input`: a string (one user message) or a list of items.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Input {
     /// One user message.
     Text(String),
     /// Input items (`message`, `function_call`, `function_call_output`, `reasoning`, …).
     Items(Vec<Value>),
+}
+
+/// Read straight from the parser, as `#[serde(untagged)]` would (a string, else a list),
+/// without buffering the whole input first; anything else is the error untagged gives, raised
+/// after the value (so it points where untagged's does).
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        /// `None`: neither a string nor a list.
+        struct InputVisitor;
+        impl<'de> Visitor<'de> for InputVisitor {
+            type Value = Option<Input>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of items")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Some(Input::Text(v.to_owned())))
+            }
+            fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Some(Input::Text(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(item) = seq.next_element::<Value>()? {
+                    items.push(item);
+                }
+                Ok(Some(Input::Items(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_bool<E: Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E: Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E: Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E: Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+        }
+        deserializer.deserialize_any(InputVisitor)?.ok_or_else(|| {
+            D::Error::custom("data did not match any variant of untagged enum Input")
+        })
+    }
 }
 
 /// `reasoning` of a request.
@@ -182,6 +234,7 @@ pub struct Translated {
     pub dropped: Dropped,
     /// The resolved input items (earlier turns prepended, references replaced), to store
     /// beside the answer when `store` is on ([`StoredResponse::new`](super::StoredResponse::new)).
+    /// The ingress leaves them empty for a `store: false` request, which is never stored.
     pub input_items: Vec<Value>,
     /// What the answer side needs ([`from_completion`](super::from_completion),
     /// [`ResponsesStream`](super::ResponsesStream)); holds the tool-name map.
@@ -209,7 +262,7 @@ impl Translated {
 
 /// Where an input item came from, for error paths.
 #[derive(Debug, Clone, Copy)]
-enum Origin {
+pub(super) enum Origin {
     /// The stored turn of `previous_response_id`.
     Previous,
     /// `input[i]` of this request.
@@ -226,11 +279,71 @@ impl Origin {
 }
 
 /// The type of an input item (`message` when it has a role and no type).
-fn item_type(item: &Value) -> Option<&str> {
-    match item.get("type").and_then(Value::as_str) {
+pub(super) fn item_type<I: ItemView + ?Sized>(item: &I) -> Option<&str> {
+    match item.field("type").and_then(Value::as_str) {
         Some(kind) => Some(kind),
-        None if item.get("role").is_some() => Some("message"),
+        None if item.field("role").is_some() => Some("message"),
         None => None,
+    }
+}
+
+/// `content` or `output` of an input item as the translation reads it.
+pub(super) enum ContentView<'a, P> {
+    /// Absent or `null`.
+    Null,
+    /// A string.
+    Text(&'a str),
+    /// A list of parts.
+    Parts(&'a [P]),
+    /// Anything else (an object, a number…).
+    Other(&'a Value),
+}
+
+/// An input item as the translation reads it: a JSON value, or the typed reading of
+/// [`fast`](super::fast). Scalar fields come as `Value::get` gives them.
+pub(super) trait ItemView {
+    /// A part of its content.
+    type Part: PartView;
+    /// Whether it is a JSON object.
+    fn is_object(&self) -> bool;
+    /// The field `key`, as `Value::get` gives it.
+    fn field(&self, key: &str) -> Option<&Value>;
+    /// The field `key` holding content (`content`, `output`).
+    fn content(&self, key: &str) -> ContentView<'_, Self::Part>;
+}
+
+/// A content part as the translation reads it.
+pub(super) trait PartView {
+    /// The part itself, when it is a plain string.
+    fn as_text(&self) -> Option<&str>;
+    /// The field `key`, as `Value::get` gives it.
+    fn field(&self, key: &str) -> Option<&Value>;
+}
+
+impl ItemView for Value {
+    type Part = Value;
+    fn is_object(&self) -> bool {
+        Value::is_object(self)
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+    fn content(&self, key: &str) -> ContentView<'_, Value> {
+        match self.get(key) {
+            None | Some(Value::Null) => ContentView::Null,
+            Some(Value::String(s)) => ContentView::Text(s),
+            Some(Value::Array(parts)) => ContentView::Parts(parts),
+            Some(other) => ContentView::Other(other),
+        }
+    }
+}
+
+impl PartView for Value {
+    fn as_text(&self) -> Option<&str> {
+        self.as_str()
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
     }
 }
 
@@ -310,6 +423,18 @@ fn translate(
     req: ResponsesRequest,
     items: Vec<(Origin, Value)>,
     options: &ResponsesOptions,
+    dropped: Dropped,
+) -> Result<Translated, ResponsesError> {
+    let mut translated = translate_items(req, &items, options, dropped)?;
+    translated.input_items = items.into_iter().map(|(_, v)| v).collect();
+    Ok(translated)
+}
+
+/// [`translate`] over items of any reading; the result's `input_items` are left empty.
+pub(super) fn translate_items<I: ItemView>(
+    mut req: ResponsesRequest,
+    items: &[(Origin, I)],
+    options: &ResponsesOptions,
     mut dropped: Dropped,
 ) -> Result<Translated, ResponsesError> {
     let mut names = ToolNames::default();
@@ -337,7 +462,7 @@ fn translate(
             conversation.system.push(text);
         }
     }
-    for (origin, item) in &items {
+    for (origin, item) in items {
         conversation.item(*origin, item)?;
     }
     let Conversation {
@@ -366,7 +491,7 @@ fn translate(
     if let Some(p) = &req.top_p {
         extra.insert("top_p".into(), Value::Number(p.clone()));
     }
-    let reasoning = req.reasoning.clone().unwrap_or_default();
+    let reasoning = req.reasoning.take().unwrap_or_default();
     if let Some(effort) = &reasoning.effort {
         if options.pass_reasoning_effort {
             extra.insert("reasoning_effort".into(), Value::String(effort.clone()));
@@ -412,33 +537,39 @@ fn translate(
         text_echo["format"] = json!({"type": "text"});
     }
     let echo = Echo {
-        instructions: req.instructions.clone(),
-        tools: req.tools.clone().unwrap_or_default(),
-        tool_choice: req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
+        instructions: req.instructions.take(),
+        tools: req.tools.take().unwrap_or_default(),
+        tool_choice: req.tool_choice.take().unwrap_or_else(|| json!("auto")),
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
-        previous_response_id: req.previous_response_id.clone(),
+        previous_response_id: req.previous_response_id.take(),
         store: req.store.unwrap_or(true),
-        temperature: req.temperature.clone(),
-        top_p: req.top_p.clone(),
+        temperature: req.temperature.take(),
+        top_p: req.top_p.take(),
         max_output_tokens: req.max_output_tokens,
-        metadata: req.metadata.clone().unwrap_or_else(|| json!({})),
-        user: req.user.clone(),
+        metadata: req.metadata.take().unwrap_or_else(|| json!({})),
+        user: req.user.take(),
         reasoning: json!({"effort": reasoning.effort, "summary": reasoning.summary}),
         text: text_echo,
     };
-    let mut context = ResponseContext::new(req.model);
-    context.tool_names = names;
-    context.codec = options.codec.clone();
-    context.reasoning_summary = reasoning
-        .summary
-        .as_deref()
-        .is_some_and(|s| !s.is_empty() && s != "none");
-    context.echo = echo;
+    // Built whole: `ResponseContext::new` would make a codec and echo defaults only to have
+    // them replaced.
+    let context = ResponseContext {
+        id: super::new_id("resp"),
+        created_at: super::unix_now(),
+        model: req.model,
+        tool_names: names,
+        codec: options.codec.clone(),
+        reasoning_summary: reasoning
+            .summary
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && s != "none"),
+        echo,
+    };
 
     Ok(Translated {
         chat,
         dropped,
-        input_items: items.into_iter().map(|(_, v)| v).collect(),
+        input_items: Vec::new(),
         context,
     })
 }
@@ -452,7 +583,7 @@ fn translate_tools(
     let mut out = Vec::new();
     for (i, tool) in tools.iter().enumerate() {
         match tool.get("type").and_then(Value::as_str).unwrap_or("") {
-            "function" => out.push(function_tool(tool, None, names, &format!("tools[{i}]"))?),
+            "function" => out.push(function_tool(tool, None, names, || format!("tools[{i}]"))?),
             "namespace" => {
                 let Some(ns) = tool.get("name").and_then(Value::as_str) else {
                     return Err(ResponsesError::invalid(
@@ -467,12 +598,9 @@ fn translate_tools(
                         .and_then(Value::as_str)
                         .unwrap_or("function")
                     {
-                        "function" => out.push(function_tool(
-                            child,
-                            Some(ns),
-                            names,
-                            &format!("tools[{i}].tools[{j}]"),
-                        )?),
+                        "function" => out.push(function_tool(child, Some(ns), names, || {
+                            format!("tools[{i}].tools[{j}]")
+                        })?),
                         other => dropped.push(format!("tool:{other}")),
                     }
                 }
@@ -488,12 +616,12 @@ fn function_tool(
     tool: &Value,
     namespace: Option<&str>,
     names: &mut ToolNames,
-    path: &str,
+    path: impl FnOnce() -> String,
 ) -> Result<Tool, ResponsesError> {
     let Some(name) = tool.get("name").and_then(Value::as_str) else {
         return Err(ResponsesError::invalid(
             "a function tool needs a `name`",
-            format!("{path}.name"),
+            format!("{}.name", path()),
         ));
     };
     Ok(Tool {
@@ -608,18 +736,17 @@ struct Conversation<'a> {
 }
 
 impl Conversation<'_> {
-    fn item(&mut self, origin: Origin, item: &Value) -> Result<(), ResponsesError> {
-        let path = origin.path();
+    fn item<I: ItemView>(&mut self, origin: Origin, item: &I) -> Result<(), ResponsesError> {
         if !item.is_object() {
             return Err(ResponsesError::invalid(
                 "an input item must be an object",
-                path,
+                origin.path(),
             ));
         }
         match item_type(item) {
-            Some("message") => self.message(item, &path),
-            Some("function_call") => self.function_call(item, &path),
-            Some("function_call_output") => self.function_output(item, &path),
+            Some("message") => self.message(item, origin),
+            Some("function_call") => self.function_call(item, origin),
+            Some("function_call_output") => self.function_output(item, origin),
             Some("reasoning") => {
                 self.reasoning(item);
                 Ok(())
@@ -635,19 +762,19 @@ impl Conversation<'_> {
         }
     }
 
-    fn message(&mut self, item: &Value, path: &str) -> Result<(), ResponsesError> {
-        let content = item.get("content").unwrap_or(&Value::Null);
-        let role = item.get("role").and_then(Value::as_str).unwrap_or("user");
+    fn message<I: ItemView>(&mut self, item: &I, origin: Origin) -> Result<(), ResponsesError> {
+        let content = || item.content("content");
+        let role = item.field("role").and_then(Value::as_str).unwrap_or("user");
         match role {
             "system" | "developer" => {
-                let content = self.content(content, &format!("{path}.content"), false)?;
+                let content = self.content(content(), origin, "content", false)?;
                 let text = content.map(|c| c.joined_text()).unwrap_or_default();
                 if !text.is_empty() {
                     self.system.push(text);
                 }
             }
             "assistant" => {
-                let content = self.content(content, &format!("{path}.content"), false)?;
+                let content = self.content(content(), origin, "content", false)?;
                 let text = content.map(|c| c.joined_text()).unwrap_or_default();
                 let message = self.assistant();
                 match &mut message.content {
@@ -662,7 +789,7 @@ impl Conversation<'_> {
                 if other != "user" {
                     self.dropped.push(format!("role:{other}"));
                 }
-                let content = self.content(content, &format!("{path}.content"), true)?;
+                let content = self.content(content(), origin, "content", true)?;
                 self.close_assistant();
                 let mut message = Message::text(Role::User, "");
                 message.content = content;
@@ -672,28 +799,35 @@ impl Conversation<'_> {
         Ok(())
     }
 
-    fn function_call(&mut self, item: &Value, path: &str) -> Result<(), ResponsesError> {
+    fn function_call<I: ItemView>(
+        &mut self,
+        item: &I,
+        origin: Origin,
+    ) -> Result<(), ResponsesError> {
         let call_id = item
-            .get("call_id")
-            .or_else(|| item.get("id"))
+            .field("call_id")
+            .or_else(|| item.field("id"))
             .and_then(Value::as_str)
             .ok_or_else(|| {
                 ResponsesError::invalid(
                     "a function_call needs a `call_id`",
-                    format!("{path}.call_id"),
+                    format!("{}.call_id", origin.path()),
                 )
             })?;
-        let name = item.get("name").and_then(Value::as_str).ok_or_else(|| {
-            ResponsesError::invalid("a function_call needs a `name`", format!("{path}.name"))
+        let name = item.field("name").and_then(Value::as_str).ok_or_else(|| {
+            ResponsesError::invalid(
+                "a function_call needs a `name`",
+                format!("{}.name", origin.path()),
+            )
         })?;
-        let namespace = item.get("namespace").and_then(Value::as_str);
+        let namespace = item.field("namespace").and_then(Value::as_str);
         let sent = match self.names.sent(namespace, name) {
             Some(sent) => sent.to_owned(),
             // A flattened name replayed as such.
             None if namespace.is_none() && self.names.is_sent(name) => name.to_owned(),
             None => self.names.insert(namespace, name).to_owned(),
         };
-        let arguments = match item.get("arguments") {
+        let arguments = match item.field("arguments") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(v @ Value::Object(_)) => v.to_string(),
             _ => "{}".to_owned(),
@@ -714,20 +848,25 @@ impl Conversation<'_> {
         Ok(())
     }
 
-    fn function_output(&mut self, item: &Value, path: &str) -> Result<(), ResponsesError> {
-        let call_id = item.get("call_id").and_then(Value::as_str).ok_or_else(|| {
-            ResponsesError::invalid(
-                "a function_call_output needs a `call_id`",
-                format!("{path}.call_id"),
-            )
-        })?;
-        let content = match item.get("output") {
-            Some(Value::String(s)) => Some(Content::Text(s.clone())),
-            Some(parts @ Value::Array(_)) => {
-                self.content(parts, &format!("{path}.output"), true)?
-            }
-            Some(Value::Null) | None => Some(Content::Text(String::new())),
-            Some(other) => Some(Content::Text(match other.get("content") {
+    fn function_output<I: ItemView>(
+        &mut self,
+        item: &I,
+        origin: Origin,
+    ) -> Result<(), ResponsesError> {
+        let call_id = item
+            .field("call_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ResponsesError::invalid(
+                    "a function_call_output needs a `call_id`",
+                    format!("{}.call_id", origin.path()),
+                )
+            })?;
+        let content = match item.content("output") {
+            ContentView::Text(s) => Some(Content::Text(s.to_owned())),
+            parts @ ContentView::Parts(_) => self.content(parts, origin, "output", true)?,
+            ContentView::Null => Some(Content::Text(String::new())),
+            ContentView::Other(other) => Some(Content::Text(match other.get("content") {
                 Some(Value::String(s)) => s.clone(),
                 _ => other.to_string(),
             })),
@@ -744,10 +883,10 @@ impl Conversation<'_> {
         Ok(())
     }
 
-    fn reasoning(&mut self, item: &Value) {
+    fn reasoning<I: ItemView>(&mut self, item: &I) {
         let Some(codec) = self.codec else { return };
         let Some(text) = item
-            .get("encrypted_content")
+            .field("encrypted_content")
             .and_then(Value::as_str)
             .and_then(|blob| codec.open(blob))
         else {
@@ -785,60 +924,64 @@ impl Conversation<'_> {
     }
 
     /// Message content from a string or a list of parts; images kept only when `images`.
-    fn content(
+    fn content<P: PartView>(
         &mut self,
-        content: &Value,
-        path: &str,
+        content: ContentView<'_, P>,
+        origin: Origin,
+        field: &str,
         images: bool,
     ) -> Result<Option<Content>, ResponsesError> {
         let parts = match content {
-            Value::Null => return Ok(None),
-            Value::String(s) => return Ok(Some(Content::Text(s.clone()))),
-            Value::Array(parts) => parts,
-            _ => {
+            ContentView::Null => return Ok(None),
+            ContentView::Text(s) => return Ok(Some(Content::Text(s.to_owned()))),
+            ContentView::Parts(parts) => parts,
+            ContentView::Other(_) => {
                 return Err(ResponsesError::invalid(
                     "content must be a string or a list of parts",
-                    path,
+                    format!("{}.{field}", origin.path()),
                 ))
             }
         };
         let mut out: Vec<ContentPart> = Vec::new();
         for (j, part) in parts.iter().enumerate() {
-            let part_path = format!("{path}[{j}]");
-            if let Value::String(s) = part {
-                out.push(ContentPart::text_part(s.clone()));
+            let part_path = || format!("{}.{field}[{j}]", origin.path());
+            if let Some(s) = part.as_text() {
+                out.push(ContentPart::text_part(s));
                 continue;
             }
-            let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+            let kind = part.field("type").and_then(Value::as_str).unwrap_or("");
             match kind {
                 "input_text" | "output_text" | "text" | "summary_text" => {
-                    let text = part.get("text").and_then(Value::as_str).unwrap_or_default();
+                    let text = part
+                        .field("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     out.push(ContentPart::text_part(text));
                 }
                 "refusal" => {
                     let text = part
-                        .get("refusal")
+                        .field("refusal")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
                     out.push(ContentPart::text_part(text));
                 }
                 "input_image" => {
-                    let url = match part.get("image_url") {
+                    let url = match part.field("image_url") {
                         Some(Value::String(url)) => Some(url.clone()),
                         Some(obj) => obj.get("url").and_then(Value::as_str).map(str::to_owned),
                         None => None,
                     };
                     let Some(url) = url else {
-                        let message = if part.get("file_id").is_some() {
+                        let message = if part.field("file_id").is_some() {
                             "input_image by file_id is not supported (the proxy keeps no files): send the image as an https URL or a data: URL"
                         } else {
                             "input_image needs an image_url (an https URL or a data: URL)"
                         };
-                        return Err(ResponsesError::invalid(message, part_path));
+                        return Err(ResponsesError::invalid(message, part_path()));
                     };
                     if images {
                         let detail = part
-                            .get("detail")
+                            .field("detail")
                             .and_then(Value::as_str)
                             .filter(|d| *d != "auto")
                             .map(str::to_owned);
@@ -852,13 +995,13 @@ impl Conversation<'_> {
                 "input_file" => {
                     return Err(ResponsesError::invalid(
                         "input_file parts are not supported: send the file's text as input_text",
-                        part_path,
+                        part_path(),
                     ))
                 }
                 "input_audio" => {
                     return Err(ResponsesError::invalid(
                         "input_audio parts are not supported: the upstream takes text and images",
-                        part_path,
+                        part_path(),
                     ))
                 }
                 "" => self.dropped.push("part:unknown"),

@@ -400,6 +400,36 @@ impl ResponseContext {
         }
     }
 
+    /// [`skeleton`](Self::skeleton), the echoed fields moved instead of copied.
+    fn into_skeleton(self, status: ResponseStatus) -> ResponseObject {
+        let echo = self.echo;
+        ResponseObject {
+            id: self.id,
+            object: "response".to_owned(),
+            created_at: self.created_at,
+            status,
+            error: None,
+            incomplete_details: None,
+            instructions: echo.instructions,
+            max_output_tokens: echo.max_output_tokens,
+            model: self.model,
+            output: Vec::new(),
+            parallel_tool_calls: echo.parallel_tool_calls,
+            previous_response_id: echo.previous_response_id,
+            reasoning: echo.reasoning,
+            store: echo.store,
+            temperature: echo.temperature,
+            text: echo.text,
+            tool_choice: echo.tool_choice,
+            tools: echo.tools,
+            top_p: echo.top_p,
+            truncation: "disabled".to_owned(),
+            usage: None,
+            user: echo.user,
+            metadata: echo.metadata,
+        }
+    }
+
     /// A finished reasoning item holding `text`.
     pub(crate) fn reasoning_item(&self, output_index: usize, text: &str) -> OutputItem {
         let (summary, content) = if self.reasoning_summary {
@@ -493,6 +523,37 @@ pub(crate) fn status_for(
 
 /// The response object for a non-streamed chat completion.
 pub fn from_completion(completion: &ChatCompletion, ctx: &ResponseContext) -> ResponseObject {
+    let (status, output) = output_of(completion, ctx);
+    finish(ctx.skeleton(status.0), completion, status.1, output)
+}
+
+/// [`from_completion`], the context's echoed fields moved into the response.
+pub(crate) fn from_completion_owned(
+    completion: &ChatCompletion,
+    ctx: ResponseContext,
+) -> ResponseObject {
+    let (status, output) = output_of(completion, &ctx);
+    finish(ctx.into_skeleton(status.0), completion, status.1, output)
+}
+
+fn finish(
+    mut response: ResponseObject,
+    completion: &ChatCompletion,
+    incomplete: Option<IncompleteDetails>,
+    output: Vec<OutputItem>,
+) -> ResponseObject {
+    response.output = output;
+    response.incomplete_details = incomplete;
+    response.usage = completion.usage.map(ResponseUsage::from);
+    response
+}
+
+/// The status, incomplete reason and output items of a non-streamed chat completion.
+#[allow(clippy::type_complexity)]
+fn output_of(
+    completion: &ChatCompletion,
+    ctx: &ResponseContext,
+) -> ((ResponseStatus, Option<IncompleteDetails>), Vec<OutputItem>) {
     let choice = completion.choices.first();
     let (status, incomplete) = status_for(choice.and_then(|c| c.finish_reason.as_deref()));
     let mut output = Vec::new();
@@ -525,11 +586,7 @@ pub fn from_completion(completion: &ChatCompletion, ctx: &ResponseContext) -> Re
             last.set_status(ItemStatus::Incomplete);
         }
     }
-    let mut response = ctx.skeleton(status);
-    response.output = output;
-    response.incomplete_details = incomplete;
-    response.usage = completion.usage.map(ResponseUsage::from);
-    response
+    ((status, incomplete), output)
 }
 
 #[cfg(test)]

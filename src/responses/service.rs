@@ -6,7 +6,7 @@ use super::config::ResponsesConfig;
 use super::error::ResponsesError;
 use super::future::ResponseFuture;
 use super::request::{to_chat, ResponsesRequest, Translated};
-use super::response::{from_completion, ResponseObject, ResponseStatus};
+use super::response::{from_completion_owned, ResponseObject, ResponseStatus};
 use super::store::{ResponseStore, StoredResponse};
 use super::stream::ResponsesStream;
 use super::{ResponsesOptions, DIALECT};
@@ -104,11 +104,20 @@ async fn read_responses(
         .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
     let bytes = read_body(req.headers(), body, limit, timeout).await?;
-    let request = ResponsesRequest::from_slice(&bytes)?;
-    if request.model.trim().is_empty() {
-        return Err(ResponsesError::invalid("`model` is required", "model"));
-    }
-    let mut translated = to_chat(request, &shared.options, Some(shared.store.as_ref())).await?;
+    let mut translated = match super::fast::read(&bytes, &shared.options) {
+        Some(translated) => {
+            #[cfg(debug_assertions)]
+            check_fast(&bytes, &translated, shared).await;
+            translated
+        }
+        None => {
+            let request = ResponsesRequest::from_slice(&bytes)?;
+            if request.model.trim().is_empty() {
+                return Err(ResponsesError::invalid("`model` is required", "model"));
+            }
+            to_chat(request, &shared.options, Some(shared.store.as_ref())).await?
+        }
+    };
     let upstream = shared
         .config
         .aliases
@@ -116,6 +125,25 @@ async fn read_responses(
         .to_owned();
     translated.chat.model = upstream;
     Ok(translated)
+}
+
+/// Debug builds: the typed reading of a request translates it as the usual path does.
+#[cfg(debug_assertions)]
+async fn check_fast(bytes: &[u8], fast: &Translated, shared: &Shared) {
+    let request = ResponsesRequest::from_slice(bytes).expect("the usual path reads it too");
+    assert!(!request.model.trim().is_empty());
+    let slow = to_chat(request, &shared.options, Some(shared.store.as_ref()))
+        .await
+        .expect("the usual path translates it too");
+    assert_eq!(fast.chat, slow.chat, "the two readings differ");
+    assert_eq!(fast.dropped, slow.dropped);
+    assert_eq!(fast.context.model, slow.context.model);
+    assert_eq!(fast.context.tool_names, slow.context.tool_names);
+    assert_eq!(
+        fast.context.reasoning_summary,
+        slow.context.reasoning_summary
+    );
+    assert_eq!(fast.context.echo, slow.context.echo);
 }
 
 /// The translation's dropped names as the shared [`Dropped`] (header and metric).
@@ -209,7 +237,7 @@ where
                     TranslateBody::new(body, translator).keepalive_every(shared.config.keepalive());
                 Response::from_parts(parts, Body::new(body))
             } else {
-                json_answer(response, &translated, &shared).await
+                json_answer(response, translated, &shared).await
             };
             dropped.report(DIALECT, response.headers_mut());
             Ok(response)
@@ -230,7 +258,7 @@ fn is_event_stream(response: &Response<Body>) -> bool {
 /// request asked for it.
 async fn json_answer(
     response: Response<Body>,
-    translated: &Translated,
+    translated: Translated,
     shared: &Shared,
 ) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
@@ -244,10 +272,20 @@ async fn json_answer(
     let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&bytes) else {
         return broken_answer();
     };
-    let answer = from_completion(&completion, &translated.context);
+    let store = translated.store();
+    let Translated {
+        context,
+        input_items,
+        ..
+    } = translated;
+    let answer = from_completion_owned(&completion, context);
     let body = serde_json::to_vec(&answer).unwrap_or_default();
-    if translated.store() && storable(&answer) {
-        if let Err(err) = shared.store.put(translated.to_stored(answer)).await {
+    if store && storable(&answer) {
+        if let Err(err) = shared
+            .store
+            .put(StoredResponse::new(input_items, answer))
+            .await
+        {
             tracing::warn!(error = %err, "a response could not be stored");
         }
     }
