@@ -31,95 +31,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CHAT_JSON: &str = r#"{"id":"3a3f0c1e0f8b4d6f9a2b7c5d1e4f6a8b","object":"chat.completion","created":1764200000,"model":"hunyuan-turbos-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! I am Hunyuan. How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":13,"total_tokens":55},"note":"以上内容为AI生成，不代表开发者立场，请勿删除或修改本标记"}"#;
 
+/// The overhead bench's 10-message tool conversation in `dialect` (`benches/data/`).
 fn tool_conversation(dialect: &str) -> Bytes {
-    use serde_json::json;
-    let system = "You are a coding agent. Use the tools to inspect the repository. ".repeat(4);
-    let schema = json!({"type": "object", "properties": {"command": {"type": "string"}},
-        "required": ["command"]});
-    let turns = [
-        "List the files in the repository.",
-        "Now show me the README.",
-        "Summarise what the project does.",
-    ];
-    let calls = [("call_1", "ls -la"), ("call_2", "cat README.md")];
-    let outputs = [
-        "Cargo.toml\nREADME.md\nsrc\ntests",
-        "# demo\nA small demo project.",
-    ];
-    let body = match dialect {
-        "chat" => json!({
-            "model": "hunyuan-turbos-latest",
-            "messages": [
-                {"role": "system", "content": system},
-                {"role": "user", "content": turns[0]},
-                {"role": "assistant", "content": "Listing.", "tool_calls": [{"id": calls[0].0,
-                    "type": "function", "function": {"name": "bash",
-                    "arguments": json!({"command": calls[0].1}).to_string()}}]},
-                {"role": "tool", "tool_call_id": calls[0].0, "content": outputs[0]},
-                {"role": "assistant", "content": "There are four entries."},
-                {"role": "user", "content": turns[1]},
-                {"role": "assistant", "content": "Reading.", "tool_calls": [{"id": calls[1].0,
-                    "type": "function", "function": {"name": "bash",
-                    "arguments": json!({"command": calls[1].1}).to_string()}}]},
-                {"role": "tool", "tool_call_id": calls[1].0, "content": outputs[1]},
-                {"role": "assistant", "content": "It is a demo."},
-                {"role": "user", "content": turns[2]}
-            ],
-            "tools": [{"type": "function", "function": {"name": "bash",
-                "description": "Run a shell command", "parameters": schema}}],
-        }),
-        "messages" => json!({
-            "model": "hunyuan-turbos-latest",
-            "max_tokens": 1024,
-            "system": system,
-            "messages": [
-                {"role": "user", "content": turns[0]},
-                {"role": "assistant", "content": [{"type": "text", "text": "Listing."},
-                    {"type": "tool_use", "id": calls[0].0, "name": "bash",
-                     "input": {"command": calls[0].1}}]},
-                {"role": "user", "content": [{"type": "tool_result",
-                    "tool_use_id": calls[0].0, "content": outputs[0]}]},
-                {"role": "assistant", "content": "There are four entries."},
-                {"role": "user", "content": turns[1]},
-                {"role": "assistant", "content": [{"type": "text", "text": "Reading."},
-                    {"type": "tool_use", "id": calls[1].0, "name": "bash",
-                     "input": {"command": calls[1].1}}]},
-                {"role": "user", "content": [{"type": "tool_result",
-                    "tool_use_id": calls[1].0, "content": outputs[1]}]},
-                {"role": "assistant", "content": "It is a demo."},
-                {"role": "user", "content": turns[2]}
-            ],
-            "tools": [{"name": "bash", "description": "Run a shell command",
-                "input_schema": schema}],
-        }),
-        _ => json!({
-            "model": "hunyuan-turbos-latest",
-            "store": false,
-            "instructions": system,
-            "input": [
-                {"type": "message", "role": "user", "content": turns[0]},
-                {"type": "message", "role": "assistant",
-                 "content": [{"type": "output_text", "text": "Listing."}]},
-                {"type": "function_call", "call_id": calls[0].0, "name": "bash",
-                 "arguments": json!({"command": calls[0].1}).to_string()},
-                {"type": "function_call_output", "call_id": calls[0].0, "output": outputs[0]},
-                {"type": "message", "role": "assistant",
-                 "content": [{"type": "output_text", "text": "There are four entries."}]},
-                {"type": "message", "role": "user", "content": turns[1]},
-                {"type": "message", "role": "assistant",
-                 "content": [{"type": "output_text", "text": "Reading."}]},
-                {"type": "function_call", "call_id": calls[1].0, "name": "bash",
-                 "arguments": json!({"command": calls[1].1}).to_string()},
-                {"type": "function_call_output", "call_id": calls[1].0, "output": outputs[1]},
-                {"type": "message", "role": "assistant",
-                 "content": [{"type": "output_text", "text": "It is a demo."}]},
-                {"type": "message", "role": "user", "content": turns[2]}
-            ],
-            "tools": [{"type": "function", "name": "bash", "description": "Run a shell command",
-                "parameters": schema}],
-        }),
-    };
-    Bytes::from(serde_json::to_vec(&body).unwrap())
+    Bytes::from_static(match dialect {
+        "chat" => include_bytes!("../benches/data/tool-conversation-chat.json"),
+        "messages" => include_bytes!("../benches/data/tool-conversation-messages.json"),
+        "responses" => include_bytes!("../benches/data/tool-conversation-responses.json"),
+        other => panic!("no tool conversation in the {other} dialect"),
+    })
 }
 
 type Svc = BoxCloneSyncService<Request<Body>, Response<Body>, std::convert::Infallible>;

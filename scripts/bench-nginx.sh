@@ -62,11 +62,11 @@ PROXY_BIN=${HUNYUAN_PROXY_BIN:-${CARGO_TARGET_DIR:-target}/release/hunyuan-proxy
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if ! git diff --quiet HEAD 2>/dev/null; then COMMIT="$COMMIT+dirty"; fi
 
-exec python3 - "$NGINX" "$PROXY_BIN" "$COMMIT" "${ARGS[@]+"${ARGS[@]}"}" <<'PYTHON'
+exec python3 - "$NGINX" "$PROXY_BIN" "$COMMIT" "$PWD" "${ARGS[@]+"${ARGS[@]}"}" <<'PYTHON'
 import json, os, re, shutil, signal, statistics, struct, subprocess, sys, tempfile, time
 
-nginx, proxy_bin, commit = sys.argv[1:4]
-args = sys.argv[4:]
+nginx, proxy_bin, commit, root = sys.argv[1:5]
+args = sys.argv[5:]
 rounds, duration = 3, 5
 quick = "--quick" in args
 if quick:
@@ -143,56 +143,9 @@ def chat_request(stream):
         "stream": stream, "temperature": 0.7})
 
 def tool_conversation(dialect):
-    # The same 10-message conversation as `tool_conversation` in benches/overhead.rs.
-    system = "You are a coding agent. Use the tools to inspect the repository. " * 4
-    schema = {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}
-    turns = ["List the files in the repository.", "Now show me the README.", "Summarise what the project does."]
-    calls = [("call_1", "ls -la"), ("call_2", "cat README.md")]
-    outputs = ["Cargo.toml\nREADME.md\nsrc\ntests", "# demo\nA small demo project."]
-    args = [json.dumps({"command": c[1]}, separators=(",", ":")) for c in calls]
-    if dialect == "chat":
-        tc = lambda i: [{"id": calls[i][0], "type": "function", "function": {"name": "bash", "arguments": args[i]}}]
-        body = {"model": "hunyuan-turbos-latest", "messages": [
-            {"role": "system", "content": system},
-            {"role": "user", "content": turns[0]},
-            {"role": "assistant", "content": "Listing.", "tool_calls": tc(0)},
-            {"role": "tool", "tool_call_id": calls[0][0], "content": outputs[0]},
-            {"role": "assistant", "content": "There are four entries."},
-            {"role": "user", "content": turns[1]},
-            {"role": "assistant", "content": "Reading.", "tool_calls": tc(1)},
-            {"role": "tool", "tool_call_id": calls[1][0], "content": outputs[1]},
-            {"role": "assistant", "content": "It is a demo."},
-            {"role": "user", "content": turns[2]}],
-            "tools": [{"type": "function", "function": {"name": "bash", "description": "Run a shell command",
-                                                        "parameters": schema}}]}
-    elif dialect == "messages":
-        use = lambda i, text: [{"type": "text", "text": text},
-                               {"type": "tool_use", "id": calls[i][0], "name": "bash", "input": {"command": calls[i][1]}}]
-        res = lambda i: [{"type": "tool_result", "tool_use_id": calls[i][0], "content": outputs[i]}]
-        body = {"model": "hunyuan-turbos-latest", "max_tokens": 1024, "system": system, "messages": [
-            {"role": "user", "content": turns[0]},
-            {"role": "assistant", "content": use(0, "Listing.")},
-            {"role": "user", "content": res(0)},
-            {"role": "assistant", "content": "There are four entries."},
-            {"role": "user", "content": turns[1]},
-            {"role": "assistant", "content": use(1, "Reading.")},
-            {"role": "user", "content": res(1)},
-            {"role": "assistant", "content": "It is a demo."},
-            {"role": "user", "content": turns[2]}],
-            "tools": [{"name": "bash", "description": "Run a shell command", "input_schema": schema}]}
-    else:
-        msg = lambda role, text: {"type": "message", "role": role, "content": text if role == "user" else
-                                  [{"type": "output_text", "text": text}]}
-        body = {"model": "hunyuan-turbos-latest", "store": False, "instructions": system, "input": [
-            msg("user", turns[0]), msg("assistant", "Listing."),
-            {"type": "function_call", "call_id": calls[0][0], "name": "bash", "arguments": args[0]},
-            {"type": "function_call_output", "call_id": calls[0][0], "output": outputs[0]},
-            msg("assistant", "There are four entries."), msg("user", turns[1]), msg("assistant", "Reading."),
-            {"type": "function_call", "call_id": calls[1][0], "name": "bash", "arguments": args[1]},
-            {"type": "function_call_output", "call_id": calls[1][0], "output": outputs[1]},
-            msg("assistant", "It is a demo."), msg("user", turns[2])],
-            "tools": [{"type": "function", "name": "bash", "description": "Run a shell command", "parameters": schema}]}
-    return json.dumps(body, separators=(",", ":"))
+    # The 10-message conversation `benches/overhead.rs` and `examples/dialect_instructions.rs` send.
+    with open(f"{root}/benches/data/tool-conversation-{dialect}.json") as f:
+        return f.read()
 
 def lua(name, body, extra=""):
     path = f"{work}/{name}.lua"

@@ -344,6 +344,18 @@ async fn spawn_processes(
     (processes, ports)
 }
 
+/// `GET /health` of the process listening on `port`.
+async fn process_health(client: &reqwest::Client, port: u16) -> Value {
+    client
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The upstream cap of item 7 with real processes: 18 requests at cap 5 through three
 /// `hunyuan-proxy` processes never put more than 5 on the upstream and are all served; with
 /// Redis killed they are still served and `/health` says `redis` is degraded; with Redis back
@@ -408,14 +420,7 @@ async fn three_proxy_processes_share_the_upstream_cap_and_outlive_redis() {
         "local mode keeps serving with Redis gone: {answers:?}"
     );
     for port in &ports {
-        let report: Value = client
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report = process_health(&client, *port).await;
         assert_eq!(
             report["components"]["redis"]["status"], "degraded",
             "{report}"
@@ -426,14 +431,7 @@ async fn three_proxy_processes_share_the_upstream_cap_and_outlive_redis() {
     let back = Instant::now();
     for port in &ports {
         loop {
-            let report: Value = client
-                .get(format!("http://127.0.0.1:{port}/health"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let report = process_health(&client, *port).await;
             if report["components"]["redis"]["status"] == "healthy" {
                 break;
             }
@@ -680,34 +678,10 @@ async fn a_killed_replica_s_permits_come_back_after_the_lease() {
         "upstream_concurrency = 2\nredis_lease_secs = 2\nredis_timeout_ms = 500\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let mut process = Processes(vec![std::process::Command::new(env!(
-        "CARGO_BIN_EXE_hunyuan-proxy"
-    ))
-    .args(["--config", config.to_str().unwrap()])
-    .args(["--port", &port.to_string()])
-    .env("HUNYUAN_API_KEY", crate::common::UPSTREAM_KEY)
-    .env("HUNYUAN_API_BASE", mock.base_url())
-    .env("HUNYUAN_REDIS_URL", redis.url())
-    .env("RUST_LOG", "warn")
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .expect("hunyuan-proxy starts")]);
+    let (mut process, ports) = spawn_processes(1, &config, &mock, &redis).await;
+    let port = ports[0];
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("http://127.0.0.1:{port}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "hunyuan-proxy did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     for _ in 0..2 {
         let request = client
             .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
