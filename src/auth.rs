@@ -127,6 +127,9 @@ pub struct ClientAuth<S> {
     keys: Arc<[Secret]>,
 }
 
+/// Anthropic's key header, named at compile time.
+const X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+
 /// The key a request presents, from `Authorization: Bearer` or `x-api-key`.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
@@ -134,7 +137,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         let (scheme, key) = value.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim());
     }
-    headers.get("x-api-key")?.to_str().ok().map(str::trim)
+    headers.get(X_API_KEY)?.to_str().ok().map(str::trim)
 }
 
 /// The index of the key that matches, comparing against every key in constant time.

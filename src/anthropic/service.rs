@@ -15,7 +15,7 @@ use crate::chat::{BodyLimit, ChatCompletion, ParsedChat};
 use crate::error::ProxyError;
 use crate::ingress::{rewrite_error, TranslateBody};
 use axum::body::Body;
-use http::{header, HeaderValue, Request, Response, Uri};
+use http::{header, HeaderName, HeaderValue, Request, Response, Uri};
 use http_body_util::BodyExt;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -48,6 +48,13 @@ impl<S> Messages<S> {
         &self.inner
     }
 }
+
+/// The Anthropic client's own headers, not sent upstream (named at compile time).
+const CLIENT_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
 
 /// Reads and translates the body of a Messages request.
 async fn read_messages(
@@ -131,9 +138,9 @@ where
             *req.uri_mut() = Uri::from_static(CHAT_PATH);
             let headers = req.headers_mut();
             headers.remove(header::CONTENT_LENGTH);
-            headers.remove("x-api-key");
-            headers.remove("anthropic-version");
-            headers.remove("anthropic-beta");
+            for name in CLIENT_HEADERS {
+                headers.remove(name);
+            }
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

@@ -13,13 +13,17 @@ use crate::error::ProxyError;
 use crate::shared::FailureMode;
 use axum::body::Body;
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// The response header naming the model that served the answer (the requested one, or the
 /// fallback that answered in its place).
 pub const SERVED_MODEL: &str = "x-hunyuan-proxy-model";
+
+/// [`SERVED_MODEL`] as a header name made at compile time (a `&str` name is checked again on
+/// every insert).
+const SERVED_MODEL_HEADER: HeaderName = HeaderName::from_static(SERVED_MODEL);
 
 /// A successful upstream answer.
 pub(super) enum Answer {
@@ -405,7 +409,7 @@ impl Upstream {
                 .expect("static response parts are valid"),
         };
         if let Some(served) = served {
-            out.headers_mut().insert(SERVED_MODEL, served);
+            out.headers_mut().insert(SERVED_MODEL_HEADER, served);
         }
         out.extensions_mut().insert(timing);
         out.extensions_mut().insert(ResolvedModel(model));
