@@ -70,8 +70,14 @@ mod tests {
         ("ProxyError", &["src/error.rs"]),
         ("ClientAuthLayer", &["src/auth.rs"]),
         ("RateLimitLayer", &["src/rate_limit.rs"]),
-        ("MessagesLayer", &["src/anthropic"]),
-        ("ResponsesLayer", &["src/responses"]),
+        (
+            "MessagesLayer",
+            &["src/anthropic", "src/ingress/handoff.rs"],
+        ),
+        (
+            "ResponsesLayer",
+            &["src/responses", "src/ingress/handoff.rs"],
+        ),
         ("DialectErrorsLayer", &["src/ingress"]),
     ];
 

@@ -11,22 +11,15 @@ use super::DIALECT;
 use crate::chat::parse::{
     check_content_type, read_body, BodyReadTimeout, DEFAULT_BODY_READ_TIMEOUT,
 };
-use crate::chat::{BodyLimit, ChatCompletion, ParsedChat};
+use crate::chat::BodyLimit;
 use crate::error::ProxyError;
-use crate::ingress::{rewrite_error, TranslateBody};
+use crate::ingress::{handoff, rewrite_error, TranslateBody};
 use axum::body::Body;
-use http::{header, HeaderName, HeaderValue, Request, Response, Uri};
-use http_body_util::BodyExt;
+use http::{header, HeaderName, HeaderValue, Request, Response};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
-
-/// The largest non-streamed chat answer the ingress reads.
-const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
-
-/// The path the chat stack is called with.
-const CHAT_PATH: &str = "/v1/chat/completions";
 
 /// Translates a Messages request for the inner chat service and its answer back.
 ///
@@ -135,31 +128,13 @@ where
                 stop_sequences: translated.stop_sequences,
             };
             let dropped = translated.dropped;
-            *req.uri_mut() = Uri::from_static(CHAT_PATH);
-            let headers = req.headers_mut();
-            headers.remove(header::CONTENT_LENGTH);
-            for name in CLIENT_HEADERS {
-                headers.remove(name);
-            }
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            req.extensions_mut()
-                .insert(ParsedChat::new(translated.chat));
+            handoff::into_chat_request(&mut req, translated.chat, &CLIENT_HEADERS);
             let response = inner.call(req).await?;
             let mut response = if !response.status().is_success() {
                 rewrite_error(response, &AnthropicErrors).await
-            } else if is_event_stream(&response) {
+            } else if handoff::is_event_stream(&response) {
                 let (mut parts, body) = response.into_parts();
-                parts.headers.remove(header::CONTENT_LENGTH);
-                parts.headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/event-stream"),
-                );
-                parts
-                    .headers
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                handoff::stream_headers(&mut parts.headers);
                 let body = TranslateBody::new(body, MessagesStream::new(plan))
                     .keepalive_every(config.ping_interval());
                 Response::from_parts(parts, Body::new(body))
@@ -172,34 +147,14 @@ where
     }
 }
 
-fn is_event_stream(response: &Response<Body>) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
-}
-
 /// A non-streamed chat answer as a Messages answer (a broken one is a 502 `api_error`).
 async fn json_answer(response: Response<Body>, plan: &AnswerPlan) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let bytes = match http_body_util::Limited::new(body, ANSWER_LIMIT)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return broken_answer(),
-    };
-    let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&bytes) else {
+    let Some(completion) = handoff::read_completion(body).await else {
         return broken_answer();
     };
     let message = message_bytes(completion, plan);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    handoff::json_headers(&mut parts.headers);
     Response::from_parts(parts, Body::from(message))
 }
 

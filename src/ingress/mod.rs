@@ -16,10 +16,13 @@
 //!   error envelopes (and those of layers in front of the ingress: auth, rate limits) rendered
 //!   in the dialect's shape.
 //! - [`ModelAliases`]: client model names (`claude-*`) mapped to upstream models.
+//! - (crate-private) `handoff`: the translated request put in as the chat route's request,
+//!   and the chat answer's headers and whole body read back, the same for every dialect.
 
 mod aliases;
 mod dropped;
 mod error;
+pub(crate) mod handoff;
 mod stream;
 
 pub use aliases::{AliasError, ModelAliases};

@@ -13,25 +13,18 @@ use super::{ResponsesOptions, DIALECT};
 use crate::chat::parse::{
     check_content_type, read_body, BodyReadTimeout, DEFAULT_BODY_READ_TIMEOUT,
 };
-use crate::chat::{BodyLimit, ChatChunk, ChatCompletion, ParsedChat};
+use crate::chat::{BodyLimit, ChatChunk};
 use crate::error::ProxyError;
-use crate::ingress::{Dropped, StreamTranslator, TranslateBody};
+use crate::ingress::{handoff, Dropped, StreamTranslator, TranslateBody};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use futures_util::FutureExt as _;
-use http::{header, HeaderValue, Method, Request, Response, Uri};
-use http_body_util::BodyExt;
+use http::{header, HeaderValue, Method, Request, Response};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
-
-/// The largest non-streamed chat answer the ingress reads.
-const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
-
-/// The path the chat stack is called with.
-const CHAT_PATH: &str = "/v1/chat/completions";
 
 /// Names the translation itself chooses, counted under their own metric label; every other
 /// dropped name (built from client input) is counted as `other`.
@@ -205,29 +198,15 @@ where
                 Err(err) => return Ok(err.into_response()),
             };
             let dropped = dropped_of(&translated);
-            *req.uri_mut() = Uri::from_static(CHAT_PATH);
-            let headers = req.headers_mut();
-            headers.remove(header::CONTENT_LENGTH);
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
             let chat = std::mem::take(&mut translated.chat);
-            req.extensions_mut().insert(ParsedChat::new(chat));
+            handoff::into_chat_request(&mut req, chat, &[]);
             let response = inner.call(req).await?;
             let mut response = if !response.status().is_success() {
                 // The chat stack's errors are OpenAI's envelope already.
                 response
-            } else if is_event_stream(&response) {
+            } else if handoff::is_event_stream(&response) {
                 let (mut parts, body) = response.into_parts();
-                parts.headers.remove(header::CONTENT_LENGTH);
-                parts.headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/event-stream"),
-                );
-                parts
-                    .headers
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                handoff::stream_headers(&mut parts.headers);
                 let translator = StoringStream {
                     stream: ResponsesStream::new(translated.context.clone()),
                     store: translated.store().then(|| shared.store.clone()),
@@ -245,15 +224,6 @@ where
     }
 }
 
-fn is_event_stream(response: &Response<Body>) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
-}
-
 /// A non-streamed chat answer as a response object (a broken one is a 502), stored when the
 /// request asked for it.
 async fn json_answer(
@@ -262,14 +232,7 @@ async fn json_answer(
     shared: &Shared,
 ) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let bytes = match http_body_util::Limited::new(body, ANSWER_LIMIT)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return broken_answer(),
-    };
-    let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&bytes) else {
+    let Some(completion) = handoff::read_completion(body).await else {
         return broken_answer();
     };
     let store = translated.store();
@@ -289,11 +252,7 @@ async fn json_answer(
             tracing::warn!(error = %err, "a response could not be stored");
         }
     }
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    handoff::json_headers(&mut parts.headers);
     Response::from_parts(parts, Body::from(body))
 }
 
