@@ -8,7 +8,9 @@
 //! `translate` does: debug builds (the tests) check each result against it.
 
 use super::config::MessagesConfig;
-use super::request::{assemble, dropped_block, parts_to_content, rest, Translated};
+use super::request::{
+    assemble, dropped_block, parts_to_content, rest, tool_result_message, Translated,
+};
 use crate::chat::{
     Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Tool, ToolCall,
 };
@@ -384,23 +386,7 @@ fn tool_message(block: Block<'_>, dropped: &mut Dropped) -> Read<Message> {
             }
         }
     }
-    if block.is_error == Some(true) {
-        match parts.iter_mut().find_map(|p| match p {
-            ContentPart::Text { text } => Some(text),
-            ContentPart::ImageUrl { .. } => None,
-        }) {
-            Some(text) => text.insert_str(0, "Error: "),
-            None => parts.insert(0, ContentPart::text_part("Error: the tool failed.")),
-        }
-    }
-    Ok(Message {
-        role: Role::Tool,
-        content: Some(parts_to_content(parts)),
-        name: None,
-        tool_calls: None,
-        tool_call_id: Some(id),
-        extra: Map::new(),
-    })
+    Ok(tool_result_message(id, parts, block.is_error == Some(true)))
 }
 
 fn assistant_message(

@@ -454,7 +454,21 @@ fn tool_message(block: &Value, path: &str, dropped: &mut Dropped) -> Result<Mess
             ))
         }
     }
-    if block.get("is_error").and_then(Value::as_bool) == Some(true) {
+    Ok(tool_result_message(
+        id.to_owned(),
+        parts,
+        block.get("is_error").and_then(Value::as_bool) == Some(true),
+    ))
+}
+
+/// A `tool_result` block's content as the chat `tool` message answering call `id`; a failed
+/// tool's text starts with `Error: ` (the chat dialect has no error flag).
+pub(super) fn tool_result_message(
+    id: String,
+    mut parts: Vec<ContentPart>,
+    is_error: bool,
+) -> Message {
+    if is_error {
         match parts.iter_mut().find_map(|p| match p {
             ContentPart::Text { text } => Some(text),
             ContentPart::ImageUrl { .. } => None,
@@ -463,14 +477,14 @@ fn tool_message(block: &Value, path: &str, dropped: &mut Dropped) -> Result<Mess
             None => parts.insert(0, ContentPart::text_part("Error: the tool failed.")),
         }
     }
-    Ok(Message {
+    Message {
         role: Role::Tool,
         content: Some(parts_to_content(parts)),
         name: None,
         tool_calls: None,
-        tool_call_id: Some(id.to_owned()),
+        tool_call_id: Some(id),
         extra: Map::new(),
-    })
+    }
 }
 
 /// An assistant message: text, `tool_use` → tool calls, thinking → `reasoning_content` when
