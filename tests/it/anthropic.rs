@@ -429,36 +429,14 @@ async fn an_upstream_server_error_is_an_api_error() {
 
 #[tokio::test]
 async fn python_sdk_speaks_to_the_proxy() {
-    let importable = tokio::process::Command::new("python3")
-        .args(["-c", "import anthropic"])
-        .output()
-        .await;
-    match importable {
-        Ok(out) if out.status.success() => {}
-        _ => {
-            println!("skipped: python3 with the `anthropic` package is not available (pip install anthropic)");
-            return;
-        }
-    }
     let t = TestProxy::start().await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/anthropic_sdk.py"
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("python3")
-            .arg(script)
-            .arg(t.url(""))
-            .output(),
+    crate::common::run_python_client(
+        "import anthropic",
+        "anthropic",
+        "anthropic_sdk.py",
+        &t.url(""),
     )
-    .await
-    .expect("the SDK script finishes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(stdout.trim(), "ok");
+    .await;
 }
 
 /// The value of `hunyuan_proxy_dropped_total{dialect="anthropic", item}` on `/metrics`.

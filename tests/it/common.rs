@@ -192,3 +192,35 @@ pub async fn run_alone(module: &str, name: &str) -> bool {
     );
     false
 }
+
+/// Runs `tests/clients/<script>` with `base_url` as its argument and asserts it succeeded
+/// and printed `ok` (each script drives a real SDK against the proxy and checks what it got).
+/// Returns `false`, after saying so, when `python3 -c <probe>` fails: the SDK is missing
+/// (`.ci/run` installs it with pip where it can).
+pub async fn run_python_client(probe: &str, package: &str, script: &str, base_url: &str) -> bool {
+    let importable = tokio::process::Command::new("python3")
+        .args(["-c", probe])
+        .env("OPENAI_API_KEY", "sk-any")
+        .output()
+        .await;
+    if !matches!(&importable, Ok(out) if out.status.success()) {
+        println!("skipped: python3 with the `{package}` package is not available (pip install {package})");
+        return false;
+    }
+    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new("python3")
+            .arg(&script)
+            .arg(base_url)
+            .output(),
+    )
+    .await
+    .expect("the client script finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout.trim(), "ok");
+    true
+}

@@ -7,7 +7,6 @@ use base64::Engine as _;
 use hunyuan_proxy::config::Preset;
 use hunyuan_proxy::mock::{MockConfig, MockHunyuan, MockPolicy};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// A model the mock answers without reasoning.
 const PLAIN: &str = "hunyuan-turbos-latest";
@@ -613,40 +612,14 @@ async fn dropped_items_are_counted_under_the_responses_dialect() {
 
 #[tokio::test]
 async fn the_openai_python_sdk_speaks_to_the_proxy() {
-    let importable = tokio::process::Command::new("python3")
-        .args(["-c", "import openai; openai.OpenAI().responses"])
-        .env("OPENAI_API_KEY", "sk-any")
-        .output()
-        .await;
-    match importable {
-        Ok(out) if out.status.success() => {}
-        _ => {
-            println!(
-                "skipped: python3 with the `openai` package (with `responses`) is not available \
-                 (pip install openai)"
-            );
-            return;
-        }
-    }
     let t = TestProxy::start().await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/openai_responses.py"
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("python3")
-            .arg(script)
-            .arg(t.url("/v1"))
-            .output(),
+    crate::common::run_python_client(
+        "import openai; openai.OpenAI().responses",
+        "openai",
+        "openai_responses.py",
+        &t.url("/v1"),
     )
-    .await
-    .expect("the SDK script finishes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(stdout.trim(), "ok");
+    .await;
 }
 
 #[tokio::test]

@@ -151,40 +151,11 @@ async fn a_cut_stream_is_counted() {
 
 #[tokio::test]
 async fn openai_client_raises_on_a_cut_stream() {
-    let importable = tokio::process::Command::new("python3")
-        .args(["-c", "import openai"])
-        .output()
-        .await;
-    match importable {
-        Ok(out) if out.status.success() => {}
-        _ => {
-            println!(
-                "skipped: python3 with the `openai` package is not available (pip install openai)"
-            );
-            return;
-        }
-    }
     let t = TestProxy::start().await;
     t.mock
         .set_fault(Some(Fault::CloseDelimitedCut { after_events: 2 }));
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/openai_truncated.py"
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("python3")
-            .arg(script)
-            .arg(t.url(""))
-            .output(),
-    )
-    .await
-    .expect("the client script finishes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(stdout.trim(), "ok");
+    crate::common::run_python_client("import openai", "openai", "openai_truncated.py", &t.url(""))
+        .await;
 }
 
 #[tokio::test]
