@@ -143,7 +143,8 @@ where
                 let frame = if this.queue.len() == 1 {
                     this.queue.pop_front().expect("not empty")
                 } else {
-                    let mut joined = BytesMut::new();
+                    let len = this.queue.iter().map(Bytes::len).sum();
+                    let mut joined = BytesMut::with_capacity(len);
                     for bytes in this.queue.drain(..) {
                         joined.extend_from_slice(&bytes);
                     }
