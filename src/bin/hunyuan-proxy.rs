@@ -45,7 +45,8 @@ struct Args {
     /// Default: current-thread when the process may use one CPU, else multi-thread.
     #[arg(long, value_name = "KIND")]
     runtime: Option<Runtime>,
-    /// Workers of the multi-thread runtime. Default: the CPUs this process may use.
+    /// Workers of the multi-thread runtime (implies `--runtime multi-thread`). Default: the
+    /// CPUs this process may use.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     worker_threads: Option<u16>,
 }
@@ -65,11 +66,18 @@ fn main() -> ExitCode {
     // loop on the main thread and the connections on a worker: every request then crosses
     // threads. A current-thread runtime keeps it on one (docs/performance.md has both).
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runtime = args.runtime.unwrap_or(if cpus == 1 {
-        Runtime::CurrentThread
-    } else {
-        Runtime::MultiThread
-    });
+    // Workers asked for mean the multi-thread runtime; with the current-thread one they would
+    // be ignored, so that pair is refused.
+    let runtime = match (args.runtime, args.worker_threads) {
+        (Some(Runtime::CurrentThread), Some(_)) => {
+            eprintln!("error: --worker-threads needs --runtime multi-thread");
+            return ExitCode::from(2);
+        }
+        (Some(runtime), _) => runtime,
+        (None, Some(_)) => Runtime::MultiThread,
+        (None, None) if cpus == 1 => Runtime::CurrentThread,
+        (None, None) => Runtime::MultiThread,
+    };
     let mut builder = match runtime {
         Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
         Runtime::MultiThread => {

@@ -86,7 +86,7 @@ fn a_bad_config_file_exits_2_naming_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_runtimes_serve_and_a_zero_worker_count_is_refused() {
+async fn both_runtimes_serve_and_bad_worker_counts_are_refused() {
     for flags in [
         &["--runtime", "current-thread"][..],
         &["--runtime", "multi-thread", "--worker-threads", "2"][..],
@@ -129,4 +129,21 @@ async fn both_runtimes_serve_and_a_zero_worker_count_is_refused() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--worker-threads"));
+    // Workers with the current-thread runtime would be ignored: refused, naming both.
+    let output = Command::new(BINARY)
+        .args([
+            "--demo",
+            "--runtime",
+            "current-thread",
+            "--worker-threads",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--worker-threads") && stderr.contains("multi-thread"),
+        "{stderr}"
+    );
 }
