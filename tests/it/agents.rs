@@ -96,7 +96,7 @@ fn accepted_upstream_requests(t: &TestProxy, what: &str) -> Vec<Value> {
 /// Claude Code 2.1.x, headless (`claude -p`), through `/v1/messages` with a client key: a
 /// plain answer, a Bash tool loop, and a Read of a PNG whose description reaches the text
 /// model. Set `HUNYUAN_PROXY_CLAUDE_BIN` to the `claude` executable (`npm install
-/// @anthropic-ai/claude-code@2.1.328`).
+/// @anthropic-ai/claude-code@2.1.337`).
 #[tokio::test]
 async fn claude_code_runs_headless_through_the_proxy() {
     let Some(claude) = agent_bin(

@@ -147,7 +147,7 @@ fn codex_bin() -> Result<PathBuf, String> {
     } else {
         Err(format!(
             "skipped: Codex CLI not found at {} (set HUNYUAN_PROXY_CODEX_BIN, or `npm install \
-             @openai/codex@0.169.0`)",
+             @openai/codex@0.171.0`)",
             path.display()
         ))
     }
