@@ -1,41 +1,6 @@
 //! TokenHub mode ([`MockConfig::tokenhub`](super::MockConfig::tokenhub)): the per-model rules of
-//! `spec/tokenhub.md`, TokenHub's error envelope and texts, images ignored by text-only models.
-//!
-//! Every refusal is TokenHub's envelope
-//! `{"error":{"type","code","message","source","upstream_code","upstream_status","request_id"}}`
-//! (`code` a numeric string, `request_id` derived from the request). What is refused:
-//!
-//! | status | when | message |
-//! |---|---|---|
-//! | 401 | no or a wrong `Authorization: Bearer` key | [`MSG_INVALID_KEY`] |
-//! | 400 | a model the mock does not serve, or one configured offline | `invalid parameter 'model': …` |
-//! | 402 | a model configured as not enabled for the key | [`MSG_NOT_ENABLED`] |
-//! | 400 | DeepSeek V4 with thinking on: an assistant turn with `tool_calls` and no non-empty `reasoning_content` | [`MSG_DEEPSEEK_REPLAY`] |
-//! | 400 | `kimi-k2.6` with thinking on, the same | [`kimi_replay_message`] |
-//! | 400 | a `developer` message to a DeepSeek or GLM model | [`developer_role_message`] |
-//! | 400 | `tool_choice` `"required"` or a named function to DeepSeek with thinking on; anything but `"auto"` to `hy3` | [`MSG_TOOL_CHOICE_THINKING`], [`MSG_TOOL_CHOICE_AUTO_ONLY`] |
-//! | 400 | `thinking.type: "enabled"` to `minimax-m3` | [`MSG_MINIMAX_THINKING`] |
-//! | 400 | `kimi-k3`: `reasoning_effort` other than `max`; `temperature`, `top_p` or a penalty | [`MSG_KIMI_K3_EFFORT`], [`kimi_k3_sampling_message`] |
-//! | 400 | the hy family: `reasoning_effort` outside none/minimal/low/medium/high | [`hy_effort_message`] |
-//! | 400 | more than 4 `stop` sequences | [`MSG_TOO_MANY_STOPS`] |
-//! | 400 | a model that sees images: not JPG/PNG/WebP, over 10 MB, over 20 images, not a URL or data URL | [`MSG_IMAGE_FORMAT`], [`MSG_IMAGE_TOO_LARGE`], [`MSG_TOO_MANY_IMAGES`] |
-//! | 429 / 451 | injected with [`Fault::RateLimited`](super::Fault) / [`Fault::Status(451)`](super::Fault) | [`MSG_RATE_LIMITED`], [`MSG_FILTERED`] |
-//!
-//! The texts of the 400s for `model`, `tool_choice`, `kimi-k3`, the image limits and `stop` are
-//! invented (TokenHub's are not published); the others are TokenHub's or the vendor's, as
-//! `spec/tokenhub.md` quotes them.
-//!
-//! Models that cannot see (`hy3`, DeepSeek V4, `glm-5.2`, `glm-5.3`, `kimi-k3`, `minimax-m3`)
-//! **ignore** images, as TokenHub does (silently for `hy3`): the request is answered as if the
-//! image parts were not there, and the answer ends with [`SAW_NO_IMAGE`], so a test sees that a
-//! description was needed. The recorded request still holds the images.
-//!
-//! Answers: a thinking model (thinking on by default for every model here except
-//! `hy-vision-2.0-instruct`; off with `thinking: {"type": "disabled"}` or, for the hy family,
-//! `reasoning_effort: "none"`) carries `reasoning_content`; usage carries
-//! `prompt_tokens_details.cached_tokens` (every message but the last) and
-//! `completion_tokens_details.reasoning_tokens`; a stream ends with a usage chunk only when
-//! `stream_options.include_usage` is `true`.
+//! `spec/tokenhub.md`, TokenHub's error envelope and texts, images ignored by text-only models
+//! (the table is on [`validate_tokenhub`]).
 
 use super::answer::{answer_as, Answer, Voice};
 use super::validate::{decode_data_url, hex, Rejection};
@@ -244,8 +209,44 @@ pub(crate) fn fault_message(status: StatusCode) -> String {
     }
 }
 
-/// Checks `body` against TokenHub's per-model rules (the table in the [module docs](self)). The
-/// model list, the key and the enabled models are the server's business, not this function's.
+/// Checks `body` against TokenHub's per-model rules, as a mock in TokenHub mode does. The model
+/// list, the key and the enabled models are the server's business, not this function's.
+///
+/// Every refusal is TokenHub's envelope
+/// `{"error":{"type","code","message","source","upstream_code","upstream_status","request_id"}}`
+/// (`code` a numeric string, `request_id` derived from the request). What is refused:
+///
+/// | status | when | message |
+/// |---|---|---|
+/// | 401 | no or a wrong `Authorization: Bearer` key | [`MSG_INVALID_KEY`] |
+/// | 400 | a model the mock does not serve, or one configured offline | `invalid parameter 'model': …` |
+/// | 402 | a model configured as not enabled for the key | [`MSG_NOT_ENABLED`] |
+/// | 400 | DeepSeek V4 with thinking on: an assistant turn with `tool_calls` and no non-empty `reasoning_content` | [`MSG_DEEPSEEK_REPLAY`] |
+/// | 400 | `kimi-k2.6` with thinking on, the same | [`kimi_replay_message`] |
+/// | 400 | a `developer` message to a DeepSeek or GLM model | [`developer_role_message`] |
+/// | 400 | `tool_choice` `"required"` or a named function to DeepSeek with thinking on; anything but `"auto"` to `hy3` | [`MSG_TOOL_CHOICE_THINKING`], [`MSG_TOOL_CHOICE_AUTO_ONLY`] |
+/// | 400 | `thinking.type: "enabled"` to `minimax-m3` | [`MSG_MINIMAX_THINKING`] |
+/// | 400 | `kimi-k3`: `reasoning_effort` other than `max`; `temperature`, `top_p` or a penalty | [`MSG_KIMI_K3_EFFORT`], [`kimi_k3_sampling_message`] |
+/// | 400 | the hy family: `reasoning_effort` outside none/minimal/low/medium/high | [`hy_effort_message`] |
+/// | 400 | more than 4 `stop` sequences | [`MSG_TOO_MANY_STOPS`] |
+/// | 400 | a model that sees images: not JPG/PNG/WebP, over 10 MB, over 20 images, not a URL or data URL | [`MSG_IMAGE_FORMAT`], [`MSG_IMAGE_TOO_LARGE`], [`MSG_TOO_MANY_IMAGES`] |
+/// | 429 / 451 | injected with [`Fault::RateLimited`](super::Fault) / [`Fault::Status(451)`](super::Fault) | [`MSG_RATE_LIMITED`], [`MSG_FILTERED`] |
+///
+/// The texts of the 400s for `model`, `tool_choice`, `kimi-k3`, the image limits and `stop` are
+/// invented (TokenHub's are not published); the others are TokenHub's or the vendor's, as
+/// `spec/tokenhub.md` quotes them.
+///
+/// Models that cannot see (`hy3`, DeepSeek V4, `glm-5.2`, `glm-5.3`, `kimi-k3`, `minimax-m3`)
+/// **ignore** images, as TokenHub does (silently for `hy3`): the request is answered as if the
+/// image parts were not there, and the answer ends with [`SAW_NO_IMAGE`], so a test sees that a
+/// description was needed. The recorded request still holds the images.
+///
+/// Answers: a thinking model (thinking on by default for every model here except
+/// `hy-vision-2.0-instruct`; off with `thinking: {"type": "disabled"}` or, for the hy family,
+/// `reasoning_effort: "none"`) carries `reasoning_content`; usage carries
+/// `prompt_tokens_details.cached_tokens` (every message but the last) and
+/// `completion_tokens_details.reasoning_tokens`; a stream ends with a usage chunk only when
+/// `stream_options.include_usage` is `true`.
 pub fn validate_tokenhub(body: &Value) -> Result<(), Rejection> {
     let reject = |message: String| {
         Err(tokenhub_rejection(

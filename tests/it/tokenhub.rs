@@ -261,3 +261,117 @@ async fn the_tokenhub_mock_checks_keys_lists_statuses_and_enforces_the_rules_ove
     assert_eq!(unauthorized.status(), 401);
     mock.stop().await;
 }
+
+#[tokio::test]
+async fn discovery_names_an_offline_configured_model_in_health_and_models_lists_online_ones() {
+    let t = tokenhub_proxy(MockConfig::tokenhub().with_offline_model("hy3"), |config| {
+        config
+            .model_aliases
+            .insert("claude-haiku*".into(), "hy4-flash".into());
+        config
+            .model_aliases
+            .insert("my-coder".into(), "deepseek-v4-flash".into());
+    })
+    .await;
+    let components = |health: &Value| health["components"]["models"].clone();
+
+    // Before the first look, nothing is claimed.
+    let health: Value = t.get("/health").await.json().await.unwrap();
+    assert_eq!(components(&health)["status"], "healthy", "{health}");
+
+    // hy3 is the TokenHub preset's text model, and offline here.
+    let missing = t
+        .proxy
+        .refresh_models()
+        .await
+        .expect("the mock lists its models");
+    let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    assert_eq!(missing, ["hy3 (offline)"]);
+    let health: Value = t.get("/health").await.json().await.unwrap();
+    let models = components(&health);
+    assert_eq!(models["status"], "degraded", "{health}");
+    assert!(
+        models["message"]
+            .as_str()
+            .unwrap()
+            .contains("hy3 (offline)"),
+        "{models}"
+    );
+    assert_eq!(models["critical"], false, "{models}");
+    let ready = t.get("/health/ready").await;
+    assert_eq!(
+        ready.status(),
+        200,
+        "a model offline does not make the proxy unready"
+    );
+
+    // OpenAI's shape: the online models, the exact alias, Claude ids for claude-*.
+    let list: Value = t.get("/v1/models").await.json().await.unwrap();
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"hy4") && ids.contains(&"deepseek-v4-flash"),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.contains(&"hy3"),
+        "an offline model is not offered: {ids:?}"
+    );
+    assert!(ids.contains(&"my-coder"), "{ids:?}");
+    for claude in hunyuan_proxy::server::CLAUDE_MODEL_IDS {
+        assert!(ids.contains(claude), "{claude} missing from {ids:?}");
+    }
+    assert_eq!(list["data"][0]["object"], "model");
+
+    // Claude Code's discovery: anthropic-version and x-api-key.
+    let list: Value = t
+        .client
+        .get(t.url("/v1/models"))
+        .header("anthropic-version", "2023-06-01")
+        .header("x-api-key", "sk-claude-code")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(list["has_more"], false);
+    assert_eq!(list["first_id"], data[0]["id"]);
+    assert_eq!(list["last_id"], data[data.len() - 1]["id"]);
+    for model in data {
+        assert_eq!(model["type"], "model");
+        assert!(model["display_name"].is_string());
+        let created = model["created_at"].as_str().unwrap();
+        assert!(created.len() == 20 && created.ends_with('Z'), "{created}");
+    }
+    let claude: Vec<&str> = data
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .filter(|id| id.starts_with("claude"))
+        .collect();
+    assert_eq!(claude, hunyuan_proxy::server::CLAUDE_MODEL_IDS);
+}
+
+#[tokio::test]
+async fn discovery_against_the_legacy_mock_is_harmless() {
+    // The legacy mock lists its models with no status: every listed one counts as online.
+    let t = TestProxy::start().await;
+    let missing = t
+        .proxy
+        .refresh_models()
+        .await
+        .expect("the legacy mock lists its models");
+    assert!(missing.is_empty(), "{missing:?}");
+    let health: Value = t.get("/health").await.json().await.unwrap();
+    assert_eq!(
+        health["components"]["models"]["status"], "healthy",
+        "{health}"
+    );
+    assert_eq!(health["status"], "healthy", "{health}");
+}
