@@ -38,7 +38,8 @@ pub struct Config {
     pub api_key: Option<Secret>,
     /// More upstream API keys (accounts); with `api_key` they form the key pool.
     pub api_keys: Vec<Secret>,
-    /// Seconds a key the upstream refused (401/402/403) is left out of the pool.
+    /// Seconds a key the upstream refused (401/403) is left out of the pool (a 402 is about one
+    /// model and cools no key).
     pub upstream_key_cooldown: u64,
     /// Models tried in order when a model fails (429, 5xx, timeout, after its retries)
     /// before its answer starts (`[fallback_models]` table: model → list of models).

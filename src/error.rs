@@ -81,6 +81,30 @@ pub enum ProxyError {
         /// The upstream's `Retry-After`, if any.
         retry_after: Option<HeaderValue>,
     },
+    /// The upstream does not serve this model to the proxy's key: TokenHub's 402 (the model is
+    /// not enabled, or its free quota or the balance is used up). About this one model only:
+    /// other models on the same key may work, so no key is taken out of the pool.
+    #[error(
+        "the model `{model}` is not enabled for the proxy's upstream key{}; enable the model or \
+         top up in the TokenHub console",
+        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    ModelNotEnabled {
+        /// The model the upstream refused.
+        model: String,
+        /// TokenHub's reason (`FREE_QUOTA_EXHAUSTED`, `NO_FREE_PACKAGE`,
+        /// `INSUFFICIENT_BALANCE`), when it gave a known one.
+        reason: Option<&'static str>,
+    },
+    /// The upstream's safety policy refused the conversation (TokenHub's 451). The chat
+    /// upstream answers it as a refusal (`finish_reason: "content_filter"`), which every
+    /// dialect renders as its own refusal; where it is rendered as an error it is a 400 with
+    /// code `content_filter` (Azure OpenAI's shape for a filtered prompt).
+    #[error("the upstream's safety policy filtered the conversation (model `{model}`)")]
+    ContentFiltered {
+        /// The model that refused.
+        model: String,
+    },
     /// The upstream failed (5xx, connection refused, broken response).
     #[error("{message}")]
     BadGateway {
@@ -121,9 +145,10 @@ impl ProxyError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::InvalidJson { .. } | ProxyError::InvalidRequest { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ProxyError::InvalidJson { .. }
+            | ProxyError::InvalidRequest { .. }
+            | ProxyError::ContentFiltered { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::ModelNotEnabled { .. } => StatusCode::PAYMENT_REQUIRED,
             ProxyError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProxyError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -150,7 +175,9 @@ impl ProxyError {
             | ProxyError::PayloadTooLarge { .. }
             | ProxyError::NotFound { .. }
             | ProxyError::MethodNotAllowed
+            | ProxyError::ContentFiltered { .. }
             | ProxyError::UpstreamRejected { .. } => "invalid_request_error",
+            ProxyError::ModelNotEnabled { .. } => "permission_error",
             ProxyError::Unauthorized { .. } => "authentication_error",
             ProxyError::RateLimited { .. } => "rate_limit_error",
             ProxyError::NotImplemented { .. } => "not_implemented_error",
@@ -175,6 +202,8 @@ impl ProxyError {
             ProxyError::NotImplemented { .. } => "not_implemented",
             ProxyError::RateLimited { .. } => "rate_limit_exceeded",
             ProxyError::UpstreamRejected { .. } => "upstream_rejected",
+            ProxyError::ModelNotEnabled { .. } => "model_not_enabled",
+            ProxyError::ContentFiltered { .. } => "content_filter",
             ProxyError::BadGateway { .. } => "bad_gateway",
             ProxyError::GatewayTimeout(_) => "upstream_timeout",
             ProxyError::Unavailable { .. } => "service_unavailable",

@@ -122,7 +122,12 @@ async fn run(args: Args) -> ExitCode {
 
     // Kept alive for as long as the server runs.
     let _mock = if args.demo {
-        let mock = hunyuan_proxy::mock::MockHunyuan::start().await;
+        // TokenHub's stand-in under the TokenHub preset, the legacy endpoint's otherwise.
+        let mock = if config.upstream == hunyuan_proxy::config::Preset::Tokenhub {
+            hunyuan_proxy::mock::MockHunyuan::start_tokenhub().await
+        } else {
+            hunyuan_proxy::mock::MockHunyuan::start().await
+        };
         config.use_demo_upstream(mock.base_url());
         tracing::info!(upstream = %mock.base_url(), "demo mode: using the embedded mock Hunyuan");
         Some(mock)
@@ -136,8 +141,8 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let checker = proxy.clone();
-    tokio::spawn(async move { checker.check_models().await });
+    // The configured models against the upstream's list, now and every few minutes.
+    proxy.spawn_model_discovery();
     let config = proxy.config();
     if config.api_key.is_none() {
         tracing::warn!("no api_key configured: set HUNYUAN_API_KEY or api_key in the config file");

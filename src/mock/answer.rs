@@ -30,6 +30,24 @@ pub(crate) struct Answer {
     pub completion_tokens: u64,
     /// TokenHub answers a streamed request with a usage chunk only when asked.
     pub usage_chunk: bool,
+    /// TokenHub's usage details (`cached_tokens`, `reasoning_tokens`); `None` for Hunyuan.
+    pub usage_details: Option<UsageDetails>,
+}
+
+/// TokenHub's `prompt_tokens_details.cached_tokens` and
+/// `completion_tokens_details.reasoning_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct UsageDetails {
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+/// How a model answers, beyond the request: whether it describes the images it sees and whether
+/// it thinks aloud (`reasoning_content`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Voice {
+    pub sees_images: bool,
+    pub reasons: bool,
 }
 
 /// Whether the mock gives `model` a `reasoning_content` (its name contains `thinking` or `t1`).
@@ -246,8 +264,22 @@ fn apply_stop(content: &mut String, body: &Value, policy: MockPolicy) {
     }
 }
 
-/// The mock's deterministic answer to a request that passed validation.
+/// The mock's deterministic answer to a request that passed validation, the model's voice
+/// read from its name (see the [module docs](super)).
 pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let voice = Voice {
+        sees_images: is_vision_model(model),
+        reasons: is_reasoning_model(model),
+    };
+    answer_as(body, policy, voice)
+}
+
+/// The mock's deterministic answer to a request that passed validation, in `voice`.
+pub(crate) fn answer_as(body: &Value, policy: MockPolicy, voice: Voice) -> Answer {
     // Streamed or not, the same conversation gets the same ids.
     let mut conversation = body.clone();
     if let Some(obj) = conversation.as_object_mut() {
@@ -279,7 +311,7 @@ pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
     let mut content;
     let mut finish_reason = "stop";
     let images = last_user.map(describe_images).unwrap_or_default();
-    if is_vision_model(&model) && !images.is_empty() {
+    if voice.sees_images && !images.is_empty() {
         content = images.join("\n");
     } else if let Some((tool, steered)) =
         chosen_tool(body, &user_text).filter(|_| last_role == "user")
@@ -298,7 +330,9 @@ pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
     if tool_call.is_none() {
         apply_stop(&mut content, body, policy);
     }
-    let reasoning = is_reasoning_model(&model).then(|| format!("Thinking about: {user_text}"));
+    let reasoning = voice
+        .reasons
+        .then(|| format!("Thinking about: {user_text}"));
 
     let prompt_tokens = messages.iter().map(|m| tokens(&text_of(m))).sum();
     let completion_tokens = tokens(&content)
@@ -309,6 +343,15 @@ pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
             .unwrap_or(0);
     let usage_chunk = policy == MockPolicy::TokenHub
         && body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+    // TokenHub reports what its prefix cache served: here, every message before the last.
+    let usage_details = (policy == MockPolicy::TokenHub).then(|| UsageDetails {
+        cached_tokens: messages
+            .iter()
+            .take(messages.len().saturating_sub(1))
+            .map(|m| tokens(&text_of(m)))
+            .sum(),
+        reasoning_tokens: reasoning.as_deref().map(tokens).unwrap_or(0),
+    });
     Answer {
         id: hex(&digest[..16]),
         model,
@@ -319,16 +362,23 @@ pub(crate) fn answer(body: &Value, policy: MockPolicy) -> Answer {
         prompt_tokens,
         completion_tokens,
         usage_chunk,
+        usage_details,
     }
 }
 
 impl Answer {
     fn usage(&self) -> Value {
-        json!({
+        let mut usage = json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
-        })
+        });
+        if let Some(details) = self.usage_details {
+            usage["prompt_tokens_details"] = json!({"cached_tokens": details.cached_tokens});
+            usage["completion_tokens_details"] =
+                json!({"reasoning_tokens": details.reasoning_tokens});
+        }
+        usage
     }
 
     /// The non-streamed `chat.completion` body.

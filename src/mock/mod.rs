@@ -9,6 +9,12 @@
 //! Answers are deterministic and nothing is fetched from the network. It serves the integration
 //! tests, the benches, the proxy's `--demo` mode and users' own tests.
 //!
+//! **TokenHub mode** ([`MockConfig::tokenhub`], [`MockHunyuan::start_tokenhub`]) stands in for
+//! TokenHub instead: its models, each model's rules and TokenHub's error envelope and texts
+//! (see [`validate_tokenhub`]), 402 for models not enabled for the key, `/v1/models` with a
+//! `status` per model, and images ignored by the models that cannot see. The legacy mode stays
+//! the default of [`MockConfig::default`] and [`MockHunyuan::start`].
+//!
 //! Routes (everything under `/v1`, as [`MockHunyuan::base_url`] says):
 //! - `POST /v1/chat/completions`: validation, then a deterministic answer (JSON or SSE).
 //! - `GET /v1/models`: the configured models in OpenAI's list shape.
@@ -73,9 +79,18 @@
 
 mod answer;
 mod server;
+mod tokenhub;
 mod validate;
 
 pub use server::MockHunyuan;
+pub use tokenhub::{
+    developer_role_message, hy_effort_message, kimi_k3_sampling_message, kimi_replay_message,
+    tokenhub_rejection, validate_tokenhub, TokenHubMode, MAX_IMAGES, MAX_IMAGE_BYTES, MAX_STOPS,
+    MSG_DEEPSEEK_REPLAY, MSG_FILTERED, MSG_IMAGE_FORMAT, MSG_IMAGE_TOO_LARGE, MSG_INVALID_KEY,
+    MSG_KIMI_K3_EFFORT, MSG_MINIMAX_THINKING, MSG_NOT_ENABLED, MSG_RATE_LIMITED,
+    MSG_TOOL_CHOICE_AUTO_ONLY, MSG_TOOL_CHOICE_THINKING, MSG_TOO_MANY_IMAGES, MSG_TOO_MANY_STOPS,
+    SAW_NO_IMAGE, TOKENHUB_MODELS,
+};
 pub use validate::{
     validate, Rejection, CODE_BAD_FORMAT, CODE_INVALID, MAX_MESSAGES, MSG_BAD_FORMAT,
     MSG_EMPTY_CONTENT, MSG_ROLE_ORDER, MSG_SYSTEM_FIRST,
@@ -180,6 +195,9 @@ pub struct MockConfig {
     /// Standing faults by model: a chat request for this model gets this fault (after a key
     /// fault, before any queued or standing one), e.g. 500 for a model that is down.
     pub model_faults: Vec<(String, Fault)>,
+    /// TokenHub mode (see [`MockConfig::tokenhub`]): TokenHub's per-model rules and error
+    /// envelope instead of Hunyuan's; `None` (the default) for the legacy endpoint's.
+    pub tokenhub: Option<TokenHubMode>,
 }
 
 impl Default for MockConfig {
@@ -191,11 +209,56 @@ impl Default for MockConfig {
             chunk_delay: Duration::ZERO,
             key_faults: Vec::new(),
             model_faults: Vec::new(),
+            tokenhub: None,
         }
     }
 }
 
 impl MockConfig {
+    /// A stand-in for TokenHub: [`TOKENHUB_MODELS`], [`MockPolicy::TokenHub`] and TokenHub mode,
+    /// which enforces each model's rules with TokenHub's error envelope and texts (the table in
+    /// [`validate_tokenhub`]), answers 401 [`MSG_INVALID_KEY`], 402 [`MSG_NOT_ENABLED`] for a
+    /// [disabled](Self::with_disabled_model) model, lists `/v1/models` with a `status` per model
+    /// ([offline](Self::with_offline_model) ones `"offline"`), gives faults TokenHub's envelope
+    /// (a 429 [`MSG_RATE_LIMITED`], a 451 [`MSG_FILTERED`]) and ignores images on the models
+    /// that cannot see.
+    ///
+    /// ```
+    /// use hunyuan_proxy::mock::MockConfig;
+    ///
+    /// let config = MockConfig::tokenhub().with_disabled_model("deepseek-v4-pro");
+    /// assert!(config.models.iter().any(|m| m == "hy4"));
+    /// assert_eq!(config.tokenhub.unwrap().disabled_models, ["deepseek-v4-pro"]);
+    /// ```
+    pub fn tokenhub() -> Self {
+        MockConfig {
+            models: TOKENHUB_MODELS.iter().map(|m| (*m).to_owned()).collect(),
+            policy: MockPolicy::TokenHub,
+            tokenhub: Some(TokenHubMode::default()),
+            ..MockConfig::default()
+        }
+    }
+
+    /// TokenHub mode: answers chat requests for `model` with 402 [`MSG_NOT_ENABLED`] (the model
+    /// is not enabled for the key). Turns TokenHub mode on when it is off.
+    pub fn with_disabled_model(mut self, model: impl Into<String>) -> Self {
+        self.tokenhub
+            .get_or_insert_with(TokenHubMode::default)
+            .disabled_models
+            .push(model.into());
+        self
+    }
+
+    /// TokenHub mode: lists `model` with `status: "offline"` and refuses chat requests for it.
+    /// Turns TokenHub mode on when it is off.
+    pub fn with_offline_model(mut self, model: impl Into<String>) -> Self {
+        self.tokenhub
+            .get_or_insert_with(TokenHubMode::default)
+            .offline_models
+            .push(model.into());
+        self
+    }
+
     /// Accepts only this bearer key.
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());

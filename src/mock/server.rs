@@ -2,7 +2,8 @@
 //! that [`MockHunyuan::stop`] can close open connections, which graceful shutdown would wait
 //! for).
 
-use super::answer::answer;
+use super::answer::{answer, Answer};
+use super::tokenhub::{self, TokenHubMode};
 use super::validate::{validate, Rejection, CODE_INVALID};
 use super::{Fault, MockConfig, RecordedRequest};
 use axum::body::Body;
@@ -76,6 +77,11 @@ impl MockHunyuan {
     /// Starts a mock with the default [`MockConfig`] on `127.0.0.1` and a free port.
     pub async fn start() -> MockHunyuan {
         Self::start_with(MockConfig::default()).await
+    }
+
+    /// Starts a stand-in for TokenHub ([`MockConfig::tokenhub`]) on `127.0.0.1` and a free port.
+    pub async fn start_tokenhub() -> MockHunyuan {
+        Self::start_with(MockConfig::tokenhub()).await
     }
 
     /// Starts a mock with `config` on `127.0.0.1` and a free port.
@@ -274,6 +280,16 @@ fn envelope(status: StatusCode, message: &str, seed: &[u8]) -> Rejection {
     )
 }
 
+/// A fault's answer: TokenHub's envelope and text in TokenHub mode, else Hunyuan's envelope
+/// with `message`.
+fn fault_envelope(shared: &Shared, status: StatusCode, message: &str, seed: &[u8]) -> Rejection {
+    if shared.config.tokenhub.is_some() {
+        tokenhub::tokenhub_rejection(status, tokenhub::fault_message(status), seed)
+    } else {
+        envelope(status, message, seed)
+    }
+}
+
 impl Shared {
     fn next_fault(&self) -> Option<Fault> {
         let mut faults = lock(&self.faults);
@@ -285,6 +301,11 @@ impl Shared {
         match (key, &self.config.api_key) {
             (Some(key), Some(expected)) if key == expected => Ok(()),
             (Some(_), None) => Ok(()),
+            _ if self.config.tokenhub.is_some() => Err(tokenhub::tokenhub_rejection(
+                StatusCode::UNAUTHORIZED,
+                tokenhub::MSG_INVALID_KEY,
+                seed,
+            )),
             _ => Err(Rejection::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
@@ -321,7 +342,14 @@ async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         .config
         .models
         .iter()
-        .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "tencent"}))
+        .map(|id| {
+            let mut model = json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "tencent"});
+            if let Some(mode) = &shared.config.tokenhub {
+                let offline = mode.offline_models.iter().any(|m| m == id);
+                model["status"] = json!(if offline { "offline" } else { "online" });
+            }
+            model
+        })
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
@@ -369,7 +397,8 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
     {
         None => {}
         Some(Fault::RateLimited { retry_after_secs }) => {
-            let mut response = envelope(
+            let mut response = fault_envelope(
+                shared,
                 StatusCode::TOO_MANY_REQUESTS,
                 "请求过于频繁，请稍后再试",
                 body,
@@ -381,7 +410,8 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
             return response;
         }
         Some(Fault::ServerError) => {
-            return envelope(
+            return fault_envelope(
+                shared,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "服务内部错误，请稍后重试",
                 body,
@@ -390,7 +420,8 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
         }
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return envelope(status, &format!("mock fault: status {code}"), body).into_response();
+            return fault_envelope(shared, status, &format!("mock fault: status {code}"), body)
+                .into_response();
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Hang) => std::future::pending::<()>().await,
@@ -403,6 +434,9 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
 
     if let Err(rejection) = shared.authorize(headers, body) {
         return rejection.into_response();
+    }
+    if let Some(mode) = &shared.config.tokenhub {
+        return tokenhub_chat(shared, mode, body, drop_after, close_delimited);
     }
     let request: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
@@ -434,6 +468,65 @@ async fn chat_response(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
     }
 
     let answer = answer(&request, policy);
+    answer_response(shared, &request, &answer, drop_after, close_delimited)
+}
+
+/// A chat request in TokenHub mode, after the faults and the key: TokenHub's rules, then the
+/// model's answer.
+fn tokenhub_chat(
+    shared: &Shared,
+    mode: &TokenHubMode,
+    body: &[u8],
+    drop_after: Option<usize>,
+    close_delimited: bool,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return tokenhub::tokenhub_rejection(
+            StatusCode::BAD_REQUEST,
+            "invalid request body: not JSON",
+            body,
+        )
+        .into_response();
+    };
+    let model = request["model"].as_str().unwrap_or_default();
+    let refusal = if model.is_empty() {
+        None
+    } else if !shared.config.models.iter().any(|m| m == model) {
+        Some((
+            StatusCode::BAD_REQUEST,
+            format!("invalid parameter 'model': model `{model}` does not exist"),
+        ))
+    } else if mode.offline_models.iter().any(|m| m == model) {
+        Some((
+            StatusCode::BAD_REQUEST,
+            format!("invalid parameter 'model': model `{model}` is not online"),
+        ))
+    } else if mode.disabled_models.iter().any(|m| m == model) {
+        Some((
+            StatusCode::PAYMENT_REQUIRED,
+            tokenhub::MSG_NOT_ENABLED.to_owned(),
+        ))
+    } else {
+        None
+    };
+    if let Some((status, message)) = refusal {
+        return tokenhub::tokenhub_rejection(status, message, body).into_response();
+    }
+    if let Err(rejection) = tokenhub::validate_tokenhub(&request) {
+        return rejection.into_response();
+    }
+    let answer = tokenhub::answer(&request);
+    answer_response(shared, &request, &answer, drop_after, close_delimited)
+}
+
+/// The answer as JSON or SSE, as the request asked, with the fault's cut applied.
+fn answer_response(
+    shared: &Shared,
+    request: &Value,
+    answer: &Answer,
+    drop_after: Option<usize>,
+    close_delimited: bool,
+) -> Response {
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

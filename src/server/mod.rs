@@ -20,6 +20,7 @@
 //! layers take their own configs.
 
 mod admin;
+mod models;
 mod prometheus;
 mod router;
 mod routes;
@@ -27,6 +28,10 @@ mod serve;
 mod status;
 
 #[cfg(feature = "prometheus")]
+pub use models::{
+    ModelCapabilities, ModelCatalog, NotOnline, UpstreamModel, CLAUDE_MODEL_IDS,
+    MODEL_REFRESH_INTERVAL,
+};
 pub use prometheus::prometheus_handle;
 pub use routes::{MONITORED_ROUTES, ROUTES};
 pub use serve::shutdown_signal;
@@ -111,6 +116,8 @@ struct ProxyState {
     messages: MessagesLayer,
     responses: ResponsesLayer,
     redis: Option<Redis>,
+    /// The upstream's model list and the capability source (model discovery).
+    models: Arc<models::ModelCatalog>,
 }
 
 /// The monitoring parts, present when `enable_monitoring` is on.
@@ -228,6 +235,11 @@ impl Proxy {
             health.register_non_critical("alerts", AlertCheck::new(observe.alerts.clone()));
         }
         health.register_non_critical("cache", CacheCheck::new(description_cache.clone()));
+        let model_catalog = Arc::new(models::ModelCatalog::default());
+        health.register_non_critical(
+            "models",
+            models::health_check(model_catalog.clone(), models::configured_models(&config)),
+        );
         if let Some(redis) = &redis {
             // Readiness depends on Redis only when requests are refused without it.
             let critical = redis.failure() == FailureMode::Closed;
@@ -255,6 +267,7 @@ impl Proxy {
                 messages,
                 responses,
                 redis,
+                models: model_catalog,
             }),
         };
         proxy.start_alert_task();

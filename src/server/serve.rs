@@ -32,9 +32,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-/// How long the start-up model check may take.
-const MODEL_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// File descriptors kept back from the open-file limit for everything but client
 /// connections (upstream connections, logs, the listener…).
 const FD_RESERVE: u64 = 256;
@@ -223,67 +220,17 @@ impl Proxy {
         Ok(())
     }
 
-    /// Asks the upstream for its models (`GET {api_base}/models`, when the key allows) and
-    /// warns about each configured model (`text_model`, `vision_model`) it does not list;
-    /// returns those models. Quiet (debug, and nothing returned) when the list cannot be had:
-    /// no key, a key that may not list, an upstream without `/models`. The binary runs it at
-    /// start.
+    /// Asks the upstream for its models and warns about each configured model that is
+    /// missing or not online; returns their ids (empty when the list cannot be had). The same
+    /// as [`refresh_models`](Self::refresh_models), which also says why.
     pub async fn check_models(&self) -> Vec<String> {
-        let upstream = self.upstream();
-        let mut request = upstream
-            .client()
-            .get(upstream.models_url())
-            .timeout(MODEL_CHECK_TIMEOUT);
-        if let Some(auth) = upstream.auth_header() {
-            request = request.header(http::header::AUTHORIZATION, auth.clone());
-        }
-        let listed = match request.send().await {
-            Ok(response) if response.status().is_success() => {
-                let body = response.bytes().await.ok();
-                body.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            }
-            Ok(response) => {
-                tracing::debug!(
-                    status = response.status().as_u16(),
-                    "the upstream does not list its models"
-                );
-                None
-            }
-            Err(_) => {
-                tracing::debug!("cannot ask the upstream for its models");
-                None
-            }
-        };
-        let Some(ids) = listed.as_ref().and_then(model_ids) else {
-            return Vec::new();
-        };
-        let config = self.config();
-        let mut missing = Vec::new();
-        for (key, model) in [
-            ("text_model", config.text_model()),
-            ("vision_model", config.vision_model()),
-        ] {
-            if !ids.iter().any(|id| id == model) {
-                tracing::warn!(
-                    key,
-                    model,
-                    "the upstream does not list this configured model; requests for it may fail"
-                );
-                missing.push(model.to_owned());
-            }
-        }
-        missing
+        self.refresh_models()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|missing| missing.model)
+            .collect()
     }
-}
-
-/// The model ids of an OpenAI-style `{"data":[{"id":…}]}` list.
-fn model_ids(list: &serde_json::Value) -> Option<Vec<String>> {
-    let data = list.get("data")?.as_array()?;
-    Some(
-        data.iter()
-            .filter_map(|m| m.get("id")?.as_str().map(str::to_owned))
-            .collect(),
-    )
 }
 
 /// Holds one place among `max_connections` while the connection lives.
@@ -522,17 +469,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_ids_are_read_from_an_openai_list() {
-        let list = serde_json::json!({"object":"list","data":[{"id":"a"},{"id":"b"},{"x":1}]});
-        assert_eq!(model_ids(&list).unwrap(), vec!["a", "b"]);
-        assert!(model_ids(&serde_json::json!({"error":{}})).is_none());
     }
 }

@@ -20,16 +20,14 @@ pub(crate) async fn root(State(proxy): State<Proxy>) -> Json<serde_json::Value> 
     }))
 }
 
-pub(crate) async fn models(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
-    let config = proxy.config();
-    let created = proxy.state.started_unix;
-    let mut names = vec![config.text_model(), config.vision_model()];
-    names.dedup();
-    let data: Vec<_> = names
-        .into_iter()
-        .map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": "tencent"}))
-        .collect();
-    Json(json!({"object": "list", "data": data}))
+/// `GET /v1/models`: see [`super::models`] (Anthropic's shape when the request carries
+/// `anthropic-version`).
+pub(crate) async fn models(
+    State(proxy): State<Proxy>,
+    headers: http::HeaderMap,
+) -> Json<serde_json::Value> {
+    let anthropic = headers.contains_key("anthropic-version");
+    Json(super::models::models_body(&proxy, anthropic))
 }
 
 pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value> {

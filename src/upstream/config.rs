@@ -15,7 +15,7 @@ pub struct UpstreamConfig {
     /// More keys (accounts): with `api_key` they form the key pool (the union, `api_key`
     /// first, duplicates once). Each key has its own `concurrency`.
     pub api_keys: Vec<Secret>,
-    /// How long a key the upstream refused (401/402/403) is left out.
+    /// How long a key the upstream refused (401/403) is left out.
     pub key_cooldown: Duration,
     /// Models tried in order, before the first byte, when a model's attempts (retries
     /// included) failed with 429, 5xx or a timeout: model → its fallbacks.

@@ -30,33 +30,103 @@ pub(super) fn map_send_error(err: &reqwest::Error, read_timeout: Duration) -> Pr
     }
 }
 
-/// An upstream error status, reading (at most 64 KiB of) the body only when it can matter.
+/// An upstream error status for a request to `model`. The body (at most 64 KiB) is read for
+/// TokenHub's envelope, whose `request_id`, `code`, `type` and `source` go into the log line
+/// (never its message, never the key):
+/// - 402 → [`ProxyError::ModelNotEnabled`] naming `model` (TokenHub: this model is not enabled
+///   or paid for; other models on the key may work);
+/// - 451 → [`ProxyError::ContentFiltered`] (TokenHub's safety refusal);
+/// - anything else as [`status_error`] says.
 pub(super) async fn map_error_status(
     response: reqwest::Response,
     read_timeout: Duration,
+    model: &str,
 ) -> ProxyError {
     let status = response.status();
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-    tracing::warn!(status = status.as_u16(), "upstream answered with an error");
-    let body = if reads_body(status) {
-        read_limited(response, ERROR_BODY_LIMIT, read_timeout)
-            .await
-            .unwrap_or_default()
-    } else {
-        Bytes::new()
-    };
-    status_error(status, retry_after, body)
+    let body = read_limited(response, ERROR_BODY_LIMIT, read_timeout)
+        .await
+        .unwrap_or_default();
+    let envelope = UpstreamEnvelope::read(&body);
+    tracing::warn!(
+        status = status.as_u16(),
+        model,
+        request_id = envelope.request_id.as_deref(),
+        code = envelope.code.as_deref(),
+        error_type = envelope.error_type.as_deref(),
+        source = envelope.source.as_deref(),
+        "upstream answered with an error"
+    );
+    match status.as_u16() {
+        402 => ProxyError::ModelNotEnabled {
+            model: model.to_owned(),
+            reason: envelope.quota_reason(),
+        },
+        451 => ProxyError::ContentFiltered {
+            model: model.to_owned(),
+        },
+        _ => status_error(status, retry_after, body),
+    }
 }
 
-/// Whether [`status_error`] looks at the body for `status`.
-fn reads_body(status: StatusCode) -> bool {
-    !(status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 404 | 405))
+/// The fields of an upstream error envelope the proxy looks at: TokenHub's
+/// `{"error":{"type","code","message","source","upstream_code","upstream_status","request_id"}}`
+/// (`code` a string or a number), or any other `{"error":{…}}` with some of them.
+#[derive(Debug, Default, PartialEq)]
+struct UpstreamEnvelope {
+    error_type: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+    source: Option<String>,
+    request_id: Option<String>,
+}
+
+impl UpstreamEnvelope {
+    /// The envelope in `body`; every field `None` when there is none.
+    fn read(body: &[u8]) -> Self {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Self::default();
+        };
+        let error = &value["error"];
+        let text = |name: &str| match &error[name] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        UpstreamEnvelope {
+            error_type: text("type"),
+            code: text("code"),
+            message: text("message"),
+            source: text("source"),
+            request_id: text("request_id"),
+        }
+    }
+
+    /// Whether this is TokenHub's envelope (it has `source` or `request_id`).
+    fn is_tokenhub(&self) -> bool {
+        self.source.is_some() || self.request_id.is_some()
+    }
+
+    /// TokenHub's reason for a 402, when its message names a known one (only these words are
+    /// passed on to the client, never the upstream's whole text).
+    fn quota_reason(&self) -> Option<&'static str> {
+        let message = self.message.as_deref()?;
+        [
+            "FREE_QUOTA_EXHAUSTED",
+            "NO_FREE_PACKAGE",
+            "INSUFFICIENT_BALANCE",
+        ]
+        .into_iter()
+        .find(|reason| message.contains(reason))
+    }
 }
 
 /// The error for an upstream error `status` with its `Retry-After` and `body`:
 /// - 5xx → 502; 401/403 → 502 naming `api_key` (the proxy's key, not the client's, was
 ///   refused); 404/405 → 502 naming `api_base`;
-/// - Hunyuan's own envelope → passed on with its status and `Retry-After`;
+/// - Hunyuan's own envelope → passed on with its status and `Retry-After`; TokenHub's
+///   envelope → OpenAI's (`message`, `type`, `param`, `code`) with the same message, type and
+///   code, its status and `Retry-After`;
 /// - any other 429 → 429 with the upstream's `Retry-After` in seconds;
 /// - any other status → that status with the proxy's own envelope.
 pub(super) fn status_error(
@@ -83,6 +153,20 @@ pub(super) fn status_error(
                 "the upstream has no chat endpoint at the configured api_base (status {})",
                 status.as_u16()
             ),
+        };
+    }
+    let envelope = UpstreamEnvelope::read(&body);
+    if envelope.is_tokenhub() {
+        let openai = serde_json::json!({"error": {
+            "message": envelope.message.unwrap_or_else(|| format!("the upstream rejected the request (status {})", status.as_u16())),
+            "type": envelope.error_type.unwrap_or_else(|| "invalid_request_error".into()),
+            "param": null,
+            "code": envelope.code,
+        }});
+        return ProxyError::UpstreamRejected {
+            status,
+            body: Bytes::from(openai.to_string()),
+            retry_after,
         };
     }
     if is_error_envelope(&body) {
@@ -183,7 +267,6 @@ mod tests {
             let err = status_error(status(code), None, Bytes::from(HUNYUAN_400));
             assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
             assert!(message(&err).contains("api_key"), "{}", message(&err));
-            assert!(!reads_body(status(code)));
         }
     }
 
@@ -202,7 +285,6 @@ mod tests {
             let err = status_error(status(code), None, Bytes::from(HUNYUAN_400));
             assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
             assert!(!message(&err).contains("model"), "{}", message(&err));
-            assert!(!reads_body(status(code)));
         }
     }
 
@@ -213,7 +295,6 @@ mod tests {
             Some(HeaderValue::from_static("3")),
             Bytes::from(HUNYUAN_400),
         );
-        assert!(reads_body(StatusCode::BAD_REQUEST));
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
         assert_eq!(err.to_body(), HUNYUAN_400.as_bytes());
         let response = err.into_response();
@@ -248,6 +329,66 @@ mod tests {
         assert_eq!(
             message(&err),
             "the upstream rejected the request (status 422)"
+        );
+    }
+
+    const TOKENHUB_402: &str = r#"{"error":{"type":"permission_error","code":"401007","message":"endpoint is inactive: FREE_QUOTA_EXHAUSTED","source":"gateway","upstream_code":null,"upstream_status":null,"request_id":"req-1"}}"#;
+
+    async fn tokenhub_error(code: u16, reason: &str, body: &str) -> ProxyError {
+        let addr = raw_server(format!(
+            "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        let response = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        map_error_status(response, Duration::from_secs(5), "deepseek-v4-pro").await
+    }
+
+    #[tokio::test]
+    async fn a_402_names_the_model_and_the_console_and_only_a_known_reason() {
+        let err = tokenhub_error(402, "Payment Required", TOKENHUB_402).await;
+        assert!(matches!(
+            &err,
+            ProxyError::ModelNotEnabled { model, reason: Some("FREE_QUOTA_EXHAUSTED") } if model == "deepseek-v4-pro"
+        ));
+        assert_eq!(err.status(), StatusCode::PAYMENT_REQUIRED);
+        let text = message(&err);
+        assert!(
+            text.contains("`deepseek-v4-pro`") && text.contains("TokenHub console"),
+            "{text}"
+        );
+        assert!(text.contains("enable the model or top up"), "{text}");
+        let err = tokenhub_error(
+            402,
+            "Payment Required",
+            r#"{"error":{"message":"secret detail"}}"#,
+        )
+        .await;
+        assert!(!message(&err).contains("secret detail"));
+    }
+
+    #[tokio::test]
+    async fn a_451_is_a_content_filter_refusal() {
+        let body = r#"{"error":{"type":"content_filter_error","code":"451001","message":"content was filtered by safety policy","source":"upstream","request_id":"req-2"}}"#;
+        let err = tokenhub_error(451, "Unavailable For Legal Reasons", body).await;
+        assert!(matches!(err, ProxyError::ContentFiltered { .. }));
+        let value: serde_json::Value = serde_json::from_slice(&err.to_body()).unwrap();
+        assert_eq!(value["error"]["code"], "content_filter");
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn tokenhubs_envelope_becomes_openais_with_its_message() {
+        let body = r#"{"error":{"type":"invalid_request_error","code":"400001","message":"The `reasoning_content` in the thinking mode must be passed back to the API.","source":"upstream","upstream_code":"invalid_request_error","upstream_status":400,"request_id":"req-3"}}"#;
+        let err = status_error(StatusCode::BAD_REQUEST, None, Bytes::from(body));
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let value: serde_json::Value = serde_json::from_slice(&err.to_body()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"error": {
+                "message": "The `reasoning_content` in the thinking mode must be passed back to the API.",
+                "type": "invalid_request_error", "param": null, "code": "400001",
+            }})
         );
     }
 
@@ -290,7 +431,7 @@ mod tests {
             read_limited(get().await.unwrap(), 16, Duration::from_secs(5)).await,
             None
         );
-        let err = map_error_status(get().await.unwrap(), Duration::from_secs(5)).await;
+        let err = map_error_status(get().await.unwrap(), Duration::from_secs(5), "hy4").await;
         assert!(matches!(err, ProxyError::UpstreamRejected { .. }));
         assert!(is_error_envelope(&err.to_body()));
     }

@@ -29,6 +29,14 @@ const SERVED_MODEL_HEADER: HeaderName = HeaderName::from_static(SERVED_MODEL);
 pub(super) enum Answer {
     /// A streamed answer whose body is still to come; holds the concurrency slot.
     Stream(reqwest::Response, Slot),
+    /// The upstream's safety refusal as the proxy's own answer ([`refusal`]); never
+    /// returned by [`Upstream::send`].
+    Refused {
+        /// `application/json`, or `text/event-stream` for a streamed request.
+        content_type: HeaderValue,
+        /// The answer.
+        body: Bytes,
+    },
     /// A whole answer, read before anything reached the client (its slot is free again).
     Whole {
         /// The upstream's content type.
@@ -189,8 +197,9 @@ impl Upstream {
     /// Sends `chat` and returns the upstream's successful answer: a stream holding its
     /// concurrency slot and key, or a whole body already read. Retries, before any byte of the
     /// answer can have reached the client, as the [`RetryPolicy`](super::retry::RetryPolicy)
-    /// says; a key refused (401/402/403), rate-limited (429) or unreachable is left for
-    /// another key of the pool at once, while one is left.
+    /// says; a key refused (401/403), rate-limited (429) or unreachable is left for another key
+    /// of the pool at once, while one is left. A 402 (the model is not enabled for the key) is
+    /// answered at once, with no key cooled down.
     async fn send_model(
         &self,
         chat: &mut ChatRequest,
@@ -283,7 +292,9 @@ impl Upstream {
             };
             // The key's own trouble: try another key at once, while one is left.
             let refused = match &failure {
-                Failure::Status(response) => matches!(response.status().as_u16(), 401..=403)
+                // A 402 is about the model, not the key (TokenHub: the model is not enabled
+                // for the key, other models still work): no cooldown, no other key.
+                Failure::Status(response) => matches!(response.status().as_u16(), 401 | 403)
                     .then(|| response.status().as_u16()),
                 _ => None,
             };
@@ -324,7 +335,8 @@ impl Upstream {
                 return Err(match failure {
                     Failure::Status(response) => {
                         let status = response.status();
-                        let error = map_error_status(response, self.inner.read_timeout).await;
+                        let error =
+                            map_error_status(response, self.inner.read_timeout, &chat.model).await;
                         Failed {
                             error,
                             fallback: status.as_u16() == 429 || status.is_server_error(),
@@ -385,7 +397,18 @@ impl Upstream {
         mut chat: ChatRequest,
         raw: Option<Bytes>,
     ) -> Result<Response<Body>, ProxyError> {
-        let (answer, timing) = self.send(&mut chat, raw).await?;
+        let started = Instant::now();
+        let (answer, timing) = match self.send(&mut chat, raw).await {
+            Ok(sent) => sent,
+            Err(ProxyError::ContentFiltered { model }) => {
+                let timing = UpstreamTiming {
+                    time_to_headers: started.elapsed(),
+                };
+                metrics::counter!("hunyuan_proxy_upstream_refusals_total").increment(1);
+                (refusal(&chat, &model), timing)
+            }
+            Err(err) => return Err(err),
+        };
         let model = chat.model.clone();
         let served = HeaderValue::from_str(&model).ok();
         let mut out = match answer {
@@ -402,11 +425,13 @@ impl Upstream {
                     .body(Body::new(body))
                     .expect("static response parts are valid")
             }
-            Answer::Whole { content_type, body } => Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, content_type)
-                .body(Body::from(body))
-                .expect("static response parts are valid"),
+            Answer::Whole { content_type, body } | Answer::Refused { content_type, body } => {
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, content_type)
+                    .body(Body::from(body))
+                    .expect("static response parts are valid")
+            }
         };
         if let Some(served) = served {
             out.headers_mut().insert(SERVED_MODEL_HEADER, served);
@@ -414,6 +439,44 @@ impl Upstream {
         out.extensions_mut().insert(timing);
         out.extensions_mut().insert(ResolvedModel(model));
         Ok(out)
+    }
+}
+
+/// The upstream's safety refusal (TokenHub's 451) as a chat answer: no text and
+/// `finish_reason: "content_filter"`, streamed when `chat` asked for a stream, so that each
+/// dialect renders its own refusal (Anthropic `stop_reason: "refusal"`, Responses `incomplete`
+/// with reason `content_filter`). Nothing of the upstream's text is passed on.
+fn refusal(chat: &ChatRequest, model: &str) -> Answer {
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let id = format!("chatcmpl-refused-{created}");
+    if !chat.is_stream() {
+        let body = serde_json::json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
+                         "finish_reason": "content_filter"}],
+        });
+        return Answer::Refused {
+            content_type: HeaderValue::from_static("application/json"),
+            body: Bytes::from(body.to_string()),
+        };
+    }
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        let chunk = serde_json::json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        format!("data: {chunk}\n\n")
+    };
+    let events = chunk(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        None,
+    ) + &chunk(serde_json::json!({}), Some("content_filter"))
+        + "data: [DONE]\n\n";
+    Answer::Refused {
+        content_type: HeaderValue::from_static("text/event-stream"),
+        body: Bytes::from(events),
     }
 }
 
@@ -444,7 +507,7 @@ fn key_error(err: KeyError) -> ProxyError {
             );
             ProxyError::Unavailable {
                 message: format!(
-                    "every upstream API key was refused by the upstream (401/402/403) and is \
+                    "every upstream API key was refused by the upstream (401/403) and is \
                      cooling down; the first is back in {} s",
                     wait.as_secs_f64().ceil() as u64
                 ),

@@ -2,7 +2,7 @@
 //! cap (Hunyuan's limit is per account).
 //!
 //! A request takes the usable key with the fewest requests in flight ([`KeyPool::lease`]); a
-//! key the upstream refused (401/402/403) is out for a cooldown ([`KeyPool::cool_down`]),
+//! key the upstream refused (401/403) is out for a cooldown ([`KeyPool::cool_down`]),
 //! logged and counted by its index (`hunyuan_proxy_upstream_key_cooldowns_total{key}`), never
 //! by its value. When every key is cooling down, requests get 503 at once.
 

@@ -306,7 +306,7 @@ impl Upstream {
         chat.stream = Some(false);
         chat.stream_options = None;
         let bytes = match self.send(&mut chat, None).await?.0 {
-            Answer::Whole { body, .. } => body,
+            Answer::Whole { body, .. } | Answer::Refused { body, .. } => body,
             // Asked for a whole answer, the upstream streamed anyway: read it whole.
             Answer::Stream(response, _slot) => {
                 read_whole(response, self.inner.read_timeout).await?

@@ -127,7 +127,7 @@ async fn a_cooldown_is_counted_by_key_index() {
 async fn every_key_refused_is_a_503_that_says_so() {
     let mock_config = MockConfig::default()
         .with_key_fault(BAD, Fault::Status(401))
-        .with_key_fault(BUSY, Fault::Status(402));
+        .with_key_fault(BUSY, Fault::Status(403));
     let t = pool_of(mock_config, BAD, &[BUSY]).await;
     let first = t.post("/v1/chat/completions", &simple_chat(false)).await;
     assert!(first.status().is_client_error() || first.status().is_server_error());

@@ -39,4 +39,5 @@ mod responses_http;
 #[cfg(unix)]
 mod shutdown;
 mod startup;
+mod tokenhub;
 mod truncation;
