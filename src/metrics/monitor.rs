@@ -638,6 +638,44 @@ mod tests {
     }
 
     #[test]
+    fn the_time_series_and_dropped_items_are_fed_by_each_record() {
+        let m = Monitor::default();
+        m.record(&RequestRecord {
+            duration: Duration::from_millis(300),
+            time_to_first_byte: Some(Duration::from_millis(40)),
+            dropped: Some("top_k, tool:bash_20250124"),
+            ..RequestRecord::default()
+        });
+        m.record(&RequestRecord {
+            outcome: Some(Outcome::ClientError),
+            dropped: Some("top_k"),
+            ..ok(10)
+        });
+        let series = m.timeseries();
+        assert_eq!(series.last_hour.counts.requests, 2);
+        assert_eq!(series.last_hour.counts.client_errors, 1);
+        assert_eq!(series.last_hour.ttft.count, 1);
+        let p50 = series.last_hour.ttft.p50.unwrap();
+        assert!((p50 - 0.040).abs() < 0.005, "{p50}");
+        assert_eq!(series.buckets.len(), 1);
+        assert!(series.now >= series.buckets[0].start);
+        let dropped = m.snapshot().dropped;
+        assert_eq!(dropped["top_k"], 2);
+        assert_eq!(dropped["tool:bash_20250124"], 1);
+        // Names come from clients: past the cap they are folded into `other`.
+        for n in 0..100 {
+            let name = format!("tool:x{n}");
+            m.record(&RequestRecord {
+                dropped: Some(&name),
+                ..ok(1)
+            });
+        }
+        let dropped = m.snapshot().dropped;
+        assert_eq!(dropped.len(), MAX_DROPPED_NAMES + 1);
+        assert_eq!(dropped["other"], 100 - (MAX_DROPPED_NAMES as u64 - 2));
+    }
+
+    #[test]
     fn custom_metrics() {
         let m = Monitor::default();
         m.increment_counter("jobs_done_test_only", 2);
