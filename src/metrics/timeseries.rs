@@ -18,8 +18,8 @@
 //! series.record(1, Duration::from_millis(900), Some(Duration::from_millis(200)), Outcome::ServerError, 1, 0);
 //! let snapshot = series.snapshot(1, 1_700_000_000);
 //! assert_eq!(snapshot.bucket_seconds, BUCKET.as_secs());
-//! assert_eq!(snapshot.last_hour.requests, 2);
-//! assert_eq!(snapshot.last_hour.server_errors, 1);
+//! assert_eq!(snapshot.last_hour.counts.requests, 2);
+//! assert_eq!(snapshot.last_hour.counts.server_errors, 1);
 //! assert_eq!(snapshot.last_hour.ttft.count, 1);
 //! ```
 
