@@ -19,6 +19,7 @@
 use super::Proxy;
 use crate::error::ProxyError;
 use crate::secret::{constant_time_eq, Secret};
+use axum::extract::rejection::FormRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -207,9 +208,17 @@ struct LoginForm {
 async fn login(
     State(proxy): State<Proxy>,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, ProxyError> {
     let token = admin_token(&proxy)?;
+    let Ok(Form(form)) = form else {
+        return Ok(html(
+            StatusCode::BAD_REQUEST,
+            login_page(Some(
+                "Sign in with the form: it posts the admin token as `token`.",
+            )),
+        ));
+    };
     if !token.matches(form.token.trim()) {
         tracing::warn!("dashboard sign-in with a wrong admin token");
         return Ok(html(

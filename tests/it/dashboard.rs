@@ -279,6 +279,11 @@ async fn the_dashboard_shows_the_traffic_sent_in_a_real_browser() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
     assert!(wrong.headers().get("set-cookie").is_none());
+    let malformed = t
+        .post_raw("/dashboard/login", "application/json", b"{}".to_vec())
+        .await;
+    assert_eq!(malformed.status(), 400);
+    assert!(malformed.text().await.unwrap().contains(r#"id="login""#));
 
     // Traffic: two models, plain and streamed, and one bad request.
     let mut sent = Sent::default();
