@@ -24,13 +24,16 @@ pub(crate) struct Finish {
     shared: Arc<Shared>,
     status: StatusCode,
     stream: bool,
-    first_byte: bool,
+    /// When the first byte of a stream went out.
+    first_byte: Option<Duration>,
     image: bool,
     cache_hits: u32,
     cache_misses: u32,
     model: Option<Arc<ModelHandles>>,
     fix_rules: Vec<&'static str>,
     error_kind: Option<&'static str>,
+    /// The `x-hunyuan-proxy-dropped` header, for the monitor.
+    dropped: Option<Box<str>>,
     usage: Option<Usage>,
     /// The cascade's report of a stream committed before its images were described: read
     /// when the body ends.
@@ -70,6 +73,11 @@ impl Finish {
             .headers
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let dropped = parts
+            .headers
+            .get(crate::ingress::DROPPED_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(Box::from);
 
         // A failed upstream call leaves no timing: its time cannot be told apart, so it is
         // not recorded as overhead.
@@ -98,13 +106,14 @@ impl Finish {
             shared,
             status: parts.status,
             stream,
-            first_byte: false,
+            first_byte: None,
             image: vision.images > 0 || pending_vision.is_some(),
             cache_hits: u32::try_from(vision.cache_hits).unwrap_or(u32::MAX),
             cache_misses: u32::try_from(vision.cache_misses).unwrap_or(u32::MAX),
             model,
             fix_rules,
             error_kind,
+            dropped,
             usage: None,
             pending_vision,
         }
@@ -130,13 +139,14 @@ impl Finish {
             shared,
             status,
             stream: false,
-            first_byte: false,
+            first_byte: None,
             image: false,
             cache_hits: 0,
             cache_misses: 0,
             model: None,
             fix_rules: Vec::new(),
             error_kind: None,
+            dropped: None,
             usage: None,
             pending_vision: None,
         }
@@ -144,12 +154,13 @@ impl Finish {
 
     /// Notes a data frame: time to first byte of streams, `usage` when present.
     fn on_data(&mut self, data: &[u8]) {
-        if self.stream && !self.first_byte {
-            self.first_byte = true;
+        if self.stream && self.first_byte.is_none() {
+            let elapsed = self.started.elapsed();
+            self.first_byte = Some(elapsed);
             self.route
                 .handles
                 .time_to_first_byte()
-                .record(self.started.elapsed().as_secs_f64());
+                .record(elapsed.as_secs_f64());
         }
         if self.model.is_some() && self.status.is_success() {
             if let Some(usage) = find_usage(data) {
@@ -185,6 +196,8 @@ impl Finish {
                     model: self.model.as_ref().map(|m| &*m.name),
                     fix_rules: &self.fix_rules,
                     error_kind: self.error_kind,
+                    time_to_first_byte: self.first_byte,
+                    dropped: self.dropped.as_deref(),
                 });
             }
         }

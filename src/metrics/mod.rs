@@ -1,7 +1,8 @@
 //! Metrics: [`MetricsLayer`] records every request through the [`metrics`] facade (so any
 //! exporter works) and, optionally, into an in-process [`Monitor`] whose rolling window gives
 //! success and error rates, latency percentiles and the cache hit rate without Prometheus;
-//! [`alerts`] evaluates rules against that window.
+//! [`alerts`] evaluates rules against that window, and [`timeseries`] keeps the last hour in
+//! 10-second buckets for the dashboard.
 //!
 //! A request is recorded when its response body ends or is dropped, not when the headers
 //! leave: a stream's duration covers the whole stream, and a client that disconnects midway
@@ -59,6 +60,7 @@ mod layer;
 pub mod monitor;
 pub mod names;
 mod service;
+pub mod timeseries;
 
 pub use alerts::{AlertRule, AlertTask, Alerts, Condition, Severity};
 pub use body::ResponseBody;

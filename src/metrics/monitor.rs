@@ -3,6 +3,7 @@
 //! rate and model-call counts without any Prometheus server, plus users' own counters, gauges
 //! and histograms.
 
+use super::timeseries::{self, TimeSeries, TimeSeriesSnapshot};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -97,6 +98,11 @@ pub struct RequestRecord<'a> {
     pub fix_rules: &'a [&'static str],
     /// The error kind, for error answers.
     pub error_kind: Option<&'static str>,
+    /// Time to the first byte of a streamed answer.
+    pub time_to_first_byte: Option<Duration>,
+    /// What a dialect could not carry, as the `x-hunyuan-proxy-dropped` header names it
+    /// (comma-separated).
+    pub dropped: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -141,14 +147,22 @@ struct State {
     models: HashMap<String, u64>,
     fix_rules: HashMap<&'static str, u64>,
     errors: HashMap<&'static str, u64>,
+    dropped: HashMap<String, u64>,
+    series: TimeSeries,
     custom: Custom,
 }
+
+/// Distinct dropped-item names the monitor counts apart; further ones are counted as `other`
+/// (the names come from what clients send).
+const MAX_DROPPED_NAMES: usize = 64;
 
 /// The rolling window and lifetime totals. Cheap to share (`Arc<Monitor>`); recording takes
 /// one short lock.
 pub struct Monitor {
     config: MonitorConfig,
     started: Instant,
+    /// Unix seconds at `started`: the origin of the time series' buckets.
+    started_unix: u64,
     state: Mutex<State>,
 }
 
@@ -237,6 +251,8 @@ pub struct MonitorSnapshot {
     pub fix_rules: BTreeMap<String, u64>,
     /// Error answers by kind (lifetime).
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// Items a dialect could not carry and dropped, by name (lifetime).
+    pub dropped: BTreeMap<String, u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -254,12 +270,17 @@ impl Monitor {
         Monitor {
             config,
             started: Instant::now(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             state: Mutex::new(State {
                 samples: VecDeque::with_capacity(config.max_points.min(1024)),
                 totals: Totals::default(),
                 models: HashMap::new(),
                 fix_rules: HashMap::new(),
                 errors: HashMap::new(),
+                dropped: HashMap::new(),
+                series: TimeSeries::default(),
                 custom: Custom::default(),
             }),
         }
@@ -314,6 +335,40 @@ impl Monitor {
         if let Some(kind) = record.error_kind {
             bump(&mut state.errors, kind);
         }
+        for item in record.dropped.into_iter().flat_map(|d| d.split(',')) {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let known = state.dropped.len() < MAX_DROPPED_NAMES;
+            match state.dropped.get_mut(item) {
+                Some(n) => *n += 1,
+                None if known => {
+                    state.dropped.insert(item.to_owned(), 1);
+                }
+                None => bump(&mut state.dropped, "other".to_owned()),
+            }
+        }
+        let slot = self.slot(at);
+        state.series.record(
+            slot,
+            record.duration,
+            record.time_to_first_byte,
+            outcome,
+            record.cache_hits,
+            record.cache_misses,
+        );
+    }
+
+    /// The time-series bucket `at` falls in.
+    fn slot(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_secs() / timeseries::BUCKET.as_secs()
+    }
+
+    /// The last hour in 10-second buckets (see [`timeseries`]).
+    pub fn timeseries(&self) -> TimeSeriesSnapshot {
+        let slot = self.slot(Instant::now());
+        lock(&self.state).series.snapshot(slot, self.started_unix)
     }
 
     /// Samples in the window right now (at most `max_points`).
@@ -366,6 +421,7 @@ impl Monitor {
         let model_calls = state.models.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let fix_rules = to_map(&state.fix_rules);
         let errors_by_kind = to_map(&state.errors);
+        let dropped = state.dropped.iter().map(|(k, v)| (k.clone(), *v)).collect();
         // Sorting for the percentiles happens without the lock: recording never waits on it.
         drop(state);
         let window_seconds = now
@@ -391,6 +447,7 @@ impl Monitor {
             model_calls,
             fix_rules,
             errors_by_kind,
+            dropped,
         }
     }
 
@@ -578,6 +635,44 @@ mod tests {
         let later = m.snapshot_at(start + Duration::from_secs(70));
         assert_eq!(later.window_samples, 1);
         assert_eq!(later.error_rate, Some(0.0));
+    }
+
+    #[test]
+    fn the_time_series_and_dropped_items_are_fed_by_each_record() {
+        let m = Monitor::default();
+        m.record(&RequestRecord {
+            duration: Duration::from_millis(300),
+            time_to_first_byte: Some(Duration::from_millis(40)),
+            dropped: Some("top_k, tool:bash_20250124"),
+            ..RequestRecord::default()
+        });
+        m.record(&RequestRecord {
+            outcome: Some(Outcome::ClientError),
+            dropped: Some("top_k"),
+            ..ok(10)
+        });
+        let series = m.timeseries();
+        assert_eq!(series.last_hour.counts.requests, 2);
+        assert_eq!(series.last_hour.counts.client_errors, 1);
+        assert_eq!(series.last_hour.ttft.count, 1);
+        let p50 = series.last_hour.ttft.p50.unwrap();
+        assert!((p50 - 0.040).abs() < 0.005, "{p50}");
+        assert_eq!(series.buckets.len(), 1);
+        assert!(series.now >= series.buckets[0].start);
+        let dropped = m.snapshot().dropped;
+        assert_eq!(dropped["top_k"], 2);
+        assert_eq!(dropped["tool:bash_20250124"], 1);
+        // Names come from clients: past the cap they are folded into `other`.
+        for n in 0..100 {
+            let name = format!("tool:x{n}");
+            m.record(&RequestRecord {
+                dropped: Some(&name),
+                ..ok(1)
+            });
+        }
+        let dropped = m.snapshot().dropped;
+        assert_eq!(dropped.len(), MAX_DROPPED_NAMES + 1);
+        assert_eq!(dropped["other"], 100 - (MAX_DROPPED_NAMES as u64 - 2));
     }
 
     #[test]

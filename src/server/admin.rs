@@ -1,36 +1,53 @@
 //! The admin routes (`GET /cache/stats`, `DELETE /cache`), behind
-//! `Authorization: Bearer <admin_token>`; off (404) when no token is configured.
+//! `Authorization: Bearer <admin_token>`; off (404) when no token is configured. Reads also
+//! take the dashboard's session (see [`dashboard`](super::dashboard)).
 
+use super::dashboard::{has_bearer, has_session, DASHBOARD_HEADER};
 use super::Proxy;
 use crate::error::ProxyError;
+use crate::secret::Secret;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::{header, HeaderMap};
+use http::HeaderMap;
 use serde_json::json;
 
-/// Checks `Authorization: Bearer <admin_token>`: 404 when no token is configured (the admin
-/// routes are off), 401 when it is missing or wrong.
-fn check_admin(proxy: &Proxy, headers: &HeaderMap) -> Result<(), ProxyError> {
-    let Some(token) = &proxy.config().admin_token else {
-        return Err(ProxyError::NotFound {
+/// The admin token, or 404 when none is configured (the admin routes are off).
+fn admin_token(proxy: &Proxy) -> Result<&Secret, ProxyError> {
+    proxy
+        .config()
+        .admin_token
+        .as_ref()
+        .ok_or_else(|| ProxyError::NotFound {
             message: "admin routes are off: set admin_token to turn them on".into(),
-        });
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(p) if token.matches(p) => Ok(()),
-        Some(_) => Err(ProxyError::Unauthorized {
+        })
+}
+
+/// Checks `Authorization: Bearer <admin_token>` only: for the routes that change state.
+fn check_admin_token(proxy: &Proxy, headers: &HeaderMap) -> Result<(), ProxyError> {
+    match has_bearer(admin_token(proxy)?, headers) {
+        Some(true) => Ok(()),
+        Some(false) => Err(ProxyError::Unauthorized {
             message: "invalid admin token".into(),
         }),
         None => Err(ProxyError::Unauthorized {
             message: "admin routes need `Authorization: Bearer <admin_token>`".into(),
         }),
     }
+}
+
+/// Checks access to an admin **read**: the bearer token, or the dashboard's session cookie
+/// sent with the `x-hunyuan-proxy-dashboard` header (which another site's page cannot add).
+/// 404 when no token is configured, 401 otherwise.
+pub(crate) fn check_admin(proxy: &Proxy, headers: &HeaderMap) -> Result<(), ProxyError> {
+    let token = admin_token(proxy)?;
+    if has_bearer(token, headers).is_none()
+        && headers.contains_key(DASHBOARD_HEADER)
+        && has_session(token, headers)
+    {
+        return Ok(());
+    }
+    check_admin_token(proxy, headers)
 }
 
 pub(crate) async fn cache_stats(
@@ -45,7 +62,7 @@ pub(crate) async fn cache_clear(
     State(proxy): State<Proxy>,
     headers: HeaderMap,
 ) -> Result<Response, ProxyError> {
-    check_admin(&proxy, &headers)?;
+    check_admin_token(&proxy, &headers)?;
     let cleared = proxy.description_cache().clear();
     tracing::info!(cleared, "description cache emptied");
     Ok(Json(json!({"cleared": cleared})).into_response())

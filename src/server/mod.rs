@@ -14,12 +14,14 @@
 //!
 //! The parts: [`Proxy`] (this file: the validated config, the upstream, the chat stack, the
 //! monitor and health registry), `router` (the routes and app-wide layers), `routes` (the
-//! route list), `status` (`/`, `/v1/models`, `/status`), `admin` (`/cache*`), `prometheus`
+//! route list), `status` (`/`, `/v1/models`, `/status`), `admin` (`/cache*`), `dashboard`
+//! (`/dashboard`, `/admin/timeseries`), `prometheus`
 //! (`/metrics` and the recorder) and `serve` ([`Proxy::serve`], the server loop). This module
 //! and [`config`](crate::config) are the only ones that know the server's [`Config`]; the
 //! layers take their own configs.
 
 mod admin;
+mod dashboard;
 mod models;
 mod prometheus;
 mod router;

@@ -2,7 +2,7 @@
 //! answer unknown routes and methods with the envelope.
 
 use super::routes::{ALIASES, MESSAGES_ROUTES, MONITORED_ROUTES, ROUTES};
-use super::{admin, prometheus, status, Proxy};
+use super::{admin, dashboard, prometheus, status, Proxy};
 use crate::anthropic::AnthropicErrors;
 use crate::chat::parse::BodyReadTimeout;
 use crate::chat::BodyLimit;
@@ -68,6 +68,7 @@ impl Proxy {
             .route("/metrics", get(prometheus::metrics))
             .route("/cache/stats", get(admin::cache_stats))
             .route("/cache", axum::routing::delete(admin::cache_clear))
+            .merge(dashboard::routes())
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .merge(api)

@@ -19,6 +19,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/cache/stats"),
     ("DELETE", "/cache"),
+    ("GET", "/dashboard"),
+    ("GET", "/admin/timeseries"),
 ];
 
 /// The routes requests count in the monitor's window (rates, percentiles and alerts): the

@@ -62,6 +62,7 @@ pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value
             },
             "model_calls": snapshot.model_calls,
             "fix_rules": snapshot.fix_rules,
+            "dropped": snapshot.dropped,
             "alerts": observe.alerts.active(),
         })
     });
@@ -79,6 +80,7 @@ pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value
         "window_cache": monitoring.get("window_cache"),
         "model_calls": monitoring.get("model_calls"),
         "fix_rules": monitoring.get("fix_rules"),
+        "dropped": monitoring.get("dropped"),
         "alerts": monitoring.get("alerts").cloned().unwrap_or_else(|| json!([])),
         "upstream": {
             "api_base": proxy.config().api_base(),

@@ -17,6 +17,7 @@ mod claude_code;
 #[cfg(unix)]
 mod connections;
 mod custom_stack;
+mod dashboard;
 #[cfg(feature = "prometheus")]
 mod embed_axum;
 mod fallback;
