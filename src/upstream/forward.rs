@@ -10,7 +10,7 @@ use super::slots::{Slot, SlotError};
 use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
 use crate::chat::{self, ChatRequest};
 use crate::error::ProxyError;
-use crate::shared::FailureMode;
+use crate::replica::FailureMode;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};

@@ -170,7 +170,7 @@ impl Upstream {
     /// is then per replica) or get 503 (`"closed"`).
     pub fn with_shared_cap(
         config: UpstreamConfig,
-        redis: crate::shared::Redis,
+        redis: crate::replica::Redis,
         lease: Duration,
     ) -> Result<Self, UpstreamSetupError> {
         Self::build(config, Some((redis, lease)))
@@ -178,7 +178,7 @@ impl Upstream {
 
     fn build(
         config: UpstreamConfig,
-        shared: Option<(crate::shared::Redis, Duration)>,
+        shared: Option<(crate::replica::Redis, Duration)>,
     ) -> Result<Self, UpstreamSetupError> {
         config.validate()?;
         let mut client = reqwest::Client::builder()

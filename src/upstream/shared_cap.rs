@@ -20,7 +20,7 @@
 
 use super::keys::KeyPool;
 use super::slots::{QueuePlace, SlotError};
-use crate::shared::{Redis, RedisUnavailable};
+use crate::replica::{Redis, RedisUnavailable};
 use sha2::{Digest as _, Sha256};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -343,7 +343,7 @@ pub(crate) fn any_key(keys: &KeyPool) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::RedisConfig;
+    use crate::replica::RedisConfig;
     use std::process::{Child, Command, Stdio};
 
     /// A `redis-server` of the test's own on a free port, killed on drop.

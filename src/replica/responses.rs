@@ -221,9 +221,9 @@ impl ResponseStore for TieredResponseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replica::RedisConfig;
     use crate::responses::response::ResponseContext;
     use crate::responses::{ResponseStatus, StoreLimits};
-    use crate::shared::RedisConfig;
 
     fn nowhere(failure: FailureMode) -> Redis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
