@@ -343,49 +343,8 @@ pub(crate) fn any_key(keys: &KeyPool) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replica::test_server::Server;
     use crate::replica::RedisConfig;
-    use std::process::{Child, Command, Stdio};
-
-    /// A `redis-server` of the test's own on a free port, killed on drop.
-    struct Server(Child, u16);
-
-    impl Server {
-        /// `None` (with a printed reason) when `redis-server` is not on PATH.
-        fn start() -> Option<Self> {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .ok()?
-                .port();
-            let Ok(child) = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            else {
-                eprintln!("skipped: redis-server is not on PATH");
-                return None;
-            };
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(std::time::Instant::now() < deadline, "redis-server starts");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Some(Server(child, port))
-        }
-
-        fn redis(&self) -> Redis {
-            let url = format!("redis://127.0.0.1:{}/0", self.1);
-            Redis::new(RedisConfig::new(url).timeout(Duration::from_millis(500))).unwrap()
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 
     /// A replica's cap over two keys, `per_key` each, leases of `lease`.
     fn cap(redis: Redis, per_key: usize, lease: Duration, queue: usize) -> Arc<SharedCap> {
