@@ -223,14 +223,16 @@ impl Upstream {
                 .auths()
                 .map(|auth| shared_cap::set_name(&redis, auth))
                 .collect();
-            Arc::new(SharedCap::new(
+            let cap = Arc::new(SharedCap::new(
                 redis,
                 sets,
                 config.concurrency,
                 lease,
                 config.queue_size,
                 config.queue_timeout,
-            ))
+            ));
+            SharedCap::adopt_on_return(&cap);
+            cap
         });
         let base = config.api_base.trim_end_matches('/');
         let chat_url = format!("{base}/chat/completions");
