@@ -293,11 +293,14 @@ async fn clear_shared(redis: &Redis, pattern: &str) {
         };
         if !keys.is_empty() {
             let deleted = redis
-                .run("cache_clear", |mut c| async move {
-                    ::redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async::<i64>(&mut c)
-                        .await
+                .run("cache_clear", |mut c| {
+                    let keys = &keys;
+                    async move {
+                        ::redis::cmd("UNLINK")
+                            .arg(keys)
+                            .query_async::<i64>(&mut c)
+                            .await
+                    }
                 })
                 .await;
             if deleted.is_err() {
@@ -359,15 +362,19 @@ impl<V: SharedValue> TieredSlot<'_, V> {
         tokio::spawn(async move {
             let token = token.unwrap_or_default();
             let _ = redis
-                .run("cache_set", |mut c| async move {
-                    FILL_AND_UNLOCK
-                        .key(&value_key)
-                        .key(&lock_key)
-                        .arg(bytes)
-                        .arg(ttl_ms)
-                        .arg(token)
-                        .invoke_async::<i64>(&mut c)
-                        .await
+                .run("cache_set", |mut c| {
+                    let (value_key, lock_key, bytes, token) =
+                        (&value_key, &lock_key, &bytes, &token);
+                    async move {
+                        FILL_AND_UNLOCK
+                            .key(value_key)
+                            .key(lock_key)
+                            .arg(bytes.as_slice())
+                            .arg(ttl_ms)
+                            .arg(token)
+                            .invoke_async::<i64>(&mut c)
+                            .await
+                    }
                 })
                 .await;
         });
@@ -407,15 +414,18 @@ impl<V> Drop for TieredSlot<'_, V> {
         let (_, lock_key) = self.store.keys(&self.key);
         tokio::spawn(async move {
             let _ = redis
-                .run("cache_unlock", |mut c| async move {
-                    FILL_AND_UNLOCK
-                        .key(&lock_key)
-                        .key(&lock_key)
-                        .arg("")
-                        .arg(1)
-                        .arg(token)
-                        .invoke_async::<i64>(&mut c)
-                        .await
+                .run("cache_unlock", |mut c| {
+                    let (lock_key, token) = (&lock_key, &token);
+                    async move {
+                        FILL_AND_UNLOCK
+                            .key(lock_key)
+                            .key(lock_key)
+                            .arg("")
+                            .arg(1)
+                            .arg(token)
+                            .invoke_async::<i64>(&mut c)
+                            .await
+                    }
                 })
                 .await;
         });

@@ -345,9 +345,13 @@ impl Redis {
     /// Runs one Redis call `op` (a metric label) within the timeout, recording calls, errors,
     /// latency and up/down transitions. While Redis is down the call is not even tried (the
     /// background probe finds out when it returns).
-    pub(crate) async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, RedisUnavailable>
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        op: &'static str,
+        mut f: F,
+    ) -> Result<T, RedisUnavailable>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnMut(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         if !self.is_up() {
@@ -358,7 +362,16 @@ impl Redis {
         let result = match self.manager().await {
             Ok(manager) => {
                 let started = Instant::now();
-                let result = tokio::time::timeout(self.0.config.timeout, f(manager)).await;
+                let deadline = tokio::time::Instant::now() + self.0.config.timeout;
+                let mut result = tokio::time::timeout_at(deadline, f(manager.clone())).await;
+                // A connection that broke while nobody used it (Redis restarted while this
+                // replica was idle) fails the first call after it; the manager reconnects at
+                // once, so the call is tried once more within the same timeout.
+                if let Ok(Err(err)) = &result {
+                    if err.is_connection_dropped() || err.is_io_error() {
+                        result = tokio::time::timeout_at(deadline, f(manager)).await;
+                    }
+                }
                 metrics::histogram!(REDIS_DURATION, "op" => op)
                     .record(started.elapsed().as_secs_f64());
                 result

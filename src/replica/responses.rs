@@ -172,7 +172,7 @@ impl ResponseStore for TieredResponseStore {
             let stored = self
                 .redis
                 .run("responses_put", |mut c| {
-                    let key = &key;
+                    let (key, bytes) = (&key, &bytes);
                     async move {
                         ::redis::cmd("SET")
                             .arg(key)
