@@ -136,7 +136,9 @@ async fn after_redis_restarts_empty_one_new_image_through_three_processes_costs_
     };
     let mock = MockHunyuan::start().await;
     let config = std::env::temp_dir().join(format!("faults-{}.toml", std::process::id()));
-    std::fs::write(&config, "redis_timeout_ms = 500\n").unwrap();
+    // Generous for a loaded test machine: what is tested is that the first call after the
+    // restart is not lost to the broken connection, not how fast Redis answers.
+    std::fs::write(&config, "redis_timeout_ms = 2000\n").unwrap();
     let (_processes, ports) = spawn_processes(3, &config, &mock, &redis).await;
     let client = reqwest::Client::new();
     for &port in &ports {
@@ -204,7 +206,10 @@ async fn redis_killed_and_restarted_under_load_loses_no_request() {
     let Some(mut redis) = RedisServer::start() else {
         return;
     };
-    let (mock, proxies) = replicas_on(MockHunyuan::start().await, 3, &redis, |_| {}).await;
+    let (mock, proxies) = replicas_on(MockHunyuan::start().await, 3, &redis, |c| {
+        c.redis_timeout_ms = 2000;
+    })
+    .await;
     let proxies = Arc::new(proxies);
     let load = tokio::spawn({
         let proxies = proxies.clone();
@@ -253,7 +258,7 @@ async fn redis_killed_and_restarted_under_load_loses_no_request() {
     );
 }
 
-/// Redis answering in 200 ms (under the 500 ms timeout): shared, just slower. In 2 s (over
+/// Redis answering in 200 ms (under the 800 ms timeout): shared, just slower. In 2 s (over
 /// it): requests still complete, on the replica's own state, each within a bounded time;
 /// `/health` says degraded; back to normal once Redis is fast again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,9 +270,15 @@ async fn a_slow_redis_is_used_within_the_timeout_and_bypassed_past_it() {
     let url = link.url();
     let (mock, proxies) = replicas_on(MockHunyuan::start().await, 2, &redis, |c| {
         c.redis_url = Some(Secret::new(url.clone()));
-        c.redis_timeout_ms = 500;
+        c.redis_timeout_ms = 800;
     })
     .await;
+    // Loads the scripts into Redis (a first `EVALSHA` costs three round trips).
+    for proxy in &proxies {
+        let answer = proxy.post("/v1/chat/completions", &image_request(99)).await;
+        assert_eq!(answer.status(), 200);
+    }
+    let before = vision_calls(&mock);
     link.set_delay(Duration::from_millis(200));
     for proxy in &proxies {
         let started = Instant::now();
@@ -281,7 +292,7 @@ async fn a_slow_redis_is_used_within_the_timeout_and_bypassed_past_it() {
             started.elapsed()
         );
     }
-    assert_eq!(vision_calls(&mock), 1, "200 ms: still shared");
+    assert_eq!(vision_calls(&mock) - before, 1, "200 ms: still shared");
     assert_eq!(redis_status(&proxies[0]).await, "healthy");
 
     link.set_delay(Duration::from_secs(2));
@@ -293,7 +304,7 @@ async fn a_slow_redis_is_used_within_the_timeout_and_bypassed_past_it() {
         assert_eq!(answer.status(), 200, "local mode completes the request");
         assert!(
             started.elapsed() < Duration::from_millis(1900),
-            "the 500 ms Redis timeout decides, not Redis's 2 s: {:?}",
+            "the 800 ms Redis timeout decides, not Redis's 2 s: {:?}",
             started.elapsed()
         );
     }
