@@ -29,11 +29,11 @@ use hunyuan_proxy::cache::{Digest, Lookup, MemoryStore, Store, StoreLimits};
 use hunyuan_proxy::chat::ChatRequest;
 use hunyuan_proxy::mock::MockHunyuan;
 use hunyuan_proxy::rate_limit::{RateLimit, RateLimitConfig, RateLimitLayer};
+use hunyuan_proxy::replica::{Redis, RedisConfig, TieredResponseStore, TieredStore};
 use hunyuan_proxy::responses::{
     MemoryResponseStore, ResponseContext, ResponseStatus, ResponseStore,
     StoreLimits as ResponseLimits, StoredResponse,
 };
-use hunyuan_proxy::shared::{Redis, RedisConfig, TieredResponseStore, TieredStore};
 use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
 use std::convert::Infallible;
 use std::future::Future;

@@ -20,8 +20,8 @@
 //! - [`extensions`]: the typed facts layers leave for each other in request and response
 //!   extensions.
 //! - [`auth`], [`rate_limit`]: client keys and request-rate limits.
-//! - [`shared`]: state shared by several replicas through Redis (description cache, rate
-//!   limits) and the failure policy when Redis goes away.
+//! - [`replica`]: state shared by several replicas through Redis (description cache, rate
+//!   limits, the upstream cap, stored responses) and the failure policy when Redis goes away.
 //! - [`responses`]: the OpenAI Responses API translated to and from chat (Codex CLI).
 //!
 //! ## The default stack
@@ -106,12 +106,16 @@ pub mod metrics;
 pub mod mock;
 pub mod preset;
 pub mod rate_limit;
+pub mod replica;
 pub mod responses;
 pub mod secret;
 pub mod server;
-pub mod shared;
 pub mod stack;
 pub mod upstream;
+
+/// The former name of [`replica`] (renamed: it means Redis, and matches `docs/replicas.md`).
+#[doc(hidden)]
+pub use replica as shared;
 
 pub use config::Config;
 pub use error::ProxyError;

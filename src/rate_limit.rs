@@ -24,7 +24,7 @@
 
 use crate::auth::ClientKey;
 use crate::error::ProxyError;
-use crate::shared::{FailureMode, Redis, RedisUnavailable};
+use crate::replica::{FailureMode, Redis, RedisUnavailable};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use futures_util::future::Either;

@@ -125,7 +125,7 @@ impl ChatStackBuilder {
 
     /// Keeps the descriptions in `store` instead of a new in-process
     /// [`MemoryStore`](crate::cache::MemoryStore) sized by the cache config (e.g. a
-    /// [`TieredStore`](crate::shared::TieredStore) over Redis, shared by replicas).
+    /// [`TieredStore`](crate::replica::TieredStore) over Redis, shared by replicas).
     pub fn description_store(mut self, store: DynStore<Description>) -> Self {
         self.store = Some(CustomStore(store));
         self

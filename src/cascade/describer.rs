@@ -47,7 +47,7 @@ impl CacheValue for Description {
     }
 }
 
-impl crate::shared::SharedValue for Description {
+impl crate::replica::SharedValue for Description {
     fn to_bytes(&self) -> Vec<u8> {
         self.0.as_bytes().to_vec()
     }

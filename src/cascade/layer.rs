@@ -68,7 +68,7 @@ impl CascadeLayer<CachedDescriber> {
     }
 
     /// Like [`with_cache`](Self::with_cache), with the descriptions kept in `store` (e.g. a
-    /// [`TieredStore`](crate::shared::TieredStore) shared by several replicas); `cache`'s
+    /// [`TieredStore`](crate::replica::TieredStore) shared by several replicas); `cache`'s
     /// wait, logging and `ttl` still apply, its sizes are the store's business.
     pub fn with_store(
         config: CascadeConfig,

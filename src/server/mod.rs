@@ -46,11 +46,11 @@ use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
 use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
 use crate::preset::Preset;
 use crate::rate_limit::{RateLimitConfig, RateLimitConfigError, RateLimitLayer};
+use crate::replica::{
+    FailureMode, Redis, RedisCheck, RedisSetupError, TieredResponseStore, TieredStore,
+};
 use crate::responses::{
     MemoryResponseStore, ResponsesConfig, ResponsesConfigError, ResponsesLayer,
-};
-use crate::shared::{
-    FailureMode, Redis, RedisCheck, RedisSetupError, TieredResponseStore, TieredStore,
 };
 use crate::stack::{ChatService, ChatStack, StackError};
 use crate::upstream::{Upstream, UpstreamSetupError};

@@ -10,10 +10,11 @@ use super::slots::{Slot, SlotError};
 use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
 use crate::chat::{self, ChatRequest};
 use crate::error::ProxyError;
-use crate::shared::FailureMode;
+use crate::replica::FailureMode;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -136,12 +137,13 @@ impl Upstream {
 
     /// Redis did not answer: an in-process slot in local mode (the cap is per replica until
     /// Redis returns), 503 in closed mode.
-    async fn local_slot(&self, shared: &SharedCap) -> Result<Slot, ProxyError> {
+    async fn local_slot(&self, shared: &Arc<SharedCap>) -> Result<Slot, ProxyError> {
         let redis = shared.redis();
         match redis.failure() {
             FailureMode::Local => {
                 redis.fallback("upstream_cap");
-                self.inner.slots.acquire().await.map_err(rejected)
+                let slot = self.inner.slots.acquire().await.map_err(rejected)?;
+                Ok(slot.with_claim(shared.claim()))
             }
             FailureMode::Closed => {
                 redis.fallback("closed");
@@ -226,7 +228,12 @@ impl Upstream {
                 .await
                 .map_err(Failed::last)?;
             let lease = match leased {
-                Ok(lease) => lease,
+                Ok(lease) => {
+                    if let Some(slot) = &slot {
+                        slot.use_key(lease.index());
+                    }
+                    lease
+                }
                 Err(KeyError::AllTried) => {
                     // The untried key was taken out meanwhile: every key again.
                     tried.fill(false);

@@ -170,7 +170,7 @@ impl Upstream {
     /// is then per replica) or get 503 (`"closed"`).
     pub fn with_shared_cap(
         config: UpstreamConfig,
-        redis: crate::shared::Redis,
+        redis: crate::replica::Redis,
         lease: Duration,
     ) -> Result<Self, UpstreamSetupError> {
         Self::build(config, Some((redis, lease)))
@@ -178,7 +178,7 @@ impl Upstream {
 
     fn build(
         config: UpstreamConfig,
-        shared: Option<(crate::shared::Redis, Duration)>,
+        shared: Option<(crate::replica::Redis, Duration)>,
     ) -> Result<Self, UpstreamSetupError> {
         config.validate()?;
         let mut client = reqwest::Client::builder()
@@ -223,14 +223,16 @@ impl Upstream {
                 .auths()
                 .map(|auth| shared_cap::set_name(&redis, auth))
                 .collect();
-            Arc::new(SharedCap::new(
+            let cap = Arc::new(SharedCap::new(
                 redis,
                 sets,
                 config.concurrency,
                 lease,
                 config.queue_size,
                 config.queue_timeout,
-            ))
+            ));
+            SharedCap::adopt_on_return(&cap);
+            cap
         });
         let base = config.api_base.trim_end_matches('/');
         let chat_url = format!("{base}/chat/completions");

@@ -17,13 +17,18 @@
 //! first after a release wins. A Redis error or timeout is reported as
 //! [`SharedError::Unavailable`]; the caller falls back to the in-process slots (local mode)
 //! or refuses with 503 (closed mode).
+//!
+//! An in-process slot taken while Redis was away carries a [`LocalClaim`]: when Redis
+//! returns, every claim still held takes a lease (added whatever the count, since its request
+//! is already in flight; renewed like any other), so the other replicas see it in the cap.
 
 use super::keys::KeyPool;
 use super::slots::{QueuePlace, SlotError};
-use crate::shared::{Redis, RedisUnavailable};
+use crate::replica::{Redis, RedisUnavailable};
 use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -99,6 +104,47 @@ pub(crate) struct SharedCap {
     /// Makes lease ids unique: this process, then a counter.
     replica: String,
     next_id: AtomicU64,
+    /// The in-process slots taken while Redis was away and still held, by claim number.
+    claims: Mutex<HashMap<u64, Claim>>,
+}
+
+/// An in-process slot held while Redis was away: the pool key its request uses, and the
+/// lease it took once Redis returned (its id and renewal task).
+#[derive(Debug)]
+struct Claim {
+    key: usize,
+    lease: Option<(String, JoinHandle<()>)>,
+}
+
+/// Held with an in-process slot taken while Redis was away; takes a lease of the shared cap
+/// when Redis returns, and gives it back when dropped.
+#[derive(Debug)]
+pub(crate) struct LocalClaim {
+    cap: Arc<SharedCap>,
+    number: u64,
+}
+
+impl LocalClaim {
+    /// Notes the pool key the request uses (the lease, if any, stays where it is).
+    pub(crate) fn use_key(&self, key: usize) {
+        if let Some(claim) = self.cap.claims().get_mut(&self.number) {
+            if claim.lease.is_none() {
+                claim.key = key;
+            }
+        }
+    }
+}
+
+impl Drop for LocalClaim {
+    fn drop(&mut self) {
+        let Some(claim) = self.cap.claims().remove(&self.number) else {
+            return;
+        };
+        if let Some((id, renew)) = claim.lease {
+            renew.abort();
+            self.cap.remove_lease(claim.key, id);
+        }
+    }
 }
 
 /// One lease on one key of the shared cap, renewed while held, removed when dropped.
@@ -121,29 +167,8 @@ impl Drop for SharedPermit {
     fn drop(&mut self) {
         self.renew.abort();
         self.cap.held.fetch_sub(1, Ordering::AcqRel);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No runtime to remove it with: the lease expires by itself.
-            return;
-        };
-        let cap = self.cap.clone();
-        let (key, id) = (self.key, std::mem::take(&mut self.id));
-        runtime.spawn(async move {
-            let set = &cap.sets[key];
-            let _ = cap
-                .redis
-                .run("sem_release", |mut c| {
-                    let id = &id;
-                    async move {
-                        ::redis::cmd("ZREM")
-                            .arg(set)
-                            .arg(id)
-                            .query_async::<i64>(&mut c)
-                            .await
-                    }
-                })
-                .await;
-            cap.released.notify_waiters();
-        });
+        self.cap
+            .remove_lease(self.key, std::mem::take(&mut self.id));
     }
 }
 
@@ -191,6 +216,119 @@ impl SharedCap {
             released: Notify::new(),
             replica: format!("{}-{nanos:x}", std::process::id()),
             next_id: AtomicU64::new(0),
+            claims: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Has the in-flight requests of this replica's in-process slots take leases each time
+    /// Redis returns.
+    pub(crate) fn adopt_on_return(cap: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(cap);
+        cap.redis.on_return(move |_| {
+            let cap = weak.upgrade();
+            Box::pin(async move {
+                if let Some(cap) = cap {
+                    cap.adopt_claims().await;
+                }
+            })
+        });
+    }
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Claim>> {
+        self.claims.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A claim for an in-process slot taken now (Redis away).
+    pub(crate) fn claim(self: &Arc<Self>) -> LocalClaim {
+        let number = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.claims().insert(
+            number,
+            Claim {
+                key: 0,
+                lease: None,
+            },
+        );
+        LocalClaim {
+            cap: self.clone(),
+            number,
+        }
+    }
+
+    /// Gives lease `id` on `key` back, in the background.
+    fn remove_lease(self: &Arc<Self>, key: usize, id: String) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to remove it with: the lease expires by itself.
+            return;
+        };
+        let cap = self.clone();
+        runtime.spawn(async move {
+            let set = &cap.sets[key];
+            let _ = cap
+                .redis
+                .run("sem_release", |mut c| {
+                    let id = &id;
+                    async move {
+                        ::redis::cmd("ZREM")
+                            .arg(set)
+                            .arg(id)
+                            .query_async::<i64>(&mut c)
+                            .await
+                    }
+                })
+                .await;
+            cap.released.notify_waiters();
+        });
+    }
+
+    /// Gives every claim still held without a lease one (Redis just returned); stops at the
+    /// first failure (Redis gone again: the claims wait for its next return).
+    async fn adopt_claims(self: &Arc<Self>) {
+        let waiting: Vec<(u64, usize)> = self
+            .claims()
+            .iter()
+            .filter(|(_, claim)| claim.lease.is_none())
+            .map(|(&number, claim)| (number, claim.key))
+            .collect();
+        let lease_ms = self.lease.as_millis() as u64;
+        let mut adopted = 0usize;
+        for (number, key) in waiting {
+            let id = format!("{}-local-{number}", self.replica);
+            let set = &self.sets[key];
+            let added = self
+                .redis
+                .run("sem_adopt", |mut c| {
+                    let id = &id;
+                    async move {
+                        RENEW
+                            .key(set)
+                            .arg(id)
+                            .arg(lease_ms)
+                            .invoke_async::<i64>(&mut c)
+                            .await
+                    }
+                })
+                .await;
+            if added.is_err() {
+                return;
+            }
+            let mut claims = self.claims();
+            match claims.get_mut(&number) {
+                Some(claim) if claim.lease.is_none() && claim.key == key => {
+                    claim.lease = Some((id.clone(), self.spawn_renewal(key, id)));
+                    adopted += 1;
+                }
+                // Finished meanwhile (or moved to another key): give the lease back.
+                _ => {
+                    drop(claims);
+                    self.remove_lease(key, id);
+                }
+            }
+        }
+        if adopted > 0 {
+            tracing::info!(
+                adopted,
+                "requests in flight since redis went away now count in the shared upstream cap"
+            );
         }
     }
 
@@ -343,49 +481,8 @@ pub(crate) fn any_key(keys: &KeyPool) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shared::RedisConfig;
-    use std::process::{Child, Command, Stdio};
-
-    /// A `redis-server` of the test's own on a free port, killed on drop.
-    struct Server(Child, u16);
-
-    impl Server {
-        /// `None` (with a printed reason) when `redis-server` is not on PATH.
-        fn start() -> Option<Self> {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .ok()?
-                .port();
-            let Ok(child) = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            else {
-                eprintln!("skipped: redis-server is not on PATH");
-                return None;
-            };
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(std::time::Instant::now() < deadline, "redis-server starts");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Some(Server(child, port))
-        }
-
-        fn redis(&self) -> Redis {
-            let url = format!("redis://127.0.0.1:{}/0", self.1);
-            Redis::new(RedisConfig::new(url).timeout(Duration::from_millis(500))).unwrap()
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use crate::replica::test_server::Server;
+    use crate::replica::RedisConfig;
 
     /// A replica's cap over two keys, `per_key` each, leases of `lease`.
     fn cap(redis: Redis, per_key: usize, lease: Duration, queue: usize) -> Arc<SharedCap> {
@@ -513,6 +610,42 @@ mod tests {
         assert_eq!(a.waiting(), 1);
         drop(held);
         assert_eq!(waiter.await.unwrap(), Ok(0));
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_since_redis_went_away_takes_a_lease_when_it_returns() {
+        let port = crate::replica::test_server::free_port();
+        let config = crate::replica::test_server::config(port)
+            .probe_backoff(Duration::from_millis(50), Duration::from_millis(100));
+        let redis = Redis::new(config.clone()).unwrap();
+        let a = cap(redis.clone(), 1, Duration::from_secs(10), 0);
+        SharedCap::adopt_on_return(&a);
+        assert!(redis.ping().await.is_err(), "Redis is away");
+        let claim = a.claim();
+        claim.use_key(1);
+        let Some(_server) = Server::start_on(port) else {
+            return;
+        };
+        let other = cap(Redis::new(config).unwrap(), 1, Duration::from_secs(10), 0);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while holders(&other.redis, &other.sets[1]).await != 1 {
+            assert!(Instant::now() < deadline, "the claim took a lease");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            other.try_acquire(&[1]).await.unwrap().is_none(),
+            "another replica sees the key at its cap"
+        );
+        drop(claim);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while holders(&other.redis, &other.sets[1]).await != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "given back when the request ends"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(other.try_acquire(&[1]).await.unwrap().is_some());
     }
 
     #[tokio::test]

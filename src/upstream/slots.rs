@@ -29,6 +29,8 @@ pub(crate) struct Slots {
 pub(crate) struct Slot {
     permit: Permit,
     lease: Option<super::keys::KeyLease>,
+    /// For an in-process slot taken while Redis was away: takes a shared lease on its return.
+    claim: Option<super::shared_cap::LocalClaim>,
 }
 
 /// What a [`Slot`] holds: a place of the in-process pool, or a lease on one key of the cap
@@ -43,8 +45,22 @@ enum Permit {
 impl Slot {
     /// The slot, also holding `lease` until it is dropped.
     pub(crate) fn with_lease(mut self, lease: super::keys::KeyLease) -> Self {
+        self.use_key(lease.index());
         self.lease = Some(lease);
         self
+    }
+
+    /// An in-process slot that takes a lease of the shared cap when Redis returns.
+    pub(crate) fn with_claim(mut self, claim: super::shared_cap::LocalClaim) -> Self {
+        self.claim = Some(claim);
+        self
+    }
+
+    /// Notes the pool key the slot's request uses now (for the lease a claim takes).
+    pub(crate) fn use_key(&self, key: usize) {
+        if let Some(claim) = &self.claim {
+            claim.use_key(key);
+        }
     }
 
     /// A slot that is a lease of the shared cap.
@@ -52,6 +68,7 @@ impl Slot {
         Slot {
             permit: Permit::Shared(permit),
             lease: None,
+            claim: None,
         }
     }
 
@@ -110,6 +127,7 @@ impl Slots {
             return Ok(Slot {
                 permit: Permit::Local(permit),
                 lease: None,
+                claim: None,
             });
         }
         let _place =
@@ -119,6 +137,7 @@ impl Slots {
             Ok(Ok(permit)) => Ok(Slot {
                 permit: Permit::Local(permit),
                 lease: None,
+                claim: None,
             }),
             Ok(Err(_)) => Err(SlotError::Closed),
             Err(_) => Err(SlotError::QueueTimeout),

@@ -32,6 +32,7 @@ mod mock;
 #[cfg(feature = "prometheus")]
 mod observe;
 mod raw_body;
+mod redis_faults;
 mod redis_support;
 mod reliability;
 mod replicas;

@@ -40,6 +40,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Kills the server and waits until it is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

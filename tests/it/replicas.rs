@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 const CLIENT_KEY: &str = "client-key-replicas";
 
-fn image_request(seed: u8) -> Value {
+pub(crate) fn image_request(seed: u8) -> Value {
     let bytes: Vec<u8> = (0..2000u32)
         .map(|n| (n as u8).wrapping_mul(17).wrapping_add(seed))
         .collect();
@@ -37,7 +37,7 @@ fn image_request(seed: u8) -> Value {
     })
 }
 
-fn vision_calls(mock: &MockHunyuan) -> usize {
+pub(crate) fn vision_calls(mock: &MockHunyuan) -> usize {
     mock.chat_requests()
         .iter()
         .filter(|r| r["model"].as_str().is_some_and(|m| m.contains("vision")))
@@ -54,7 +54,7 @@ async fn replicas(
 }
 
 /// `n` proxies in front of `mock`, sharing `redis`; `edit` may change each config.
-async fn replicas_on(
+pub(crate) async fn replicas_on(
     mock: MockHunyuan,
     n: usize,
     redis: &RedisServer,
@@ -72,11 +72,11 @@ async fn replicas_on(
     (mock, proxies)
 }
 
-async fn health(proxy: &TestProxy) -> Value {
+pub(crate) async fn health(proxy: &TestProxy) -> Value {
     proxy.get("/health").await.json().await.unwrap()
 }
 
-async fn redis_status(proxy: &TestProxy) -> String {
+pub(crate) async fn redis_status(proxy: &TestProxy) -> String {
     health(proxy).await["components"]["redis"]["status"]
         .as_str()
         .unwrap_or("missing")
@@ -283,7 +283,7 @@ async fn closed_mode_refuses_with_503_while_redis_is_down() {
 }
 
 /// `hunyuan-proxy` processes, killed on drop.
-struct Processes(Vec<std::process::Child>);
+pub(crate) struct Processes(Vec<std::process::Child>);
 
 impl Drop for Processes {
     fn drop(&mut self) {
@@ -296,7 +296,7 @@ impl Drop for Processes {
 
 /// Starts `n` `hunyuan-proxy` processes with the config file `config`, in front of `mock`
 /// and sharing `redis`; returns them (killed on drop) and their ports once each is live.
-async fn spawn_processes(
+pub(crate) async fn spawn_processes(
     n: usize,
     config: &std::path::Path,
     mock: &MockHunyuan,
@@ -345,7 +345,7 @@ async fn spawn_processes(
 }
 
 /// `GET /health` of the process listening on `port`.
-async fn process_health(client: &reqwest::Client, port: u16) -> Value {
+pub(crate) async fn process_health(client: &reqwest::Client, port: u16) -> Value {
     client
         .get(format!("http://127.0.0.1:{port}/health"))
         .send()

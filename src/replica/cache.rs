@@ -4,8 +4,9 @@
 use super::Redis;
 use crate::cache::{CacheValue, Digest, Lookup, MemoryStore, Slot, Store, StoreUsage};
 use futures_util::future::BoxFuture;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
@@ -67,6 +68,18 @@ const POLL: Duration = Duration::from_millis(20);
 /// Entries larger than this many bytes are kept in memory only (default).
 const DEFAULT_MAX_ENTRY_BYTES: usize = 64 * 1024;
 
+/// The most entries made while Redis was away that are kept to be written when it returns
+/// (past it, later ones stay in memory only).
+const MAX_PENDING: usize = 1024;
+
+/// The most entries and bytes one reconciliation call writes (each call is bounded by the
+/// Redis timeout).
+const FLUSH_BATCH: usize = 32;
+const FLUSH_BATCH_BYTES: usize = 256 * 1024;
+
+/// Values loaded while Redis was away, by key: their bytes and when they were made.
+type Pending = Mutex<HashMap<Digest, (Vec<u8>, Instant)>>;
+
 /// A two-level store: the in-process [`MemoryStore`] first (a hit costs no round trip), then
 /// Redis (a hit there fills memory). A key absent from both is loaded by one caller across
 /// all replicas: it takes a lock in Redis (`SET NX PX`, expiring after the wait, so a crashed
@@ -74,13 +87,16 @@ const DEFAULT_MAX_ENTRY_BYTES: usize = 64 * 1024;
 /// whose wait runs out loads it itself. A failed load stores nothing and releases the lock.
 ///
 /// When Redis fails or is slow, the store falls back at once to its memory level (counted in
-/// `hunyuan_proxy_redis_fallbacks_total{user="cache"}`).
+/// `hunyuan_proxy_redis_fallbacks_total{user="cache"}`). What it loads meanwhile (up to 1,024
+/// entries) is written to Redis when Redis returns (`SET NX`, with the rest of its TTL), so
+/// the other replicas do not pay for it again.
 pub struct TieredStore<V> {
     memory: MemoryStore<V>,
     redis: Redis,
     namespace: String,
     ttl: Duration,
     max_entry_bytes: usize,
+    pending: Arc<Pending>,
 }
 
 impl<V> std::fmt::Debug for TieredStore<V> {
@@ -98,9 +114,88 @@ impl<V> TieredStore<V> {
     fn keys(&self, key: &Digest) -> (String, String) {
         let hex = key.to_hex();
         (
-            self.redis.key(&format!("{}:{hex}", self.namespace)),
+            value_key(&self.redis, &self.namespace, key),
             self.redis.key(&format!("{}-lock:{hex}", self.namespace)),
         )
+    }
+
+    /// Keeps `bytes` (loaded while Redis was away) to be written when Redis returns; writes
+    /// them at once if it is back already.
+    fn remember(&self, key: Digest, bytes: Vec<u8>) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.len() >= MAX_PENDING && !pending.contains_key(&key) {
+                return;
+            }
+            pending.insert(key, (bytes, Instant::now()));
+        }
+        // Back between the failed lookup and now: the return's reconciliation may have run.
+        if self.redis.is_up() && tokio::runtime::Handle::try_current().is_ok() {
+            let (redis, pending) = (self.redis.clone(), self.pending.clone());
+            let (namespace, ttl) = (self.namespace.clone(), self.ttl);
+            tokio::spawn(async move { flush(redis, &pending, &namespace, ttl).await });
+        }
+    }
+}
+
+/// The Redis key of the value of `key` in `namespace`.
+fn value_key(redis: &Redis, namespace: &str, key: &Digest) -> String {
+    redis.key(&format!("{namespace}:{}", key.to_hex()))
+}
+
+/// Writes the pending values to Redis (`SET NX PX`: another replica's value for the same
+/// key wins), a batch per call, with what is left of their TTL. Stops when Redis fails; what
+/// was not written stays pending.
+async fn flush(redis: Redis, pending: &Pending, namespace: &str, ttl: Duration) {
+    let mut left: Vec<_> = pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .filter(|(_, (_, made))| made.elapsed() < ttl)
+        .collect();
+    let mut written = 0usize;
+    while !left.is_empty() {
+        let (mut count, mut bytes) = (0, 0);
+        while count < left.len() && count < FLUSH_BATCH && bytes < FLUSH_BATCH_BYTES {
+            bytes += left[count].1 .0.len();
+            count += 1;
+        }
+        let mut pipe = ::redis::pipe();
+        for (key, (value, made)) in &left[..count] {
+            let rest = ttl.saturating_sub(made.elapsed()).as_millis().max(1) as u64;
+            pipe.cmd("SET")
+                .arg(value_key(&redis, namespace, key))
+                .arg(value.as_slice())
+                .arg("PX")
+                .arg(rest)
+                .arg("NX")
+                .ignore();
+        }
+        let sent = redis
+            .run("cache_reconcile", |mut c| {
+                let pipe = &pipe;
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await;
+        if sent.is_err() {
+            // Redis went away again: what is left waits for its next return.
+            let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, entry) in left {
+                if pending.len() < MAX_PENDING {
+                    pending.entry(key).or_insert(entry);
+                }
+            }
+            return;
+        }
+        left.drain(..count);
+        written += count;
+    }
+    if written > 0 {
+        tracing::info!(
+            written,
+            namespace,
+            "descriptions made while redis was away are shared now"
+        );
     }
 }
 
@@ -108,12 +203,24 @@ impl<V: SharedValue> TieredStore<V> {
     /// `memory` in front of `redis`; keys are `{prefix}{namespace}:{digest}`, entries live
     /// `ttl` in Redis.
     pub fn new(memory: MemoryStore<V>, redis: Redis, namespace: &str, ttl: Duration) -> Self {
+        let pending: Arc<Pending> = Arc::default();
+        let weak: Weak<Pending> = Arc::downgrade(&pending);
+        let space = namespace.to_owned();
+        redis.on_return(move |redis| {
+            let (weak, space) = (weak.clone(), space.clone());
+            Box::pin(async move {
+                if let Some(pending) = weak.upgrade() {
+                    flush(redis, &pending, &space, ttl).await;
+                }
+            })
+        });
         TieredStore {
             memory,
             redis,
             namespace: namespace.to_owned(),
             ttl,
             max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            pending,
         }
     }
 
@@ -186,11 +293,14 @@ async fn clear_shared(redis: &Redis, pattern: &str) {
         };
         if !keys.is_empty() {
             let deleted = redis
-                .run("cache_clear", |mut c| async move {
-                    ::redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async::<i64>(&mut c)
-                        .await
+                .run("cache_clear", |mut c| {
+                    let keys = &keys;
+                    async move {
+                        ::redis::cmd("UNLINK")
+                            .arg(keys)
+                            .query_async::<i64>(&mut c)
+                            .await
+                    }
                 })
                 .await;
             if deleted.is_err() {
@@ -232,6 +342,8 @@ struct TieredSlot<'a, V> {
     token: Option<String>,
     /// Whether the value goes to Redis too.
     share: bool,
+    /// Whether the value goes to Redis when it returns (it was away at the lookup).
+    remember: bool,
 }
 
 impl<V: SharedValue> TieredSlot<'_, V> {
@@ -250,15 +362,19 @@ impl<V: SharedValue> TieredSlot<'_, V> {
         tokio::spawn(async move {
             let token = token.unwrap_or_default();
             let _ = redis
-                .run("cache_set", |mut c| async move {
-                    FILL_AND_UNLOCK
-                        .key(&value_key)
-                        .key(&lock_key)
-                        .arg(bytes)
-                        .arg(ttl_ms)
-                        .arg(token)
-                        .invoke_async::<i64>(&mut c)
-                        .await
+                .run("cache_set", |mut c| {
+                    let (value_key, lock_key, bytes, token) =
+                        (&value_key, &lock_key, &bytes, &token);
+                    async move {
+                        FILL_AND_UNLOCK
+                            .key(value_key)
+                            .key(lock_key)
+                            .arg(bytes.as_slice())
+                            .arg(ttl_ms)
+                            .arg(token)
+                            .invoke_async::<i64>(&mut c)
+                            .await
+                    }
                 })
                 .await;
         });
@@ -267,11 +383,15 @@ impl<V: SharedValue> TieredSlot<'_, V> {
 
 impl<V: SharedValue> Slot<V> for TieredSlot<'_, V> {
     fn fill(mut self: Box<Self>, value: V) -> bool {
-        let bytes = if self.share && value.byte_size() <= self.store.max_entry_bytes {
+        let fits = value.byte_size() <= self.store.max_entry_bytes;
+        let bytes = if self.share && fits {
             value.to_bytes()
         } else {
             Vec::new()
         };
+        if self.remember && fits {
+            self.store.remember(self.key, value.to_bytes());
+        }
         let stored = self
             .memory
             .take()
@@ -294,15 +414,18 @@ impl<V> Drop for TieredSlot<'_, V> {
         let (_, lock_key) = self.store.keys(&self.key);
         tokio::spawn(async move {
             let _ = redis
-                .run("cache_unlock", |mut c| async move {
-                    FILL_AND_UNLOCK
-                        .key(&lock_key)
-                        .key(&lock_key)
-                        .arg("")
-                        .arg(1)
-                        .arg(token)
-                        .invoke_async::<i64>(&mut c)
-                        .await
+                .run("cache_unlock", |mut c| {
+                    let (lock_key, token) = (&lock_key, &token);
+                    async move {
+                        FILL_AND_UNLOCK
+                            .key(lock_key)
+                            .key(lock_key)
+                            .arg("")
+                            .arg(1)
+                            .arg(token)
+                            .invoke_async::<i64>(&mut c)
+                            .await
+                    }
                 })
                 .await;
         });
@@ -335,12 +458,14 @@ impl<V: SharedValue> Store<V> for TieredStore<V> {
                     (None, false)
                 }
             };
+            let remember = !share;
             Lookup::Load(Box::new(TieredSlot {
                 memory: Some(memory),
                 store: self,
                 key,
                 token,
                 share,
+                remember,
             }))
         })
     }

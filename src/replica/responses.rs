@@ -172,7 +172,7 @@ impl ResponseStore for TieredResponseStore {
             let stored = self
                 .redis
                 .run("responses_put", |mut c| {
-                    let key = &key;
+                    let (key, bytes) = (&key, &bytes);
                     async move {
                         ::redis::cmd("SET")
                             .arg(key)
@@ -221,9 +221,9 @@ impl ResponseStore for TieredResponseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replica::RedisConfig;
     use crate::responses::response::ResponseContext;
     use crate::responses::{ResponseStatus, StoreLimits};
-    use crate::shared::RedisConfig;
 
     fn nowhere(failure: FailureMode) -> Redis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
