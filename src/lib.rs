@@ -6,7 +6,9 @@
 //! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
 //! - [`fix`]: the [`fix::FixLayer`], which makes conversations acceptable to Hunyuan.
 //! - [`upstream`]: the forwarding service every stack ends in.
-//! - [`cascade`]: images described by the vision model, for tool-calling text models.
+//! - [`cascade`]: images described by the vision model, for models that cannot see them.
+//! - [`models`]: model profiles (what each upstream model can do and refuses) and
+//!   [`models::ModelsLayer`], which applies them to each chat request.
 //! - [`cache`]: a generic keyed response cache layer (used for image descriptions).
 //! - [`stack`]: the ready-made chat stack ([`ChatStack::builder`]) and the order of its layers.
 //! - [`metrics`]: [`metrics::MetricsLayer`], the in-process monitor and alert rules.
@@ -104,6 +106,7 @@ pub mod ingress;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod models;
 pub mod preset;
 pub mod rate_limit;
 pub mod responses;
