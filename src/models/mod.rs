@@ -31,6 +31,8 @@ mod profile;
 mod record;
 mod rules;
 mod table;
+#[cfg(test)]
+mod tests;
 
 pub use layer::{
     Models, ModelsConfig, ModelsConfigError, ModelsLayer, DROPPED_LABEL, REPLAYED_METRIC,

@@ -1,0 +1,185 @@
+//! The TokenHub preset (the default) end to end: a client's model honoured, images native or
+//! described, and the per-model rules on the request the upstream gets.
+//!
+//! The upstream here is a small recording stand-in, not the in-repo mock: the mock's legacy
+//! mode refuses TokenHub's model ids. Once the mock's TokenHub mode enforces the per-model
+//! rules, these scenarios should also run against it and assert that it rejected nothing.
+
+use crate::common::serve;
+use axum::extract::State;
+use axum::routing::post;
+use axum::Json;
+use hunyuan_proxy::config::{Config, Secret};
+use hunyuan_proxy::Proxy;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+type Seen = Arc<Mutex<Vec<Value>>>;
+
+/// A TokenHub stand-in: a describe request (an image for `hy4-flash` without tools) gets a
+/// description; any other request a tool call with its reasoning.
+async fn upstream(State(seen): State<Seen>, Json(body): Json<Value>) -> Json<Value> {
+    seen.lock().unwrap().push(body.clone());
+    let describe = body["model"] == "hy4-flash" && body.get("tools").is_none();
+    let message = if describe {
+        json!({"role": "assistant", "content": "A terminal showing `cargo test` passing."})
+    } else {
+        json!({"role": "assistant", "content": null,
+               "reasoning_content": "I will look at the files.",
+               "tool_calls": [{"id": "call_up_1", "type": "function",
+                               "function": {"name": "ls", "arguments": "{}"}}]})
+    };
+    Json(
+        json!({"id": "x", "object": "chat.completion", "created": 1, "model": body["model"],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}),
+    )
+}
+
+struct Hub {
+    seen: Seen,
+    url: String,
+    client: reqwest::Client,
+}
+
+/// The proxy with the default config (only `api_key` and `api_base` set) in front of the
+/// stand-in.
+async fn hub() -> Hub {
+    let seen: Seen = Arc::default();
+    let router = axum::Router::new()
+        .route("/v1/chat/completions", post(upstream))
+        .with_state(seen.clone());
+    let addr = serve(router).await;
+    let config = Config {
+        api_base: Some(format!("http://{addr}/v1")),
+        api_key: Some(Secret::new("sk-tokenhub-test")),
+        ..Config::default()
+    };
+    let proxy = Proxy::new(config).unwrap();
+    let url = format!("http://{}", serve(proxy.router()).await);
+    Hub {
+        seen,
+        url,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Hub {
+    async fn chat(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/chat/completions", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn sent(&self) -> Vec<Value> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn screenshot(model: &str) -> Value {
+    json!({"model": model,
+        "tools": [{"type": "function", "function": {"name": "ls", "parameters": {"type": "object"}}}],
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What does this show?"},
+            {"type": "image_url", "image_url": {"url": "https://example.test/shot.png"}}]}]})
+}
+
+#[tokio::test]
+async fn an_image_goes_natively_to_hy4_and_is_described_for_hy3() {
+    let hub = hub().await;
+    assert_eq!(hub.chat(&screenshot("hy4")).await.status(), 200);
+    let sent = hub.sent();
+    assert_eq!(
+        sent.len(),
+        1,
+        "no describe call for a model that sees: {sent:?}"
+    );
+    assert_eq!(sent[0]["model"], "hy4");
+    assert_eq!(
+        sent[0]["messages"][0]["content"][1]["image_url"]["url"],
+        "https://example.test/shot.png"
+    );
+
+    assert_eq!(hub.chat(&screenshot("hy3")).await.status(), 200);
+    let sent = hub.sent();
+    assert_eq!(
+        sent.len(),
+        3,
+        "one describe call, then the request: {sent:?}"
+    );
+    assert_eq!(sent[1]["model"], "hy4-flash", "the default describer");
+    assert_eq!(sent[2]["model"], "hy3", "the client's model is called");
+    let text = sent[2]["messages"][0].to_string();
+    assert!(text.contains("cargo test"), "{text}");
+    assert!(!text.contains("image_url"), "{text}");
+}
+
+#[tokio::test]
+async fn a_deepseek_tool_loop_from_the_openai_sdk_is_accepted() {
+    let hub = hub().await;
+    let first = json!({"model": "deepseek-v4-flash",
+        "tools": [{"type": "function", "function": {"name": "ls"}}],
+        "messages": [{"role": "user", "content": "What is here?"}]});
+    let answer: Value = hub.chat(&first).await.json().await.unwrap();
+    let call = &answer["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "call_up_1");
+    // The SDK's rebuilt assistant turn has no reasoning_content; it asks for a forced tool.
+    let next = json!({"model": "deepseek-v4-flash", "tool_choice": "required",
+        "tools": [{"type": "function", "function": {"name": "ls"}}],
+        "messages": [
+            {"role": "developer", "content": "Use the tools."},
+            {"role": "user", "content": "What is here?"},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_up_1", "content": "a.txt"}]});
+    let response = hub.chat(&next).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-hunyuan-proxy-dropped"], "tool_choice");
+    let sent = hub.sent().pop().unwrap();
+    let assistant = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .unwrap();
+    assert_eq!(assistant["reasoning_content"], "I will look at the files.");
+    assert!(sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["role"] != "developer"));
+    assert_eq!(sent["tool_choice"], "auto");
+}
+
+#[tokio::test]
+async fn retired_and_third_party_rules_reach_the_upstream() {
+    let hub = hub().await;
+    let response = hub
+        .chat(
+            &json!({"model": "kimi-k3", "temperature": 0.2, "reasoning_effort": "low",
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(
+        response.headers()["x-hunyuan-proxy-dropped"],
+        "reasoning_effort, temperature"
+    );
+    hub.chat(
+        &json!({"model": "minimax-m3", "thinking": {"type": "enabled"},
+        "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    hub.chat(&json!({"model": "hunyuan-turbos-latest",
+        "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    let sent = hub.sent();
+    assert!(sent[0].get("temperature").is_none());
+    assert_eq!(sent[0]["reasoning_effort"], "max");
+    assert_eq!(sent[1]["thinking"], json!({"type": "adaptive"}));
+    assert_eq!(
+        sent[2]["model"], "hy4-flash",
+        "a retired id goes to its replacement"
+    );
+}
