@@ -53,7 +53,8 @@
 //!    ▼        ChatStack: the ChatService at /v1/chat/completions (and behind /v1/messages)
 //!  ParseLayer .......... body limit, content type, one parse
 //!  FixLayer ............ conversations Hunyuan accepts; answers rewritten event by event
-//!  CascadeLayer ........ images → descriptions, model switch
+//!  ModelsLayer ......... the target model's profile: thinking, effort, refused fields, replay
+//!  CascadeLayer ........ images → descriptions for models that cannot see (legacy: model switch)
 //!    │  └─ describer: CacheLayer ─▶ Describer ─▶ vision model   (any Service<DescribeRequest>)
 //!  Upstream ............ one pooled client, bounded queue, retries before the first byte
 //!    │
@@ -64,7 +65,8 @@
 //! The layers: [`metrics::MetricsLayer`], [`health::HealthLayer`],
 //! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`],
 //! [`anthropic::MessagesLayer`], [`chat::ParseLayer`],
-//! [`fix::FixLayer`], [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
+//! [`fix::FixLayer`], [`models::ModelsLayer`] (TokenHub presets),
+//! [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
 //! [`cascade::Describer`]) and [`upstream::Upstream`]. Each takes its own config
 //! ([`fix::FixConfig`], [`cascade::CascadeConfig`], [`cache::CacheConfig`],
 //! [`upstream::UpstreamConfig`], [`metrics::MetricsConfig`], [`health::HealthConfig`]),

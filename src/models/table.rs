@@ -174,7 +174,8 @@ impl ModelTable {
             Some(prefix) => {
                 self.prefixes.retain(|(p, _)| p != prefix);
                 self.prefixes.push((prefix.to_owned(), profile));
-                self.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+                self.prefixes
+                    .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
             }
             None => {
                 self.exact.insert(id.to_owned(), profile);
