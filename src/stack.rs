@@ -63,6 +63,7 @@ impl ChatStack {
             fix: Some(FixConfig::default()),
             cascade: Some(CascadeConfig::default()),
             models: None,
+            models_redis: None,
             cache: CacheConfig::default(),
             store: None,
             body_limit: DEFAULT_BODY_LIMIT,
@@ -89,6 +90,7 @@ pub struct ChatStackBuilder {
     fix: Option<FixConfig>,
     cascade: Option<CascadeConfig>,
     models: Option<ModelsConfig>,
+    models_redis: Option<crate::shared::Redis>,
     cache: CacheConfig,
     store: Option<CustomStore>,
     body_limit: usize,
@@ -113,6 +115,13 @@ impl ChatStackBuilder {
     /// ([`CascadeConfig::model_table`]) so images go natively to models that see them.
     pub fn models(mut self, config: ModelsConfig) -> Self {
         self.models = Some(config);
+        self
+    }
+
+    /// Shares the models layer's reasoning memory through `redis`, so replicas replay each
+    /// other's reasoning.
+    pub fn models_redis(mut self, redis: crate::shared::Redis) -> Self {
+        self.models_redis = Some(redis);
         self
     }
 
@@ -159,7 +168,13 @@ impl ChatStackBuilder {
     pub fn build(self) -> Result<ChatStack, StackError> {
         let parse = ParseLayer::new(self.body_limit).log_bodies(self.log_bodies);
         let fix = self.fix.map(FixLayer::new).transpose()?;
-        let models = self.models.map(ModelsLayer::new).transpose()?;
+        let models = match (
+            self.models.map(ModelsLayer::new).transpose()?,
+            self.models_redis,
+        ) {
+            (Some(layer), Some(redis)) => Some(layer.with_redis(redis)),
+            (layer, _) => layer,
+        };
         let (cascade, description_cache) = match self.cascade {
             Some(config) => {
                 let (layer, handle) = match self.store {

@@ -102,6 +102,15 @@ impl ModelsLayer {
         })
     }
 
+    /// Shares the reasoning memory through `redis` (see [`ReasoningMemory::shared`]); call
+    /// before the layer is cloned into services.
+    pub fn with_redis(mut self, redis: crate::shared::Redis) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.memory = shared.memory.take().map(|m| m.shared(redis));
+        }
+        self
+    }
+
     /// The reasoning memory (`None` when `memory_bytes` is 0).
     pub fn memory(&self) -> Option<&ReasoningMemory> {
         self.shared.memory.as_ref()
@@ -143,6 +152,28 @@ impl Shared {
     }
 }
 
+/// The tool-call ids of assistant turns without reasoning, when the request's model replays.
+fn ids_to_replay(chat: &crate::chat::ChatRequest, table: &ModelTable) -> Vec<String> {
+    let replays = table
+        .resolve(&chat.model)
+        .profile
+        .is_some_and(|p| p.replay_reasoning);
+    if !replays {
+        return Vec::new();
+    }
+    chat.messages
+        .iter()
+        .filter(|m| m.role == crate::chat::Role::Assistant && m.has_tool_calls())
+        .filter(|m| {
+            m.extra
+                .get("reasoning_content")
+                .and_then(serde_json::Value::as_str)
+                .is_none_or(|r| r.trim().is_empty())
+        })
+        .flat_map(|m| m.tool_calls.iter().flatten().map(|c| c.id.clone()))
+        .collect()
+}
+
 impl<S> Service<Request<Body>> for Models<S>
 where
     S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
@@ -168,6 +199,17 @@ where
                         req.extensions_mut().insert(ParsedChat::new(chat));
                     }
                     Err(err) => return Ok(err.into_response()),
+                }
+            }
+            if let Some(memory) = &shared.memory {
+                // Ids whose reasoning may be replayed, fetched from Redis first when shared.
+                let chat = req
+                    .extensions()
+                    .get::<ParsedChat>()
+                    .expect("inserted above");
+                let ids = ids_to_replay(chat, &shared.config.table);
+                if !ids.is_empty() {
+                    memory.fetch(&ids).await;
                 }
             }
             let parsed = req

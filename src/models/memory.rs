@@ -1,9 +1,14 @@
 //! [`ReasoningMemory`]: the reasoning of answers that made tool calls, by tool-call id, so a
 //! client that drops `reasoning_content` from its history gets it replayed.
 
+use crate::shared::Redis;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a reasoning is kept in Redis (a tool loop's next turn comes within minutes).
+pub const SHARED_REASONING_TTL: Duration = Duration::from_secs(3600);
 
 /// The most bytes one remembered reasoning may take; longer ones are kept cut to this length
 /// (a cut reasoning still satisfies the upstream's replay rule).
@@ -20,10 +25,13 @@ impl Weighter<String, Arc<str>> for ByLength {
 }
 
 /// An in-process, bounded map from tool-call id to the reasoning of the answer that made the
-/// call (least recently used entries go first). Cheap to clone; clones share the entries.
+/// call (least recently used entries go first), and with [`shared`](Self::shared) the same in
+/// Redis, so replicas behind one balancer replay each other's reasoning. Cheap to clone;
+/// clones share the entries.
 #[derive(Clone)]
 pub struct ReasoningMemory {
     cache: Arc<Cache<String, Arc<str>, ByLength>>,
+    redis: Option<Redis>,
 }
 
 impl std::fmt::Debug for ReasoningMemory {
@@ -44,6 +52,52 @@ impl ReasoningMemory {
             .max(8);
         ReasoningMemory {
             cache: Arc::new(Cache::with_weighter(estimated_items, max_bytes, ByLength)),
+            redis: None,
+        }
+    }
+
+    /// Also keeps every reasoning in `redis` (for [`SHARED_REASONING_TTL`], under
+    /// `<prefix>reasoning:<id>`) and looks there for ids this process has not seen
+    /// ([`fetch`](Self::fetch)). While Redis is down, the memory is in-process only.
+    pub fn shared(mut self, redis: Redis) -> Self {
+        self.redis = Some(redis);
+        self
+    }
+
+    /// Brings the reasoning of those `ids` this process does not hold from Redis into the
+    /// in-process memory (one `MGET`; nothing without Redis or when every id is held).
+    pub async fn fetch(&self, ids: &[String]) {
+        let Some(redis) = &self.redis else {
+            return;
+        };
+        let missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| !id.is_empty() && self.cache.get(id.as_str()).is_none())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = missing
+            .iter()
+            .map(|id| redis.key(&format!("reasoning:{id}")))
+            .collect();
+        let found = redis
+            .run("reasoning_get", |mut c| {
+                let keys = &keys;
+                async move {
+                    ::redis::cmd("MGET")
+                        .arg(keys)
+                        .query_async::<Vec<Option<String>>>(&mut c)
+                        .await
+                }
+            })
+            .await;
+        if let Ok(values) = found {
+            for (id, value) in missing.into_iter().zip(values) {
+                if let Some(text) = value {
+                    self.cache.insert(id.clone(), Arc::from(text.as_str()));
+                }
+            }
         }
     }
 
@@ -64,6 +118,30 @@ impl ReasoningMemory {
         let text: Arc<str> = Arc::from(&reasoning[..end]);
         for id in ids.iter().filter(|id| !id.is_empty()) {
             self.cache.insert(id.clone(), text.clone());
+        }
+        if let (Some(redis), Ok(runtime)) = (&self.redis, tokio::runtime::Handle::try_current()) {
+            let redis = redis.clone();
+            let ids: Vec<String> = ids.iter().filter(|id| !id.is_empty()).cloned().collect();
+            runtime.spawn(async move {
+                let ttl = SHARED_REASONING_TTL.as_secs();
+                let _ = redis
+                    .run("reasoning_set", |mut c| {
+                        let (ids, text, redis) = (&ids, &text, &redis);
+                        async move {
+                            let mut pipe = ::redis::pipe();
+                            for id in ids {
+                                pipe.cmd("SET")
+                                    .arg(redis.key(&format!("reasoning:{id}")))
+                                    .arg(text.as_ref())
+                                    .arg("EX")
+                                    .arg(ttl)
+                                    .ignore();
+                            }
+                            pipe.query_async::<()>(&mut c).await
+                        }
+                    })
+                    .await;
+            });
         }
     }
 

@@ -37,7 +37,7 @@ mod tests;
 pub use layer::{
     Models, ModelsConfig, ModelsConfigError, ModelsLayer, DROPPED_LABEL, REPLAYED_METRIC,
 };
-pub use memory::{ReasoningMemory, MAX_REASONING_BYTES};
+pub use memory::{ReasoningMemory, MAX_REASONING_BYTES, SHARED_REASONING_TTL};
 pub use profile::{ModelProfile, ModelSettings, ThinkingSwitch, ToolChoiceSupport};
 pub use record::MAX_JSON_BYTES;
 pub use rules::{

@@ -173,6 +173,9 @@ impl Proxy {
         }
         if let Some(models) = config.models_config() {
             stack = stack.models(models);
+            if let Some(redis) = &redis {
+                stack = stack.models_redis(redis.clone());
+            }
         }
         let stack = stack
             .fix(config.fix_config())

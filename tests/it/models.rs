@@ -45,7 +45,11 @@ struct Hub {
 /// The proxy with the default config (only `api_key` and `api_base` set) in front of the
 /// stand-in.
 async fn hub() -> Hub {
-    let seen: Seen = Arc::default();
+    hub_with(Arc::default(), None).await
+}
+
+/// A proxy in front of a stand-in that logs into `seen`, sharing `redis_url` when given.
+async fn hub_with(seen: Seen, redis_url: Option<String>) -> Hub {
     let router = axum::Router::new()
         .route("/v1/chat/completions", post(upstream))
         .with_state(seen.clone());
@@ -53,6 +57,8 @@ async fn hub() -> Hub {
     let config = Config {
         api_base: Some(format!("http://{addr}/v1")),
         api_key: Some(Secret::new("sk-tokenhub-test")),
+        redis_url: redis_url.map(Secret::new),
+        redis_timeout_ms: 500,
         ..Config::default()
     };
     let proxy = Proxy::new(config).unwrap();
@@ -115,6 +121,67 @@ async fn an_image_goes_natively_to_hy4_and_is_described_for_hy3() {
     let text = sent[2]["messages"][0].to_string();
     assert!(text.contains("cargo test"), "{text}");
     assert!(!text.contains("image_url"), "{text}");
+}
+
+/// The first turn of a DeepSeek tool loop, then the next as the OpenAI SDK rebuilds it (no
+/// `reasoning_content`, a forced tool choice); returns the answer to the second.
+async fn tool_loop(first_hub: &Hub, next_hub: &Hub) -> reqwest::Response {
+    let first = json!({"model": "deepseek-v4-flash",
+        "tools": [{"type": "function", "function": {"name": "ls"}}],
+        "messages": [{"role": "user", "content": "What is here?"}]});
+    let answer: Value = first_hub.chat(&first).await.json().await.unwrap();
+    let call = &answer["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "call_up_1");
+    let next = json!({"model": "deepseek-v4-flash", "tool_choice": "required",
+        "tools": [{"type": "function", "function": {"name": "ls"}}],
+        "messages": [
+            {"role": "developer", "content": "Use the tools."},
+            {"role": "user", "content": "What is here?"},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_up_1", "content": "a.txt"}]});
+    next_hub.chat(&next).await
+}
+
+/// The assistant turn of the last request the upstream got.
+fn replayed_turn(hub: &Hub) -> Value {
+    let sent = hub.sent().pop().unwrap();
+    sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_replay_each_others_reasoning() {
+    let Some(redis) = crate::redis_support::RedisServer::start() else {
+        return;
+    };
+    let seen: Seen = Arc::default();
+    let a = hub_with(seen.clone(), Some(redis.url())).await;
+    let b = hub_with(seen, Some(redis.url())).await;
+    // The first turn through replica A, the next through replica B.
+    let first = json!({"model": "deepseek-v4-flash",
+        "tools": [{"type": "function", "function": {"name": "ls"}}],
+        "messages": [{"role": "user", "content": "What is here?"}]});
+    a.chat(&first).await.bytes().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = tool_loop(&a, &b).await;
+        assert_eq!(response.status(), 200);
+        let turn = replayed_turn(&b);
+        if turn["reasoning_content"] == "I will look at the files." {
+            break;
+        }
+        // The write to Redis is in the background: give it a moment.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica B never saw A's reasoning: {turn}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
