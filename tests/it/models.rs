@@ -16,16 +16,23 @@ use std::sync::{Arc, Mutex};
 
 type Seen = Arc<Mutex<Vec<Value>>>;
 
+/// The reasoning every stand-in answers a tool request with, with its label.
+const REASONING: &str = "I will look at the files.";
+
 /// A TokenHub stand-in: a describe request (an image for `hy4-flash` without tools) gets a
-/// description; any other request a tool call with its reasoning.
-async fn upstream(State(seen): State<Seen>, Json(body): Json<Value>) -> Json<Value> {
+/// description; any other request a tool call with its reasoning (followed by the stand-in's
+/// label, when it has one).
+async fn upstream(
+    State((seen, label)): State<(Seen, &'static str)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
     seen.lock().unwrap().push(body.clone());
     let describe = body["model"] == "hy4-flash" && body.get("tools").is_none();
     let message = if describe {
         json!({"role": "assistant", "content": "A terminal showing `cargo test` passing."})
     } else {
         json!({"role": "assistant", "content": null,
-               "reasoning_content": "I will look at the files.",
+               "reasoning_content": format!("{REASONING}{label}"),
                "tool_calls": [{"id": "call_up_1", "type": "function",
                                "function": {"name": "ls", "arguments": "{}"}}]})
     };
@@ -45,14 +52,15 @@ struct Hub {
 /// The proxy with the default config (only `api_key` and `api_base` set) in front of the
 /// stand-in.
 async fn hub() -> Hub {
-    hub_with(Arc::default(), None).await
+    hub_with(Arc::default(), "", None).await
 }
 
-/// A proxy in front of a stand-in that logs into `seen`, sharing `redis_url` when given.
-async fn hub_with(seen: Seen, redis_url: Option<String>) -> Hub {
+/// A proxy in front of a stand-in that logs into `seen` and labels its reasoning with
+/// `label`, sharing `redis_url` when given.
+async fn hub_with(seen: Seen, label: &'static str, redis_url: Option<String>) -> Hub {
     let router = axum::Router::new()
         .route("/v1/chat/completions", post(upstream))
-        .with_state(seen.clone());
+        .with_state((seen.clone(), label));
     let addr = serve(router).await;
     let config = Config {
         api_base: Some(format!("http://{addr}/v1")),
@@ -160,58 +168,54 @@ async fn replicas_sharing_redis_replay_each_others_reasoning() {
         return;
     };
     let seen: Seen = Arc::default();
-    let a = hub_with(seen.clone(), Some(redis.url())).await;
-    let b = hub_with(seen, Some(redis.url())).await;
-    // The first turn through replica A, the next through replica B.
+    let a = hub_with(seen.clone(), " (replica a)", Some(redis.url())).await;
+    let b = hub_with(seen, " (replica b)", Some(redis.url())).await;
+    // The first turn through replica A; its reasoning reaches Redis in the background.
     let first = json!({"model": "deepseek-v4-flash",
         "tools": [{"type": "function", "function": {"name": "ls"}}],
         "messages": [{"role": "user", "content": "What is here?"}]});
     a.chat(&first).await.bytes().await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let response = tool_loop(&a, &b).await;
-        assert_eq!(response.status(), 200);
-        let turn = replayed_turn(&b);
-        if turn["reasoning_content"] == "I will look at the files." {
+        let stored: Option<String> = redis::cmd("GET")
+            .arg("hunyuan-proxy:reasoning:call_up_1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if stored.is_some() {
             break;
         }
-        // The write to Redis is in the background: give it a moment.
         assert!(
             std::time::Instant::now() < deadline,
-            "replica B never saw A's reasoning: {turn}"
+            "A never wrote to Redis"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // The next turn through replica B, which has never seen call_up_1.
+    let next = json!({"model": "deepseek-v4-flash",
+        "tools": [{"type": "function", "function": {"name": "ls"}}],
+        "messages": [
+            {"role": "user", "content": "What is here?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_up_1",
+                "type": "function", "function": {"name": "ls", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_up_1", "content": "a.txt"}]});
+    assert_eq!(b.chat(&next).await.status(), 200);
+    assert_eq!(
+        replayed_turn(&b)["reasoning_content"],
+        format!("{REASONING} (replica a)")
+    );
 }
 
 #[tokio::test]
 async fn a_deepseek_tool_loop_from_the_openai_sdk_is_accepted() {
     let hub = hub().await;
-    let first = json!({"model": "deepseek-v4-flash",
-        "tools": [{"type": "function", "function": {"name": "ls"}}],
-        "messages": [{"role": "user", "content": "What is here?"}]});
-    let answer: Value = hub.chat(&first).await.json().await.unwrap();
-    let call = &answer["choices"][0]["message"]["tool_calls"][0];
-    assert_eq!(call["id"], "call_up_1");
-    // The SDK's rebuilt assistant turn has no reasoning_content; it asks for a forced tool.
-    let next = json!({"model": "deepseek-v4-flash", "tool_choice": "required",
-        "tools": [{"type": "function", "function": {"name": "ls"}}],
-        "messages": [
-            {"role": "developer", "content": "Use the tools."},
-            {"role": "user", "content": "What is here?"},
-            {"role": "assistant", "content": null, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": "call_up_1", "content": "a.txt"}]});
-    let response = hub.chat(&next).await;
+    let response = tool_loop(&hub, &hub).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-hunyuan-proxy-dropped"], "tool_choice");
+    assert_eq!(replayed_turn(&hub)["reasoning_content"], REASONING);
     let sent = hub.sent().pop().unwrap();
-    let assistant = sent["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["role"] == "assistant")
-        .unwrap();
-    assert_eq!(assistant["reasoning_content"], "I will look at the files.");
     assert!(sent["messages"]
         .as_array()
         .unwrap()
