@@ -349,6 +349,8 @@ fn bench_config(upstream: SocketAddr) -> Config {
     Config {
         api_base: Some(format!("http://{upstream}/v1")),
         api_key: Some(Secret::new("bench-key")),
+        // The in-repo mock speaks the legacy rules.
+        upstream: hunyuan_proxy::config::Preset::Hunyuan,
         admin_token: Some(Secret::new("bench-admin-token")),
         upstream_concurrency: 4096,
         upstream_queue_size: 4096,

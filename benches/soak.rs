@@ -108,6 +108,8 @@ fn main() {
         let config = Config {
             api_base: Some(mock.base_url()),
             api_key: Some(Secret::new("soak-key")),
+            // The in-repo mock speaks the legacy rules.
+            upstream: hunyuan_proxy::config::Preset::Hunyuan,
             admin_token: Some(Secret::new("soak-admin-token")),
             upstream_concurrency: 64,
             upstream_retry_backoff_ms: 1,

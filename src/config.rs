@@ -28,7 +28,9 @@ pub struct Config {
     pub enable_cors: bool,
     /// Allowed CORS origins; empty or `["*"]` means any origin (without credentials).
     pub cors_origins: Vec<String>,
-    /// Which upstream the defaults of `api_base`, `text_model` and `vision_model` come from.
+    /// Which upstream the defaults of `api_base`, `text_model` and `vision_model` come from
+    /// (default `tokenhub`; `tokenhub-cn`, `tokenhub-intl`, `tokenplan`, or `hunyuan`, the
+    /// retired legacy platform's rules).
     pub upstream: Preset,
     /// The vision model that describes images (default: the preset's).
     pub vision_model: Option<String>,
@@ -146,6 +148,20 @@ pub struct Config {
     /// Seconds a replica's lease on the shared upstream cap lives unrenewed: a crashed
     /// replica's permits come back after at most this long.
     pub redis_lease_secs: u64,
+    /// Model profiles overriding or extending the built-in table (`[models."<id>"]` tables;
+    /// see [`ModelSettings`](crate::models::ModelSettings) and `docs/models.md`). Not used by
+    /// the `hunyuan` preset.
+    pub models: std::collections::BTreeMap<String, crate::models::ModelSettings>,
+    /// A forced `tool_choice` on a model that refuses it while thinking (DeepSeek V4):
+    /// `auto` (the choice becomes `auto`) or `disable_thinking` (thinking is turned off for
+    /// that request).
+    pub forced_tool_choice: crate::models::ForcedToolChoice,
+    /// The `reasoning_content` replayed for an assistant tool-call turn when neither the
+    /// client's history nor the proxy's memory has it (default:
+    /// [`DEFAULT_REASONING_PLACEHOLDER`](crate::models::DEFAULT_REASONING_PLACEHOLDER)).
+    pub reasoning_placeholder: Option<String>,
+    /// Bytes of upstream reasoning remembered by tool-call id for replay (0: none).
+    pub reasoning_memory_bytes: u64,
 }
 
 impl Default for Config {
@@ -156,7 +172,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             enable_cors: false,
             cors_origins: Vec::new(),
-            upstream: Preset::Hunyuan,
+            upstream: Preset::Tokenhub,
             vision_model: None,
             text_model: None,
             api_key: None,
@@ -207,6 +223,10 @@ impl Default for Config {
             redis_failure: FailureMode::Local,
             redis_timeout_ms: 50,
             redis_lease_secs: 10,
+            models: std::collections::BTreeMap::new(),
+            forced_tool_choice: crate::models::ForcedToolChoice::Auto,
+            reasoning_placeholder: None,
+            reasoning_memory_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -274,7 +294,9 @@ impl Config {
     }
 
     /// Points the config at a mock upstream (`--demo`): its base URL, a demo key, and an admin
-    /// token (`demo-admin-token`) unless one is set, so the admin routes can be tried.
+    /// token (`demo-admin-token`) unless one is set, so the admin routes can be tried. The
+    /// preset stays the configured one: the binary starts the mock in its TokenHub mode for
+    /// the TokenHub presets and in its legacy mode for `hunyuan`.
     pub fn use_demo_upstream(&mut self, base_url: String) {
         self.api_base = Some(base_url);
         self.api_key = Some(Secret::new("demo-key"));
@@ -460,6 +482,19 @@ impl Config {
                 problem: err.problem,
             });
         }
+        if let Err(err) = self.model_table() {
+            return Err(ConfigError::Invalid {
+                key: "models",
+                problem: err.to_string(),
+            });
+        }
+        if self
+            .reasoning_placeholder
+            .as_ref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            return invalid("reasoning_placeholder", "must not be blank when set");
+        }
         let mut aliases = crate::ingress::ModelAliases::new();
         for (pattern, model) in &self.model_aliases {
             if let Err(err) = aliases.insert(pattern.clone(), model.clone()) {
@@ -507,11 +542,53 @@ impl Config {
             .unwrap_or(self.upstream.vision_model())
     }
 
-    /// The cascade's settings with the models of `vision_model` and `text_model`.
+    /// The cascade's settings with the models of `vision_model` and `text_model`; on the
+    /// TokenHub presets also the model table (images native to models that see them, the
+    /// client's model kept) and TokenHub's image types.
     pub fn cascade_config(&self) -> CascadeConfig {
-        self.cascade
+        let cascade = self
+            .cascade
             .clone()
-            .models(self.vision_model(), self.text_model())
+            .models(self.vision_model(), self.text_model());
+        if self.upstream.is_legacy() {
+            return cascade;
+        }
+        let types = cascade.image_types.clone().unwrap_or_else(|| {
+            crate::cascade::TOKENHUB_IMAGE_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect()
+        });
+        let cascade = cascade.image_types(Some(types));
+        match self.model_table() {
+            Ok(table) => cascade.model_table(std::sync::Arc::new(table)),
+            Err(_) => cascade,
+        }
+    }
+
+    /// The built-in model table with the `[models."<id>"]` tables laid over it.
+    pub fn model_table(
+        &self,
+    ) -> Result<crate::models::ModelTable, crate::models::ModelConfigError> {
+        crate::models::ModelTable::builtin().configure(&self.models)
+    }
+
+    /// The model-profile layer's settings; `None` on the `hunyuan` preset, which has no
+    /// profiles.
+    pub fn models_config(&self) -> Option<crate::models::ModelsConfig> {
+        if self.upstream.is_legacy() {
+            return None;
+        }
+        let defaults = crate::models::ModelsConfig::default();
+        Some(crate::models::ModelsConfig {
+            table: std::sync::Arc::new(self.model_table().ok()?),
+            forced_tool_choice: self.forced_tool_choice,
+            reasoning_placeholder: self
+                .reasoning_placeholder
+                .clone()
+                .unwrap_or(defaults.reasoning_placeholder),
+            memory_bytes: self.reasoning_memory_bytes,
+        })
     }
 
     /// The upstream settings: base URL, key, timeouts, concurrency, queue and retries.
@@ -633,7 +710,10 @@ mod tests {
 
     #[test]
     fn defaults_match_the_original() {
-        let c = Config::default();
+        let c = Config {
+            upstream: Preset::Hunyuan,
+            ..Config::default()
+        };
         assert_eq!(c.port, 4000);
         assert_eq!(c.cache_max_size, 1000);
         assert_eq!(c.cache_ttl, 3600);
@@ -740,10 +820,43 @@ mod tests {
     }
 
     #[test]
-    fn tokenhub_preset() {
-        let c = Config::from_toml_str("upstream = \"tokenhub\"", "t.toml").unwrap();
+    fn tokenhub_is_the_default_preset() {
+        let c = Config::default();
+        assert_eq!(c.upstream, Preset::Tokenhub);
         assert_eq!(c.api_base(), "https://tokenhub.tencentmaas.com/v1");
-        assert_eq!(c.text_model(), "hy3");
+        assert_eq!((c.text_model(), c.vision_model()), ("hy4", "hy4-flash"));
+        assert!(c.models_config().is_some());
+        let cascade = c.cascade_config();
+        assert!(cascade.sees_images("hy4") && !cascade.sees_images("hy3"));
+        let intl = Config::from_toml_str("upstream = \"tokenhub-intl\"", "t.toml").unwrap();
+        assert_eq!(
+            intl.api_base(),
+            "https://tokenhub-intl.tencentcloudmaas.com/v1"
+        );
+        let legacy = Config::from_toml_str("upstream = \"hunyuan\"", "t.toml").unwrap();
+        assert!(legacy.models_config().is_none());
+        assert!(legacy.cascade_config().models.is_none());
+    }
+
+    #[test]
+    fn models_tables_are_read_and_checked() {
+        let c = Config::from_toml_str(
+            "forced_tool_choice = \"disable_thinking\"\n\
+             [models.\"glm-6\"]\nlike = \"glm-5.2\"\nimages = true\n\
+             [models.\"glm-6\".price]\ninput = 1.0\noutput = 4.0\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
+        let models = c.models_config().unwrap();
+        assert!(models.table.sees_images("glm-6"));
+        assert_eq!(
+            models.forced_tool_choice,
+            crate::models::ForcedToolChoice::DisableThinking
+        );
+        let bad = Config::from_toml_str("[models.x]\nlike = \"nothing\"", "t.toml").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("models"));
+        assert!(Config::from_toml_str("[models.x]\nvision = true", "t.toml").is_err());
     }
 
     #[test]
@@ -773,9 +886,12 @@ mod tests {
         assert_eq!(fix.policy(), crate::fix::FixPolicy::TokenHub);
         assert!(fix.enabled(crate::fix::Rule::Length));
         assert!(!fix.enabled(crate::fix::Rule::Alternation));
-        let legacy = Config::from_toml_str("[fix]\nprefill = \"fold_into_user\"\n", "test")
-            .unwrap()
-            .fix_config();
+        let legacy = Config::from_toml_str(
+            "upstream = \"hunyuan\"\n[fix]\nprefill = \"fold_into_user\"\n",
+            "test",
+        )
+        .unwrap()
+        .fix_config();
         assert_eq!(legacy.policy(), crate::fix::FixPolicy::Legacy);
         assert_eq!(legacy.prefill, crate::fix::PrefillMode::FoldIntoUser);
         let bad = Config::from_toml_str("[fix]\nmax_messages = 1\n", "test").unwrap();

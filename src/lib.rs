@@ -6,7 +6,9 @@
 //! - [`chat`]: the typed OpenAI chat model, SSE, body parsing and [`chat::ParseLayer`].
 //! - [`fix`]: the [`fix::FixLayer`], which makes conversations acceptable to Hunyuan.
 //! - [`upstream`]: the forwarding service every stack ends in.
-//! - [`cascade`]: images described by the vision model, for tool-calling text models.
+//! - [`cascade`]: images described by the vision model, for models that cannot see them.
+//! - [`models`]: model profiles (what each upstream model can do and refuses) and
+//!   [`models::ModelsLayer`], which applies them to each chat request.
 //! - [`cache`]: a generic keyed response cache layer (used for image descriptions).
 //! - [`stack`]: the ready-made chat stack ([`ChatStack::builder`]) and the order of its layers.
 //! - [`metrics`]: [`metrics::MetricsLayer`], the in-process monitor and alert rules.
@@ -51,7 +53,8 @@
 //!    ▼        ChatStack: the ChatService at /v1/chat/completions (and behind /v1/messages)
 //!  ParseLayer .......... body limit, content type, one parse
 //!  FixLayer ............ conversations Hunyuan accepts; answers rewritten event by event
-//!  CascadeLayer ........ images → descriptions, model switch
+//!  ModelsLayer ......... the target model's profile: thinking, effort, refused fields, replay
+//!  CascadeLayer ........ images → descriptions for models that cannot see (legacy: model switch)
 //!    │  └─ describer: CacheLayer ─▶ Describer ─▶ vision model   (any Service<DescribeRequest>)
 //!  Upstream ............ one pooled client, bounded queue, retries before the first byte
 //!    │
@@ -62,7 +65,8 @@
 //! The layers: [`metrics::MetricsLayer`], [`health::HealthLayer`],
 //! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`],
 //! [`anthropic::MessagesLayer`], [`chat::ParseLayer`],
-//! [`fix::FixLayer`], [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
+//! [`fix::FixLayer`], [`models::ModelsLayer`] (TokenHub presets),
+//! [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
 //! [`cascade::Describer`]) and [`upstream::Upstream`]. Each takes its own config
 //! ([`fix::FixConfig`], [`cascade::CascadeConfig`], [`cache::CacheConfig`],
 //! [`upstream::UpstreamConfig`], [`metrics::MetricsConfig`], [`health::HealthConfig`]),
@@ -104,6 +108,7 @@ pub mod ingress;
 pub mod metrics;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod models;
 pub mod preset;
 pub mod rate_limit;
 pub mod replica;

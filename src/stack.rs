@@ -1,7 +1,7 @@
 //! The ready-made chat stack: the layers in their documented order, ending in the upstream.
 //!
 //! ```text
-//! request ─▶ ParseLayer ─▶ [FixLayer] ─▶ [CascadeLayer] ─▶ Upstream ─▶ Hunyuan
+//! request ─▶ ParseLayer ─▶ [FixLayer] ─▶ [ModelsLayer] ─▶ [CascadeLayer] ─▶ Upstream ─▶ Hunyuan
 //! ```
 //!
 //! Which extension each layer writes and reads is the contract in [`extensions`](crate::extensions)
@@ -36,6 +36,7 @@ use crate::cache::{CacheConfig, CacheHandle, DynStore};
 use crate::cascade::{CascadeConfig, CascadeLayer, CascadeLayerError, Description};
 use crate::chat::{ParseLayer, DEFAULT_BODY_LIMIT};
 use crate::fix::{FixConfig, FixConfigError, FixLayer};
+use crate::models::{ModelsConfig, ModelsConfigError, ModelsLayer};
 use crate::upstream::Upstream;
 use axum::body::Body;
 use http::{Request, Response};
@@ -61,6 +62,8 @@ impl ChatStack {
             upstream,
             fix: Some(FixConfig::default()),
             cascade: Some(CascadeConfig::default()),
+            models: None,
+            models_redis: None,
             cache: CacheConfig::default(),
             store: None,
             body_limit: DEFAULT_BODY_LIMIT,
@@ -86,6 +89,8 @@ pub struct ChatStackBuilder {
     upstream: Upstream,
     fix: Option<FixConfig>,
     cascade: Option<CascadeConfig>,
+    models: Option<ModelsConfig>,
+    models_redis: Option<crate::replica::Redis>,
     cache: CacheConfig,
     store: Option<CustomStore>,
     body_limit: usize,
@@ -102,6 +107,21 @@ impl ChatStackBuilder {
     /// No message fixing.
     pub fn without_fix(mut self) -> Self {
         self.fix = None;
+        self
+    }
+
+    /// The model profiles applied to each request with `config` (between the fixer and the
+    /// cascade; default: none). Give the cascade the same table
+    /// ([`CascadeConfig::model_table`]) so images go natively to models that see them.
+    pub fn models(mut self, config: ModelsConfig) -> Self {
+        self.models = Some(config);
+        self
+    }
+
+    /// Shares the models layer's reasoning memory through `redis`, so replicas replay each
+    /// other's reasoning.
+    pub fn models_redis(mut self, redis: crate::replica::Redis) -> Self {
+        self.models_redis = Some(redis);
         self
     }
 
@@ -143,11 +163,18 @@ impl ChatStackBuilder {
         self
     }
 
-    /// Validates the configs and builds the stack, outermost first: parse, fix, cascade,
-    /// upstream.
+    /// Validates the configs and builds the stack, outermost first: parse, fix, models,
+    /// cascade, upstream.
     pub fn build(self) -> Result<ChatStack, StackError> {
         let parse = ParseLayer::new(self.body_limit).log_bodies(self.log_bodies);
         let fix = self.fix.map(FixLayer::new).transpose()?;
+        let models = match (
+            self.models.map(ModelsLayer::new).transpose()?,
+            self.models_redis,
+        ) {
+            (Some(layer), Some(redis)) => Some(layer.with_redis(redis)),
+            (layer, _) => layer,
+        };
         let (cascade, description_cache) = match self.cascade {
             Some(config) => {
                 let (layer, handle) = match self.store {
@@ -163,6 +190,7 @@ impl ChatStackBuilder {
         let service = ServiceBuilder::new()
             .layer(parse)
             .option_layer(fix)
+            .option_layer(models)
             .option_layer(cascade)
             .service(self.upstream);
         Ok(ChatStack {
@@ -192,4 +220,7 @@ pub enum StackError {
     /// The cascade's or the description cache's config.
     #[error(transparent)]
     Cascade(#[from] CascadeLayerError),
+    /// The model-profile layer's config.
+    #[error(transparent)]
+    Models(#[from] ModelsConfigError),
 }

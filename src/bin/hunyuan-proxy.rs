@@ -122,11 +122,11 @@ async fn run(args: Args) -> ExitCode {
 
     // Kept alive for as long as the server runs.
     let _mock = if args.demo {
-        // TokenHub's stand-in under the TokenHub preset, the legacy endpoint's otherwise.
-        let mock = if config.upstream == hunyuan_proxy::config::Preset::Tokenhub {
-            hunyuan_proxy::mock::MockHunyuan::start_tokenhub().await
-        } else {
+        // The legacy endpoint's stand-in under the `hunyuan` preset, TokenHub's otherwise.
+        let mock = if config.upstream == hunyuan_proxy::config::Preset::Hunyuan {
             hunyuan_proxy::mock::MockHunyuan::start().await
+        } else {
+            hunyuan_proxy::mock::MockHunyuan::start_tokenhub().await
         };
         config.use_demo_upstream(mock.base_url());
         tracing::info!(upstream = %mock.base_url(), "demo mode: using the embedded mock Hunyuan");

@@ -1,9 +1,14 @@
 //! [`CascadeConfig`]: how the image cascade behaves (TOML table `[cascade]`).
 
 use crate::cache::CacheConfig;
+use crate::models::ModelTable;
 use crate::preset::Preset;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The image types TokenHub takes (`image/jpeg`, `image/png`, `image/webp`).
+pub const TOKENHUB_IMAGE_TYPES: &[&str] = &["jpeg", "jpg", "png", "webp"];
 
 /// The default prompt sent with each image. It asks for everything visible and nothing else:
 /// it carries no part of the user's conversation, so a description can be reused for the same
@@ -99,6 +104,16 @@ pub struct CascadeConfig {
     /// Seconds a request waits for another request's description of the same image before
     /// asking the vision model itself (default 60).
     pub cache_wait_secs: u64,
+    /// Image types accepted, as the subtype of `image/…` (`png`, `jpeg`, …); another type, in
+    /// a `data:` URL or as an `http(s)` URL's file extension, is a 400. Default: any image
+    /// type; the TokenHub presets: [`TOKENHUB_IMAGE_TYPES`].
+    pub image_types: Option<Vec<String>>,
+    /// The model profiles (set by the application, not in TOML). With a table, a request for
+    /// a model that sees images passes with its images, tools or not, and a request for one
+    /// that does not has its images described and **keeps its model** (`switch_model` is not
+    /// used); without one, the legacy behaviour above.
+    #[serde(skip)]
+    pub models: Option<Arc<ModelTable>>,
 }
 
 impl Default for CascadeConfig {
@@ -121,6 +136,8 @@ impl Default for CascadeConfig {
             cache_max_bytes: None,
             describe_timeout_secs: 60,
             cache_wait_secs: 60,
+            image_types: None,
+            models: None,
         }
     }
 }
@@ -189,6 +206,24 @@ impl CascadeConfig {
         self
     }
 
+    /// Decides by `table` which models see images (passed natively) and keeps the client's
+    /// model when images are described.
+    pub fn model_table(mut self, table: Arc<ModelTable>) -> Self {
+        self.models = Some(table);
+        self
+    }
+
+    /// Sets the accepted image types (`None`: any).
+    pub fn image_types(mut self, types: Option<Vec<String>>) -> Self {
+        self.image_types = types;
+        self
+    }
+
+    /// Whether images are passed to `model` natively: it sees them by the model table.
+    pub fn sees_images(&self, model: &str) -> bool {
+        self.models.as_ref().is_some_and(|t| t.sees_images(model))
+    }
+
     /// Turns the cascade on or off.
     pub fn enabled(mut self, on: bool) -> Self {
         self.enabled = on;
@@ -251,6 +286,12 @@ impl CascadeConfig {
         }
         if self.cache_wait_secs == 0 {
             return invalid("cascade.cache_wait_secs", "must be at least 1");
+        }
+        if self.image_types.as_ref().is_some_and(|t| t.is_empty()) {
+            return invalid(
+                "cascade.image_types",
+                "must name at least one type when set",
+            );
         }
         Ok(())
     }

@@ -53,6 +53,7 @@ pub(crate) enum ImageProblem {
     BadBase64,
     Empty,
     TooLarge(usize),
+    WrongType(String),
 }
 
 impl ImageProblem {
@@ -70,6 +71,9 @@ impl ImageProblem {
             ImageProblem::TooLarge(limit) => {
                 format!("the image is larger than the limit of {limit} bytes")
             }
+            ImageProblem::WrongType(types) => {
+                format!("the image type is not accepted by the upstream; send one of: {types}")
+            }
         }
     }
 }
@@ -80,6 +84,7 @@ pub(crate) fn scan(
     chat: &ChatRequest,
     max_images: usize,
     max_image_bytes: usize,
+    types: Option<&[String]>,
 ) -> Result<Vec<FoundImage>, ProxyError> {
     let mut found = Vec::new();
     for (i, message) in chat.messages.iter().enumerate() {
@@ -97,6 +102,10 @@ pub(crate) fn scan(
                 ));
             }
             let (kind, content, cleaned_url) = digest_url(&image_url.url, max_image_bytes)
+                .and_then(|found| match types {
+                    Some(types) => check_type(&image_url.url, types).map(|()| found),
+                    None => Ok(found),
+                })
                 .map_err(|p| {
                     ProxyError::invalid(p.message(), format!("messages[{i}].content[{j}]"))
                 })?;
@@ -149,6 +158,38 @@ pub(crate) fn digest_url(
         }
         Err(problem) => Err(problem),
         Ok(digest) => Ok((ImageKind::Inline, digest, None)),
+    }
+}
+
+/// Image file extensions recognised in an `http(s)` URL's path.
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "svg", "heic", "heif", "avif", "ico",
+];
+
+/// Checks an image's type against `types`: a `data:` URL's media subtype, or an `http(s)`
+/// URL's file extension when it has a known image one (other URLs cannot be told without
+/// fetching them, and pass).
+fn check_type(url: &str, types: &[String]) -> Result<(), ImageProblem> {
+    let url = url.trim();
+    let kind = if starts_with_ignore_case(url, "data:") {
+        url[5..].split([';', ',']).next().and_then(|mime| {
+            mime.trim()
+                .to_ascii_lowercase()
+                .strip_prefix("image/")
+                .map(str::to_owned)
+        })
+    } else {
+        let path = url.split(['?', '#']).next().unwrap_or("");
+        let last = path.rsplit('/').next().unwrap_or("");
+        last.rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+            .filter(|ext| IMAGE_EXTENSIONS.contains(&ext.as_str()))
+    };
+    match kind {
+        Some(kind) if !types.iter().any(|t| t.eq_ignore_ascii_case(&kind)) => {
+            Err(ImageProblem::WrongType(types.join(", ")))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -363,11 +404,11 @@ mod tests {
             ]
         }))
         .unwrap();
-        let err = scan(&chat, 20, 1024).unwrap_err();
+        let err = scan(&chat, 20, 1024, None).unwrap_err();
         assert_eq!(err.param(), Some("messages[3].content[1]"));
         let mut ok = chat.clone();
         ok.messages.pop();
-        let found = scan(&ok, 20, 1024).unwrap();
+        let found = scan(&ok, 20, 1024, None).unwrap();
         assert_eq!(
             found
                 .iter()
@@ -375,7 +416,36 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(0, 1), (2, 0)]
         );
-        assert_eq!(scan(&ok, 1, 1024).unwrap_err().param(), Some("messages"));
+        assert_eq!(
+            scan(&ok, 1, 1024, None).unwrap_err().param(),
+            Some("messages")
+        );
+    }
+
+    #[test]
+    fn image_types_are_checked_when_limited() {
+        let types: Vec<String> = ["jpeg", "jpg", "png", "webp"].map(String::from).into();
+        let with = |url: &str| -> ChatRequest {
+            serde_json::from_value(
+                serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": url}}]}]}),
+            )
+            .unwrap()
+        };
+        for ok in [
+            "data:image/png;base64,aGVsbG8=",
+            "data:image/webp;base64,aGVsbG8=",
+            "https://x.test/a.JPG?size=2",
+            "https://x.test/picture",
+        ] {
+            assert!(scan(&with(ok), 20, 1024, Some(&types)).is_ok(), "{ok}");
+        }
+        for bad in ["data:image/gif;base64,aGVsbG8=", "https://x.test/a.gif"] {
+            let err = scan(&with(bad), 20, 1024, Some(&types)).unwrap_err();
+            assert_eq!(err.param(), Some("messages[0].content[0]"), "{bad}");
+            assert!(err.to_string().contains("png"), "{err}");
+        }
+        assert!(scan(&with("data:image/gif;base64,aGVsbG8="), 20, 1024, None).is_ok());
     }
 
     proptest! {

@@ -86,7 +86,10 @@ mod layer;
 mod service;
 mod stream;
 
-pub use config::{CascadeConfig, CascadeConfigError, OnVisionFailure, SwitchModel, DEFAULT_PROMPT};
+pub use config::{
+    CascadeConfig, CascadeConfigError, OnVisionFailure, SwitchModel, DEFAULT_PROMPT,
+    TOKENHUB_IMAGE_TYPES,
+};
 pub use describer::{DescribeError, DescribeRequest, Describer, Description, DescriptionAnswer};
 pub use layer::{CachedDescriber, CascadeLayer, CascadeLayerError};
 pub use service::{Cascade, PendingVisionReport, VISION_HEADER};

@@ -140,6 +140,8 @@ impl Pending {
             }
         }
         match config.switch_model {
+            // With model profiles the client's model is kept: it is the model called.
+            _ if config.models.is_some() => {}
             SwitchModel::Always => chat.model.clone_from(&config.text_model),
             SwitchModel::WhenNotVision if !config.is_vision_model(&chat.model) => {
                 chat.model.clone_from(&config.text_model);
@@ -274,10 +276,14 @@ where
             }
             // Scanned where it lies when an earlier layer parsed it: a request without images
             // goes on untouched (raw bytes included), and is taken only when it will change.
-            let scanned = req
-                .extensions()
-                .get::<chat::ParsedChat>()
-                .map(|chat| image::scan(chat, config.max_images, config.max_image_bytes));
+            let scanned = req.extensions().get::<chat::ParsedChat>().map(|chat| {
+                image::scan(
+                    chat,
+                    config.max_images,
+                    config.max_image_bytes,
+                    config.image_types.as_deref(),
+                )
+            });
             let (mut chat, images) = match scanned {
                 Some(Err(err)) => return Ok(err.into_response()),
                 Some(Ok(images)) if images.is_empty() => return inner.call(req).await,
@@ -290,7 +296,12 @@ where
                         Ok(chat) => chat,
                         Err(err) => return Ok(err.into_response()),
                     };
-                    match image::scan(&chat, config.max_images, config.max_image_bytes) {
+                    match image::scan(
+                        &chat,
+                        config.max_images,
+                        config.max_image_bytes,
+                        config.image_types.as_deref(),
+                    ) {
                         Ok(images) if images.is_empty() => {
                             chat::put_chat(&mut req, chat);
                             return inner.call(req).await;
@@ -301,7 +312,13 @@ where
                 }
             };
             let has_tools = chat.tools.as_ref().is_some_and(|t| !t.is_empty());
-            if config.pass_through_vision && config.is_vision_model(&chat.model) && !has_tools {
+            let native = match &config.models {
+                Some(_) => config.sees_images(&chat.model),
+                None => {
+                    config.pass_through_vision && config.is_vision_model(&chat.model) && !has_tools
+                }
+            };
+            if native {
                 let report = VisionReport {
                     images: images.len(),
                     ..VisionReport::default()

@@ -373,3 +373,67 @@ async fn a_degraded_committed_stream_says_so_in_a_comment() {
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+/// The cascade with TokenHub's model table: what the upstream gets for `model`.
+async fn with_table(model: &str) -> (Value, usize, Response<Body>) {
+    let stub = Stub::new();
+    let config = CascadeConfig::default()
+        .model_table(Arc::new(crate::models::ModelTable::builtin()))
+        .image_types(Some(vec!["png".into(), "jpeg".into()]));
+    let (svc, seen) = app(config, stub.clone());
+    let body = json!({"model": model, "tools": tools(), "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+                                     image("https://x/shot.png")]}]});
+    let response = svc.oneshot(request(&body)).await.unwrap();
+    let sent = seen.lock().unwrap().first().cloned().unwrap_or_default();
+    (sent, stub.calls.load(Ordering::SeqCst), response)
+}
+
+#[tokio::test]
+async fn a_model_that_sees_gets_its_images_natively_with_tools() {
+    let (sent, vision_calls, response) = with_table("hy4").await;
+    assert_eq!(vision_calls, 0, "no describe call for a model that sees");
+    assert_eq!(sent["model"], "hy4");
+    assert_eq!(
+        sent["messages"][0]["content"][1]["image_url"]["url"],
+        "https://x/shot.png"
+    );
+    let report = *response.extensions().get::<VisionReport>().unwrap();
+    assert_eq!((report.images, report.cache_misses), (1, 0));
+}
+
+#[tokio::test]
+async fn a_model_that_cannot_see_gets_descriptions_and_keeps_its_model() {
+    for model in [
+        "hy3",
+        "deepseek-v4-flash",
+        "kimi-k3",
+        "minimax-m3",
+        "glm-5.2",
+    ] {
+        let (sent, vision_calls, _) = with_table(model).await;
+        assert_eq!(vision_calls, 1, "{model}");
+        assert_eq!(sent["model"], model, "the client's model is called");
+        assert_eq!(
+            sent["messages"][0]["content"][1]["text"],
+            "[Image 1: picture shot.png]"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_image_type_the_upstream_refuses_is_a_400_before_any_call() {
+    let stub = Stub::new();
+    let config = CascadeConfig::default()
+        .model_table(Arc::new(crate::models::ModelTable::builtin()))
+        .image_types(Some(vec!["png".into()]));
+    let (svc, seen) = app(config, stub.clone());
+    let body = json!({"model": "hy4", "messages": [{"role": "user", "content": [
+        image("data:image/gif;base64,R0lGODlhAQABAAAAACw=")]}]});
+    let response = svc.oneshot(request(&body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let answer: Value = serde_json::from_str(&text(response).await).unwrap();
+    assert_eq!(answer["error"]["param"], "messages[0].content[0]");
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+}

@@ -173,6 +173,19 @@ impl Proxy {
             let store = TieredStore::new(memory, redis.clone(), "desc", cache.ttl);
             stack = stack.description_store(Arc::new(store));
         }
+        if config.upstream.is_legacy() {
+            tracing::warn!(
+                "upstream = \"hunyuan\": the legacy Hunyuan platform was shut down on \
+                 2026-09-30; this preset keeps its rules for legacy-compatible endpoints only \
+                 (TokenHub is the default: see docs/models.md)"
+            );
+        }
+        if let Some(models) = config.models_config() {
+            stack = stack.models(models);
+            if let Some(redis) = &redis {
+                stack = stack.models_redis(redis.clone());
+            }
+        }
         let stack = stack
             .fix(config.fix_config())
             .cascade(config.cascade_config())
@@ -405,8 +418,8 @@ fn key_health(states: &[crate::upstream::KeyState]) -> crate::health::CheckResul
 /// switch; `claude-*` names go to the text model unless `model_aliases` says otherwise.
 fn messages_config(config: &Config) -> Result<MessagesConfig, MessagesConfigError> {
     let messages = match config.upstream {
-        Preset::Tokenhub => MessagesConfig::tokenhub(),
         Preset::Hunyuan => MessagesConfig::default(),
+        _ => MessagesConfig::tokenhub(),
     };
     let mut messages = messages
         .with_body_limit(config.request_body_limit)
@@ -423,8 +436,8 @@ fn messages_config(config: &Config) -> Result<MessagesConfig, MessagesConfigErro
 /// per-process secret, said once in the log).
 fn responses_config(config: &Config) -> Result<ResponsesConfig, ResponsesConfigError> {
     let responses = match config.upstream {
-        Preset::Tokenhub => ResponsesConfig::tokenhub(),
         Preset::Hunyuan => ResponsesConfig::default(),
+        _ => ResponsesConfig::tokenhub(),
     };
     let mut responses = responses
         .with_body_limit(config.request_body_limit)

@@ -2,7 +2,7 @@
 //! a test in a process of its own.
 #![allow(dead_code)]
 
-use hunyuan_proxy::config::{Config, Secret};
+use hunyuan_proxy::config::{Config, Preset, Secret};
 use hunyuan_proxy::mock::MockHunyuan;
 use hunyuan_proxy::Proxy;
 use serde_json::{json, Value};
@@ -22,9 +22,11 @@ pub struct TestProxy {
 }
 
 impl TestProxy {
-    /// The default test config pointed at `mock`.
+    /// The default test config pointed at `mock`: the `hunyuan` preset, whose rules the
+    /// mock's default (legacy) mode enforces.
     pub fn config_for(mock: &MockHunyuan) -> Config {
         Config {
+            upstream: Preset::Hunyuan,
             api_base: Some(mock.base_url()),
             api_key: Some(Secret::new(UPSTREAM_KEY)),
             admin_token: Some(Secret::new(ADMIN_TOKEN)),

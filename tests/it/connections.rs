@@ -418,7 +418,7 @@ async fn the_binary_applies_the_key_pool_fallbacks_and_connection_guards() {
     std::fs::write(
         &config,
         format!(
-            "api_base = \"{}\"\napi_key = \"bin-bad-key-401\"\napi_keys = [\"bin-good-key-ok\"]\n\
+            "upstream = \"hunyuan\"\napi_base = \"{}\"\napi_key = \"bin-bad-key-401\"\napi_keys = [\"bin-good-key-ok\"]\n\
              upstream_retries = 0\nclient_header_timeout = 1\nmax_connections = 3\n\
              [fallback_models]\n\"hunyuan-turbos-latest\" = [\"hunyuan-2.0-instruct-20251111\"]\n",
             mock.base_url()

@@ -29,6 +29,7 @@ mod fuzz_parse;
 mod hostile;
 mod key_pool;
 mod mock;
+mod models;
 #[cfg(feature = "prometheus")]
 mod observe;
 mod raw_body;

@@ -372,7 +372,7 @@ async fn three_proxy_processes_share_the_upstream_cap_and_outlive_redis() {
     let config = std::env::temp_dir().join(format!("cap-{}.toml", std::process::id()));
     std::fs::write(
         &config,
-        "upstream_concurrency = 5\nredis_timeout_ms = 500\n",
+        "upstream = \"hunyuan\"\nupstream_concurrency = 5\nredis_timeout_ms = 500\n",
     )
     .unwrap();
     let (_processes, ports) = spawn_processes(3, &config, &mock, &redis).await;
@@ -467,7 +467,7 @@ async fn three_proxy_processes_share_the_cache_and_the_limits() {
     std::fs::write(
         &config,
         format!(
-            "client_api_keys = [\"{CLIENT_KEY}\"]\n\
+            "upstream = \"hunyuan\"\nclient_api_keys = [\"{CLIENT_KEY}\"]\n\
              client_rate_limit = {{ per_second = 0.5, burst = 4 }}\n\
              redis_timeout_ms = 500\n"
         ),
@@ -675,7 +675,7 @@ async fn a_killed_replica_s_permits_come_back_after_the_lease() {
     let config = std::env::temp_dir().join(format!("lease-{}.toml", std::process::id()));
     std::fs::write(
         &config,
-        "upstream_concurrency = 2\nredis_lease_secs = 2\nredis_timeout_ms = 500\n",
+        "upstream = \"hunyuan\"\nupstream_concurrency = 2\nredis_lease_secs = 2\nredis_timeout_ms = 500\n",
     )
     .unwrap();
     let (mut process, ports) = spawn_processes(1, &config, &mock, &redis).await;

@@ -443,6 +443,15 @@ async fn tokenhub() -> TestProxy {
         MockHunyuan::start_with(MockConfig::default().with_policy(MockPolicy::TokenHub)).await;
     let mut config = TestProxy::config_for(&mock);
     config.upstream = Preset::Tokenhub;
+    // This stand-in still serves the retired thinking model (the only one it gives reasoning
+    // to), so the id is not mapped to its replacement here.
+    config.models.insert(
+        THINKING.to_owned(),
+        hunyuan_proxy::models::ModelSettings {
+            replaced_by: Some(String::new()),
+            ..Default::default()
+        },
+    );
     TestProxy::start_on(mock, config).await
 }
 

@@ -36,7 +36,7 @@ async fn sigterm_lets_the_running_request_finish_then_exits_zero() {
     std::fs::write(
         &config,
         format!(
-            "api_base = \"{}\"\napi_key = \"test-key-123\"\nshutdown_timeout = 10\n",
+            "upstream = \"hunyuan\"\napi_base = \"{}\"\napi_key = \"test-key-123\"\nshutdown_timeout = 10\n",
             mock.base_url()
         ),
     )
