@@ -138,7 +138,7 @@ async fn after_redis_restarts_empty_one_new_image_through_three_processes_costs_
     let config = std::env::temp_dir().join(format!("faults-{}.toml", std::process::id()));
     // Generous for a loaded test machine: what is tested is that the first call after the
     // restart is not lost to the broken connection, not how fast Redis answers.
-    std::fs::write(&config, "redis_timeout_ms = 2000\n").unwrap();
+    std::fs::write(&config, "upstream = \"hunyuan\"\nredis_timeout_ms = 2000\n").unwrap();
     let (_processes, ports) = spawn_processes(3, &config, &mock, &redis).await;
     let client = reqwest::Client::new();
     for &port in &ports {

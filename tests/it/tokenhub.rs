@@ -265,6 +265,7 @@ async fn the_tokenhub_mock_checks_keys_lists_statuses_and_enforces_the_rules_ove
 #[tokio::test]
 async fn discovery_names_an_offline_configured_model_in_health_and_models_lists_online_ones() {
     let t = tokenhub_proxy(MockConfig::tokenhub().with_offline_model("hy3"), |config| {
+        config.text_model = Some("hy3".into());
         config
             .model_aliases
             .insert("claude-haiku*".into(), "hy4-flash".into());
@@ -279,7 +280,7 @@ async fn discovery_names_an_offline_configured_model_in_health_and_models_lists_
     let health: Value = t.get("/health").await.json().await.unwrap();
     assert_eq!(components(&health)["status"], "healthy", "{health}");
 
-    // hy3 is the TokenHub preset's text model, and offline here.
+    // hy3 is the configured text model, and offline here.
     let missing = t
         .proxy
         .refresh_models()
