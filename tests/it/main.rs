@@ -36,6 +36,7 @@ mod reliability;
 mod replicas;
 mod responses;
 mod responses_http;
+mod routes;
 #[cfg(unix)]
 mod shutdown;
 mod startup;
