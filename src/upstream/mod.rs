@@ -60,6 +60,7 @@ pub use body::UpstreamBody;
 pub use config::{UpstreamConfig, UpstreamConfigError};
 pub use forward::SERVED_MODEL;
 pub use keys::KeyState;
+pub(crate) use error_map::is_error_envelope;
 
 use crate::chat::{self, ChatCompletion, ChatRequest, ParsedChat};
 use crate::error::ProxyError;
