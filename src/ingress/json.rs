@@ -28,13 +28,25 @@ const MESSAGE_LIMIT: usize = 200;
 /// Reads `body` as `T`. Not JSON: [`ProxyError::InvalidJson`] (line and column); JSON of the
 /// wrong shape: a 400 naming the field's dotted path (or none for the body itself).
 pub(crate) fn read<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, ProxyError> {
+    // Read without tracking the path first: `serde_path_to_error` keeps every map key it
+    // passes as an owned string (measured: +17k instructions on a 10-message conversation).
+    // Only a body that fails is read again, to name the field.
+    let err = match serde_json::from_slice(body) {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    if err.classify() != serde_json::error::Category::Data {
+        return Err(to_proxy_error(err, ""));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = dotted(err.path());
-        to_proxy_error(err.into_inner(), &path)
-    })?;
-    de.end().map_err(|err| to_proxy_error(err, ""))?;
-    Ok(value)
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(err) => {
+            let path = dotted(err.path());
+            Err(to_proxy_error(err.into_inner(), &path))
+        }
+        // Cannot happen (the same input, the same types); the first error still stands.
+        Ok(_) => Err(to_proxy_error(err, "")),
+    }
 }
 
 /// `messages[2].content` → `messages.2.content`.
