@@ -58,9 +58,9 @@ mod slots;
 
 pub use body::UpstreamBody;
 pub use config::{UpstreamConfig, UpstreamConfigError};
+pub(crate) use error_map::is_error_envelope;
 pub use forward::SERVED_MODEL;
 pub use keys::KeyState;
-pub(crate) use error_map::is_error_envelope;
 
 use crate::chat::{self, ChatCompletion, ChatRequest, ParsedChat};
 use crate::error::ProxyError;
