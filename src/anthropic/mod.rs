@@ -5,7 +5,7 @@
 //! ParseLayer → FixLayer → CascadeLayer → Upstream). For each request it:
 //!
 //! 1. reads the body (the [`BodyLimit`](crate::chat::BodyLimit) in force, or
-//!    [`MessagesConfig::body_limit`]) and [`translate`]s it to a
+//!    [`MessagesConfig::body_limit`]) and translates it ([`to_chat`]) to a
 //!    [`ChatRequest`](crate::chat::ChatRequest): `system` and `role: "system"` messages → one
 //!    system message; `tool_use` → tool calls; `tool_result` → `tool` messages (images in them
 //!    stay image parts, so the cascade describes them); images → `image_url` parts; thinking →
@@ -76,7 +76,6 @@
 
 mod config;
 mod error;
-mod fast;
 mod future;
 mod layer;
 mod request;
@@ -88,7 +87,7 @@ pub use config::{MessagesConfig, MessagesConfigError};
 pub use error::{error_body, error_event, error_type, AnthropicErrors};
 pub use future::ResponseFuture;
 pub use layer::MessagesLayer;
-pub use request::{estimate_input_tokens, translate, Translated};
+pub use request::{estimate_input_tokens, to_chat, Translated};
 pub use response::{message_from_completion, stop_reason, AnswerPlan};
 pub use service::{CountTokens, Messages};
 pub use stream::MessagesStream;

@@ -1,4 +1,8 @@
-//! The Messages request translated to a chat request: [`translate`].
+//! The Messages request read and translated to a chat request: [`to_chat`], the one reader.
+//!
+//! The body is read straight into typed, borrowing structs (strings without escapes are not
+//! copied); each field is read as strictly as the translation needs it (see
+//! [`ingress::json`](crate::ingress)), so a wrong shape is a 400 naming its field.
 
 use super::config::MessagesConfig;
 use crate::chat::{
@@ -6,8 +10,13 @@ use crate::chat::{
     StreamOptions, Tool, ToolCall,
 };
 use crate::error::ProxyError;
+use crate::ingress::json::{self, present, Loose, LooseBool, LooseStr, Obj};
 use crate::ingress::Dropped;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
 
 /// A Messages request as the chat stack will see it, and what the answer needs to know.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,89 +41,258 @@ pub(super) fn invalid(path: &str, what: &str) -> ProxyError {
     ProxyError::invalid(format!("{path}: {what}"), path)
 }
 
-/// Translates a Messages request body. Unknown fields (`context_management`, `output_config`,
-/// `container`, `mcp_servers`, …) are ignored; wrong shapes are a 400 naming the field.
-pub fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, ProxyError> {
-    let Some(obj) = body.as_object() else {
-        return Err(ProxyError::invalid_request(
-            "the request body must be a JSON object",
-        ));
-    };
-    let mut dropped = Dropped::new();
-    let client_model = match obj.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        _ => return Err(invalid("model", "a non-empty string is required")),
-    };
-    let Some(Value::Array(messages)) = obj.get("messages") else {
-        return Err(invalid("messages", "a list of messages is required"));
-    };
-    if messages.is_empty() {
-        return Err(invalid("messages", "at least one message is required"));
-    }
-    let mut system: Vec<String> = Vec::new();
-    match obj.get("system") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => system.push(s.clone()),
-        Some(Value::Array(blocks)) => {
-            system.extend(blocks_text(blocks, "system", &mut dropped)?);
-        }
-        Some(_) => return Err(invalid("system", "a string or a list of text blocks")),
-    }
-    let mut out: Vec<Message> = Vec::new();
-    for (i, message) in messages.iter().enumerate() {
-        let path = format!("messages.{i}");
-        let Some(m) = message.as_object() else {
-            return Err(invalid(&path, "each message must be an object"));
-        };
-        let content = m.get("content");
-        match m.get("role").and_then(Value::as_str) {
-            Some("system") => match content {
-                Some(Value::String(s)) => system.push(s.clone()),
-                Some(Value::Array(blocks)) => system.extend(blocks_text(
-                    blocks,
-                    &format!("{path}.content"),
-                    &mut dropped,
-                )?),
-                _ => {
-                    return Err(invalid(
-                        &format!("{path}.content"),
-                        "a string or a list of blocks",
-                    ))
-                }
-            },
-            Some("user") => user_message(content, &path, &mut out, &mut dropped)?,
-            Some("assistant") => out.push(assistant_message(content, &path, config, &mut dropped)?),
-            Some(other) => {
-                return Err(invalid(
-                    &format!("{path}.role"),
-                    &format!(
-                        "unknown role `{}`: expected `user` or `assistant`",
-                        other.chars().take(40).collect::<String>()
-                    ),
-                ))
-            }
-            None => return Err(invalid(&format!("{path}.role"), "a role is required")),
-        }
-    }
-    let tools = tools(obj.get("tools"), &mut dropped)?;
-    let rest = rest(
-        &|field| obj.get(field),
-        tools.is_some(),
-        config,
-        &mut dropped,
-    )?;
-    Ok(assemble(
-        client_model,
-        system,
-        out,
-        tools,
-        rest,
-        dropped,
-        config,
-    ))
+/// Reads a Messages request body and translates it to the chat request. Unknown fields
+/// (`context_management`, `output_config`, `container`, `mcp_servers`, …) are ignored; wrong
+/// shapes are a 400 naming the field (`messages.2.content.0.source.data`).
+pub fn to_chat(body: &[u8], config: &MessagesConfig) -> Result<Translated, ProxyError> {
+    let Obj(body) = json::read::<Obj<Body<'_>>>(body)?;
+    body.into_chat(config)
 }
 
-/// The top-level fields after `tools`, read the same way by both readings of a request.
+/// `content` (of a message, a system prompt or a `tool_result` block): a string, a list of
+/// blocks, or something else the caller refuses or ignores.
+#[derive(Default)]
+enum BlockContent<'a> {
+    /// Absent or `null`.
+    #[default]
+    Absent,
+    Text(Cow<'a, str>),
+    Blocks(Vec<Loose<Block<'a>>>),
+    /// Any other value (read past).
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for BlockContent<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = BlockContent<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of blocks")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BlockContent::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BlockContent::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BlockContent::Text(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(block) = seq.next_element()? {
+                    blocks.push(block);
+                }
+                Ok(BlockContent::Blocks(blocks))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(BlockContent::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(BlockContent::Absent)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(BlockContent::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(BlockContent::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(BlockContent::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(BlockContent::Other)
+            }
+        }
+        d.deserialize_any(ContentVisitor)
+    }
+}
+
+/// The request body: what is translated block by block is typed, the small fields are kept
+/// as values for [`rest`].
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(default, borrow)]
+    model: LooseStr<'a>,
+    #[serde(borrow)]
+    messages: Option<Vec<Obj<MessageIn<'a>>>>,
+    #[serde(default, borrow)]
+    system: BlockContent<'a>,
+    #[serde(borrow)]
+    tools: Option<Vec<Obj<ToolIn<'a>>>>,
+    #[serde(default, deserialize_with = "present")]
+    tool_choice: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    max_tokens: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    temperature: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    top_p: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    top_k: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    metadata: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    stop_sequences: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    thinking: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    stream: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct MessageIn<'a> {
+    #[serde(default, borrow)]
+    role: LooseStr<'a>,
+    #[serde(default, borrow)]
+    content: BlockContent<'a>,
+}
+
+/// Any content block: the fields of every kind the translation reads, each read the way
+/// that kind needs it (a field of the wrong type is refused where the kind needs it, below,
+/// and ignored elsewhere).
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: LooseStr<'a>,
+    #[serde(default, borrow)]
+    text: LooseStr<'a>,
+    #[serde(default, borrow)]
+    title: LooseStr<'a>,
+    #[serde(default, borrow)]
+    id: LooseStr<'a>,
+    #[serde(default, borrow)]
+    name: LooseStr<'a>,
+    #[serde(default, deserialize_with = "present")]
+    input: Option<Value>,
+    #[serde(default, borrow)]
+    tool_use_id: LooseStr<'a>,
+    #[serde(default, borrow)]
+    content: BlockContent<'a>,
+    #[serde(default)]
+    is_error: LooseBool,
+    #[serde(default, borrow)]
+    thinking: LooseStr<'a>,
+    #[serde(default, borrow)]
+    source: Loose<Source<'a>>,
+}
+
+/// An image's or a document's `source`.
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: LooseStr<'a>,
+    #[serde(default, borrow)]
+    media_type: LooseStr<'a>,
+    #[serde(default, borrow)]
+    data: LooseStr<'a>,
+    #[serde(default, borrow)]
+    url: LooseStr<'a>,
+    /// A `content` document's content: a string or a list of text parts.
+    #[serde(default, borrow)]
+    content: BlockContent<'a>,
+}
+
+#[derive(Deserialize)]
+struct ToolIn<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: LooseStr<'a>,
+    #[serde(default)]
+    defer_loading: LooseBool,
+    #[serde(default, borrow)]
+    name: LooseStr<'a>,
+    #[serde(default, borrow)]
+    description: LooseStr<'a>,
+    #[serde(default, deserialize_with = "present")]
+    input_schema: Option<Value>,
+}
+
+impl Body<'_> {
+    fn into_chat(self, config: &MessagesConfig) -> Result<Translated, ProxyError> {
+        let mut dropped = Dropped::new();
+        let client_model = match self.model.into_string() {
+            Some(m) if !m.trim().is_empty() => m,
+            _ => return Err(invalid("model", "a non-empty string is required")),
+        };
+        let Some(messages) = self.messages else {
+            return Err(invalid("messages", "a list of messages is required"));
+        };
+        if messages.is_empty() {
+            return Err(invalid("messages", "at least one message is required"));
+        }
+        let mut system: Vec<String> = Vec::new();
+        match self.system {
+            BlockContent::Absent => {}
+            BlockContent::Text(s) => system.push(s.into_owned()),
+            BlockContent::Blocks(blocks) => {
+                blocks_text(blocks, "system", &mut system, &mut dropped)?
+            }
+            BlockContent::Other => {
+                return Err(invalid("system", "a string or a list of text blocks"))
+            }
+        }
+        let mut out: Vec<Message> = Vec::with_capacity(messages.len() + 1);
+        for (i, Obj(message)) in messages.into_iter().enumerate() {
+            let content = message.content;
+            match message.role.as_str() {
+                Some("system") => match content {
+                    BlockContent::Text(s) => system.push(s.into_owned()),
+                    BlockContent::Blocks(blocks) => blocks_text(
+                        blocks,
+                        &format!("messages.{i}.content"),
+                        &mut system,
+                        &mut dropped,
+                    )?,
+                    BlockContent::Absent | BlockContent::Other => {
+                        return Err(invalid(
+                            &format!("messages.{i}.content"),
+                            "a string or a list of blocks",
+                        ))
+                    }
+                },
+                Some("user") => user_message(content, i, &mut out, &mut dropped)?,
+                Some("assistant") => out.push(assistant_message(content, i, config, &mut dropped)?),
+                Some(other) => {
+                    return Err(invalid(
+                        &format!("messages.{i}.role"),
+                        &format!(
+                            "unknown role `{}`: expected `user` or `assistant`",
+                            other.chars().take(40).collect::<String>()
+                        ),
+                    ))
+                }
+                None => return Err(invalid(&format!("messages.{i}.role"), "a role is required")),
+            }
+        }
+        let tools = tools(self.tools, &mut dropped)?;
+        let fields = [
+            ("tool_choice", self.tool_choice.as_ref()),
+            ("max_tokens", self.max_tokens.as_ref()),
+            ("temperature", self.temperature.as_ref()),
+            ("top_p", self.top_p.as_ref()),
+            ("top_k", self.top_k.as_ref()),
+            ("metadata", self.metadata.as_ref()),
+            ("stop_sequences", self.stop_sequences.as_ref()),
+            ("thinking", self.thinking.as_ref()),
+            ("stream", self.stream.as_ref()),
+        ];
+        let get = |field: &str| fields.iter().find(|(name, _)| *name == field)?.1;
+        let rest = rest(&get, tools.is_some(), config, &mut dropped)?;
+        Ok(assemble(
+            client_model,
+            system,
+            out,
+            tools,
+            rest,
+            dropped,
+            config,
+        ))
+    }
+}
+
+/// The top-level fields after `tools`.
 pub(super) struct Rest {
     extra: Map<String, Value>,
     stop_sequences: Vec<String>,
@@ -253,38 +431,50 @@ pub(super) fn assemble(
     }
 }
 
-/// The type of a block, or a 400.
-fn block_type<'a>(block: &'a Value, path: &str) -> Result<&'a str, ProxyError> {
-    block
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(&format!("{path}.type"), "each block needs a `type`"))
+/// A block and its type (taken out of it), or a 400 when it has none (or is no object).
+fn typed_block<'a>(
+    block: Option<Block<'a>>,
+    path: &dyn Fn() -> String,
+) -> Result<(Cow<'a, str>, Block<'a>), ProxyError> {
+    match block {
+        Some(mut block) => match block.kind.0.take() {
+            Some(kind) => Ok((kind, block)),
+            None => Err(invalid(
+                &format!("{}.type", path()),
+                "each block needs a `type`",
+            )),
+        },
+        None => Err(invalid(
+            &format!("{}.type", path()),
+            "each block needs a `type`",
+        )),
+    }
 }
 
 /// The text a block can stand for: `text` blocks, `document` blocks with a text source, and
 /// any other block with a `text` string. `None` when it has none.
-fn block_text(block: &Value, kind: &str) -> Option<String> {
+fn block_text(block: Block<'_>, kind: &str) -> Option<String> {
     if kind == "document" {
-        let source = block.get("source")?;
-        let text = match source.get("type").and_then(Value::as_str) {
-            Some("text") => source.get("data")?.as_str()?.to_owned(),
-            Some("content") => match source.get("content")? {
-                Value::String(s) => s.clone(),
-                Value::Array(parts) => parts
+        let source = block.source.0?;
+        let text = match source.kind.as_str() {
+            Some("text") => source.data.into_string()?,
+            Some("content") => match source.content {
+                BlockContent::Text(s) => s.into_owned(),
+                BlockContent::Blocks(parts) => parts
                     .iter()
-                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .filter_map(|p| p.0.as_ref().and_then(|p| p.text.as_str()))
                     .collect::<Vec<_>>()
                     .join("\n"),
-                _ => return None,
+                BlockContent::Absent | BlockContent::Other => return None,
             },
             _ => return None,
         };
-        return Some(match block.get("title").and_then(Value::as_str) {
+        return Some(match block.title.as_str() {
             Some(title) => format!("{title}\n\n{text}"),
             None => text,
         });
     }
-    block.get("text").and_then(Value::as_str).map(str::to_owned)
+    block.text.into_string()
 }
 
 /// How a dropped block is named (`block:<type>`).
@@ -294,59 +484,58 @@ pub(super) fn dropped_block(kind: &str) -> String {
 
 /// The texts of a list of blocks (system prompts): text-bearing blocks kept, others dropped.
 fn blocks_text(
-    blocks: &[Value],
+    blocks: Vec<Loose<Block<'_>>>,
     path: &str,
+    texts: &mut Vec<String>,
     dropped: &mut Dropped,
-) -> Result<Vec<String>, ProxyError> {
-    let mut texts = Vec::new();
-    for (j, block) in blocks.iter().enumerate() {
-        let kind = block_type(block, &format!("{path}.{j}"))?;
-        match block_text(block, kind) {
+) -> Result<(), ProxyError> {
+    for (j, Loose(block)) in blocks.into_iter().enumerate() {
+        let (kind, block) = typed_block(block, &|| format!("{path}.{j}"))?;
+        match block_text(block, &kind) {
             Some(text) => texts.push(text),
-            None => dropped.add(dropped_block(kind)),
+            None => dropped.add(dropped_block(&kind)),
         }
     }
-    Ok(texts)
+    Ok(())
 }
 
 /// An image block as an `image_url` part (`None`, reported, for sources it cannot carry).
 fn image_part(
-    block: &Value,
-    path: &str,
+    block: Block<'_>,
+    path: &dyn Fn() -> String,
     dropped: &mut Dropped,
 ) -> Result<Option<ContentPart>, ProxyError> {
-    let source_path = format!("{path}.source");
-    let Some(source) = block.get("source").and_then(Value::as_object) else {
-        return Err(invalid(&source_path, "an image needs a `source` object"));
+    let source_path = || format!("{}.source", path());
+    let Some(source) = block.source.0 else {
+        return Err(invalid(&source_path(), "an image needs a `source` object"));
     };
-    let url = match source.get("type").and_then(Value::as_str) {
+    let url = match source.kind.as_str() {
         Some("base64") => {
-            let media_type = source
-                .get("media_type")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    invalid(&format!("{source_path}.media_type"), "a string is required")
-                })?;
-            let data = source.get("data").and_then(Value::as_str).ok_or_else(|| {
+            let media_type = source.media_type.as_str().ok_or_else(|| {
                 invalid(
-                    &format!("{source_path}.data"),
+                    &format!("{}.media_type", source_path()),
+                    "a string is required",
+                )
+            })?;
+            let data = source.data.as_str().ok_or_else(|| {
+                invalid(
+                    &format!("{}.data", source_path()),
                     "a base64 string is required",
                 )
             })?;
             format!("data:{media_type};base64,{data}")
         }
         Some("url") => source
-            .get("url")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{source_path}.url"), "a string is required"))?
-            .to_owned(),
+            .url
+            .into_string()
+            .ok_or_else(|| invalid(&format!("{}.url", source_path()), "a string is required"))?,
         Some(_) => {
             dropped.add("image:file");
             return Ok(None);
         }
         None => {
             return Err(invalid(
-                &format!("{source_path}.type"),
+                &format!("{}.type", source_path()),
                 "`base64` or `url` is required",
             ))
         }
@@ -369,34 +558,35 @@ pub(super) fn parts_to_content(parts: Vec<ContentPart>) -> Content {
 /// A user message: its `tool_result` blocks become `tool` messages (in order), everything
 /// else one user message after them.
 fn user_message(
-    content: Option<&Value>,
-    path: &str,
+    content: BlockContent<'_>,
+    i: usize,
     out: &mut Vec<Message>,
     dropped: &mut Dropped,
 ) -> Result<(), ProxyError> {
     let blocks = match content {
-        Some(Value::String(s)) => {
-            out.push(Message::text(Role::User, s.clone()));
+        BlockContent::Text(s) => {
+            out.push(Message::text(Role::User, s.into_owned()));
             return Ok(());
         }
-        Some(Value::Array(blocks)) => blocks,
-        _ => {
+        BlockContent::Blocks(blocks) => blocks,
+        BlockContent::Absent | BlockContent::Other => {
             return Err(invalid(
-                &format!("{path}.content"),
+                &format!("messages.{i}.content"),
                 "a string or a list of blocks",
             ))
         }
     };
     let mut parts = Vec::new();
     let mut had_results = false;
-    for (j, block) in blocks.iter().enumerate() {
-        let bpath = format!("{path}.content.{j}");
-        match block_type(block, &bpath)? {
+    for (j, Loose(block)) in blocks.into_iter().enumerate() {
+        let bpath = || format!("messages.{i}.content.{j}");
+        let (kind, block) = typed_block(block, &bpath)?;
+        match kind.as_ref() {
             "text" => {
                 let text = block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid(&format!("{bpath}.text"), "a string is required"))?;
+                    .text
+                    .into_string()
+                    .ok_or_else(|| invalid(&format!("{}.text", bpath()), "a string is required"))?;
                 parts.push(ContentPart::text_part(text));
             }
             "image" => parts.extend(image_part(block, &bpath, dropped)?),
@@ -426,19 +616,24 @@ fn user_message(
 
 /// A `tool_result` block as a `tool` message; images stay image parts (the cascade describes
 /// them), `is_error` results are prefixed `Error: `.
-fn tool_message(block: &Value, path: &str, dropped: &mut Dropped) -> Result<Message, ProxyError> {
+fn tool_message(
+    block: Block<'_>,
+    path: &dyn Fn() -> String,
+    dropped: &mut Dropped,
+) -> Result<Message, ProxyError> {
     let id = block
-        .get("tool_use_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(&format!("{path}.tool_use_id"), "a string is required"))?;
+        .tool_use_id
+        .into_string()
+        .ok_or_else(|| invalid(&format!("{}.tool_use_id", path()), "a string is required"))?;
     let mut parts = Vec::new();
-    match block.get("content") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => parts.push(ContentPart::text_part(s.clone())),
-        Some(Value::Array(inner)) => {
-            for (k, b) in inner.iter().enumerate() {
-                let bpath = format!("{path}.content.{k}");
-                match block_type(b, &bpath)? {
+    match block.content {
+        BlockContent::Absent => {}
+        BlockContent::Text(s) => parts.push(ContentPart::text_part(s.into_owned())),
+        BlockContent::Blocks(inner) => {
+            for (k, Loose(b)) in inner.into_iter().enumerate() {
+                let bpath = || format!("{}.content.{k}", path());
+                let (kind, b) = typed_block(b, &bpath)?;
+                match kind.as_ref() {
                     "image" => parts.extend(image_part(b, &bpath, dropped)?),
                     kind => match block_text(b, kind) {
                         Some(text) => parts.push(ContentPart::text_part(text)),
@@ -447,17 +642,17 @@ fn tool_message(block: &Value, path: &str, dropped: &mut Dropped) -> Result<Mess
                 }
             }
         }
-        Some(_) => {
+        BlockContent::Other => {
             return Err(invalid(
-                &format!("{path}.content"),
+                &format!("{}.content", path()),
                 "a string or a list of blocks",
             ))
         }
     }
     Ok(tool_result_message(
-        id.to_owned(),
+        id,
         parts,
-        block.get("is_error").and_then(Value::as_bool) == Some(true),
+        block.is_error.0 == Some(true),
     ))
 }
 
@@ -490,21 +685,21 @@ pub(super) fn tool_result_message(
 /// An assistant message: text, `tool_use` → tool calls, thinking → `reasoning_content` when
 /// the history keeps reasoning (TokenHub), dropped otherwise.
 fn assistant_message(
-    content: Option<&Value>,
-    path: &str,
+    content: BlockContent<'_>,
+    i: usize,
     config: &MessagesConfig,
     dropped: &mut Dropped,
 ) -> Result<Message, ProxyError> {
     let mut message = Message::text(Role::Assistant, "");
     let blocks = match content {
-        Some(Value::String(s)) => {
-            message.content = Some(Content::Text(s.clone()));
+        BlockContent::Text(s) => {
+            message.content = Some(Content::Text(s.into_owned()));
             return Ok(message);
         }
-        Some(Value::Array(blocks)) => blocks,
-        _ => {
+        BlockContent::Blocks(blocks) => blocks,
+        BlockContent::Absent | BlockContent::Other => {
             return Err(invalid(
-                &format!("{path}.content"),
+                &format!("messages.{i}.content"),
                 "a string or a list of blocks",
             ))
         }
@@ -512,44 +707,42 @@ fn assistant_message(
     let mut texts: Vec<String> = Vec::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
-    for (j, block) in blocks.iter().enumerate() {
-        let bpath = format!("{path}.content.{j}");
-        match block_type(block, &bpath)? {
+    for (j, Loose(block)) in blocks.into_iter().enumerate() {
+        let bpath = || format!("messages.{i}.content.{j}");
+        let (kind, block) = typed_block(block, &bpath)?;
+        match kind.as_ref() {
             "text" => {
                 let text = block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid(&format!("{bpath}.text"), "a string is required"))?;
+                    .text
+                    .into_string()
+                    .ok_or_else(|| invalid(&format!("{}.text", bpath()), "a string is required"))?;
                 if !text.is_empty() {
-                    texts.push(text.to_owned());
+                    texts.push(text);
                 }
             }
             "tool_use" => {
                 let id = block
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid(&format!("{bpath}.id"), "a string is required"))?;
+                    .id
+                    .into_string()
+                    .ok_or_else(|| invalid(&format!("{}.id", bpath()), "a string is required"))?;
                 let name = block
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid(&format!("{bpath}.name"), "a string is required"))?;
-                let input = block
-                    .get("input")
-                    .cloned()
-                    .unwrap_or_else(|| Value::Object(Map::new()));
+                    .name
+                    .into_string()
+                    .ok_or_else(|| invalid(&format!("{}.name", bpath()), "a string is required"))?;
+                let arguments = match block.input {
+                    Some(input) => input.to_string(),
+                    None => "{}".to_owned(),
+                };
                 calls.push(ToolCall {
-                    id: id.to_owned(),
+                    id,
                     kind: "function".into(),
-                    function: FunctionCall {
-                        name: name.to_owned(),
-                        arguments: input.to_string(),
-                    },
+                    function: FunctionCall { name, arguments },
                     extra: Map::new(),
                 });
             }
             "thinking" => {
                 if config.reasoning_history {
-                    if let Some(t) = block.get("thinking").and_then(Value::as_str) {
+                    if let Some(t) = block.thinking.as_str() {
                         reasoning.push_str(t);
                     }
                 }
@@ -575,19 +768,16 @@ fn assistant_message(
 
 /// Tools: plain (custom) tools with `input_schema` → functions; server and client-defined
 /// built-ins (`web_search_*`, `bash_*`, …) and deferred tools are dropped and reported.
-fn tools(value: Option<&Value>, dropped: &mut Dropped) -> Result<Option<Vec<Tool>>, ProxyError> {
-    let list = match value {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(list)) => list,
-        Some(_) => return Err(invalid("tools", "a list of tools is required")),
+fn tools(
+    list: Option<Vec<Obj<ToolIn<'_>>>>,
+    dropped: &mut Dropped,
+) -> Result<Option<Vec<Tool>>, ProxyError> {
+    let Some(list) = list else {
+        return Ok(None);
     };
-    let mut out = Vec::new();
-    for (i, tool) in list.iter().enumerate() {
-        let path = format!("tools.{i}");
-        let Some(t) = tool.as_object() else {
-            return Err(invalid(&path, "each tool must be an object"));
-        };
-        match t.get("type").and_then(Value::as_str) {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, Obj(tool)) in list.into_iter().enumerate() {
+        match tool.kind.as_str() {
             None | Some("custom") => {}
             Some(kind) => {
                 dropped.add(format!(
@@ -597,21 +787,21 @@ fn tools(value: Option<&Value>, dropped: &mut Dropped) -> Result<Option<Vec<Tool
                 continue;
             }
         }
-        if t.get("defer_loading").and_then(Value::as_bool) == Some(true) {
+        if tool.defer_loading.0 == Some(true) {
             dropped.add("tool:deferred");
             continue;
         }
-        let name = t
-            .get("name")
-            .and_then(Value::as_str)
+        let name = tool
+            .name
+            .into_string()
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| invalid(&format!("{path}.name"), "a non-empty string is required"))?;
-        let parameters = match t.get("input_schema") {
-            Some(schema @ Value::Object(_)) => schema.clone(),
+            .ok_or_else(|| invalid(&format!("tools.{i}.name"), "a non-empty string is required"))?;
+        let parameters = match tool.input_schema {
+            Some(schema @ Value::Object(_)) => schema,
             None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
             Some(_) => {
                 return Err(invalid(
-                    &format!("{path}.input_schema"),
+                    &format!("tools.{i}.input_schema"),
                     "an object is required",
                 ))
             }
@@ -619,11 +809,8 @@ fn tools(value: Option<&Value>, dropped: &mut Dropped) -> Result<Option<Vec<Tool
         out.push(Tool {
             kind: "function".into(),
             function: FunctionDef {
-                name: name.to_owned(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
+                name,
+                description: tool.description.into_string(),
                 parameters: Some(parameters),
                 extra: Map::new(),
             },

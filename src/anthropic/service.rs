@@ -4,7 +4,7 @@
 use super::config::MessagesConfig;
 use super::error::{render_proxy_error, AnthropicErrors};
 use super::future::ResponseFuture;
-use super::request::{estimate_input_tokens, translate, Translated};
+use super::request::{estimate_input_tokens, to_chat, Translated};
 use super::response::{message_bytes, AnswerPlan};
 use super::stream::MessagesStream;
 use super::DIALECT;
@@ -65,36 +65,7 @@ async fn read_messages(
         .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
     let body = std::mem::take(req.body_mut());
     let bytes = read_body(req.headers(), body, limit, timeout).await?;
-    if let Some(translated) = super::fast::translate(&bytes, config) {
-        #[cfg(debug_assertions)]
-        {
-            let value: serde_json::Value =
-                serde_json::from_slice(&bytes).expect("the fast reading took JSON");
-            match translate(&value, config) {
-                Ok(slow) => assert_eq!(translated, slow, "the two readings differ"),
-                Err(err) => panic!("the fast reading took a request the other rejects: {err}"),
-            }
-        }
-        return Ok(translated);
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|err| ProxyError::InvalidJson {
-            detail: format!(
-                "line {} column {}: {}",
-                err.line(),
-                err.column(),
-                classify(&err)
-            ),
-        })?;
-    translate(&value, config)
-}
-
-fn classify(err: &serde_json::Error) -> &'static str {
-    match err.classify() {
-        serde_json::error::Category::Eof => "unexpected end of input",
-        serde_json::error::Category::Syntax => "syntax error",
-        _ => "not valid JSON",
-    }
+    to_chat(&bytes, config)
 }
 
 impl<S> Service<Request<Body>> for Messages<S>

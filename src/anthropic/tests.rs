@@ -2,8 +2,13 @@
 
 use super::*;
 use crate::chat::{ChatChunk, Content, ContentPart, Role, Stop};
+use crate::error::ProxyError;
 use crate::ingress::StreamTranslator;
 use serde_json::{json, Value};
+
+fn translate(body: &Value, config: &MessagesConfig) -> Result<Translated, ProxyError> {
+    to_chat(body.to_string().as_bytes(), config)
+}
 
 fn tr(body: Value) -> Translated {
     translate(&body, &MessagesConfig::default()).unwrap()
@@ -542,4 +547,192 @@ async fn an_inner_error_keeps_its_status_headers_and_extensions() {
         error,
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "queue full"}})
     );
+}
+
+/// A request with every kind of block and field Claude Code and the SDKs send, read into the
+/// chat request it has always been read into (the expected requests were recorded from the
+/// `serde_json::Value` translator this reader replaced).
+#[test]
+fn a_request_of_every_shape_reads_into_the_recorded_chat_request() {
+    let tokenhub = MessagesConfig {
+        reasoning_history: true,
+        thinking_switch: true,
+        ..MessagesConfig::default()
+    };
+    let body = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 100, "temperature": 0.5, "top_k": 3,
+        "system": [{"type": "text", "text": "Be \"brief\".", "cache_control": {"type": "ephemeral"}},
+                   {"type": "mystery"}],
+        "metadata": {"user_id": "u1"}, "stop_sequences": ["END"],
+        "thinking": {"type": "enabled", "budget_tokens": 1024}, "stream": true,
+        "tool_choice": {"type": "tool", "name": "Read"},
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "look\u{e9}"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+                {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+                {"type": "image", "source": {"type": "file", "file_id": "f"}},
+                {"type": "server_note", "text": "kept"}, {"type": "other"}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "s"},
+                {"type": "redacted_thinking", "data": "x"}, {"type": "text", "text": ""},
+                {"type": "tool_use", "id": "t1", "name": "Read", "input": {"z": 1, "a": [true, null]}},
+                {"type": "tool_use", "id": "t2", "name": "Read"},
+                {"type": "tool_use", "id": "t3", "name": "Read", "input": null}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "ok"},
+                {"type": "tool_result", "tool_use_id": "t2", "is_error": true,
+                 "content": [{"type": "text", "text": "bad"}, {"type": "image",
+                    "source": {"type": "url", "url": "https://x/z.png"}}, {"type": "x"}]},
+                {"type": "tool_result", "tool_use_id": "t3", "is_error": true}]},
+            {"role": "system", "content": "Later system."},
+            {"role": "assistant", "content": "Plain."}
+        ],
+        "tools": [{"name": "Read", "description": "Reads", "input_schema": {"type": "object"}},
+                  {"name": "Bare"}, {"type": "web_search_20250305", "name": "web_search"},
+                  {"name": "Later", "defer_loading": true}]
+    });
+    let expected_default: Value = serde_json::from_str(r#"{"model": "claude-sonnet-4-5", "messages": [{"role": "system", "content": "Be \"brief\".\n\nLater system."}, {"role": "user", "content": [{"type": "text", "text": "look\u00e9"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}, {"type": "text", "text": "kept"}]}, {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "Read", "arguments": "{\"a\":[true,null],\"z\":1}"}}, {"id": "t2", "type": "function", "function": {"name": "Read", "arguments": "{}"}}, {"id": "t3", "type": "function", "function": {"name": "Read", "arguments": "null"}}]}, {"role": "tool", "content": "ok", "tool_call_id": "t1"}, {"role": "tool", "content": [{"type": "text", "text": "Error: bad"}, {"type": "image_url", "image_url": {"url": "https://x/z.png"}}], "tool_call_id": "t2"}, {"role": "tool", "content": "Error: the tool failed.", "tool_call_id": "t3"}, {"role": "assistant", "content": "Plain."}], "stream": true, "stream_options": {"include_usage": true}, "tools": [{"type": "function", "function": {"name": "Read", "description": "Reads", "parameters": {"type": "object"}}}, {"type": "function", "function": {"name": "Bare", "parameters": {"properties": {}, "type": "object"}}}], "stop": ["END"], "max_tokens": 100, "temperature": 0.5, "tool_choice": {"function": {"name": "Read"}, "type": "function"}, "user": "u1"}"#).unwrap();
+    let expected_tokenhub: Value = serde_json::from_str(r#"{"model": "claude-sonnet-4-5", "messages": [{"role": "system", "content": "Be \"brief\".\n\nLater system."}, {"role": "user", "content": [{"type": "text", "text": "look\u00e9"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}, {"type": "text", "text": "kept"}]}, {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "Read", "arguments": "{\"a\":[true,null],\"z\":1}"}}, {"id": "t2", "type": "function", "function": {"name": "Read", "arguments": "{}"}}, {"id": "t3", "type": "function", "function": {"name": "Read", "arguments": "null"}}], "reasoning_content": "hmm"}, {"role": "tool", "content": "ok", "tool_call_id": "t1"}, {"role": "tool", "content": [{"type": "text", "text": "Error: bad"}, {"type": "image_url", "image_url": {"url": "https://x/z.png"}}], "tool_call_id": "t2"}, {"role": "tool", "content": "Error: the tool failed.", "tool_call_id": "t3"}, {"role": "assistant", "content": "Plain."}], "stream": true, "stream_options": {"include_usage": true}, "tools": [{"type": "function", "function": {"name": "Read", "description": "Reads", "parameters": {"type": "object"}}}, {"type": "function", "function": {"name": "Bare", "parameters": {"properties": {}, "type": "object"}}}], "stop": ["END"], "max_tokens": 100, "temperature": 0.5, "thinking": {"type": "enabled"}, "tool_choice": {"function": {"name": "Read"}, "type": "function"}, "user": "u1"}"#).unwrap();
+    for (config, expected) in [
+        (MessagesConfig::default(), expected_default),
+        (tokenhub, expected_tokenhub),
+    ] {
+        let t = translate(&body, &config).unwrap();
+        assert_eq!(serde_json::to_value(&t.chat).unwrap(), expected);
+        assert!(t.thinking && t.stream);
+        assert_eq!(t.stop_sequences, ["END"]);
+        assert_eq!(
+            t.dropped.iter().collect::<Vec<_>>(),
+            [
+                "block:mystery",
+                "image:file",
+                "block:other",
+                "block:x",
+                "tool:web_search_20250305",
+                "tool:deferred",
+                "top_k"
+            ]
+        );
+    }
+    for config in [
+        MessagesConfig::default(),
+        MessagesConfig {
+            reasoning_history: true,
+            thinking_switch: true,
+            ..MessagesConfig::default()
+        },
+    ] {
+        let plain = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "system": "s", "tools": null, "stream": null, "metadata": "not an object"});
+        let t = translate(&plain, &config).unwrap();
+        assert_eq!(
+            serde_json::to_value(&t.chat).unwrap(),
+            json!({"model": "m", "messages": [{"role": "system", "content": "s"},
+                                              {"role": "user", "content": "hi"}], "stream": false})
+        );
+    }
+}
+
+/// The shapes the typed reader once left to the `Value` translator, read by the one reader
+/// as that translator read them: the same 400 (naming the same field) or the same request.
+#[test]
+fn odd_shapes_read_as_they_always_did() {
+    let config = MessagesConfig::default();
+    let user =
+        |content: Value| json!({"model": "m", "messages": [{"role": "user", "content": content}]});
+    let param = |body: &Value| {
+        let e = translate(body, &config).unwrap_err();
+        assert_eq!(e.status(), 400, "{body}");
+        e.param().map(str::to_owned)
+    };
+    for (body, expected) in [
+        (json!([1, 2]), None),
+        (json!({"model": "m", "messages": []}), Some("messages")),
+        (
+            json!({"model": " ", "messages": [{"role": "user", "content": "hi"}]}),
+            Some("model"),
+        ),
+        (
+            json!({"model": "m", "messages": [["user", "hi"]]}),
+            Some("messages.0"),
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "robot", "content": "hi"}]}),
+            Some("messages.0.role"),
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": null}]}),
+            Some("messages.0.content"),
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}),
+            Some("max_tokens"),
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}),
+            Some("stream"),
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [["x"]]}),
+            Some("tools.0"),
+        ),
+        (
+            user(json!([["text", "hi"]])),
+            Some("messages.0.content.0.type"),
+        ),
+        (
+            user(json!([{"type": "text"}])),
+            Some("messages.0.content.0.text"),
+        ),
+        (
+            user(json!([{"text": "no type"}])),
+            Some("messages.0.content.0.type"),
+        ),
+        (
+            user(json!([{"type": "image", "source": ["base64", "image/png", "AAAA", null]}])),
+            Some("messages.0.content.0.source"),
+        ),
+        (
+            user(json!([{"type": "image", "source": {"type": "base64", "data": "AAAA"}}])),
+            Some("messages.0.content.0.source.media_type"),
+        ),
+        (
+            user(json!([{"type": "tool_result", "tool_use_id": "t", "content": {"a": 1}}])),
+            Some("messages.0.content.0.content"),
+        ),
+    ] {
+        assert_eq!(param(&body).as_deref(), expected, "{body}");
+    }
+    // Fields a wrong type does not fail: read as absent.
+    let t = translate(
+        &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "x", "description": 5}]}),
+        &config,
+    )
+    .unwrap();
+    let tool = &t.chat.tools.unwrap()[0];
+    assert_eq!(tool.function.name, "x");
+    assert_eq!(tool.function.description, None);
+    let t = translate(
+        &user(json!([{"type": "document", "source": {"type": "text", "data": "doc"}}])),
+        &config,
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&t.chat.messages).unwrap(),
+        json!([{"role": "user", "content": "doc"}])
+    );
+    let t = translate(
+        &user(json!([{"type": "tool_result", "tool_use_id": "t", "is_error": "yes"}])),
+        &config,
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&t.chat.messages).unwrap(),
+        json!([{"role": "tool", "content": "", "tool_call_id": "t"}])
+    );
+    // A duplicate of a field the reader reads is a 400 (a `Value` took the last one).
+    let body = br#"{"model": "a", "model": "m", "messages": [{"role": "user", "content": "hi"}]}"#;
+    let e = to_chat(body, &config).unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.to_string().contains("duplicate field `model`"), "{e}");
 }

@@ -4,6 +4,7 @@
 use super::service::{Applied, Outcome, Pending, PendingVisionReport, VISION_HEADER};
 use crate::chat::SseEvent;
 use crate::error::{ErrorKind, ProxyError};
+use crate::upstream::is_error_envelope;
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -143,12 +144,6 @@ where
             }
         }
     }
-}
-
-fn is_error_envelope(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .is_some_and(|v| v.get("error").is_some_and(serde_json::Value::is_object))
 }
 
 /// An error as one SSE `data:` event holding OpenAI's envelope.

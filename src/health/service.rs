@@ -139,7 +139,7 @@ async fn answer(shared: Arc<Shared>, endpoint: Endpoint) -> Response<Body> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Health<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<axum::BoxError>,
 {
@@ -156,11 +156,8 @@ where
             Some(endpoint) => {
                 ResponseFuture::answer(Box::pin(answer(self.shared.clone(), endpoint)))
             }
-            None => {
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::inner(inner.call(req))
-            }
+            // Called here, not in the future: no clone of the inner service is needed.
+            None => ResponseFuture::inner(self.inner.call(req)),
         }
     }
 }

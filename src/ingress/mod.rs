@@ -23,6 +23,7 @@ mod aliases;
 mod dropped;
 mod error;
 pub(crate) mod handoff;
+pub(crate) mod json;
 mod stream;
 
 pub use aliases::{AliasError, ModelAliases};

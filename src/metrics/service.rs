@@ -37,7 +37,7 @@ impl<S> Metrics<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Metrics<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: http_body::Body,
 {
     type Response = Response<super::ResponseBody<ResBody>>;
@@ -52,9 +52,8 @@ where
         let started = Instant::now();
         let route = self.shared.resolve(req.uri().path());
         route.handles.in_flight().increment(1.0);
-        // The clone may not be ready: keep the ready one for this call (tower's advice).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(inner.call(req), started, route, self.shared.clone())
+        // The inner service is called here, not in the future: no clone is needed (tower's
+        // `mem::replace` idiom is for futures that call it later).
+        ResponseFuture::new(self.inner.call(req), started, route, self.shared.clone())
     }
 }

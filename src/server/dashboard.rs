@@ -22,7 +22,7 @@ use crate::secret::{constant_time_eq, Secret};
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Form, Json, Router};
 use hmac::{Hmac, Mac};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -48,13 +48,11 @@ const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'un
                    img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
                    frame-ancestors 'none'";
 
-/// The dashboard's routes, to merge into the proxy's router.
-pub(crate) fn routes() -> Router<Proxy> {
+/// The sign-in form's own posts (HTML answers, so outside the JSON route table).
+pub(crate) fn form_routes() -> Router<Proxy> {
     Router::new()
-        .route("/dashboard", get(page))
         .route("/dashboard/login", post(login))
         .route("/dashboard/logout", post(logout))
-        .route("/admin/timeseries", get(timeseries))
 }
 
 fn unix_now() -> u64 {
@@ -188,7 +186,7 @@ button{{margin-top:14px;width:100%;padding:9px;border:0;border-radius:6px;backgr
 
 /// `GET /dashboard`: the page with a session or the admin bearer token, the sign-in form
 /// without (no data either way: the page fetches its figures itself).
-async fn page(State(proxy): State<Proxy>, headers: HeaderMap) -> Result<Response, ProxyError> {
+pub(crate) async fn page(State(proxy): State<Proxy>, headers: HeaderMap) -> Result<Response, ProxyError> {
     let token = admin_token(&proxy)?;
     if has_session(token, &headers) || has_bearer(token, &headers) == Some(true) {
         Ok(html(StatusCode::OK, PAGE.to_owned()))
@@ -258,7 +256,7 @@ fn redirect(cookie: String) -> Response {
 
 /// `GET /admin/timeseries`: the last hour in 10-second buckets (admin token or the page's
 /// session).
-async fn timeseries(
+pub(crate) async fn timeseries(
     State(proxy): State<Proxy>,
     headers: HeaderMap,
 ) -> Result<Response, ProxyError> {

@@ -14,8 +14,8 @@
 //!
 //! The parts: [`Proxy`] (this file: the validated config, the upstream, the chat stack, the
 //! monitor and health registry), `router` (the routes and app-wide layers), `routes` (the
-//! route list), `status` (`/`, `/v1/models`, `/status`), `admin` (`/cache*`), `dashboard`
-//! (`/dashboard`, `/admin/timeseries`), `prometheus`
+//! route table every route is declared in once), `status` (`/`, `/v1/models`, `/status`),
+//! `admin` (`/cache*`), `dashboard` (`/dashboard`, `/admin/timeseries`), `prometheus`
 //! (`/metrics` and the recorder) and `serve` ([`Proxy::serve`], the server loop). This module
 //! and [`config`](crate::config) are the only ones that know the server's [`Config`]; the
 //! layers take their own configs.
@@ -35,7 +35,7 @@ pub use models::{
     MODEL_REFRESH_INTERVAL,
 };
 pub use prometheus::prometheus_handle;
-pub use routes::{MONITORED_ROUTES, ROUTES};
+pub use routes::{monitored_paths, Access, Dialect, ErrorShape, Route, ROUTES};
 pub use serve::shutdown_signal;
 
 use crate::anthropic::{MessagesConfig, MessagesConfigError, MessagesLayer};

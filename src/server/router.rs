@@ -1,9 +1,11 @@
 //! The full router: every route of the contract, the app-wide layers, and the fallbacks that
 //! answer unknown routes and methods with the envelope.
 
-use super::routes::{ALIASES, MESSAGES_ROUTES, MONITORED_ROUTES, ROUTES};
+use super::routes::{
+    dialect_paths, label_paths, monitored_paths, Access, Dialect, Endpoint, Route, ROUTES,
+};
 use super::{admin, dashboard, prometheus, status, Proxy};
-use crate::anthropic::AnthropicErrors;
+use crate::anthropic::{AnthropicErrors, CountTokens, Messages};
 use crate::chat::parse::BodyReadTimeout;
 use crate::chat::BodyLimit;
 use crate::completions::CompletionsService;
@@ -11,10 +13,11 @@ use crate::error::ProxyError;
 use crate::health::{HealthConfig, HealthLayer};
 use crate::ingress::{DialectErrorsLayer, ErrorDialect};
 use crate::metrics::{MetricsConfig, MetricsLayer};
+use crate::responses::{Responses, StoredResponses, Unsupported};
 use crate::replica::RedisGuardLayer;
-use crate::responses::Unsupported;
+use crate::stack::ChatService;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, get_service, IntoMakeService};
+use axum::routing::{IntoMakeService, MethodFilter, MethodRouter};
 use axum::{Extension, Router};
 use http::{header, HeaderValue, Method};
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_layer::Layer;
 
 impl Proxy {
     /// The router, prepared once, as the service `axum::serve` asks for: each new connection
@@ -39,39 +43,41 @@ impl Proxy {
     /// [`HealthLayer`] (when `enable_health_check`; it answers `/health*`), then the routes.
     pub fn router(&self) -> Router {
         self.start_alert_task();
-        let chat = self.chat_service();
-        let completions = CompletionsService::new(chat.clone());
         let config = &self.state.config;
-        let api = Router::new()
+        let endpoints = Endpoints::new(self);
+        let (mut api, mut open) = (Router::new(), Router::new());
+        for path in label_paths() {
+            let rows: Vec<&Route> = ROUTES
+                .iter()
+                .filter(|r| r.paths().any(|p| p == path))
+                .collect();
             // `route`, not `route_service`: a method router mounted as a service is cloned
             // whole on every request, one mounted as a route only clones the matched endpoint.
-            .route("/v1/chat/completions", post_only(chat.clone()))
-            .route("/chat/completions", post_only(chat))
-            .route("/v1/completions", post_only(completions.clone()))
-            .route("/completions", post_only(completions))
-            .route("/v1/models", get(status::models))
-            .route("/models", get(status::models));
-        let api = self
-            .responses_routes(self.messages_routes(api))
-            // One `route_layer` call for all: axum boxes (and clones, per request) every
-            // route once per call.
-            .route_layer(
-                ServiceBuilder::new()
-                    .layer(messages_errors())
-                    .layer(self.state.auth.clone())
-                    .layer(RedisGuardLayer::new(self.state.redis.clone()))
-                    .layer(self.state.rate_limit.clone()),
-            );
-        let router = Router::new()
-            .route("/", get(status::root))
-            .route("/status", get(status::status))
-            .route("/metrics", get(prometheus::metrics))
-            .route("/cache/stats", get(admin::cache_stats))
-            .route("/cache", axum::routing::delete(admin::cache_clear))
-            .merge(dashboard::routes())
+            let Some(methods) = rows.iter().try_fold(MethodRouter::new(), |methods, row| {
+                endpoints.add(methods, row)
+            }) else {
+                continue;
+            };
+            let methods = methods.fallback(method_not_allowed);
+            match rows[0].access {
+                Access::Client => api = api.route(path, methods),
+                Access::Open | Access::Admin => open = open.route(path, methods),
+            }
+        }
+        // One `route_layer` call for all: axum boxes (and clones, per request) every route
+        // once per call.
+        let api = api.route_layer(
+            ServiceBuilder::new()
+                .layer(dialect_errors())
+                .layer(self.state.auth.clone())
+                .layer(RedisGuardLayer::new(self.state.redis.clone()))
+                .layer(self.state.rate_limit.clone()),
+        );
+        let router = open
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .merge(api)
+            .merge(dashboard::form_routes())
             .with_state(self.clone());
         let health = config.enable_health_check.then(|| {
             HealthLayer::with_config(self.state.health.clone(), HealthConfig::default())
@@ -90,15 +96,10 @@ impl Proxy {
             .layer(Extension(BodyReadTimeout(config.request_body_timeout())))
             .layer(Extension(BodyLimit(config.request_body_limit)));
         let metrics = self.state.observe.as_ref().map(|observe| {
-            let routes = ROUTES
-                .iter()
-                .map(|(_, path)| *path)
-                .chain(ALIASES.iter().copied());
-            let mut metrics_config =
-                MetricsConfig::default().monitor_routes(MONITORED_ROUTES.iter().copied());
-            for route in routes {
-                metrics_config = metrics_config.route(route);
-            }
+            let metrics_config = label_paths().into_iter().fold(
+                MetricsConfig::default().monitor_routes(monitored_paths()),
+                MetricsConfig::route,
+            );
             MetricsLayer::new(metrics_config).with_monitor(observe.monitor.clone())
         });
         // Outermost first: metrics, CORS, then the common layers.
@@ -118,80 +119,67 @@ impl Proxy {
     }
 }
 
-impl Proxy {
-    /// The Anthropic Messages routes (`/v1/messages`, `/messages` and their `count_tokens`)
-    /// in front of the chat stack.
-    fn messages_routes(&self, router: Router<Proxy>) -> Router<Proxy> {
-        let messages = &self.state.messages;
-        let count = messages.count_tokens();
-        let service = tower_layer::Layer::layer(messages, self.chat_service());
-        router
-            .route("/v1/messages", post_only(service.clone()))
-            .route("/messages", post_only(service))
-            .route("/v1/messages/count_tokens", post_only(count.clone()))
-            .route("/messages/count_tokens", post_only(count))
-    }
+/// The services behind the routes, built once per router.
+struct Endpoints {
+    chat: ChatService,
+    completions: CompletionsService<ChatService>,
+    messages: Messages<ChatService>,
+    count_tokens: CountTokens,
+    responses: Responses<ChatService>,
+    stored: StoredResponses,
 }
 
-impl Proxy {
-    /// The Responses routes (`/v1/responses`, `/responses`, a stored response by id) in front
-    /// of the chat stack, and the routes not served, which answer what is unsupported.
-    fn responses_routes(&self, mut router: Router<Proxy>) -> Router<Proxy> {
-        let responses = &self.state.responses;
-        let service = tower_layer::Layer::layer(responses, self.chat_service());
-        let stored = responses.stored();
-        for prefix in ["/v1", ""] {
-            router = router
-                .route(&format!("{prefix}/responses"), post_only(service.clone()))
-                .route(
-                    &format!("{prefix}/responses/{{id}}"),
-                    get_service(stored.clone())
-                        .delete_service(stored.clone())
-                        .fallback(method_not_allowed),
-                )
-                .route(
-                    &format!("{prefix}/responses/compact"),
-                    post_only(Unsupported::COMPACT),
-                )
-                .route(
-                    &format!("{prefix}/responses/{{id}}/cancel"),
-                    post_only(Unsupported::CANCEL),
-                )
-                .route(
-                    &format!("{prefix}/responses/{{id}}/input_items"),
-                    get_service(Unsupported::INPUT_ITEMS).fallback(method_not_allowed),
-                );
+impl Endpoints {
+    fn new(proxy: &Proxy) -> Self {
+        let chat = proxy.chat_service();
+        Endpoints {
+            completions: CompletionsService::new(chat.clone()),
+            messages: Layer::layer(&proxy.state.messages, chat.clone()),
+            count_tokens: proxy.state.messages.count_tokens(),
+            responses: Layer::layer(&proxy.state.responses, chat.clone()),
+            stored: proxy.state.responses.stored(),
+            chat,
         }
-        router
+    }
+
+    /// `methods` with `route`'s method answered by its endpoint; `None` for a route the
+    /// router does not answer (the health layer answers `/health*`).
+    fn add(&self, methods: MethodRouter<Proxy>, route: &Route) -> Option<MethodRouter<Proxy>> {
+        let filter = MethodFilter::try_from(route.method.clone()).expect("a routable method");
+        let methods = match route.endpoint {
+            Endpoint::Chat => methods.on_service(filter, self.chat.clone()),
+            Endpoint::Completions => methods.on_service(filter, self.completions.clone()),
+            Endpoint::Models => methods.on(filter, status::models),
+            Endpoint::Messages => methods.on_service(filter, self.messages.clone()),
+            Endpoint::CountTokens => methods.on_service(filter, self.count_tokens.clone()),
+            Endpoint::Responses => methods.on_service(filter, self.responses.clone()),
+            Endpoint::StoredResponse => methods.on_service(filter, self.stored.clone()),
+            Endpoint::ResponsesCompact => methods.on_service(filter, Unsupported::COMPACT),
+            Endpoint::ResponsesCancel => methods.on_service(filter, Unsupported::CANCEL),
+            Endpoint::ResponsesInputItems => methods.on_service(filter, Unsupported::INPUT_ITEMS),
+            Endpoint::Root => methods.on(filter, status::root),
+            Endpoint::Status => methods.on(filter, status::status),
+            Endpoint::Metrics => methods.on(filter, prometheus::metrics),
+            Endpoint::CacheStats => methods.on(filter, admin::cache_stats),
+            Endpoint::CacheClear => methods.on(filter, admin::cache_clear),
+            Endpoint::Dashboard => methods.on(filter, dashboard::page),
+            Endpoint::Timeseries => methods.on(filter, dashboard::timeseries),
+            Endpoint::Health => return None,
+        };
+        Some(methods)
     }
 }
 
-/// Errors made before the Messages ingress runs (auth, rate limits, wrong methods) in
-/// Anthropic's shape.
-fn messages_errors() -> DialectErrorsLayer {
-    let dialect: Arc<dyn ErrorDialect> = Arc::new(AnthropicErrors);
-    MESSAGES_ROUTES
-        .iter()
+/// Errors made before a dialect's ingress runs (auth, rate limits, wrong methods) in the
+/// route's dialect: Anthropic's shape on every path of a Messages route. (The other
+/// dialects answer in OpenAI's envelope, which those layers already write.)
+fn dialect_errors() -> DialectErrorsLayer {
+    let anthropic: Arc<dyn ErrorDialect> = Arc::new(AnthropicErrors);
+    dialect_paths(Dialect::Messages)
+        .into_iter()
         .fold(DialectErrorsLayer::new(), |layer, path| {
-            layer.path(*path, dialect.clone())
+            layer.path(path, anthropic.clone())
         })
-}
-
-/// A method router that sends POST to `service` and answers other methods with the envelope.
-fn post_only<St, S>(service: S) -> axum::routing::MethodRouter<St>
-where
-    St: Clone + Send + Sync + 'static,
-    S: tower_service::Service<
-            http::Request<axum::body::Body>,
-            Response = Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    axum::routing::post_service(service).fallback(method_not_allowed)
 }
 
 /// CORS for `origins`; empty or `*` allows any origin, never together with credentials.

@@ -10,7 +10,8 @@ use serde_json::json;
 pub(crate) async fn root(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
     let routes: Vec<_> = ROUTES
         .iter()
-        .map(|(method, path)| json!({"method": method, "path": path}))
+        .filter(|r| r.listed)
+        .map(|r| json!({"method": r.method.as_str(), "path": r.path, "aliases": r.aliases}))
         .collect();
     Json(json!({
         "name": "hunyuan-proxy",

@@ -197,8 +197,9 @@ pub(super) fn status_error(
     }
 }
 
-/// Whether `body` is an error envelope: JSON whose `error` is an object.
-pub(super) fn is_error_envelope(body: &[u8]) -> bool {
+/// Whether `body` is an error envelope: JSON whose `error` is an object (the one test, used by
+/// the forwarding loop and the cascade's describer stream).
+pub(crate) fn is_error_envelope(body: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error").map(serde_json::Value::is_object))

@@ -58,6 +58,7 @@ mod slots;
 
 pub use body::UpstreamBody;
 pub use config::{UpstreamConfig, UpstreamConfigError};
+pub(crate) use error_map::is_error_envelope;
 pub use forward::SERVED_MODEL;
 pub use keys::KeyState;
 

@@ -39,6 +39,7 @@ mod reliability;
 mod replicas;
 mod responses;
 mod responses_http;
+mod routes;
 #[cfg(unix)]
 mod shutdown;
 mod startup;
