@@ -75,12 +75,24 @@ impl Dropped {
         }
     }
 
-    /// Sets [`DROPPED_HEADER`] on `headers` and counts the items (nothing when empty).
+    /// Adds the items to [`DROPPED_HEADER`] on `headers` (after what a layer behind the
+    /// dialect, such as a model's profile, already named there) and counts them; nothing
+    /// when empty.
     pub fn report(&self, dialect: &'static str, headers: &mut HeaderMap) {
-        if let Some(value) = self.header_value() {
-            headers.insert(DROPPED_HEADER, value);
-            self.count(dialect);
-        }
+        let Some(value) = self.header_value() else {
+            return;
+        };
+        let merged = headers
+            .get(DROPPED_HEADER)
+            .filter(|earlier| !earlier.is_empty())
+            .and_then(|earlier| {
+                let mut both = earlier.as_bytes().to_vec();
+                both.extend_from_slice(b", ");
+                both.extend_from_slice(value.as_bytes());
+                HeaderValue::from_bytes(&both).ok()
+            });
+        headers.insert(DROPPED_HEADER, merged.unwrap_or(value));
+        self.count(dialect);
     }
 }
 
@@ -103,6 +115,22 @@ mod tests {
         let mut headers = HeaderMap::new();
         dropped.report("test", &mut headers);
         assert_eq!(headers[DROPPED_HEADER], "top_k, tool:bash_20250124");
+    }
+
+    #[test]
+    fn a_report_keeps_what_a_layer_behind_the_dialect_named() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            DROPPED_HEADER,
+            HeaderValue::from_static("param:temperature"),
+        );
+        let mut dropped = Dropped::new();
+        dropped.add("tool:web_search");
+        dropped.report("test", &mut headers);
+        assert_eq!(
+            headers[DROPPED_HEADER],
+            "param:temperature, tool:web_search"
+        );
     }
 
     #[test]

@@ -186,7 +186,10 @@ button{{margin-top:14px;width:100%;padding:9px;border:0;border-radius:6px;backgr
 
 /// `GET /dashboard`: the page with a session or the admin bearer token, the sign-in form
 /// without (no data either way: the page fetches its figures itself).
-pub(crate) async fn page(State(proxy): State<Proxy>, headers: HeaderMap) -> Result<Response, ProxyError> {
+pub(crate) async fn page(
+    State(proxy): State<Proxy>,
+    headers: HeaderMap,
+) -> Result<Response, ProxyError> {
     let token = admin_token(&proxy)?;
     if has_session(token, &headers) || has_bearer(token, &headers) == Some(true) {
         Ok(html(StatusCode::OK, PAGE.to_owned()))
