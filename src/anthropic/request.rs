@@ -139,6 +139,8 @@ struct Body<'a> {
     #[serde(default, deserialize_with = "present")]
     thinking: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    output_config: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     stream: Option<Value>,
 }
 
@@ -276,6 +278,7 @@ impl Body<'_> {
             ("metadata", self.metadata.as_ref()),
             ("stop_sequences", self.stop_sequences.as_ref()),
             ("thinking", self.thinking.as_ref()),
+            ("output_config", self.output_config.as_ref()),
             ("stream", self.stream.as_ref()),
         ];
         let get = |field: &str| fields.iter().find(|(name, _)| *name == field)?.1;
@@ -375,6 +378,11 @@ pub(super) fn rest<'v>(
         let kind = if on { "enabled" } else { "disabled" };
         extra.insert("thinking".into(), serde_json::json!({ "type": kind }));
     }
+    if config.thinking_switch && thinking != Some(false) {
+        if let Some(effort) = effort(get)? {
+            extra.insert("reasoning_effort".into(), Value::String(effort.into()));
+        }
+    }
     let stream = match get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -386,6 +394,33 @@ pub(super) fn rest<'v>(
         thinking,
         stream,
     })
+}
+
+/// The effort the client asked for, as chat's `reasoning_effort` word: Claude Code's
+/// `output_config.effort` as it is (the model's profile fits it to what the model takes),
+/// else the thinking budget in three steps (under 4,096 tokens `low`, under 16,384
+/// `medium`, else `high`).
+fn effort<'v>(get: &dyn Fn(&str) -> Option<&'v Value>) -> Result<Option<&'v str>, ProxyError> {
+    match get("output_config").and_then(|c| c.get("effort")) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(word)) if !word.is_empty() => return Ok(Some(word)),
+        Some(_) => return Err(invalid("output_config.effort", "a word is required")),
+    }
+    let budget = match get("thinking").and_then(|t| t.get("budget_tokens")) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
+        Some(_) => {
+            return Err(invalid(
+                "thinking.budget_tokens",
+                "a non-negative integer is required",
+            ))
+        }
+    };
+    Ok(Some(match budget {
+        0..4096 => "low",
+        4096..16384 => "medium",
+        _ => "high",
+    }))
 }
 
 /// The translation from its read parts: the system texts joined into the first message.

@@ -257,6 +257,45 @@ fn the_thinking_switch_passes_only_for_tokenhub() {
 }
 
 #[test]
+fn effort_comes_from_output_config_else_the_budget_and_never_with_thinking_off() {
+    let effort = |thinking: Value, output_config: Option<Value>| {
+        let mut body = with(json!([{"role": "user", "content": "go"}]));
+        body["thinking"] = thinking;
+        if let Some(config) = output_config {
+            body["output_config"] = config;
+        }
+        let legacy = tr(body.clone());
+        assert!(!legacy.chat.extra.contains_key("reasoning_effort"));
+        translate(&body, &MessagesConfig::tokenhub())
+            .unwrap()
+            .chat
+            .extra
+            .get("reasoning_effort")
+            .cloned()
+    };
+    // Claude Code: adaptive thinking with an effort word, passed on as it is.
+    let adaptive = json!({"type": "adaptive"});
+    assert_eq!(
+        effort(adaptive.clone(), Some(json!({"effort": "xhigh"}))),
+        Some(json!("xhigh"))
+    );
+    assert_eq!(effort(adaptive, None), None);
+    // A budget in three steps.
+    for (budget, word) in [(1024, "low"), (8000, "medium"), (32000, "high")] {
+        let thinking = json!({"type": "enabled", "budget_tokens": budget});
+        assert_eq!(effort(thinking, None), Some(json!(word)), "{budget}");
+    }
+    // Thinking off: no effort asked of the model.
+    let off = json!({"type": "disabled"});
+    assert_eq!(effort(off, Some(json!({"effort": "high"}))), None);
+    // A wrong shape names the field.
+    let mut body = with(json!([{"role": "user", "content": "go"}]));
+    body["output_config"] = json!({"effort": 3});
+    let err = translate(&body, &MessagesConfig::tokenhub()).unwrap_err();
+    assert!(err.to_string().contains("output_config.effort"), "{err}");
+}
+
+#[test]
 fn the_model_goes_through_the_aliases_and_stream_asks_for_usage() {
     let config = MessagesConfig::default()
         .with_alias("claude-*", "hy3")
@@ -551,7 +590,8 @@ async fn an_inner_error_keeps_its_status_headers_and_extensions() {
 
 /// A request with every kind of block and field Claude Code and the SDKs send, read into the
 /// chat request it has always been read into (the expected requests were recorded from the
-/// `serde_json::Value` translator this reader replaced).
+/// `serde_json::Value` translator this reader replaced; since then, TokenHub's also carries
+/// the thinking budget as `reasoning_effort`).
 #[test]
 fn a_request_of_every_shape_reads_into_the_recorded_chat_request() {
     let tokenhub = MessagesConfig {
@@ -591,7 +631,7 @@ fn a_request_of_every_shape_reads_into_the_recorded_chat_request() {
                   {"name": "Later", "defer_loading": true}]
     });
     let expected_default: Value = serde_json::from_str(r#"{"model": "claude-sonnet-4-5", "messages": [{"role": "system", "content": "Be \"brief\".\n\nLater system."}, {"role": "user", "content": [{"type": "text", "text": "look\u00e9"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}, {"type": "text", "text": "kept"}]}, {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "Read", "arguments": "{\"a\":[true,null],\"z\":1}"}}, {"id": "t2", "type": "function", "function": {"name": "Read", "arguments": "{}"}}, {"id": "t3", "type": "function", "function": {"name": "Read", "arguments": "null"}}]}, {"role": "tool", "content": "ok", "tool_call_id": "t1"}, {"role": "tool", "content": [{"type": "text", "text": "Error: bad"}, {"type": "image_url", "image_url": {"url": "https://x/z.png"}}], "tool_call_id": "t2"}, {"role": "tool", "content": "Error: the tool failed.", "tool_call_id": "t3"}, {"role": "assistant", "content": "Plain."}], "stream": true, "stream_options": {"include_usage": true}, "tools": [{"type": "function", "function": {"name": "Read", "description": "Reads", "parameters": {"type": "object"}}}, {"type": "function", "function": {"name": "Bare", "parameters": {"properties": {}, "type": "object"}}}], "stop": ["END"], "max_tokens": 100, "temperature": 0.5, "tool_choice": {"function": {"name": "Read"}, "type": "function"}, "user": "u1"}"#).unwrap();
-    let expected_tokenhub: Value = serde_json::from_str(r#"{"model": "claude-sonnet-4-5", "messages": [{"role": "system", "content": "Be \"brief\".\n\nLater system."}, {"role": "user", "content": [{"type": "text", "text": "look\u00e9"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}, {"type": "text", "text": "kept"}]}, {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "Read", "arguments": "{\"a\":[true,null],\"z\":1}"}}, {"id": "t2", "type": "function", "function": {"name": "Read", "arguments": "{}"}}, {"id": "t3", "type": "function", "function": {"name": "Read", "arguments": "null"}}], "reasoning_content": "hmm"}, {"role": "tool", "content": "ok", "tool_call_id": "t1"}, {"role": "tool", "content": [{"type": "text", "text": "Error: bad"}, {"type": "image_url", "image_url": {"url": "https://x/z.png"}}], "tool_call_id": "t2"}, {"role": "tool", "content": "Error: the tool failed.", "tool_call_id": "t3"}, {"role": "assistant", "content": "Plain."}], "stream": true, "stream_options": {"include_usage": true}, "tools": [{"type": "function", "function": {"name": "Read", "description": "Reads", "parameters": {"type": "object"}}}, {"type": "function", "function": {"name": "Bare", "parameters": {"properties": {}, "type": "object"}}}], "stop": ["END"], "max_tokens": 100, "temperature": 0.5, "thinking": {"type": "enabled"}, "tool_choice": {"function": {"name": "Read"}, "type": "function"}, "user": "u1"}"#).unwrap();
+    let expected_tokenhub: Value = serde_json::from_str(r#"{"model": "claude-sonnet-4-5", "messages": [{"role": "system", "content": "Be \"brief\".\n\nLater system."}, {"role": "user", "content": [{"type": "text", "text": "look\u00e9"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}, {"type": "text", "text": "kept"}]}, {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "Read", "arguments": "{\"a\":[true,null],\"z\":1}"}}, {"id": "t2", "type": "function", "function": {"name": "Read", "arguments": "{}"}}, {"id": "t3", "type": "function", "function": {"name": "Read", "arguments": "null"}}], "reasoning_content": "hmm"}, {"role": "tool", "content": "ok", "tool_call_id": "t1"}, {"role": "tool", "content": [{"type": "text", "text": "Error: bad"}, {"type": "image_url", "image_url": {"url": "https://x/z.png"}}], "tool_call_id": "t2"}, {"role": "tool", "content": "Error: the tool failed.", "tool_call_id": "t3"}, {"role": "assistant", "content": "Plain."}], "stream": true, "stream_options": {"include_usage": true}, "tools": [{"type": "function", "function": {"name": "Read", "description": "Reads", "parameters": {"type": "object"}}}, {"type": "function", "function": {"name": "Bare", "parameters": {"properties": {}, "type": "object"}}}], "stop": ["END"], "max_tokens": 100, "temperature": 0.5, "thinking": {"type": "enabled"}, "reasoning_effort": "low", "tool_choice": {"function": {"name": "Read"}, "type": "function"}, "user": "u1"}"#).unwrap();
     for (config, expected) in [
         (MessagesConfig::default(), expected_default),
         (tokenhub, expected_tokenhub),
