@@ -145,6 +145,10 @@ pub struct Config {
     /// Seconds a replica's lease on the shared upstream cap lives unrenewed: a crashed
     /// replica's permits come back after at most this long.
     pub redis_lease_secs: u64,
+    /// OTLP/HTTP endpoint traces are exported to (`http://collector:4318`; `/v1/traces` is
+    /// added). None: the standard `OTEL_EXPORTER_OTLP_ENDPOINT` decides; neither set, no traces
+    /// (docs/observability.md).
+    pub otel_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -206,6 +210,7 @@ impl Default for Config {
             redis_failure: FailureMode::Local,
             redis_timeout_ms: 50,
             redis_lease_secs: 10,
+            otel_endpoint: None,
         }
     }
 }

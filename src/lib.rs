@@ -111,6 +111,7 @@ pub mod secret;
 pub mod server;
 pub mod shared;
 pub mod stack;
+pub mod telemetry;
 pub mod upstream;
 
 pub use config::Config;

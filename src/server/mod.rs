@@ -22,7 +22,7 @@
 mod admin;
 mod prometheus;
 mod router;
-mod routes;
+pub(crate) mod routes;
 mod serve;
 mod status;
 

@@ -30,6 +30,8 @@ mod key_pool;
 mod mock;
 #[cfg(feature = "prometheus")]
 mod observe;
+#[cfg(all(feature = "otel", feature = "server"))]
+mod otel;
 mod raw_body;
 mod redis_support;
 mod reliability;
