@@ -16,24 +16,36 @@ pub(crate) struct ServerSpan;
 
 impl<B> tower_http::trace::MakeSpan<B> for ServerSpan {
     fn make_span(&mut self, request: &http::Request<B>) -> Span {
-        let route = route_of(request.uri().path());
         let span = tracing::info_span!(
             "request",
-            otel.name = %SpanName(request.method(), route),
+            otel.name = Empty,
             otel.kind = "server",
             http.request.method = %request.method(),
             url.path = request.uri().path(),
-            http.route = route,
-            hunyuan_proxy.dialect = route.map(dialect),
+            http.route = Empty,
+            hunyuan_proxy.dialect = Empty,
             http.response.status_code = Empty,
             error.type = Empty,
             trace_id = Empty,
         );
-        if !span.is_disabled() {
-            continue_trace(&span, request.headers());
-            if let Some(trace_id) = sampled_trace_id(&span) {
-                span.record("trace_id", trace_id);
-            }
+        // Off (no subscriber wants the span): nothing more to do, not even the route lookup.
+        if span.is_disabled() {
+            return span;
+        }
+        let route = route_of(request.uri().path());
+        // Recorded before the span is started (below): tracing-opentelemetry reads the name
+        // only then.
+        span.record(
+            "otel.name",
+            tracing::field::display(SpanName(request.method(), route)),
+        );
+        if let Some(route) = route {
+            span.record("http.route", route);
+            span.record("hunyuan_proxy.dialect", dialect(route));
+        }
+        continue_trace(&span, request.headers());
+        if let Some(trace_id) = sampled_trace_id(&span) {
+            span.record("trace_id", trace_id);
         }
         span
     }
