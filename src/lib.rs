@@ -69,6 +69,10 @@
 //! validated when the layer is built; the server's [`Config`] composes them, and only the
 //! [`config`] and [`server`] modules know it.
 //!
+//! Request tracing: the router's request span, the upstream attempts, the slot wait and the
+//! image descriptions are `tracing` spans named by the OpenTelemetry conventions;
+//! [`telemetry`] (feature `otel`) exports them over OTLP.
+//!
 //! ## Examples
 //!
 //! In the `examples/` directory of the repository (`examples/README.md` lists them all):

@@ -2,7 +2,7 @@
 //! the test: a streamed Messages request with a screenshot whose first upstream attempt gets
 //! a 429 is one trace (the client's), with the server span, the image description and its
 //! vision call, and two attempt spans with their GenAI attributes; with no endpoint, nothing
-//! is exported and no exporter thread runs.
+//! is exported and no exporter thread runs; a collector that is down slows nothing.
 //!
 //! The binary runs as a child process, so its global subscriber and exporter are its own, not
 //! shared with the other tests of this process.
@@ -341,4 +341,30 @@ async fn without_an_endpoint_nothing_is_exported_and_no_exporter_runs() {
         .iter()
         .filter(|r| r.path.ends_with("/chat/completions"))
         .all(|r| !r.headers.contains_key("traceparent")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_is_down_does_not_slow_requests() {
+    let mock = MockHunyuan::start().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let endpoint = format!("http://{closed}");
+    let (child, base) = start_proxy(
+        &mock,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "10"),
+        ],
+    )
+    .await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        screenshot_turn(&base).await;
+    }
+    let took = started.elapsed();
+    stop(child);
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }
