@@ -68,9 +68,15 @@ impl Telemetry {
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
+            .with_target(false)
+            // The spans' contexts are read explicitly (`OpenTelemetrySpanExt::context`): no
+            // need to make each one the thread's current OpenTelemetry context on every poll.
+            .with_context_activation(false)
             .with_filter(
                 Targets::new()
                     .with_target(env!("CARGO_CRATE_NAME"), LevelFilter::INFO)
+                    // The access log line repeats what the request span holds.
+                    .with_target(super::ACCESS_LOG, LevelFilter::OFF)
                     .with_default(LevelFilter::OFF),
             )
     }

@@ -42,6 +42,9 @@ mod spans;
 pub use export::{Telemetry, TelemetryError};
 pub(crate) use spans::*;
 
+/// The target of the per-request access log line (`info`), which traces leave out.
+const ACCESS_LOG: &str = "hunyuan_proxy::access";
+
 /// Where traces go, decided once at start: `otel_endpoint` from the config, else the standard
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables. The
 /// exporter itself also reads `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER(_ARG)`,

@@ -75,6 +75,7 @@ impl<B> tower_http::trace::OnResponse<B> for ServerResponse {
             span.record("error.type", status.as_str());
         }
         tracing::info!(
+            target: super::ACCESS_LOG,
             status = i64::from(status.as_u16()),
             latency_ms = latency.as_millis() as u64,
             "finished processing request"
