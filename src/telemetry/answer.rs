@@ -49,7 +49,11 @@ impl AnswerTrace {
     fn line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(data) = line.strip_prefix(b"data:") {
-            self.facts.read(data.trim_ascii_start());
+            // Only the events that say something new are parsed: the first (id, model), the
+            // ones with `usage` or a finish reason.
+            if self.facts.id.is_none() || mentions_usage(data) || has_finish_reason(data) {
+                self.facts.read(data.trim_ascii_start());
+            }
         }
     }
 
@@ -57,6 +61,25 @@ impl AnswerTrace {
     pub(crate) fn broken(&mut self, error_type: &str) {
         record_failure(&self.span, None, error_type);
     }
+}
+
+/// Whether an event has a `usage` key.
+fn mentions_usage(data: &[u8]) -> bool {
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    USAGE.find(data).is_some()
+}
+
+/// Whether an event has a `finish_reason` with a string value (not `null`).
+fn has_finish_reason(data: &[u8]) -> bool {
+    static FINISH: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\""));
+    FINISH.find_iter(data).any(|at| {
+        let rest = &data[at + b"\"finish_reason\"".len()..];
+        let rest = rest.trim_ascii_start();
+        rest.strip_prefix(b":")
+            .is_some_and(|value| value.trim_ascii_start().first() == Some(&b'"'))
+    })
 }
 
 impl Drop for AnswerTrace {
@@ -85,5 +108,22 @@ mod tests {
         assert_eq!(trace.facts.id.as_deref(), Some("a"));
         assert_eq!(trace.facts.finish_reasons, ["stop"]);
         assert_eq!(trace.facts.usage, Some((2, 5)));
+    }
+
+    #[test]
+    fn only_events_with_news_are_parsed() {
+        assert!(has_finish_reason(
+            br#"{"choices":[{"finish_reason" : "stop"}]}"#
+        ));
+        assert!(!has_finish_reason(
+            br#"{"choices":[{"finish_reason":null}]}"#
+        ));
+        assert!(mentions_usage(br#"{"usage":{"prompt_tokens":1}}"#));
+        let mut trace = AnswerTrace::new(Span::none());
+        trace.chunk(b"data: {\"id\":\"a\",\"model\":\"m\",\"choices\":[]}\n\n");
+        trace.chunk(
+            b"data: {\"id\":\"b\",\"model\":\"m\",\"choices\":[{\"finish_reason\":null}]}\n\n",
+        );
+        assert_eq!(trace.facts.id.as_deref(), Some("a"));
     }
 }
