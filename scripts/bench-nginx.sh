@@ -168,6 +168,10 @@ UP_PLAIN, UP_STREAM, NG_PLAIN, NG_STREAM, PX_PLAIN, PX_STREAM = 18101, 18102, 18
 # The same binary on tokio's multi-thread runtime with one worker (what `#[tokio::main]` gives
 # on one CPU), against its default there (current-thread): the runtime flavour, measured.
 MT_PLAIN, MT_STREAM = 18131, 18132
+# The binary again with OpenTelemetry traces on and every request sampled, exporting to an
+# OTLP sink (nginx answering 200 on the upstream's CPU): tracing's cost, in the same run.
+TR_PLAIN, TR_STREAM, UP_TRACES = 18161, 18162, 18104
+TRACES_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{UP_TRACES}", "OTEL_TRACES_SAMPLER": "always_on"}
 # Start-up and memory: a proxy of its own in front of an upstream whose streams stay open.
 UP_SLOW, PX_SLOW = 18103, 18151
 OPEN_STREAMS = 1000
@@ -192,6 +196,7 @@ up_dir = nginx_conf("upstream", f"""
     # POST on a static file is a 405 in nginx; serve the SSE file as that error's 200 page.
     location / {{ error_page 405 =200 /events.sse; return 405; }}
     location = /events.sse {{ default_type text/event-stream; internal; }} }}
+  server {{ listen 127.0.0.1:{UP_TRACES}; location / {{ return 200; }} }}
   # The same stream sent at 64 bytes/s after its first kilobyte: streams that stay open.
   server {{ listen 127.0.0.1:{UP_SLOW}; root {work}; {models}
     location / {{ error_page 405 =200 /events.sse; return 405; }}
@@ -296,21 +301,26 @@ def count_instructions(n):
     env.pop("RUST_LOG", None)
     env.pop("HUNYUAN_API_BASE", None)
     paths = {"plain": "/v1/chat/completions", "stream": "/v1/chat/completions", "chat": "/v1/chat/completions",
-             "messages": "/v1/messages", "responses": "/v1/responses"}
+             "messages": "/v1/messages", "responses": "/v1/responses", "plain-traced": "/v1/chat/completions",
+             "stream-traced": "/v1/chat/completions"}
     labels = {"plain": "~1 KB chat (system + user), `/v1/chat/completions`",
               "stream": "the same, streamed (20 events)",
               "chat": "10-message tool conversation, `/v1/chat/completions`",
               "messages": "the same conversation, `/v1/messages`",
-              "responses": "the same conversation, `/v1/responses`"}
+              "responses": "the same conversation, `/v1/responses`",
+              "plain-traced": "~1 KB chat, traces on (every request sampled, exported)",
+              "stream-traced": "the same, streamed, traces on"}
     print(f"\n## Instructions per request, the shipped binary (commit {commit}; callgrind, {n} requests each, c=1)\n")
     print("| request | instructions / request |")
     print("|---|---|")
     for name, path in paths.items():
         out = f"{work}/callgrind.{name}"
+        kind = name.removesuffix("-traced")
+        run_env = dict(env, **TRACES_ENV) if name.endswith("-traced") else env
         vg = start(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-                    proxy_bin, "--config", config(UP_STREAM if name == "stream" else UP_PLAIN)], 1, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    proxy_bin, "--config", config(UP_STREAM if kind == "stream" else UP_PLAIN)], 1, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, "/health/live", timeout=60)
-        body = open(LUA[name]).read().split("[==[", 1)[1].rsplit("]==]", 1)[0]
+        body = open(LUA[kind]).read().split("[==[", 1)[1].rsplit("]==]", 1)[0]
         conn = http.client.HTTPConnection("127.0.0.1", port)
         headers = {"Content-Type": "application/json", "Authorization": "Bearer bench",
                    "anthropic-version": "2023-06-01"}
@@ -344,6 +354,7 @@ try:
     up = start([nginx, "-p", up_dir, "-c", f"{up_dir}/nginx.conf", "-g", "daemon off;"], 0)
     ng = start([nginx, "-p", rp_dir, "-c", f"{rp_dir}/nginx.conf", "-g", "daemon off;"], 1)
     wait_port(UP_PLAIN); wait_port(UP_STREAM); wait_port(UP_SLOW); wait_port(NG_PLAIN); wait_port(NG_STREAM)
+    wait_port(UP_TRACES, "/")
     if callgrind:
         count_instructions(callgrind)
         raise SystemExit(0)
@@ -351,13 +362,16 @@ try:
     px = {}
     for port, upstream, extra in [(PX_PLAIN, UP_PLAIN, []), (PX_STREAM, UP_STREAM, []),
                                   (MT_PLAIN, UP_PLAIN, ["--runtime", "multi-thread", "--worker-threads", "1"]),
-                                  (MT_STREAM, UP_STREAM, ["--runtime", "multi-thread", "--worker-threads", "1"])]:
+                                  (MT_STREAM, UP_STREAM, ["--runtime", "multi-thread", "--worker-threads", "1"]),
+                                  (TR_PLAIN, UP_PLAIN, []), (TR_STREAM, UP_STREAM, [])]:
         cfg = f"{work}/proxy-{port}.toml"
         with open(cfg, "w") as f:
             f.write(f'host = "127.0.0.1"\nport = {port}\napi_base = "http://127.0.0.1:{upstream}/v1"\nlog_level = "warn"\n')
         env = dict(os.environ, HUNYUAN_API_KEY="bench")
         env.pop("RUST_LOG", None)
         env.pop("HUNYUAN_API_BASE", None)
+        if port in (TR_PLAIN, TR_STREAM):
+            env.update(TRACES_ENV)
         px[port] = start([proxy_bin, "--config", cfg, *extra], 1, env=env, stderr=open(f"{work}/proxy-{port}.log", "w"))
         wait_port(port, "/health/live")
 
@@ -372,7 +386,8 @@ try:
         if r.stdout != "200":
             raise SystemExit(f"error: port {port} answered {r.stdout} {r.stderr} for the {name} request")
     for port, name in [(UP_PLAIN, "plain"), (UP_STREAM, "stream"), (NG_PLAIN, "plain"), (NG_STREAM, "stream"),
-                       (PX_PLAIN, "plain"), (PX_STREAM, "stream"), (MT_PLAIN, "plain"), (MT_STREAM, "stream"), (PX_PLAIN, "chat"), (PX_PLAIN, "messages"),
+                       (PX_PLAIN, "plain"), (PX_STREAM, "stream"), (MT_PLAIN, "plain"), (MT_STREAM, "stream"), (TR_PLAIN, "plain"), (TR_STREAM, "stream"),
+                       (PX_PLAIN, "chat"), (PX_PLAIN, "messages"),
                        (PX_PLAIN, "responses")]:
         curl(port, name)
 
@@ -400,7 +415,8 @@ try:
     hops = [("direct", {"plain": UP_PLAIN, "stream": UP_STREAM}, None),
             ("nginx", {"plain": NG_PLAIN, "stream": NG_STREAM}, ng_worker),
             ("hunyuan-proxy", {"plain": PX_PLAIN, "stream": PX_STREAM}, None),
-            ("hunyuan-proxy, multi-thread runtime", {"plain": MT_PLAIN, "stream": MT_STREAM}, None)]
+            ("hunyuan-proxy, multi-thread runtime", {"plain": MT_PLAIN, "stream": MT_STREAM}, None),
+            ("hunyuan-proxy, traces on (sample all)", {"plain": TR_PLAIN, "stream": TR_STREAM}, None)]
     ready_ms, rss_idle, rss_held = startup_and_memory()
     results = {}
     for r in range(rounds):
@@ -443,6 +459,11 @@ try:
                 verdicts += [(f"{label}: {what} / nginx's", f"{m['rps'] / n['rps']:.2f}", "≥ 0.60", m["rps"] / n["rps"] >= 0.6),
                              (f"{label}: added p50 (nginx's {nadded:+.0f} µs)", f"{added:+.0f} µs", f"≤ {nadded + 20:+.0f} µs", added <= nadded + 20),
                              (f"{label}: p99 / nginx's", f"{m['p99'] / n['p99']:.2f}×", "≤ 1.5×", m["p99"] / n["p99"] <= 1.5)]
+                untraced = m
+            if hop.startswith("hunyuan-proxy, traces on"):
+                what = "req/s" if scenario == "plain" else "events/s"
+                verdicts.append((f"{label}: {what} with traces on / off", f"{m['rps'] / untraced['rps']:.2f}",
+                                 "≥ 0.90", m["rps"] / untraced["rps"] >= 0.9))
 
     print("\n## The dialect routes, a 10-message tool conversation, hunyuan-proxy at c=32\n")
     print("| route | req/s | / chat | CPU µs/req | added over chat |")
@@ -464,7 +485,7 @@ try:
                  ("RSS idle", f"{rss_idle:.1f} MiB", "≤ 30 MiB", rss_idle <= 30),
                  (f"RSS with {OPEN_STREAMS:,} open streams", f"{rss_held:.1f} MiB", "≤ 120 MiB", rss_held <= 120)]
 
-    print("\n## Targets (issue 17)\n")
+    print("\n## Targets (issues 17 and 22)\n")
     print("| figure | measured | target | |")
     print("|---|---|---|---|")
     for name, value, target, ok in verdicts:

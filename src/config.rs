@@ -162,6 +162,10 @@ pub struct Config {
     pub reasoning_placeholder: Option<String>,
     /// Bytes of upstream reasoning remembered by tool-call id for replay (0: none).
     pub reasoning_memory_bytes: u64,
+    /// OTLP/HTTP endpoint traces are exported to (`http://collector:4318`; `/v1/traces` is
+    /// added). None: the standard `OTEL_EXPORTER_OTLP_ENDPOINT` decides; neither set, no traces
+    /// (docs/observability.md).
+    pub otel_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -227,6 +231,7 @@ impl Default for Config {
             forced_tool_choice: crate::models::ForcedToolChoice::Auto,
             reasoning_placeholder: None,
             reasoning_memory_bytes: 32 * 1024 * 1024,
+            otel_endpoint: None,
         }
     }
 }

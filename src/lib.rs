@@ -73,6 +73,10 @@
 //! validated when the layer is built; the server's [`Config`] composes them, and only the
 //! [`config`] and [`server`] modules know it.
 //!
+//! Request tracing: the router's request span, the upstream attempts, the slot wait and the
+//! image descriptions are `tracing` spans named by the OpenTelemetry conventions;
+//! [`telemetry`] (feature `otel`) exports them over OTLP.
+//!
 //! ## Examples
 //!
 //! In the `examples/` directory of the repository (`examples/README.md` lists them all):
@@ -116,6 +120,7 @@ pub mod responses;
 pub mod secret;
 pub mod server;
 pub mod stack;
+pub mod telemetry;
 pub mod upstream;
 
 /// The former name of [`replica`] (renamed: it means Redis, and matches `docs/replicas.md`).

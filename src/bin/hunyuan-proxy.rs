@@ -12,10 +12,13 @@
 
 use clap::Parser;
 use hunyuan_proxy::server::shutdown_signal;
+use hunyuan_proxy::telemetry::{Telemetry, TelemetryConfig};
 use hunyuan_proxy::{Config, Proxy};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 // glibc's malloc and free were about 15 % of the proxy thread's instructions per request
 // (docs/performance.md); the allocator is the binary's choice, not the library's.
@@ -114,14 +117,35 @@ async fn run(args: Args) -> ExitCode {
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Traces only when an endpoint is configured (`otel_endpoint`, `OTEL_EXPORTER_OTLP_ENDPOINT`):
+    // otherwise no exporter thread and no OpenTelemetry layer.
+    let telemetry =
+        match Telemetry::start(&TelemetryConfig::from_env(config.otel_endpoint.as_deref())) {
+            Ok(telemetry) => telemetry,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(2);
+            }
+        };
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(filter);
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(telemetry.as_ref().map(Telemetry::layer))
         .init();
+    let code = serve(args.demo, config).await;
+    if let Some(telemetry) = telemetry {
+        // Sends the spans still queued.
+        telemetry.shutdown();
+    }
+    code
+}
 
+async fn serve(demo: bool, mut config: Config) -> ExitCode {
     // Kept alive for as long as the server runs.
-    let _mock = if args.demo {
+    let _mock = if demo {
         // The legacy endpoint's stand-in under the `hunyuan` preset, TokenHub's otherwise.
         let mock = if config.upstream == hunyuan_proxy::config::Preset::Hunyuan {
             hunyuan_proxy::mock::MockHunyuan::start().await
@@ -157,7 +181,7 @@ async fn run(args: Args) -> ExitCode {
     };
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
     tracing::info!(address = %local, upstream = %config.api_base(), "hunyuan-proxy listening");
-    if args.demo {
+    if demo {
         println!(
             "Try:\n  curl -s http://{local}/v1/chat/completions -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"hunyuan-turbos-latest\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
         );

@@ -64,6 +64,12 @@ impl crate::replica::SharedValue for Description {
 pub trait DescriptionAnswer {
     /// The description, and whether it came without a vision call of its own.
     fn into_description(self) -> (Description, bool);
+
+    /// Where the description came from, for traces: `hit`, `miss`, `coalesced`, or
+    /// `uncached` (no cache in front of the describer).
+    fn outcome(&self) -> &'static str {
+        "uncached"
+    }
 }
 
 impl DescriptionAnswer for Description {
@@ -75,6 +81,10 @@ impl DescriptionAnswer for Description {
 impl DescriptionAnswer for Cached<Description> {
     fn into_description(self) -> (Description, bool) {
         (self.value, self.outcome.is_hit())
+    }
+
+    fn outcome(&self) -> &'static str {
+        self.outcome.as_str()
     }
 }
 

@@ -7,6 +7,7 @@ use super::stream;
 use crate::chat::{self, ChatRequest, Content, ContentPart};
 use crate::error::ProxyError;
 use crate::extensions::VisionReport;
+use crate::telemetry;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use futures_util::future::BoxFuture;
@@ -196,10 +197,17 @@ where
         futures_util::stream::iter(requests)
             .map(move |request| {
                 let describer = describer.clone();
+                let span = telemetry::describe_span();
+                let describe = describer.oneshot(request);
                 async move {
-                    match describer.oneshot(request).await {
-                        Ok(answer) => Some(answer.into_description()),
+                    match tracing::Instrument::instrument(describe, span.clone()).await {
+                        Ok(answer) => {
+                            telemetry::record_cache_outcome(&span, answer.outcome());
+                            Some(answer.into_description())
+                        }
                         Err(err) => {
+                            telemetry::record_failure(&span, None, "describe_failed");
+                            let _entered = span.enter();
                             tracing::warn!(error = %err, "an image could not be described");
                             None
                         }

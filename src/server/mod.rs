@@ -25,7 +25,7 @@ mod dashboard;
 mod models;
 mod prometheus;
 mod router;
-mod routes;
+pub(crate) mod routes;
 mod serve;
 mod status;
 

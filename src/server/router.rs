@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 use tower_layer::Layer;
 
 impl Proxy {
@@ -87,9 +87,10 @@ impl Proxy {
         // call, and clones (and later drops) each box on every request.
         let common = ServiceBuilder::new()
             .layer(
+                // The request span: OpenTelemetry's server span too (crate::telemetry).
                 TraceLayer::new_for_http()
-                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                    .make_span_with(crate::telemetry::ServerSpan)
+                    .on_response(crate::telemetry::ServerResponse),
             )
             .layer(CatchPanicLayer::custom(panic_response))
             .option_layer(health)

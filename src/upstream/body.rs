@@ -2,6 +2,7 @@
 
 use super::slots::Slot;
 use crate::chat::SseEvent;
+use crate::telemetry::AnswerTrace;
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
@@ -31,6 +32,8 @@ pub struct UpstreamBody {
     /// Fires at or before `last_chunk + idle`; made at the first wait and moved on only when
     /// it fires, so a chunk costs a clock read, not a timer update.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The attempt's trace span and what the stream said, when OpenTelemetry records it.
+    trace: Option<AnswerTrace>,
 }
 
 impl UpstreamBody {
@@ -42,6 +45,20 @@ impl UpstreamBody {
             idle,
             last_chunk: Instant::now(),
             timer: None,
+            trace: None,
+        }
+    }
+
+    /// Keeps the attempt's span open until the body ends, recording the answer's usage and
+    /// finish reasons from the stream.
+    pub(crate) fn trace(&mut self, trace: AnswerTrace) {
+        self.trace = Some(trace);
+    }
+
+    /// Notes on the span why the stream broke.
+    fn trace_broken(&mut self, broken: Broken) {
+        if let Some(trace) = &mut self.trace {
+            trace.broken(broken.code());
         }
     }
 
@@ -54,6 +71,7 @@ impl UpstreamBody {
         self.stream = None;
         self.slot = None;
         self.timer = None;
+        self.trace = None;
     }
 
     /// Whether the upstream has been silent for the idle timeout; otherwise the timer is armed
@@ -86,6 +104,17 @@ pub(crate) enum Broken {
     Error,
     /// The body ended cleanly with neither `[DONE]` nor a `finish_reason`.
     Truncated,
+}
+
+impl Broken {
+    /// The error code of the event that reports it.
+    fn code(self) -> &'static str {
+        match self {
+            Broken::Silent => "upstream_timeout",
+            Broken::Error => "upstream_stream_error",
+            Broken::Truncated => "upstream_truncated",
+        }
+    }
 }
 
 /// The event sent when the upstream breaks mid-stream.
@@ -259,22 +288,27 @@ impl Body for UpstreamBody {
                     idle_secs = this.idle.as_secs(),
                     "the upstream went silent mid-stream"
                 );
+                this.trace_broken(Broken::Silent);
                 this.finish();
                 Poll::Ready(Some(Ok(Frame::data(this.closing(Broken::Silent)))))
             }
             Poll::Ready(Some(Ok(bytes))) => {
                 this.last_chunk = Instant::now();
                 this.scan.push(&bytes);
+                if let Some(trace) = &mut this.trace {
+                    trace.chunk(&bytes);
+                }
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
             Poll::Ready(Some(Err(err))) => {
                 tracing::warn!(timeout = err.is_timeout(), "upstream stream broke off");
-                this.finish();
                 let broken = if err.is_timeout() {
                     Broken::Silent
                 } else {
                     Broken::Error
                 };
+                this.trace_broken(broken);
+                this.finish();
                 Poll::Ready(Some(Ok(Frame::data(this.closing(broken)))))
             }
             Poll::Ready(None) => {
@@ -294,6 +328,7 @@ impl Body for UpstreamBody {
                 }
                 tracing::warn!("the upstream stream ended before its answer was finished (no finish_reason, no [DONE])");
                 metrics::counter!(crate::metrics::names::UPSTREAM_TRUNCATED).increment(1);
+                this.trace_broken(Broken::Truncated);
                 Poll::Ready(Some(Ok(Frame::data(this.closing(Broken::Truncated)))))
             }
         }

@@ -11,6 +11,7 @@ use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
 use crate::chat::{self, ChatRequest};
 use crate::error::ProxyError;
 use crate::replica::FailureMode;
+use crate::telemetry;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
@@ -28,8 +29,9 @@ const SERVED_MODEL_HEADER: HeaderName = HeaderName::from_static(SERVED_MODEL);
 
 /// A successful upstream answer.
 pub(super) enum Answer {
-    /// A streamed answer whose body is still to come; holds the concurrency slot.
-    Stream(reqwest::Response, Slot),
+    /// A streamed answer whose body is still to come; holds the concurrency slot, and the
+    /// attempt's span (open until the body ends).
+    Stream(reqwest::Response, Slot, tracing::Span),
     /// The upstream's safety refusal as the proxy's own answer ([`refusal`]); never
     /// returned by [`Upstream::send`].
     Refused {
@@ -91,7 +93,7 @@ impl Upstream {
         chat: &mut ChatRequest,
         raw: Option<Bytes>,
     ) -> Result<(Answer, UpstreamTiming), ProxyError> {
-        let mut failed = match self.send_model(chat, raw).await {
+        let mut failed = match self.send_model(chat, raw, None).await {
             Ok(answer) => return Ok(answer),
             Err(failed) => failed,
         };
@@ -113,7 +115,7 @@ impl Upstream {
             metrics::counter!(crate::metrics::names::UPSTREAM_FALLBACKS).increment(1);
             chat.model.clone_from(model);
             // The client's bytes name the primary: the request is serialized again.
-            match self.send_model(chat, None).await {
+            match self.send_model(chat, None, Some("fallback")).await {
                 Ok(answer) => return Ok(answer),
                 Err(next) => failed = next,
             }
@@ -206,6 +208,7 @@ impl Upstream {
         &self,
         chat: &mut ChatRequest,
         raw: Option<Bytes>,
+        mut reason_for_attempt: Option<&'static str>,
     ) -> Result<(Answer, UpstreamTiming), Failed> {
         let stripped = chat.strip_override_fields();
         // The client's own bytes when nobody changed the request and nothing had to be
@@ -215,12 +218,16 @@ impl Upstream {
             _ => chat::to_json_bytes(chat),
         };
         let stream = chat.is_stream();
-        let slot = self.acquire_slot().await.map_err(Failed::last)?;
+        let slot =
+            tracing::Instrument::instrument(self.acquire_slot(), telemetry::slot_wait_span())
+                .await
+                .map_err(Failed::last)?;
         let started = Instant::now();
         let mut attempts = self.inner.retry.start(started);
         let keys = &self.inner.keys;
         let mut tried = vec![false; keys.len()];
         let mut slot = Some(slot);
+        let mut attempt = 0;
         loop {
             let deadline = started + self.inner.queue_timeout;
             let leased = self
@@ -242,15 +249,27 @@ impl Upstream {
                 Err(err) => return Err(Failed::last(key_error(err))),
             };
             let limit = attempts.limit(Instant::now());
-            let request = self.build_request(body.clone(), stream, lease.auth());
-            let outcome =
-                match tokio::time::timeout(limit.limit, self.inner.client.execute(request)).await {
-                    Err(_) => {
-                        tracing::warn!("the upstream's answer did not start in time");
-                        return Err(Failed::model(ProxyError::GatewayTimeout(limit.reported)));
-                    }
-                    Ok(outcome) => outcome,
-                };
+            attempt += 1;
+            let span = telemetry::attempt_span(
+                &chat.model,
+                &self.inner.chat_endpoint,
+                attempt,
+                reason_for_attempt.take(),
+            );
+            let mut request = self.build_request(body.clone(), stream, lease.auth());
+            telemetry::inject_context(&span, request.headers_mut());
+            let sent = tracing::Instrument::instrument(
+                tokio::time::timeout(limit.limit, self.inner.client.execute(request)),
+                span.clone(),
+            );
+            let outcome = match sent.await {
+                Err(_) => {
+                    telemetry::record_failure(&span, None, "timeout");
+                    tracing::warn!("the upstream's answer did not start in time");
+                    return Err(Failed::model(ProxyError::GatewayTimeout(limit.reported)));
+                }
+                Ok(outcome) => outcome,
+            };
             let (reason, retry_after, failure) = match outcome {
                 Ok(response) if response.status().is_success() => {
                     let timing = UpstreamTiming {
@@ -261,7 +280,7 @@ impl Upstream {
                             .take()
                             .expect("held until the answer")
                             .with_lease(lease);
-                        return Ok((Answer::Stream(response, slot), timing));
+                        return Ok((Answer::Stream(response, slot, span), timing));
                     }
                     let content_type = response
                         .headers()
@@ -270,7 +289,12 @@ impl Upstream {
                         .unwrap_or(HeaderValue::from_static("application/json"));
                     match read_whole(response, self.inner.read_timeout).await {
                         Ok(body) if is_json(&body) => {
-                            return Ok((Answer::Whole { content_type, body }, timing))
+                            if telemetry::is_recording(&span) {
+                                let mut facts = telemetry::AnswerFacts::default();
+                                facts.read(&body);
+                                telemetry::record_answer(&span, &facts);
+                            }
+                            return Ok((Answer::Whole { content_type, body }, timing));
                         }
                         Ok(_) => {
                             tracing::warn!("the upstream's answer is not whole JSON (cut short?)");
@@ -297,6 +321,18 @@ impl Upstream {
                 }
                 Err(err) => (None, None, Failure::Send(err)),
             };
+            match &failure {
+                Failure::Status(response) => {
+                    let status = response.status();
+                    telemetry::record_failure(&span, Some(status.as_u16()), status.as_str());
+                }
+                Failure::Send(err) if err.is_connect() => {
+                    telemetry::record_failure(&span, None, "connect")
+                }
+                Failure::Send(_) => telemetry::record_failure(&span, None, "send"),
+                Failure::Error(err) => telemetry::record_failure(&span, None, err.kind()),
+            }
+            drop(span);
             // The key's own trouble: try another key at once, while one is left.
             let refused = match &failure {
                 // A 402 is about the model, not the key (TokenHub: the model is not enabled
@@ -327,6 +363,7 @@ impl Upstream {
                     );
                     metrics::counter!("hunyuan_proxy_upstream_retries_total", "reason" => "key_switch")
                         .increment(1);
+                    reason_for_attempt = Some("key_switch");
                     continue;
                 }
                 // Every key had its turn: the usual retry rules, on any key again.
@@ -365,6 +402,7 @@ impl Upstream {
             metrics::counter!("hunyuan_proxy_upstream_retries_total", "reason" => reason)
                 .increment(1);
             drop(failure);
+            reason_for_attempt = Some(reason);
             tokio::time::sleep(wait).await;
         }
     }
@@ -419,12 +457,15 @@ impl Upstream {
         let model = chat.model.clone();
         let served = HeaderValue::from_str(&model).ok();
         let mut out = match answer {
-            Answer::Stream(response, slot) => {
-                let body = UpstreamBody::new(
+            Answer::Stream(response, slot, span) => {
+                let mut body = UpstreamBody::new(
                     Box::pin(response.bytes_stream()),
                     slot,
                     self.inner.read_timeout,
                 );
+                if telemetry::is_recording(&span) {
+                    body.trace(telemetry::AnswerTrace::new(span));
+                }
                 Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "text/event-stream")

@@ -311,7 +311,7 @@ impl Upstream {
         let bytes = match self.send(&mut chat, None).await?.0 {
             Answer::Whole { body, .. } | Answer::Refused { body, .. } => body,
             // Asked for a whole answer, the upstream streamed anyway: read it whole.
-            Answer::Stream(response, _slot) => {
+            Answer::Stream(response, _slot, _span) => {
                 read_whole(response, self.inner.read_timeout).await?
             }
         };

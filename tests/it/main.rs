@@ -32,6 +32,8 @@ mod mock;
 mod models;
 #[cfg(feature = "prometheus")]
 mod observe;
+#[cfg(all(feature = "otel", feature = "server"))]
+mod otel;
 mod raw_body;
 mod redis_faults;
 mod redis_support;

@@ -1,0 +1,102 @@
+//! OpenTelemetry traces: one trace per request, one GenAI client span per upstream attempt.
+//!
+//! The crate makes ordinary [`tracing`] spans at a few generic points; with the `otel` feature
+//! and an endpoint configured, [`Telemetry`] bridges them to OpenTelemetry
+//! (`tracing-opentelemetry`) and exports them over OTLP/HTTP in batches. Attribute names follow
+//! the OpenTelemetry semantic conventions 1.37 (HTTP spans and GenAI client spans,
+//! `gen_ai.provider.name`):
+//!
+//! | span (name) | where | attributes |
+//! |---|---|---|
+//! | `{method} {route}` (server) | the router's request tracing | `http.request.method`, `http.route`, `http.response.status_code`, `hunyuan_proxy.dialect`, `error.type` |
+//! | `upstream slot wait` | [`Upstream`](crate::upstream::Upstream), before the attempts | — |
+//! | `describe image` | the cascade, per unique image | `hunyuan_proxy.cache.outcome` (`hit`, `miss`, `coalesced`) |
+//! | `chat {gen_ai.request.model}` (client) | each upstream attempt (retries, key switches, fallbacks: one span each) | `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.response.id`, `gen_ai.response.finish_reasons`, `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `server.address`, `server.port`, `http.response.status_code`, `error.type`, `hunyuan_proxy.attempt.reason` |
+//!
+//! A streamed attempt's span stays open until its body ends: usage and finish reasons are read
+//! from the stream as it passes, and the first chunk is a `gen_ai.first_token` event. The
+//! client's W3C `traceparent`/`tracestate` continue its trace, and each upstream attempt
+//! carries its own span's `traceparent` onwards. While a request is traced, its log lines
+//! carry `trace_id` (a field of the request span).
+//!
+//! Cost: without a subscriber that wants these spans (the server at `log_level = "warn"` and
+//! no endpoint), a span is one callsite check; the extra work (reading usage from the answer,
+//! the propagation headers) runs only for a span that OpenTelemetry samples.
+//!
+//! ```
+//! use hunyuan_proxy::telemetry::TelemetryConfig;
+//!
+//! // Off unless an endpoint is given (here or in `OTEL_EXPORTER_OTLP_ENDPOINT`).
+//! let config = TelemetryConfig::from_lookup(None, |_| None);
+//! assert!(!config.is_enabled());
+//! let config = TelemetryConfig::from_lookup(Some("http://127.0.0.1:4318"), |_| None);
+//! assert_eq!(config.traces_endpoint(), Some("http://127.0.0.1:4318/v1/traces"));
+//! ```
+
+mod answer;
+#[cfg(feature = "otel")]
+mod export;
+mod spans;
+
+#[cfg(feature = "otel")]
+pub use export::{Telemetry, TelemetryError};
+pub(crate) use spans::*;
+
+/// The target of the per-request access log line (`info`), which traces leave out.
+const ACCESS_LOG: &str = "hunyuan_proxy::access";
+
+/// Where traces go, decided once at start: `otel_endpoint` from the config, else the standard
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables. The
+/// exporter itself also reads `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER(_ARG)`,
+/// `OTEL_EXPORTER_OTLP_HEADERS` and the `OTEL_BSP_*` batch settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// The full OTLP/HTTP traces URL (`…/v1/traces`), when one was configured.
+    traces_endpoint: Option<String>,
+    /// Whether the endpoint came from the environment (the exporter then reads it there).
+    from_env: bool,
+}
+
+impl TelemetryConfig {
+    /// `endpoint` (an OTLP/HTTP base URL such as `http://collector:4318`; `/v1/traces` is
+    /// added) when given and not empty, else the endpoint the variables read through `lookup`
+    /// name; neither: off.
+    pub fn from_lookup(endpoint: Option<&str>, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        if let Some(base) = endpoint.filter(|e| !e.is_empty()) {
+            return TelemetryConfig {
+                traces_endpoint: Some(traces_url(base)),
+                from_env: false,
+            };
+        }
+        let nonempty = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let traces_endpoint = nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|| nonempty("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| traces_url(&base)));
+        TelemetryConfig {
+            from_env: traces_endpoint.is_some(),
+            traces_endpoint,
+        }
+    }
+
+    /// [`from_lookup`](Self::from_lookup) with the process environment.
+    pub fn from_env(endpoint: Option<&str>) -> Self {
+        Self::from_lookup(endpoint, |name| std::env::var(name).ok())
+    }
+
+    /// Whether traces are exported at all.
+    pub fn is_enabled(&self) -> bool {
+        self.traces_endpoint.is_some()
+    }
+
+    /// The OTLP/HTTP URL spans are posted to.
+    pub fn traces_endpoint(&self) -> Option<&str> {
+        self.traces_endpoint.as_deref()
+    }
+}
+
+/// `base` with the traces path, as the OTLP specification builds it from
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn traces_url(base: &str) -> String {
+    format!("{}/v1/traces", base.trim_end_matches('/'))
+}
+
+pub(crate) use answer::AnswerTrace;

@@ -1,0 +1,370 @@
+//! OpenTelemetry traces from the `hunyuan-proxy` binary, received by an OTLP/HTTP receiver in
+//! the test: a streamed Messages request with a screenshot whose first upstream attempt gets
+//! a 429 is one trace (the client's), with the server span, the image description and its
+//! vision call, and two attempt spans with their GenAI attributes; with no endpoint, nothing
+//! is exported and no exporter thread runs; a collector that is down slows nothing.
+//!
+//! The binary runs as a child process, so its global subscriber and exporter are its own, not
+//! shared with the other tests of this process.
+
+use axum::body::Bytes;
+use axum::routing::post;
+use base64::Engine as _;
+use hunyuan_proxy::mock::{Fault, MockConfig, MockHunyuan, MockPolicy};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_hunyuan-proxy");
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// An OTLP/HTTP traces receiver on `127.0.0.1:0`, keeping every span it is sent.
+async fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let kept = spans.clone();
+    let router = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let kept = kept.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let mut kept = kept.lock().unwrap();
+                for resource in request.resource_spans {
+                    for scope in resource.scope_spans {
+                        kept.extend(scope.spans);
+                    }
+                }
+                // An empty ExportTraceServiceResponse.
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let addr = crate::common::serve(router).await;
+    (format!("http://{addr}"), spans)
+}
+
+/// Starts the binary against `mock` with `env`, and waits until it answers.
+async fn start_proxy(mock: &MockHunyuan, env: &[(&str, &str)]) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("hunyuan-proxy-otel-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"hunyuan\"\napi_base = \"{}\"\napi_key = \"{}\"\nport = {port}\nupstream_retry_backoff_ms = 10\n",
+            mock.base_url(),
+            crate::common::UPSTREAM_KEY
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(BINARY);
+    command
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for name in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_SDK_DISABLED",
+        "HUNYUAN_API_KEY",
+        "HUNYUAN_API_BASE",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let child = command.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "hunyuan-proxy did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+/// A streamed Messages request with a screenshot, sent with the client's `traceparent`.
+async fn screenshot_turn(base: &str) {
+    let png: Vec<u8> = (0..2000u32).map(|n| (n * 13) as u8).collect();
+    let data = base64::engine::general_purpose::STANDARD.encode(&png);
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
+            {"type": "text", "text": "What does the screenshot show?"}]}]});
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/messages"))
+        .header("x-api-key", "any")
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("message_stop"), "{text}");
+}
+
+/// The names of the child's threads (Linux).
+fn thread_names(child: &Child) -> Vec<String> {
+    let tasks = format!("/proc/{}/task", child.id());
+    std::fs::read_dir(tasks)
+        .map(|dir| {
+            dir.filter_map(|task| {
+                std::fs::read_to_string(task.ok()?.path().join("comm"))
+                    .ok()
+                    .map(|name| name.trim().to_owned())
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a AnyValue> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+}
+
+fn text<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
+    match attribute(span, key)? {
+        AnyValue::StringValue(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn int(span: &Span, key: &str) -> Option<i64> {
+    match attribute(span, key)? {
+        AnyValue::IntValue(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screenshot_turn_with_a_429_is_one_trace_of_the_clients() {
+    // TokenHub's rules: a streamed answer ends with a usage chunk when asked for one.
+    let mock =
+        MockHunyuan::start_with(MockConfig::default().with_policy(MockPolicy::TokenHub)).await;
+    // The vision call first (answered), then the text model's first attempt: 429.
+    mock.fail_next(1, Fault::Delay(Duration::ZERO));
+    mock.fail_next(
+        1,
+        Fault::RateLimited {
+            retry_after_secs: 0,
+        },
+    );
+    let (endpoint, spans) = receiver().await;
+    let (child, base) = start_proxy(
+        &mock,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    )
+    .await;
+    screenshot_turn(&base).await;
+    #[cfg(target_os = "linux")]
+    let threads = thread_names(&child);
+    // The server span ends last (with the body): wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spans = loop {
+        let got = spans.lock().unwrap().clone();
+        if got.iter().any(|s| {
+            s.kind == SpanKind::Server as i32 && text(s, "http.route") == Some("/v1/messages")
+        }) {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no server span exported: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop(child);
+    #[cfg(target_os = "linux")]
+    assert!(
+        threads.iter().any(|t| t.starts_with("OpenTelemetry")),
+        "{threads:?}"
+    );
+
+    // The readiness probe of `start_proxy` is a trace of its own.
+    let spans: Vec<Span> = spans
+        .into_iter()
+        .filter(|s| text(s, "http.route") != Some("/health/live"))
+        .collect();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    for span in &spans {
+        assert_eq!(hex(&span.trace_id), CLIENT_TRACE, "{names:?}");
+    }
+    let server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .unwrap();
+    assert_eq!(server.name, "POST /v1/messages");
+    assert_eq!(hex(&server.parent_span_id), CLIENT_SPAN);
+    assert_eq!(text(server, "http.request.method"), Some("POST"));
+    assert_eq!(text(server, "http.route"), Some("/v1/messages"));
+    assert_eq!(
+        int(server, "http.response.status_code"),
+        Some(200),
+        "{server:?}"
+    );
+    assert_eq!(text(server, "hunyuan_proxy.dialect"), Some("anthropic"));
+
+    let describe = spans
+        .iter()
+        .find(|s| s.name == "describe image")
+        .unwrap_or_else(|| panic!("no description span: {names:?}"));
+    assert_eq!(describe.parent_span_id, server.span_id);
+    assert_eq!(text(describe, "hunyuan_proxy.cache.outcome"), Some("miss"));
+
+    let requests = mock.requests();
+    let chats: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .collect();
+    assert_eq!(chats.len(), 3, "vision call, 429, answer");
+    let model_of = |i: usize| chats[i].body.as_ref().unwrap()["model"].as_str().unwrap();
+    let (vision_model, text_model) = (model_of(0), model_of(2));
+
+    let vision = spans
+        .iter()
+        .find(|s| s.name == format!("chat {vision_model}"))
+        .unwrap_or_else(|| panic!("no vision attempt span: {names:?}"));
+    assert_eq!(vision.parent_span_id, describe.span_id);
+
+    let mut attempts: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == format!("chat {text_model}"))
+        .collect();
+    attempts.sort_by_key(|s| int(s, "hunyuan_proxy.attempt"));
+    assert_eq!(attempts.len(), 2, "{names:?}");
+    for attempt in &attempts {
+        assert_eq!(attempt.kind, SpanKind::Client as i32);
+        assert_eq!(attempt.parent_span_id, server.span_id);
+        assert_eq!(text(attempt, "gen_ai.operation.name"), Some("chat"));
+        assert_eq!(text(attempt, "gen_ai.request.model"), Some(text_model));
+        assert_eq!(
+            text(attempt, "gen_ai.provider.name"),
+            Some("tencent.hunyuan")
+        );
+        assert_eq!(text(attempt, "server.address"), Some("127.0.0.1"));
+    }
+    let (first, second) = (attempts[0], attempts[1]);
+    assert_eq!(int(first, "http.response.status_code"), Some(429));
+    assert_eq!(text(first, "error.type"), Some("429"));
+    assert_eq!(text(second, "hunyuan_proxy.attempt.reason"), Some("429"));
+    assert_eq!(text(second, "error.type"), None);
+    assert!(text(second, "gen_ai.response.id").is_some_and(|id| !id.is_empty()));
+    assert_eq!(text(second, "gen_ai.response.model"), Some(text_model));
+    assert!(
+        int(second, "gen_ai.usage.input_tokens").is_some_and(|n| n > 0),
+        "{second:?}"
+    );
+    assert!(int(second, "gen_ai.usage.output_tokens").is_some_and(|n| n > 0));
+    let Some(AnyValue::ArrayValue(reasons)) = attribute(second, "gen_ai.response.finish_reasons")
+    else {
+        panic!("no finish reasons: {second:?}");
+    };
+    assert!(!reasons.values.is_empty());
+    let first_token = second
+        .events
+        .iter()
+        .find(|e| e.name == "gen_ai.first_token")
+        .unwrap_or_else(|| panic!("no first token event: {second:?}"));
+    // The attempt's span stays open while its stream is relayed.
+    assert!(second.start_time_unix_nano <= first_token.time_unix_nano);
+    assert!(
+        first_token.time_unix_nano <= second.end_time_unix_nano,
+        "{second:?}"
+    );
+
+    // The upstream call carried the attempt's own context onwards.
+    let traceparent = chats[2].headers["traceparent"].to_str().unwrap();
+    assert_eq!(
+        traceparent,
+        format!("00-{CLIENT_TRACE}-{}-01", hex(&second.span_id))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_endpoint_nothing_is_exported_and_no_exporter_runs() {
+    let mock = MockHunyuan::start().await;
+    let (_endpoint, spans) = receiver().await;
+    // A schedule delay that would export within the wait below, were anything traced.
+    let (child, base) = start_proxy(&mock, &[("OTEL_BSP_SCHEDULE_DELAY", "50")]).await;
+    screenshot_turn(&base).await;
+    #[cfg(target_os = "linux")]
+    let threads = thread_names(&child);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop(child);
+    #[cfg(target_os = "linux")]
+    assert!(
+        !threads.is_empty() && !threads.iter().any(|t| t.starts_with("OpenTelemetry")),
+        "{threads:?}"
+    );
+    assert!(spans.lock().unwrap().is_empty());
+    let requests = mock.requests();
+    assert!(requests
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .all(|r| !r.headers.contains_key("traceparent")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_is_down_does_not_slow_requests() {
+    let mock = MockHunyuan::start().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let endpoint = format!("http://{closed}");
+    let (child, base) = start_proxy(
+        &mock,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "10"),
+        ],
+    )
+    .await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        screenshot_turn(&base).await;
+    }
+    let took = started.elapsed();
+    stop(child);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
