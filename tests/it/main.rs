@@ -43,4 +43,5 @@ mod responses_http;
 mod shutdown;
 mod startup;
 mod tokenhub;
+mod tokenhub_clients;
 mod truncation;
