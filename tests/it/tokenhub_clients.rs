@@ -10,8 +10,9 @@
 
 use crate::common::TestProxy;
 use hunyuan_proxy::config::{Config, Secret};
-use hunyuan_proxy::mock::{validate_tokenhub, MockConfig, MockHunyuan};
+use hunyuan_proxy::mock::{validate_tokenhub, MockConfig, MockHunyuan, SAW_NO_IMAGE};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long one client run may take.
@@ -56,8 +57,14 @@ fn for_model<'a>(sent: &'a [Value], model: &str) -> Vec<&'a Value> {
     sent.iter().filter(|r| r["model"] == model).collect()
 }
 
+/// Whether a message of `body` carries an image part.
 fn has_image(body: &Value) -> bool {
-    body.to_string().contains("\"image_url\"")
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .any(|p| p["type"] == "image_url")
 }
 
 /// Runs `tests/clients/<script> <base_url> <args…>`; `false` (after saying so) when python3
@@ -201,4 +208,286 @@ async fn responses_api_image_native_on_hy4_and_deepseek_tool_loop_with_reasoning
     assert!(for_model(&sent, "hy4-flash").is_empty(), "no vision call");
     assert!(has_image(for_model(&sent, "hy4")[0]));
     assert_eq!(for_model(&sent, "deepseek-v4-flash").len(), 3);
+}
+
+/// The agent's executable named by `env_var`, or `None` after printing why the test skips.
+fn agent(env_var: &str, install: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env_var)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    if path.is_none() {
+        println!("skipped: set {env_var} to the agent's executable ({install})");
+    }
+    path
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "hunyuan-proxy-th-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `bin args…` in `cwd` with a clean environment plus `env`, a fresh `HOME`, bounded by
+/// [`RUN_LIMIT`]; its stdout after it exited with 0.
+async fn run_agent(bin: &Path, cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+    let home = TempDir::new("home");
+    let mut command = tokio::process::Command::new(bin);
+    command
+        .env_clear()
+        .env("HOME", &home.0)
+        .env("TMPDIR", &home.0)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SHELL", "/bin/bash")
+        .env("LANG", "C.UTF-8")
+        .envs(env.iter().copied())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let what = format!("{} {args:?}", bin.display());
+    let output = tokio::time::timeout(RUN_LIMIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {RUN_LIMIT:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what}: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `claude -p prompt` on `model` through the proxy; the result text.
+async fn claude(bin: &Path, t: &TestProxy, cwd: &Path, model: &str, prompt: &str) -> String {
+    let base_url = t.url("");
+    let stdout = run_agent(
+        bin,
+        cwd,
+        &[
+            ("ANTHROPIC_BASE_URL", &base_url),
+            ("ANTHROPIC_API_KEY", "sk-any"),
+            ("ANTHROPIC_MODEL", model),
+            ("ANTHROPIC_SMALL_FAST_MODEL", model),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("DISABLE_AUTOUPDATER", "1"),
+        ],
+        &[
+            "-p",
+            prompt,
+            "--output-format",
+            "json",
+            "--allowedTools",
+            "Bash,Read",
+            "--max-turns",
+            "4",
+        ],
+    )
+    .await;
+    let result: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON result ({e}):\n{stdout}"));
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["subtype"], "success", "{result}");
+    result["result"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The tool messages of the requests for `model`.
+fn tool_results(sent: &[Value], model: &str) -> Vec<Value> {
+    for_model(sent, model)
+        .into_iter()
+        .flat_map(|r| r["messages"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m["role"] == "tool")
+        .collect()
+}
+
+#[tokio::test]
+async fn claude_code_runs_a_bash_loop_on_deepseek_v4_flash() {
+    let Some(bin) = agent(
+        "HUNYUAN_PROXY_CLAUDE_BIN",
+        "npm i @anthropic-ai/claude-code",
+    ) else {
+        return;
+    };
+    let t = only_a_key(MockConfig::tokenhub()).await;
+    let work = TempDir::new("claude-work");
+    let answer = claude(
+        &bin,
+        &t,
+        &work.0,
+        "deepseek-v4-flash",
+        "Use Bash with command=echo tokenhub-$((6*7))",
+    )
+    .await;
+    assert_eq!(answer, "Echo: tokenhub-42");
+    let sent = none_rejected(&t, "claude bash");
+    let results = tool_results(&sent, "deepseek-v4-flash");
+    assert!(
+        results.iter().any(|m| m["content"] == "tokenhub-42"),
+        "the Bash output went back to deepseek-v4-flash: {sent:#?}"
+    );
+    // The turn after the tool call carried its reasoning (the mock's replay rule passed).
+    let replayed = sent
+        .iter()
+        .flat_map(|r| r["messages"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m["role"] == "assistant" && m.get("tool_calls").is_some())
+        .all(|m| {
+            m["reasoning_content"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty())
+        });
+    assert!(replayed, "{sent:#?}");
+}
+
+/// A small PNG (the agents' image fixture).
+fn png() -> Vec<u8> {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/fixtures/claude_code/png_result.json"
+    );
+    let recorded: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    let data = recorded["messages"].as_array().unwrap().last().unwrap()["content"][0]["content"][0]
+        ["source"]["data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn claude_code_reads_a_png_that_hy4_sees_natively() {
+    let Some(bin) = agent(
+        "HUNYUAN_PROXY_CLAUDE_BIN",
+        "npm i @anthropic-ai/claude-code",
+    ) else {
+        return;
+    };
+    let t = only_a_key(MockConfig::tokenhub()).await;
+    let work = TempDir::new("claude-work");
+    let png = png();
+    let shot = work.0.join("shot.png");
+    std::fs::write(&shot, &png).unwrap();
+    let prompt = format!("Use Read with file_path={}", shot.display());
+    let answer = claude(&bin, &t, &work.0, "hy4", &prompt).await;
+    let sent = none_rejected(&t, "claude png");
+    assert!(
+        for_model(&sent, "hy4-flash").is_empty(),
+        "zero vision calls: {sent:#?}"
+    );
+    let last = for_model(&sent, "hy4")
+        .pop()
+        .expect("hy4 was called")
+        .clone();
+    assert!(has_image(&last), "hy4 got the PNG itself: {last:#}");
+    assert!(
+        answer.contains("Description of image "),
+        "{answer}\n{last:#}"
+    );
+    assert!(
+        answer.contains(&format!("picture of {} bytes", png.len())),
+        "{answer}"
+    );
+}
+
+/// `codex exec prompt` on `model` through the proxy (a `responses` provider); its stdout.
+async fn codex(bin: &Path, t: &TestProxy, cwd: &Path, model: &str, prompt: &str) -> String {
+    let codex_home = TempDir::new("codex-home");
+    let config = format!(
+        "model = \"{model}\"\nmodel_provider = \"th\"\n\n\
+         [model_providers.th]\nname = \"hunyuan-proxy\"\nbase_url = \"{}\"\n\
+         env_key = \"TH_KEY\"\nwire_api = \"responses\"\n",
+        t.url("/v1")
+    );
+    std::fs::write(codex_home.0.join("config.toml"), config).unwrap();
+    let codex_home = codex_home.0.to_string_lossy().into_owned();
+    run_agent(
+        bin,
+        cwd,
+        &[("CODEX_HOME", &codex_home), ("TH_KEY", "sk-any")],
+        &[
+            "exec",
+            "--skip-git-repo-check",
+            "--dangerously-bypass-approvals-and-sandbox",
+            prompt,
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn codex_runs_an_exec_command_loop_on_deepseek_v4_flash() {
+    let Some(bin) = agent("HUNYUAN_PROXY_CODEX_BIN", "npm i @openai/codex") else {
+        return;
+    };
+    let t = only_a_key(MockConfig::tokenhub()).await;
+    let work = TempDir::new("codex-work");
+    let marker = "tokenhub_codex_marker_5e1";
+    std::fs::write(work.0.join(format!("{marker}.txt")), "x").unwrap();
+    let stdout = codex(
+        &bin,
+        &t,
+        &work.0,
+        "deepseek-v4-flash",
+        "Use exec_command with cmd=ls",
+    )
+    .await;
+    assert!(stdout.contains(marker), "{stdout}");
+    let sent = none_rejected(&t, "codex exec_command");
+    let results = tool_results(&sent, "deepseek-v4-flash");
+    assert!(
+        results
+            .iter()
+            .any(|m| m["content"].to_string().contains(marker)),
+        "the command's output went back to deepseek-v4-flash: {sent:#?}"
+    );
+}
+
+#[tokio::test]
+async fn codex_view_image_on_hy3_is_described() {
+    let Some(bin) = agent("HUNYUAN_PROXY_CODEX_BIN", "npm i @openai/codex") else {
+        return;
+    };
+    let t = only_a_key(MockConfig::tokenhub()).await;
+    let work = TempDir::new("codex-work");
+    let image = work.0.join("shot.png");
+    std::fs::write(&image, png()).unwrap();
+    let prompt = format!("Use view_image with path={}", image.display());
+    let stdout = codex(&bin, &t, &work.0, "hy3", &prompt).await;
+    let sent = none_rejected(&t, "codex view_image");
+    assert_eq!(
+        for_model(&sent, "hy4-flash").len(),
+        1,
+        "one vision call: {sent:#?}"
+    );
+    let last = for_model(&sent, "hy3")
+        .pop()
+        .expect("hy3 was called")
+        .clone();
+    assert!(!has_image(&last), "hy3 got words, not the image: {sent:#?}");
+    assert!(
+        last.to_string().contains("Description of image "),
+        "{last:#}"
+    );
+    assert!(!stdout.contains(SAW_NO_IMAGE), "{stdout}");
 }
