@@ -491,3 +491,88 @@ async fn codex_view_image_on_hy3_is_described() {
     );
     assert!(!stdout.contains(SAW_NO_IMAGE), "{stdout}");
 }
+
+/// The turn after a Bash call, as Claude Code 2.1.337 sent it on `deepseek-v4-flash` (its
+/// `thinking` block signed by the proxy that answered the first turn, a `system` message in
+/// `messages`, `thinking: adaptive`, `output_config.effort`).
+const CLAUDE_CODE_BASH_RESULT: &str =
+    include_str!("fixtures/tokenhub/claude_code_deepseek_bash_result.json");
+/// The turn after an `exec_command` call, as Codex 0.171.0 sent it on `deepseek-v4-flash`
+/// (stateless: a `reasoning` item sealed by the proxy that answered the first turn).
+const CODEX_EXEC_OUTPUT: &str = include_str!("fixtures/tokenhub/codex_deepseek_exec_output.json");
+
+/// The assistant tool-call turns of the last request for `model`, each with its reasoning.
+fn replayed_reasoning(sent: &[Value], model: &str) -> Vec<String> {
+    let last = for_model(sent, model).pop().expect("the model was called");
+    last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "assistant" && m.get("tool_calls").is_some())
+        .map(|m| {
+            m["reasoning_content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn recorded_claude_code_deepseek_turns_are_accepted_with_or_without_the_thinking_block() {
+    let recorded: Value = serde_json::from_str(CLAUDE_CODE_BASH_RESULT).unwrap();
+    let mut stripped = recorded.clone();
+    for message in stripped["messages"].as_array_mut().unwrap() {
+        if let Some(blocks) = message["content"].as_array_mut() {
+            blocks.retain(|b| b["type"] != "thinking");
+        }
+    }
+    for (body, what) in [(recorded, "as sent"), (stripped, "without thinking")] {
+        // A fresh proxy: no memory of the first turn.
+        let t = only_a_key(MockConfig::tokenhub()).await;
+        let response = t
+            .client
+            .post(t.url("/v1/messages?beta=true"))
+            .header("anthropic-version", "2023-06-01")
+            .header("x-api-key", "sk-any")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{what}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("event: message_stop"), "{what}: {text}");
+        let answer: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|d| d["delta"]["text"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(answer, "Echo: tokenhub-42", "{what}: {text}");
+        let sent = none_rejected(&t, what);
+        let reasoning = replayed_reasoning(&sent, "deepseek-v4-flash");
+        assert_eq!(reasoning.len(), 1, "{what}");
+        assert!(!reasoning[0].is_empty(), "{what}");
+        if what == "as sent" {
+            assert!(
+                reasoning[0].starts_with("Thinking about: "),
+                "the client's own thinking block is replayed: {reasoning:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_recorded_codex_deepseek_turn_is_accepted_by_a_fresh_proxy() {
+    let body: Value = serde_json::from_str(CODEX_EXEC_OUTPUT).unwrap();
+    let t = only_a_key(MockConfig::tokenhub()).await;
+    let response = t.post("/v1/responses", &body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("event: response.completed"), "{text}");
+    assert!(text.contains("marker.txt"), "{text}");
+    let sent = none_rejected(&t, "codex replay");
+    let reasoning = replayed_reasoning(&sent, "deepseek-v4-flash");
+    assert_eq!(reasoning.len(), 1);
+    assert!(!reasoning[0].is_empty());
+}
