@@ -576,3 +576,29 @@ async fn a_recorded_codex_deepseek_turn_is_accepted_by_a_fresh_proxy() {
     assert_eq!(reasoning.len(), 1);
     assert!(!reasoning[0].is_empty());
 }
+
+#[tokio::test]
+async fn codex_view_image_on_hy4_flash_is_seen_natively() {
+    let Some(bin) = agent("HUNYUAN_PROXY_CODEX_BIN", "npm i @openai/codex") else {
+        return;
+    };
+    let t = only_a_key(MockConfig::tokenhub()).await;
+    let work = TempDir::new("codex-work");
+    let png = png();
+    let image = work.0.join("shot.png");
+    std::fs::write(&image, &png).unwrap();
+    let prompt = format!("Use view_image with path={}", image.display());
+    let stdout = codex(&bin, &t, &work.0, "hy4-flash", &prompt).await;
+    let sent = none_rejected(&t, "codex view_image native");
+    // hy4-flash is also the describer: a describe call would be one without tools.
+    assert!(
+        sent.iter().all(|r| r.get("tools").is_some()),
+        "zero vision calls: {sent:#?}"
+    );
+    let last = for_model(&sent, "hy4-flash").pop().unwrap().clone();
+    assert!(has_image(&last), "hy4-flash got the PNG itself");
+    assert!(
+        stdout.contains(&format!("picture of {} bytes", png.len())),
+        "{stdout}"
+    );
+}
