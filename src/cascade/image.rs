@@ -277,6 +277,65 @@ pub(crate) fn prompt_version(prompt: &str, max_tokens: u32) -> [u8; 8] {
     out
 }
 
+/// The text left in a tool result whose images moved to the user turn after it.
+pub(crate) const TOOL_IMAGES_MOVED: &str = "(the image is in the next message)";
+
+/// Moves the image parts of tool messages into a user message after each run of tool
+/// messages, for a model that sees images natively: OpenAI's chat format (and so TokenHub's)
+/// takes only text in a `tool` message, and Claude Code's Read of a PNG or Codex's
+/// `view_image` arrive as images inside a tool result. The user message names the call each
+/// image came from (`[Image from tool call <id>]`); a tool message left without text gets
+/// [`TOOL_IMAGES_MOVED`]. Returns how many images moved; a request without images in tool
+/// messages is not touched (one pass over the messages).
+pub(crate) fn hoist_tool_images(chat: &mut ChatRequest) -> usize {
+    use crate::chat::{Message, Role};
+    if !chat
+        .messages
+        .iter()
+        .any(|m| m.role == Role::Tool && m.has_images())
+    {
+        return 0;
+    }
+    let mut moved = 0;
+    let mut out = Vec::with_capacity(chat.messages.len() + 1);
+    let mut pending: Vec<ContentPart> = Vec::new();
+    for mut message in std::mem::take(&mut chat.messages) {
+        if message.role != Role::Tool && !pending.is_empty() {
+            out.push(user_with(std::mem::take(&mut pending)));
+        }
+        if message.role == Role::Tool && message.has_images() {
+            if let Some(Content::Parts(parts)) = message.content.take() {
+                let (images, text): (Vec<_>, Vec<_>) =
+                    parts.into_iter().partition(|p| p.image_url().is_some());
+                let id = message.tool_call_id.as_deref().unwrap_or("?");
+                pending.push(ContentPart::text_part(format!(
+                    "[Image from tool call {id}]"
+                )));
+                moved += images.len();
+                pending.extend(images);
+                let text = if text.iter().any(|p| p.text().is_some_and(|t| !t.is_empty())) {
+                    text
+                } else {
+                    vec![ContentPart::text_part(TOOL_IMAGES_MOVED)]
+                };
+                message.content = Some(Content::Parts(text));
+            }
+        }
+        out.push(message);
+    }
+    if !pending.is_empty() {
+        out.push(user_with(pending));
+    }
+    chat.messages = out;
+
+    fn user_with(parts: Vec<ContentPart>) -> Message {
+        let mut message = Message::text(Role::User, "");
+        message.content = Some(Content::Parts(parts));
+        message
+    }
+    moved
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -331,6 +331,9 @@ where
                     images: images.len(),
                     ..VisionReport::default()
                 };
+                if config.models.is_some() {
+                    image::hoist_tool_images(&mut chat);
+                }
                 chat::put_chat(&mut req, chat);
                 req.extensions_mut().insert(report);
                 let mut response = inner.call(req).await?;

@@ -402,6 +402,63 @@ async fn a_model_that_sees_gets_its_images_natively_with_tools() {
     assert_eq!((report.images, report.cache_misses), (1, 0));
 }
 
+/// A tool result with an image (Claude Code's Read of a PNG, Codex's `view_image`) sent to
+/// `model`, with its text or without.
+async fn tool_image_to(model: &str, with_text: bool) -> (Value, usize) {
+    let stub = Stub::new();
+    let config =
+        CascadeConfig::default().model_table(Arc::new(crate::models::ModelTable::builtin()));
+    let (svc, seen) = app(config, stub.clone());
+    let mut parts = vec![image("https://x/shot.png")];
+    if with_text {
+        parts.insert(0, json!({"type": "text", "text": "read 1 file"}));
+    }
+    let body = json!({"model": model, "tools": tools(), "messages": [
+        {"role": "user", "content": "look at shot.png"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "Read", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": parts}]});
+    svc.oneshot(request(&body)).await.unwrap();
+    let sent = seen.lock().unwrap().first().cloned().unwrap_or_default();
+    (sent, stub.calls.load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn a_tool_result_image_moves_to_a_user_turn_for_a_model_that_sees() {
+    for with_text in [true, false] {
+        let (sent, vision_calls) = tool_image_to("hy4", with_text).await;
+        assert_eq!(vision_calls, 0);
+        let messages = sent["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 4, "{sent:#}");
+        let tool = &messages[2];
+        assert_eq!(tool["role"], "tool");
+        assert!(!tool.to_string().contains("image_url"), "{tool}");
+        let text = if with_text {
+            "read 1 file"
+        } else {
+            super::image::TOOL_IMAGES_MOVED
+        };
+        assert_eq!(tool["content"][0]["text"], text);
+        assert_eq!(messages[3]["role"], "user");
+        assert_eq!(
+            messages[3]["content"][0]["text"],
+            "[Image from tool call call_1]"
+        );
+        assert_eq!(
+            messages[3]["content"][1]["image_url"]["url"],
+            "https://x/shot.png"
+        );
+    }
+    // A model that cannot see still gets the description in the tool result itself.
+    let (sent, vision_calls) = tool_image_to("hy3", true).await;
+    assert_eq!(vision_calls, 1);
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "{sent:#}");
+    assert!(messages[2]
+        .to_string()
+        .contains("[Image 1: picture shot.png]"));
+}
+
 #[tokio::test]
 async fn a_model_that_cannot_see_gets_descriptions_and_keeps_its_model() {
     for model in [

@@ -46,4 +46,5 @@ mod routes;
 mod shutdown;
 mod startup;
 mod tokenhub;
+mod tokenhub_clients;
 mod truncation;
