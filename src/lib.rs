@@ -23,6 +23,7 @@
 //! - [`shared`]: state shared by several replicas through Redis (description cache, rate
 //!   limits) and the failure policy when Redis goes away.
 //! - [`responses`]: the OpenAI Responses API translated to and from chat (Codex CLI).
+//! - [`usage`]: tokens and cost per model and client key, budgets, the request log.
 //!
 //! ## The default stack
 //!
@@ -112,6 +113,7 @@ pub mod server;
 pub mod shared;
 pub mod stack;
 pub mod upstream;
+pub mod usage;
 
 pub use config::Config;
 pub use error::ProxyError;

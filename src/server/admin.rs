@@ -1,9 +1,10 @@
-//! The admin routes (`GET /cache/stats`, `DELETE /cache`), behind
+//! The admin routes (`GET /cache/stats`, `DELETE /cache`, `GET /admin/requests`), behind
 //! `Authorization: Bearer <admin_token>`; off (404) when no token is configured.
 
 use super::Proxy;
 use crate::error::ProxyError;
-use axum::extract::State;
+use crate::usage::LogFilter;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderMap};
@@ -49,4 +50,33 @@ pub(crate) async fn cache_clear(
     let cleared = proxy.description_cache().clear();
     tracing::info!(cleared, "description cache emptied");
     Ok(Json(json!({"cleared": cleared})).into_response())
+}
+
+/// `GET /admin/requests?limit=&key=&model=&status=`: the request log, newest first.
+pub(crate) async fn requests(
+    State(proxy): State<Proxy>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ProxyError> {
+    check_admin(&proxy, &headers)?;
+    let limit = match query.get("limit") {
+        Some(limit) => Some(
+            limit
+                .parse::<usize>()
+                .map_err(|_| ProxyError::InvalidRequest {
+                    message: "`limit` must be a whole number".into(),
+                    param: Some("limit".into()),
+                })?,
+        ),
+        None => None,
+    };
+    let filter = LogFilter {
+        limit,
+        key: query.get("key").cloned(),
+        model: query.get("model").cloned(),
+        status: query.get("status").cloned(),
+    };
+    let requests = proxy.usage().log().recent(&filter);
+    let requests: Vec<&crate::usage::RequestLogEntry> = requests.iter().map(|e| &**e).collect();
+    Ok(Json(json!({"requests": requests})).into_response())
 }

@@ -59,6 +59,7 @@ impl Proxy {
                 ServiceBuilder::new()
                     .layer(messages_errors())
                     .layer(self.state.auth.clone())
+                    .layer(self.state.usage.clone())
                     .layer(RedisGuardLayer::new(self.state.redis.clone()))
                     .layer(self.state.rate_limit.clone()),
             );
@@ -68,6 +69,7 @@ impl Proxy {
             .route("/metrics", get(prometheus::metrics))
             .route("/cache/stats", get(admin::cache_stats))
             .route("/cache", axum::routing::delete(admin::cache_clear))
+            .route("/admin/requests", get(admin::requests))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .merge(api)

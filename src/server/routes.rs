@@ -19,6 +19,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/cache/stats"),
     ("DELETE", "/cache"),
+    ("GET", "/admin/requests"),
 ];
 
 /// The routes requests count in the monitor's window (rates, percentiles and alerts): the

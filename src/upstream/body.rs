@@ -2,6 +2,7 @@
 
 use super::slots::Slot;
 use crate::chat::SseEvent;
+use crate::usage::{find_usage, UsageSlot};
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
@@ -31,6 +32,8 @@ pub struct UpstreamBody {
     /// Fires at or before `last_chunk + idle`; made at the first wait and moved on only when
     /// it fires, so a chunk costs a clock read, not a timer update.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Where the stream's `usage` goes, when someone asked for it.
+    usage: Option<UsageSlot>,
 }
 
 impl UpstreamBody {
@@ -42,7 +45,15 @@ impl UpstreamBody {
             idle,
             last_chunk: Instant::now(),
             timer: None,
+            usage: None,
         }
+    }
+
+    /// Puts the stream's `usage` into `slot` when a chunk carries it (one substring search
+    /// per chunk; only a found `usage` object is parsed).
+    pub(crate) fn usage_into(mut self, slot: Option<UsageSlot>) -> Self {
+        self.usage = slot;
+        self
     }
 
     /// The error event that ends a broken stream, on lines of its own.
@@ -265,6 +276,11 @@ impl Body for UpstreamBody {
             Poll::Ready(Some(Ok(bytes))) => {
                 this.last_chunk = Instant::now();
                 this.scan.push(&bytes);
+                if let Some(slot) = &this.usage {
+                    if let Some(found) = find_usage(&bytes) {
+                        slot.set_usage(found);
+                    }
+                }
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
             Poll::Ready(Some(Err(err))) => {

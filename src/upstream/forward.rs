@@ -11,6 +11,7 @@ use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
 use crate::chat::{self, ChatRequest};
 use crate::error::ProxyError;
 use crate::shared::FailureMode;
+use crate::usage::{find_usage, UsageSlot};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
@@ -380,10 +381,14 @@ impl Upstream {
 
     /// Sends `chat` and builds the client's response: the stream relayed as it comes, or the
     /// whole answer, with [`UpstreamTiming`] and [`ResolvedModel`] in its extensions.
+    ///
+    /// With a [`UsageSlot`], the upstream's `usage` goes into it: found in the whole answer,
+    /// or in the stream's chunks as they pass.
     pub(super) async fn forward(
         &self,
         mut chat: ChatRequest,
         raw: Option<Bytes>,
+        usage: Option<UsageSlot>,
     ) -> Result<Response<Body>, ProxyError> {
         let (answer, timing) = self.send(&mut chat, raw).await?;
         let model = chat.model.clone();
@@ -394,7 +399,8 @@ impl Upstream {
                     Box::pin(response.bytes_stream()),
                     slot,
                     self.inner.read_timeout,
-                );
+                )
+                .usage_into(usage);
                 Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "text/event-stream")
@@ -402,11 +408,18 @@ impl Upstream {
                     .body(Body::new(body))
                     .expect("static response parts are valid")
             }
-            Answer::Whole { content_type, body } => Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, content_type)
-                .body(Body::from(body))
-                .expect("static response parts are valid"),
+            Answer::Whole { content_type, body } => {
+                if let Some(slot) = &usage {
+                    if let Some(found) = find_usage(&body) {
+                        slot.set_usage(found);
+                    }
+                }
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, content_type)
+                    .body(Body::from(body))
+                    .expect("static response parts are valid")
+            }
         };
         if let Some(served) = served {
             out.headers_mut().insert(SERVED_MODEL_HEADER, served);
