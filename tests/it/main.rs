@@ -40,3 +40,4 @@ mod responses_http;
 mod shutdown;
 mod startup;
 mod truncation;
+mod usage;
