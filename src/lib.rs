@@ -44,6 +44,7 @@
 //!    ▼        the /v1 routes only
 //!  DialectErrorsLayer .. on /v1/messages*: the refusals below in Anthropic's shape
 //!  ClientAuthLayer ..... client keys
+//!  UsageLayer .......... budgets before, usage charged and logged when the body ends
 //!  RateLimitLayer ...... global and per-key rates
 //!    │
 //!    ▼        /v1/messages only
@@ -61,7 +62,8 @@
 //! ```
 //!
 //! The layers: [`metrics::MetricsLayer`], [`health::HealthLayer`],
-//! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`],
+//! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`usage::UsageLayer`],
+//! [`rate_limit::RateLimitLayer`],
 //! [`anthropic::MessagesLayer`], [`chat::ParseLayer`],
 //! [`fix::FixLayer`], [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
 //! [`cascade::Describer`]) and [`upstream::Upstream`]. Each takes its own config

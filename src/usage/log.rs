@@ -85,7 +85,8 @@ enum Sink {
     File(std::io::LineWriter<std::fs::File>),
 }
 
-/// The last `capacity` requests. See the [module docs](self).
+/// The last `capacity` requests' metadata, and optionally one JSON line per request on
+/// stdout or in a file; message contents are never in it.
 pub struct RequestLog {
     capacity: usize,
     entries: Mutex<VecDeque<Arc<RequestLogEntry>>>,

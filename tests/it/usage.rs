@@ -101,10 +101,10 @@ async fn streamed_usage(response: reqwest::Response) -> (u64, u64) {
     let text = response.text().await.unwrap();
     let usage = text
         .lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v.get("usage").filter(|u| !u.is_null()).cloned())
-        .last()
+        .find_map(|v| v.get("usage").filter(|u| !u.is_null()).cloned())
         .expect("the stream carried usage");
     (
         usage["prompt_tokens"].as_u64().unwrap(),
