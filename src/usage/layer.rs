@@ -18,7 +18,7 @@ use http::Request;
 use http_body::Frame;
 use metrics::SharedString;
 use pin_project_lite::pin_project;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +29,10 @@ use tower_service::Service;
 
 /// The key name of requests without a client key (no client keys configured).
 pub const ANONYMOUS: &str = "anonymous";
+
+/// [`ANONYMOUS`], made once.
+static ANONYMOUS_NAME: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| Arc::from(ANONYMOUS));
 
 /// Accounting, budgets and the request log for the routes it wraps. Put it after the
 /// [`ClientAuthLayer`](crate::auth::ClientAuthLayer) (it reads [`ClientName`]); see the
@@ -52,11 +56,16 @@ struct Shared {
     log: Arc<RequestLog>,
     models: Labels,
     keys: Labels,
+    /// Counter handles by (model, key, route) labels, bounded by the label limits.
+    counters: Mutex<HashMap<CounterLabels, Arc<Counters>>>,
     /// Requests seen, for request ids.
     sequence: AtomicU64,
     /// Makes ids of different processes differ (the start time, in hex).
     id_prefix: String,
 }
+
+/// The labels of one [`Counters`]: model, key, route.
+type CounterLabels = (SharedString, SharedString, &'static str);
 
 /// A bounded set of label values: the first `limit` distinct ones are named, the rest are
 /// `other`.
@@ -103,6 +112,7 @@ impl UsageLayer {
                 log,
                 models: Labels::new("model", config.label_limit),
                 keys: Labels::new("key", config.label_limit),
+                counters: Mutex::new(HashMap::new()),
                 sequence: AtomicU64::new(0),
                 id_prefix: format!("{started:x}"),
             }),
@@ -118,21 +128,6 @@ impl UsageLayer {
     pub fn log(&self) -> &Arc<RequestLog> {
         &self.shared.log
     }
-}
-
-/// Counts the image describer's call to `model` (route and key `vision`; the model is the
-/// configured vision model, so the label set stays bounded): its tokens are the account's
-/// spending, not a client key's.
-pub fn count_vision(model: &str, usage: Option<&super::Usage>) {
-    let model = SharedString::from_shared(Arc::from(model));
-    count_labelled(
-        model,
-        SharedString::const_str("vision"),
-        "vision",
-        usage,
-        0.0,
-        None,
-    );
 }
 
 impl<S> Layer<S> for UsageLayer {
@@ -187,7 +182,7 @@ where
         let key: Arc<str> = req
             .extensions()
             .get::<ClientName>()
-            .map_or_else(|| Arc::from(ANONYMOUS), |n| n.0.clone());
+            .map_or_else(|| ANONYMOUS_NAME.clone(), |n| n.0.clone());
         let route = req.uri().path().to_owned();
         let shared = self.shared.clone();
         let clone = self.inner.clone();
@@ -330,7 +325,7 @@ impl Record {
                 model,
                 usage.as_ref(),
                 cost,
-                currency.as_deref(),
+                currency,
             );
         }
         let sequence = shared.sequence.fetch_add(1, Ordering::Relaxed);
@@ -374,7 +369,8 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
-/// Adds one answered call to the Prometheus counters.
+/// Adds one answered call to the Prometheus counters (their handles looked up once per
+/// model, key and route, then kept).
 fn count(
     shared: &Shared,
     route: &'static str,
@@ -384,52 +380,90 @@ fn count(
     cost: f64,
     currency: Option<&str>,
 ) {
-    count_labelled(
-        shared.models.label(model),
-        shared.keys.label(key),
-        route,
-        usage,
-        cost,
-        currency,
-    );
+    let model = shared.models.label(model);
+    let key = shared.keys.label(key);
+    let counters = {
+        let mut table = shared
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let id = (model, key, route);
+        match table.get(&id) {
+            Some(counters) => counters.clone(),
+            None => {
+                let counters = Arc::new(Counters::new(&id.0, &id.1, route));
+                table.insert(id, counters.clone());
+                counters
+            }
+        }
+    };
+    counters.add(usage, cost, currency);
 }
 
-/// Adds one answered call to the Prometheus counters, labels already bounded.
-fn count_labelled(
+/// Counts the image describer's call to `model` (route and key `vision`; the model is the
+/// configured vision model, so the label set stays bounded): its tokens are the account's
+/// spending, not a client key's.
+pub fn count_vision(model: &str, usage: Option<&super::Usage>) {
+    let model = SharedString::from_shared(Arc::from(model));
+    Counters::new(&model, &SharedString::const_str("vision"), "vision").add(usage, 0.0, None);
+}
+
+/// The usage counters of one model, key and route.
+struct Counters {
     model: SharedString,
     key: SharedString,
-    route: &'static str,
-    usage: Option<&super::Usage>,
-    cost: f64,
-    currency: Option<&str>,
-) {
-    let reported = if usage.is_some() {
-        "reported"
-    } else {
-        "missing"
-    };
-    metrics::counter!(names::USAGE_REQUESTS, "model" => model.clone(), "key" => key.clone(),
-        "route" => route, "usage" => reported)
-    .increment(1);
-    let Some(usage) = usage else {
-        return;
-    };
-    for (kind, tokens) in [
-        ("input", usage.input_tokens),
-        ("output", usage.output_tokens),
-        ("cached_input", usage.cached_input_tokens),
-        ("reasoning", usage.reasoning_tokens),
-    ] {
-        metrics::counter!(names::USAGE_TOKENS, "model" => model.clone(), "key" => key.clone(),
-            "route" => route, "kind" => kind)
-        .increment(tokens);
+    reported: metrics::Counter,
+    missing: metrics::Counter,
+    /// Input, output, cached input, reasoning.
+    tokens: [metrics::Counter; 4],
+    /// Made at the first priced call (the currency comes with the price).
+    cost: std::sync::OnceLock<metrics::Counter>,
+}
+
+impl Counters {
+    fn new(model: &SharedString, key: &SharedString, route: &'static str) -> Self {
+        let requests = |usage: &'static str| {
+            metrics::counter!(names::USAGE_REQUESTS, "model" => model.clone(),
+                "key" => key.clone(), "route" => route, "usage" => usage)
+        };
+        let tokens = |kind: &'static str| {
+            metrics::counter!(names::USAGE_TOKENS, "model" => model.clone(),
+                "key" => key.clone(), "route" => route, "kind" => kind)
+        };
+        Counters {
+            model: model.clone(),
+            key: key.clone(),
+            reported: requests("reported"),
+            missing: requests("missing"),
+            tokens: [
+                tokens("input"),
+                tokens("output"),
+                tokens("cached_input"),
+                tokens("reasoning"),
+            ],
+            cost: std::sync::OnceLock::new(),
+        }
     }
-    if let Some(currency) = currency {
-        // Counters take whole numbers: cost in millionths of the currency unit.
-        let micros = (cost * 1_000_000.0).round() as u64;
-        metrics::counter!(names::USAGE_COST, "model" => model, "key" => key,
-            "currency" => currency.to_owned())
-        .increment(micros);
+
+    fn add(&self, usage: Option<&super::Usage>, cost: f64, currency: Option<&str>) {
+        let Some(usage) = usage else {
+            self.missing.increment(1);
+            return;
+        };
+        self.reported.increment(1);
+        let [input, output, cached, reasoning] = &self.tokens;
+        input.increment(usage.input_tokens);
+        output.increment(usage.output_tokens);
+        cached.increment(usage.cached_input_tokens);
+        reasoning.increment(usage.reasoning_tokens);
+        if let Some(currency) = currency {
+            let counter = self.cost.get_or_init(|| {
+                metrics::counter!(names::USAGE_COST, "model" => self.model.clone(),
+                    "key" => self.key.clone(), "currency" => currency.to_owned())
+            });
+            // Counters take whole numbers: cost in millionths of the currency unit.
+            counter.increment((cost * 1_000_000.0).round() as u64);
+        }
     }
 }
 

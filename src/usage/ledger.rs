@@ -190,6 +190,8 @@ pub struct UsageReport {
 
 #[derive(Debug, Default)]
 struct Local {
+    /// Days since 1970-01-01 of the periods below (a cheap check for a new day).
+    day_number: u64,
     day: String,
     month: String,
     today: PeriodTotals,
@@ -199,6 +201,7 @@ struct Local {
 impl Local {
     /// Starts new periods when the day or month changed.
     fn roll(&mut self, periods: &Periods) {
+        self.day_number = (periods.day_end / 86_400).saturating_sub(1);
         if self.day != periods.day {
             self.day = periods.day.clone();
             self.today = PeriodTotals::default();
@@ -278,36 +281,40 @@ impl Ledger {
     /// Charges one answered upstream call: `usage` (none: the upstream sent none) of `model`
     /// to `key`. Returns its cost and currency. With Redis, the shared counters are updated
     /// in a task of their own (one pipelined round trip).
-    pub fn charge(&self, key: &str, model: &str, usage: Option<&Usage>) -> (f64, Option<String>) {
+    pub fn charge(&self, key: &str, model: &str, usage: Option<&Usage>) -> (f64, Option<&str>) {
         let (cost, currency) = match usage {
             Some(u) => self.prices.cost(model, u),
             None => (0.0, None),
         };
-        let currency = currency.map(str::to_owned);
-        let periods = Periods::now();
+        let now = SystemTime::now();
+        let day_number = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400;
         {
             let mut local = self.lock();
-            local.roll(&periods);
+            if local.day_number != day_number {
+                local.roll(&Periods::at(now));
+            }
             let Local {
                 today, this_month, ..
             } = &mut *local;
             for totals in [today, this_month] {
-                totals.by_model.entry(model.to_owned()).or_default().add(
-                    usage,
-                    cost,
-                    currency.as_deref(),
-                );
-                totals.by_key.entry(key.to_owned()).or_default().add(
-                    usage,
-                    cost,
-                    currency.as_deref(),
-                );
+                for (map, name) in [(&mut totals.by_model, model), (&mut totals.by_key, key)] {
+                    // Found without allocating; a name's first request in a period makes it.
+                    match map.get_mut(name) {
+                        Some(entry) => entry.add(usage, cost, currency),
+                        None => map
+                            .entry(name.to_owned())
+                            .or_default()
+                            .add(usage, cost, currency),
+                    }
+                }
             }
         }
         if let (Some(redis), Ok(runtime)) = (&self.redis, tokio::runtime::Handle::try_current()) {
             let redis = redis.clone();
+            let periods = Periods::at(now);
             let usage = usage.copied().unwrap_or_default();
-            let (key, model, currency) = (key.to_owned(), model.to_owned(), currency.clone());
+            let (key, model) = (key.to_owned(), model.to_owned());
+            let currency = currency.map(str::to_owned);
             runtime.spawn(async move {
                 charge_redis(&redis, &periods, &key, &model, &usage, cost, currency).await;
             });
