@@ -109,6 +109,11 @@ impl UsageSlot {
         }
     }
 
+    /// The upstream's usage, if it sent one.
+    pub fn usage(&self) -> Option<Usage> {
+        self.lock().usage
+    }
+
     /// What the slot holds now.
     pub fn contents(&self) -> SlotContents {
         self.lock().clone()
