@@ -309,7 +309,7 @@ impl Record {
         if let Some(vision) = self.pending_vision.take().and_then(|p| p.0.get().copied()) {
             self.vision = vision;
         }
-        let contents = self.slot.contents();
+        let contents = self.slot.take_contents();
         let usage = contents.usage;
         let shared = &self.shared;
         // An upstream answer: usage reported, or a success without it (counted as missing).

@@ -329,8 +329,15 @@ impl Ledger {
         let Some(budget) = self.budgets.get(key) else {
             return Ok(());
         };
+        let spent = self.spent_now(key).await?;
+        // The states (and their reset times as text) are made only for a refusal.
+        if !budget
+            .limits()
+            .any(|(kind, limit)| kind.used(&spent) >= limit)
+        {
+            return Ok(());
+        }
         let periods = Periods::now();
-        let spent = self.spent(key, &periods).await?;
         match states(budget, &spent, &periods)
             .into_iter()
             .find(BudgetState::is_spent)
@@ -341,6 +348,20 @@ impl Ledger {
             })),
             None => Ok(()),
         }
+    }
+
+    /// What `key` spent in the current periods: the period names are made only for Redis.
+    async fn spent_now(&self, key: &str) -> Result<Spent, Refusal> {
+        if self.redis.is_some() {
+            return self.spent(key, &Periods::now()).await;
+        }
+        let now = SystemTime::now();
+        let day_number = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400;
+        let mut local = self.lock();
+        if local.day_number != day_number {
+            local.roll(&Periods::at(now));
+        }
+        Ok(spent_of(&local, key))
     }
 
     async fn spent(&self, key: &str, periods: &Periods) -> Result<Spent, Refusal> {
@@ -395,6 +416,15 @@ impl Ledger {
             today: local.today.clone(),
             this_month: local.this_month.clone(),
         }
+    }
+}
+
+/// What `key` spent in `local`'s periods.
+fn spent_of(local: &Local, key: &str) -> Spent {
+    let of = |t: &PeriodTotals| t.by_key.get(key).map_or((0, 0.0), |u| (u.tokens(), u.cost));
+    Spent {
+        day: of(&local.today),
+        month: of(&local.this_month),
     }
 }
 

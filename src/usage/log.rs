@@ -194,6 +194,30 @@ mod tests {
     }
 
     #[test]
+    fn json_lines_go_to_the_file_one_per_request() {
+        let path = std::env::temp_dir().join(format!("usage-log-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let log = RequestLog::new(0)
+            .with_lines(path.to_str().unwrap())
+            .unwrap();
+        log.push(entry(1, "a", 200));
+        log.push(entry(2, "b", 429));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["key"], "b");
+        assert_eq!(lines[1]["status"], 429);
+        assert!(
+            log.recent(&LogFilter::default()).is_empty(),
+            "capacity 0 keeps none"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn keeps_the_newest_and_filters() {
         let log = RequestLog::new(3);
         for i in 0..5 {

@@ -114,9 +114,15 @@ impl UsageSlot {
         self.lock().usage
     }
 
-    /// What the slot holds now.
-    pub fn contents(&self) -> SlotContents {
-        self.lock().clone()
+    /// What the slot holds now: the usage stays, the texts are taken out (moved, not copied,
+    /// into the request log).
+    pub fn take_contents(&self) -> SlotContents {
+        let mut slot = self.lock();
+        SlotContents {
+            usage: slot.usage,
+            upstream_request_id: slot.upstream_request_id.take(),
+            model_requested: slot.model_requested.take(),
+        }
     }
 }
 
