@@ -433,7 +433,6 @@ fn usage_layer(config: &Config, redis: Option<&Redis>) -> Result<UsageLayer, Bui
     }
     let settings = UsageConfig {
         label_limit: config.usage_label_limit,
-        request_log_size: config.request_log_size,
     };
     Ok(UsageLayer::new(Arc::new(ledger), Arc::new(log), &settings))
 }

@@ -228,21 +228,16 @@ fn id_before(data: &[u8]) -> Option<String> {
     }
 }
 
-/// Settings of a [`UsageLayer`] and its [`Ledger`] and [`RequestLog`].
+/// Settings of a [`UsageLayer`] (its [`Ledger`] and [`RequestLog`] are made apart).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageConfig {
     /// Distinct models and distinct keys named in metric labels; past it, `other`.
     pub label_limit: usize,
-    /// Requests kept in the request log.
-    pub request_log_size: usize,
 }
 
 impl Default for UsageConfig {
     fn default() -> Self {
-        UsageConfig {
-            label_limit: 50,
-            request_log_size: 1000,
-        }
+        UsageConfig { label_limit: 50 }
     }
 }
 
