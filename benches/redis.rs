@@ -18,6 +18,10 @@
 //!   shared through Redis (a lease taken by the acquire script before the request and removed
 //!   after it): the difference is what a semaphore acquire and release cost.
 //!
+//! - `budget` (printed only): a budgeted key's admission check ([`Ledger::admit`]), against
+//!   the process's own counts and against Redis (one pipelined `HMGET` of the day's and the
+//!   month's totals).
+//!
 //! After criterion's groups the bench times each path call by call and prints p50 and p99,
 //! and the p50 Redis adds to the in-process path (target: at most 1 ms on loopback).
 
@@ -35,6 +39,7 @@ use hunyuan_proxy::responses::{
     StoreLimits as ResponseLimits, StoredResponse,
 };
 use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
+use hunyuan_proxy::usage::{Budget, Ledger, PriceTable};
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -361,6 +366,24 @@ fn main() {
     let rl_redis = percentiles(&rt, || async {
         assert_eq!(through(&shared_limits).await, 200);
     });
+    let budget = || {
+        let budget = Budget {
+            tokens_per_day: Some(u64::MAX / 2),
+            ..Budget::default()
+        };
+        Ledger::new(
+            PriceTable::new([]),
+            std::collections::HashMap::from([("alice".to_owned(), budget)]),
+        )
+    };
+    let local_budget = budget();
+    let shared_budget = budget().with_redis(redis.clone());
+    let budget_memory = percentiles(&rt, || async {
+        assert!(local_budget.admit("alice").await.is_ok());
+    });
+    let budget_redis = percentiles(&rt, || async {
+        assert!(shared_budget.admit("alice").await.is_ok());
+    });
     let cap_memory = percentiles(&rt, || complete(&local_cap));
     let cap_redis = percentiles(&rt, || complete(&shared_cap));
     assert_eq!(shared_cap.in_flight(), 0, "every lease given back");
@@ -370,4 +393,5 @@ fn main() {
     report("response", stored_memory, stored_redis);
     report("rate limit", rl_memory, rl_redis);
     report("upstream cap", cap_memory, cap_redis);
+    report("budget", budget_memory, budget_redis);
 }

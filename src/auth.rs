@@ -4,7 +4,12 @@
 //! <key>`, as Anthropic-style clients send) matching one of them; the comparison takes the same
 //! time whichever key matches or how much of it does. A missing or wrong key gets a 401 envelope
 //! that never echoes what was presented. The matched key's index travels on as a
-//! [`ClientKey`] request extension (for per-key rate limits), never the key itself.
+//! [`ClientKey`] request extension (for per-key rate limits), and its name as a [`ClientName`]
+//! (for usage, budgets and stored responses), never the key itself.
+//!
+//! Keys come as a plain list ([`AuthConfig::keys`], named `#0`, `#1`… by position) and as
+//! named keys ([`AuthConfig::named`], config `[client_keys.<name>]`), given as the key or as
+//! the hex SHA-256 of the key (so the config file need not hold the secret).
 //!
 //! ```
 //! use hunyuan_proxy::auth::{AuthConfig, ClientAuthLayer};
@@ -50,9 +55,48 @@ use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// Which configured client key a request presented (its position in the list).
+/// Which configured client key a request presented (its position in the list; named keys
+/// come after the plain list, in the order of [`AuthConfig::named`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientKey(pub usize);
+
+/// The name of the client key a request presented: a named key's name, or `#<position>` for
+/// a key of the plain list. Never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientName(pub Arc<str>);
+
+/// How a named key is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMatch {
+    /// The key itself.
+    Key(Secret),
+    /// The SHA-256 of the key.
+    Sha256([u8; 32]),
+}
+
+impl KeyMatch {
+    /// A match on the hex SHA-256 `hex` (64 hex digits), or `None` if it is not one.
+    pub fn sha256_hex(hex: &str) -> Option<Self> {
+        let hex = hex.trim();
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(KeyMatch::Sha256(out))
+    }
+}
+
+/// A named client key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedKey {
+    /// Its name (in metrics, logs, `/status`).
+    pub name: String,
+    /// How it is recognised.
+    pub key: KeyMatch,
+}
 
 /// The shortest client key accepted (shorter ones are too easy to guess).
 pub const MIN_KEY_LEN: usize = 8;
@@ -60,14 +104,28 @@ pub const MIN_KEY_LEN: usize = 8;
 /// Which client keys a [`ClientAuthLayer`] accepts (config key `client_api_keys`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthConfig {
-    /// The accepted keys; empty: every request passes.
+    /// The accepted keys; with no named keys either, empty means every request passes.
     pub keys: Vec<Secret>,
+    /// The accepted named keys.
+    pub named: Vec<NamedKey>,
 }
 
 impl AuthConfig {
     /// Accepts any of `keys`.
     pub fn new(keys: Vec<Secret>) -> Self {
-        AuthConfig { keys }
+        AuthConfig {
+            keys,
+            named: Vec::new(),
+        }
+    }
+
+    /// Adds a named key.
+    pub fn named(mut self, name: impl Into<String>, key: KeyMatch) -> Self {
+        self.named.push(NamedKey {
+            name: name.into(),
+            key,
+        });
+        self
     }
 
     /// Adds an accepted key.
@@ -78,7 +136,12 @@ impl AuthConfig {
 
     /// Checks every key is at least [`MIN_KEY_LEN`] long.
     pub fn validate(&self) -> Result<(), AuthConfigError> {
-        match self.keys.iter().position(|k| k.len() < MIN_KEY_LEN) {
+        let plain = self.keys.iter();
+        let named = self.named.iter().filter_map(|n| match &n.key {
+            KeyMatch::Key(key) => Some(key),
+            KeyMatch::Sha256(_) => None,
+        });
+        match plain.chain(named).position(|k| k.len() < MIN_KEY_LEN) {
             Some(index) => Err(AuthConfigError { index }),
             None => Ok(()),
         }
@@ -96,15 +159,70 @@ pub struct AuthConfigError {
 /// Demands one of the configured client keys. With an empty list every request passes.
 #[derive(Debug, Clone)]
 pub struct ClientAuthLayer {
-    keys: Arc<[Secret]>,
+    keys: Arc<Keys>,
+}
+
+/// The accepted keys, each with its name.
+#[derive(Debug)]
+struct Keys {
+    plain: Vec<(Secret, ClientName)>,
+    named: Vec<(Secret, ClientName)>,
+    hashed: Vec<([u8; 32], ClientName)>,
+}
+
+impl Keys {
+    fn is_empty(&self) -> bool {
+        self.plain.is_empty() && self.named.is_empty() && self.hashed.is_empty()
+    }
+
+    /// The index and name of the key that matches (every key compared in constant time).
+    fn find(&self, presented: &str) -> Option<(usize, &ClientName)> {
+        let plain = self.plain.iter().chain(&self.named);
+        let mut found = None;
+        for (i, (key, name)) in plain.enumerate() {
+            if constant_time_eq(key.expose().as_bytes(), presented.as_bytes()) && found.is_none() {
+                found = Some((i, name));
+            }
+        }
+        if !self.hashed.is_empty() {
+            use sha2::{Digest as _, Sha256};
+            let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+            let offset = self.plain.len() + self.named.len();
+            for (i, (hash, name)) in self.hashed.iter().enumerate() {
+                if constant_time_eq(hash, &digest) && found.is_none() {
+                    found = Some((offset + i, name));
+                }
+            }
+        }
+        found
+    }
 }
 
 impl ClientAuthLayer {
     /// A layer accepting the keys of `config`, which is validated here.
     pub fn new(config: AuthConfig) -> Result<Self, AuthConfigError> {
         config.validate()?;
+        let plain = config
+            .keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| (key, ClientName(Arc::from(format!("#{i}")))))
+            .collect();
+        let mut named = Vec::new();
+        let mut hashed = Vec::new();
+        for key in config.named {
+            let name = ClientName(Arc::from(key.name));
+            match key.key {
+                KeyMatch::Key(secret) => named.push((secret, name)),
+                KeyMatch::Sha256(hash) => hashed.push((hash, name)),
+            }
+        }
         Ok(ClientAuthLayer {
-            keys: config.keys.into(),
+            keys: Arc::new(Keys {
+                plain,
+                named,
+                hashed,
+            }),
         })
     }
 }
@@ -124,7 +242,7 @@ impl<S> Layer<S> for ClientAuthLayer {
 #[derive(Debug, Clone)]
 pub struct ClientAuth<S> {
     inner: S,
-    keys: Arc<[Secret]>,
+    keys: Arc<Keys>,
 }
 
 /// Anthropic's key header, named at compile time.
@@ -138,17 +256,6 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim());
     }
     headers.get(X_API_KEY)?.to_str().ok().map(str::trim)
-}
-
-/// The index of the key that matches, comparing against every key in constant time.
-fn matching_key(keys: &[Secret], presented: &str) -> Option<usize> {
-    let mut found = None;
-    for (i, key) in keys.iter().enumerate() {
-        if constant_time_eq(key.expose().as_bytes(), presented.as_bytes()) && found.is_none() {
-            found = Some(i);
-        }
-    }
-    found
 }
 
 impl<S, B> Service<Request<B>> for ClientAuth<S>
@@ -167,10 +274,12 @@ where
         if self.keys.is_empty() {
             return Either::Left(self.inner.call(req));
         }
-        let found = presented_key(req.headers()).and_then(|k| matching_key(&self.keys, k));
+        let found = presented_key(req.headers()).and_then(|k| self.keys.find(k));
         match found {
-            Some(index) => {
+            Some((index, name)) => {
+                let name = name.clone();
                 req.extensions_mut().insert(ClientKey(index));
+                req.extensions_mut().insert(name);
                 Either::Left(self.inner.call(req))
             }
             None => {
@@ -193,10 +302,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_found_by_position() {
-        let keys = vec![Secret::new("a-key"), Secret::new("b-key")];
-        assert_eq!(matching_key(&keys, "b-key"), Some(1));
-        assert_eq!(matching_key(&keys, "b-ke"), None);
+    fn keys_are_found_by_position_and_named() {
+        let hash = "5b6a3e1cba5b6f8e3ab28a0a0c8fc3ab5da4e2a1e5bbfbac4aee0b59bc0bbbae";
+        let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            b"carol-secret-key",
+        ))
+        .into();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(KeyMatch::sha256_hex(hash).is_some() && KeyMatch::sha256_hex("zz").is_none());
+        let config = AuthConfig::new(vec![Secret::new("a-key-000"), Secret::new("b-key-000")])
+            .named("alice", KeyMatch::Key(Secret::new("alice-secret-key")))
+            .named("carol", KeyMatch::sha256_hex(&hex).unwrap());
+        let layer = ClientAuthLayer::new(config).unwrap();
+        let find = |k: &str| layer.keys.find(k).map(|(i, n)| (i, n.0.to_string()));
+        assert_eq!(find("b-key-000"), Some((1, "#1".to_owned())));
+        assert_eq!(find("b-key-00"), None);
+        assert_eq!(find("alice-secret-key"), Some((2, "alice".to_owned())));
+        assert_eq!(find("carol-secret-key"), Some((3, "carol".to_owned())));
+        assert_eq!(find(&hex), None, "the hash itself is not the key");
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "bearer  a-key".parse().unwrap());
         assert_eq!(presented_key(&headers), Some("a-key"));

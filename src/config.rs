@@ -166,6 +166,42 @@ pub struct Config {
     /// added). None: the standard `OTEL_EXPORTER_OTLP_ENDPOINT` decides; neither set, no traces
     /// (docs/observability.md).
     pub otel_endpoint: Option<String>,
+    /// Named client keys (`[client_keys.<name>]`: `key` or `key_sha256`, `budget`,
+    /// `rate_limit`), accepted beside `client_api_keys`.
+    pub client_keys: std::collections::BTreeMap<String, ClientKeyConfig>,
+    /// Requests kept in the request log (`GET /admin/requests`); 0: none.
+    pub request_log_size: usize,
+    /// Also write each request's log entry as one JSON line here (`-`: stdout).
+    pub request_log_path: Option<String>,
+    /// Distinct models, and distinct keys, named in the usage metrics' labels; past it the
+    /// rest are counted as `other`.
+    pub usage_label_limit: usize,
+}
+
+/// A named client key (`[client_keys.<name>]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientKeyConfig {
+    /// The key the client presents.
+    pub key: Option<Secret>,
+    /// Or the hex SHA-256 of that key, so the file need not hold it.
+    pub key_sha256: Option<String>,
+    /// Tokens and cost the key may use per UTC day or month.
+    pub budget: Option<crate::usage::Budget>,
+    /// The key's own request rate: not supported yet (refused when set, so that it is never
+    /// silently ignored); `client_rate_limit` applies to every key.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl ClientKeyConfig {
+    /// How the key is recognised, if it is given one way or the other.
+    pub fn key_match(&self) -> Option<crate::auth::KeyMatch> {
+        match (&self.key, &self.key_sha256) {
+            (Some(key), None) => Some(crate::auth::KeyMatch::Key(key.clone())),
+            (None, Some(hex)) => crate::auth::KeyMatch::sha256_hex(hex),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -232,6 +268,10 @@ impl Default for Config {
             reasoning_placeholder: None,
             reasoning_memory_bytes: 32 * 1024 * 1024,
             otel_endpoint: None,
+            client_keys: std::collections::BTreeMap::new(),
+            request_log_size: 1000,
+            request_log_path: None,
+            usage_label_limit: 50,
         }
     }
 }
@@ -441,6 +481,40 @@ impl Config {
         }
         if self.rate_limit.is_some_and(|l| !l.is_valid()) {
             return invalid("rate_limit", "needs per_second > 0 and burst >= 1");
+        }
+        for (name, key) in &self.client_keys {
+            let problem = if name.trim().is_empty() || name.starts_with('#') {
+                Some("a key's name must not be empty or start with `#`".to_owned())
+            } else if key.key_match().is_none() {
+                Some(format!(
+                    "`{name}` needs exactly one of `key` or `key_sha256` (64 hex digits)"
+                ))
+            } else if key.key.as_ref().is_some_and(|k| k.len() < 8) {
+                Some(format!("`{name}`'s key is shorter than 8 characters"))
+            } else if key.budget.is_some_and(|b| !b.is_valid()) {
+                Some(format!("`{name}`'s budget limits must be above zero"))
+            } else if key.rate_limit.is_some() {
+                Some(format!(
+                    "`{name}`'s own rate_limit is not supported yet; `client_rate_limit` \
+                     applies to every key"
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return invalid("client_keys", &problem);
+            }
+        }
+        for (model, settings) in &self.models {
+            if settings.price.as_ref().is_some_and(|p| !p.is_valid()) {
+                return invalid(
+                    "models",
+                    &format!("`{model}`'s price needs figures >= 0 and a currency"),
+                );
+            }
+        }
+        if self.usage_label_limit == 0 {
+            return invalid("usage_label_limit", "must be at least 1");
         }
         if self.client_rate_limit.is_some_and(|l| !l.is_valid()) {
             return invalid("client_rate_limit", "needs per_second > 0 and burst >= 1");

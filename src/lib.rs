@@ -25,6 +25,7 @@
 //! - [`replica`]: state shared by several replicas through Redis (description cache, rate
 //!   limits, the upstream cap, stored responses) and the failure policy when Redis goes away.
 //! - [`responses`]: the OpenAI Responses API translated to and from chat (Codex CLI).
+//! - [`usage`]: tokens and cost per model and client key, budgets, the request log.
 //!
 //! ## The default stack
 //!
@@ -45,6 +46,7 @@
 //!    ▼        the /v1 routes only
 //!  DialectErrorsLayer .. on /v1/messages*: the refusals below in Anthropic's shape
 //!  ClientAuthLayer ..... client keys
+//!  UsageLayer .......... budgets before, usage charged and logged when the body ends
 //!  RateLimitLayer ...... global and per-key rates
 //!    │
 //!    ▼        /v1/messages only
@@ -63,7 +65,8 @@
 //! ```
 //!
 //! The layers: [`metrics::MetricsLayer`], [`health::HealthLayer`],
-//! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`rate_limit::RateLimitLayer`],
+//! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`usage::UsageLayer`],
+//! [`rate_limit::RateLimitLayer`],
 //! [`anthropic::MessagesLayer`], [`chat::ParseLayer`],
 //! [`fix::FixLayer`], [`models::ModelsLayer`] (TokenHub presets),
 //! [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
@@ -122,6 +125,7 @@ pub mod server;
 pub mod stack;
 pub mod telemetry;
 pub mod upstream;
+pub mod usage;
 
 /// The former name of [`replica`] (renamed: it means Redis, and matches `docs/replicas.md`).
 #[doc(hidden)]

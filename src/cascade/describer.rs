@@ -179,11 +179,20 @@ impl Service<DescribeRequest> for Describer {
 
     fn call(&mut self, req: DescribeRequest) -> Self::Future {
         let chat = self.vision_request(&req);
+        let model = chat.model.clone();
         let upstream = self.upstream.clone();
         let timeout = self.settings.timeout;
         Box::pin(async move {
             let answer = match tokio::time::timeout(timeout, upstream.complete(chat)).await {
-                Ok(Ok(answer)) => answer,
+                Ok(Ok(answer)) => {
+                    let usage = answer.usage.map(|u| crate::usage::Usage {
+                        input_tokens: u.prompt_tokens,
+                        output_tokens: u.completion_tokens,
+                        ..Default::default()
+                    });
+                    crate::usage::count_vision(&model, usage.as_ref());
+                    answer
+                }
                 Ok(Err(err)) => {
                     let kind = ProxyError::kind(&err);
                     tracing::warn!(key = %req.key, kind, "vision call failed");

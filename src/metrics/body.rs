@@ -6,11 +6,11 @@ use super::monitor::{Outcome, RequestRecord};
 use super::names;
 use crate::cascade::PendingVisionReport;
 use crate::extensions::{ErrorKind, FixReport, ResolvedModel, UpstreamTiming, VisionReport};
+use crate::usage::UsageSlot;
 use bytes::Buf;
 use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use serde::Deserialize;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -34,18 +34,12 @@ pub(crate) struct Finish {
     error_kind: Option<&'static str>,
     /// The `x-hunyuan-proxy-dropped` header, for the monitor.
     dropped: Option<Box<str>>,
-    usage: Option<Usage>,
+    /// Where the upstream's `usage` is put as the answer passes (by the
+    /// [`Upstream`](crate::upstream::Upstream)); read when the body ends.
+    usage: Option<UsageSlot>,
     /// The cascade's report of a stream committed before its images were described: read
     /// when the body ends.
     pending_vision: Option<PendingVisionReport>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
 }
 
 impl Finish {
@@ -55,6 +49,7 @@ impl Finish {
         route: Route,
         shared: Arc<Shared>,
         parts: &http::response::Parts,
+        usage: Option<UsageSlot>,
     ) -> Self {
         let elapsed = started.elapsed();
         let ext = &parts.extensions;
@@ -114,7 +109,7 @@ impl Finish {
             fix_rules,
             error_kind,
             dropped,
-            usage: None,
+            usage,
             pending_vision,
         }
     }
@@ -152,8 +147,8 @@ impl Finish {
         }
     }
 
-    /// Notes a data frame: time to first byte of streams, `usage` when present.
-    fn on_data(&mut self, data: &[u8]) {
+    /// Notes a data frame: time to first byte of streams.
+    fn on_data(&mut self) {
         if self.stream && self.first_byte.is_none() {
             let elapsed = self.started.elapsed();
             self.first_byte = Some(elapsed);
@@ -161,11 +156,6 @@ impl Finish {
                 .handles
                 .time_to_first_byte()
                 .record(elapsed.as_secs_f64());
-        }
-        if self.model.is_some() && self.status.is_success() {
-            if let Some(usage) = find_usage(data) {
-                self.usage = Some(usage);
-            }
         }
     }
 
@@ -181,9 +171,12 @@ impl Finish {
         route.in_flight().decrement(1.0);
         route.requests(self.status, outcome).increment(1);
         route.duration(self.image).record(duration.as_secs_f64());
-        if let (Some(usage), Some(model)) = (self.usage, &self.model) {
-            model.tokens(false).increment(usage.prompt_tokens);
-            model.tokens(true).increment(usage.completion_tokens);
+        let usage = self.usage.as_ref().and_then(UsageSlot::usage);
+        if let (Some(usage), Some(model)) = (usage, &self.model) {
+            if self.status.is_success() {
+                model.tokens(false).increment(usage.input_tokens);
+                model.tokens(true).increment(usage.output_tokens);
+            }
         }
         if self.route.monitored {
             if let Some(monitor) = &self.shared.monitor {
@@ -215,37 +208,6 @@ fn record_vision(vision: &VisionReport) {
     if vision.vision_time > Duration::ZERO {
         metrics::histogram!(names::VISION_DURATION).record(vision.vision_time.as_secs_f64());
     }
-}
-
-/// Finds the last `"usage": {...}` object in a JSON or SSE chunk. A `usage` split across two
-/// chunks is missed (upstreams put it in one small final event).
-///
-/// Searched forwards (memchr's forward finder is vectorized, its reverse one is not): every
-/// candidate is tried and the last valid one kept, which is what a backward search stopping
-/// at the first valid one finds.
-fn find_usage(data: &[u8]) -> Option<Usage> {
-    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
-    let mut found = None;
-    for start in KEY.find_iter(data) {
-        if start > 0 && data[start - 1] == b'\\' {
-            continue; // inside a string
-        }
-        let rest = &data[start + KEY.needle().len()..];
-        let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
-            continue;
-        };
-        if rest[colon] != b':' {
-            continue;
-        }
-        let value = &rest[colon + 1..];
-        let mut values = serde_json::Deserializer::from_slice(value).into_iter::<Option<Usage>>();
-        // `"usage": null` in a later event than a real one is not expected; keep looking.
-        if let Some(Ok(Some(usage))) = values.next() {
-            found = Some(usage);
-        }
-    }
-    found
 }
 
 pin_project! {
@@ -311,7 +273,7 @@ where
             Some(Ok(frame)) => {
                 if let (Some(finish), Some(data)) = (this.finish.as_mut(), frame.data_ref()) {
                     if data.has_remaining() {
-                        finish.on_data(data.chunk());
+                        finish.on_data();
                     }
                 }
                 if this.inner.is_end_stream() {
@@ -342,22 +304,5 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_usage_in_json_and_sse() {
-        let json = br#"{"id":"x","choices":[{"message":{"content":"say \"usage\": 1"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
-        let u = find_usage(json).unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens), (12, 5));
-        let sse = b"data: {\"choices\":[],\"usage\": null}\n\ndata: {\"choices\":[],\"usage\" : {\"prompt_tokens\":3,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n";
-        let u = find_usage(sse).unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens), (3, 4));
-        assert!(find_usage(b"data: {\"usage\":null}\n\n").is_none());
-        assert!(find_usage(b"{\"usage\":{\"prompt_tok").is_none());
     }
 }

@@ -2,6 +2,7 @@
 
 use super::body::{Finish, ResponseBody};
 use super::layer::{Route, Shared};
+use crate::usage::UsageSlot;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +19,7 @@ pin_project! {
         started: Instant,
         route: Option<Route>,
         shared: Arc<Shared>,
+        usage: Option<UsageSlot>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -32,12 +34,19 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, started: Instant, route: Route, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        started: Instant,
+        route: Route,
+        shared: Arc<Shared>,
+        usage: UsageSlot,
+    ) -> Self {
         ResponseFuture {
             inner,
             started,
             route: Some(route),
             shared,
+            usage: Some(usage),
         }
     }
 }
@@ -59,7 +68,13 @@ where
         Poll::Ready(match result {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
-                let finish = Finish::at_headers(*this.started, route, this.shared.clone(), &parts);
+                let finish = Finish::at_headers(
+                    *this.started,
+                    route,
+                    this.shared.clone(),
+                    &parts,
+                    this.usage.take(),
+                );
                 Ok(http::Response::from_parts(
                     parts,
                     ResponseBody::new(body, finish),

@@ -2,6 +2,7 @@
 
 use super::future::ResponseFuture;
 use super::layer::Shared;
+use crate::usage::UsageSlot;
 use http::{Request, Response};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -48,12 +49,28 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let started = Instant::now();
         let route = self.shared.resolve(req.uri().path());
         route.handles.in_flight().increment(1.0);
+        // The upstream's `usage` comes back through this slot (read once, where the upstream's
+        // bytes pass), shared with any usage layer further in.
+        let usage = match req.extensions().get::<UsageSlot>() {
+            Some(slot) => slot.clone(),
+            None => {
+                let slot = UsageSlot::new();
+                req.extensions_mut().insert(slot.clone());
+                slot
+            }
+        };
         // The inner service is called here, not in the future: no clone is needed (tower's
         // `mem::replace` idiom is for futures that call it later).
-        ResponseFuture::new(self.inner.call(req), started, route, self.shared.clone())
+        ResponseFuture::new(
+            self.inner.call(req),
+            started,
+            route,
+            self.shared.clone(),
+            usage,
+        )
     }
 }

@@ -161,6 +161,7 @@ pub struct ModelSettings {
     pub max_stop: Option<usize>,
     /// [`ModelProfile::replaced_by`] (`""`: the id is served again, not retired).
     pub replaced_by: Option<String>,
-    /// The model's price (read by the usage accounting, not by the profile).
-    pub price: Option<toml::Value>,
+    /// The model's price per million tokens (read by the usage accounting, not by the
+    /// profile; overrides a built-in one).
+    pub price: Option<crate::usage::Price>,
 }

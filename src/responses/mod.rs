@@ -97,7 +97,9 @@ pub use error::ResponsesError;
 pub use reasoning::ReasoningCodec;
 pub use request::{to_chat, Input, ResponsesRequest, Translated};
 pub use response::{from_completion, OutputItem, ResponseContext, ResponseObject, ResponseStatus};
-pub use store::{MemoryResponseStore, ResponseStore, StoreError, StoreLimits, StoredResponse};
+pub use store::{
+    MemoryResponseStore, OwnedStore, ResponseStore, StoreError, StoreLimits, StoredResponse,
+};
 pub use stream::{ResponsesEvent, ResponsesStream, KEEPALIVE};
 pub use tool_names::ToolNames;
 

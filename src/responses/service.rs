@@ -7,9 +7,10 @@ use super::error::ResponsesError;
 use super::future::ResponseFuture;
 use super::request::{to_chat, ResponsesRequest, Translated};
 use super::response::{from_completion_owned, ResponseObject, ResponseStatus};
-use super::store::{ResponseStore, StoredResponse};
+use super::store::{OwnedStore, ResponseStore, StoredResponse};
 use super::stream::ResponsesStream;
 use super::{ResponsesOptions, DIALECT};
+use crate::auth::ClientName;
 use crate::chat::parse::{
     check_content_type, read_body, BodyReadTimeout, DEFAULT_BODY_READ_TIMEOUT,
 };
@@ -85,6 +86,7 @@ impl<S> Responses<S> {
 async fn read_responses(
     req: &mut Request<Body>,
     shared: &Shared,
+    store: &dyn ResponseStore,
 ) -> Result<Translated, ResponsesError> {
     check_content_type(req.headers())?;
     let limit = req
@@ -108,7 +110,7 @@ async fn read_responses(
             if request.model.trim().is_empty() {
                 return Err(ResponsesError::invalid("`model` is required", "model"));
             }
-            to_chat(request, &shared.options, Some(shared.store.as_ref())).await?
+            to_chat(request, &shared.options, Some(store)).await?
         }
     };
     let upstream = shared
@@ -165,6 +167,12 @@ fn store_now(store: &Arc<dyn ResponseStore>, entry: StoredResponse) {
     }
 }
 
+/// The store as the request's client key sees it: its own stored responses only.
+fn owned_store<B>(store: &Arc<dyn ResponseStore>, req: &Request<B>) -> Arc<dyn ResponseStore> {
+    let owner = req.extensions().get::<ClientName>().map(|n| n.0.clone());
+    Arc::new(OwnedStore::new(store.clone(), owner))
+}
+
 /// Whether a response is worth storing for `previous_response_id` (failed ones are not).
 fn storable(response: &ResponseObject) -> bool {
     matches!(
@@ -192,8 +200,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
+        let store = owned_store(&shared.store, &req);
         ResponseFuture::new(async move {
-            let mut translated = match read_responses(&mut req, &shared).await {
+            let mut translated = match read_responses(&mut req, &shared, store.as_ref()).await {
                 Ok(t) => t,
                 Err(err) => return Ok(err.into_response()),
             };
@@ -209,14 +218,14 @@ where
                 handoff::stream_headers(&mut parts.headers);
                 let translator = StoringStream {
                     stream: ResponsesStream::new(translated.context.clone()),
-                    store: translated.store().then(|| shared.store.clone()),
+                    store: translated.store().then(|| store.clone()),
                     translated: Some(translated),
                 };
                 let body =
                     TranslateBody::new(body, translator).keepalive_every(shared.config.keepalive());
                 Response::from_parts(parts, Body::new(body))
             } else {
-                json_answer(response, translated, &shared).await
+                json_answer(response, translated, store.as_ref()).await
             };
             dropped.report(DIALECT, response.headers_mut());
             Ok(response)
@@ -229,7 +238,7 @@ where
 async fn json_answer(
     response: Response<Body>,
     translated: Translated,
-    shared: &Shared,
+    store_to: &dyn ResponseStore,
 ) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     let Some(completion) = handoff::read_completion(body).await else {
@@ -244,11 +253,7 @@ async fn json_answer(
     let answer = from_completion_owned(&completion, context);
     let body = serde_json::to_vec(&answer).unwrap_or_default();
     if store && storable(&answer) {
-        if let Err(err) = shared
-            .store
-            .put(StoredResponse::new(input_items, answer))
-            .await
-        {
+        if let Err(err) = store_to.put(StoredResponse::new(input_items, answer)).await {
             tracing::warn!(error = %err, "a response could not be stored");
         }
     }
@@ -354,19 +359,19 @@ impl Service<Request<Body>> for StoredResponses {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let shared = self.shared.clone();
+        let store = owned_store(&self.shared.store, &req);
         ResponseFuture::new(async move {
             let id = id_of(req.uri().path()).to_owned();
             let not_found = || ResponsesError::ResponseNotFound { id: id.clone() };
             let answer = match *req.method() {
-                Method::DELETE => match shared.store.delete(&id).await {
+                Method::DELETE => match store.delete(&id).await {
                     Ok(true) => Ok(json_response(
                         &serde_json::json!({"id": id, "object": "response", "deleted": true}),
                     )),
                     Ok(false) => Err(not_found()),
                     Err(err) => Err(err.into()),
                 },
-                _ => match shared.store.get(&id).await {
+                _ => match store.get(&id).await {
                     Ok(Some(stored)) => Ok(json_response(
                         &serde_json::to_value(&stored.response).unwrap_or_default(),
                     )),

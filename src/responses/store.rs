@@ -28,13 +28,21 @@ pub struct StoredResponse {
     pub input: Vec<Value>,
     /// The response (its `output` are the turn's output items).
     pub response: ResponseObject,
+    /// The name of the client key that stored it (none without client keys): only that key
+    /// may read, continue or delete it ([`OwnedStore`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl StoredResponse {
     /// A stored turn of `input` items (from [`Translated::input_items`](super::Translated)) and
     /// the `response` given for them.
     pub fn new(input: Vec<Value>, response: ResponseObject) -> Self {
-        StoredResponse { input, response }
+        StoredResponse {
+            input,
+            response,
+            owner: None,
+        }
     }
 
     /// The response id.
@@ -100,6 +108,45 @@ pub trait ResponseStore: Send + Sync {
 
     /// Removes `id`; whether it was there.
     fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+}
+
+/// A store seen by one client key: what it stores is marked as the key's, and what another
+/// key stored is not there for it (404), as OpenAI scopes stored responses to their project.
+/// The mark travels with the entry, so this holds across replicas sharing a store.
+pub struct OwnedStore {
+    inner: Arc<dyn ResponseStore>,
+    owner: Option<Arc<str>>,
+}
+
+impl OwnedStore {
+    /// `inner` as seen by the key named `owner` (none: requests without a client key).
+    pub fn new(inner: Arc<dyn ResponseStore>, owner: Option<Arc<str>>) -> Self {
+        OwnedStore { inner, owner }
+    }
+
+    fn owns(&self, entry: &StoredResponse) -> bool {
+        entry.owner.as_deref() == self.owner.as_deref()
+    }
+}
+
+impl ResponseStore for OwnedStore {
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<StoredResponse>>> {
+        Box::pin(async move { Ok(self.inner.get(id).await?.filter(|e| self.owns(e))) })
+    }
+
+    fn put(&self, mut entry: StoredResponse) -> StoreFuture<'_, ()> {
+        entry.owner = self.owner.as_deref().map(str::to_owned);
+        self.inner.put(entry)
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            match self.inner.get(id).await? {
+                Some(entry) if self.owns(&entry) => self.inner.delete(id).await,
+                _ => Ok(false),
+            }
+        })
+    }
 }
 
 /// Sizes and lifetime of a [`MemoryResponseStore`].

@@ -1,4 +1,4 @@
-//! The admin routes (`GET /cache/stats`, `DELETE /cache`), behind
+//! The admin routes (`GET /cache/stats`, `DELETE /cache`, `GET /admin/requests`), behind
 //! `Authorization: Bearer <admin_token>`; off (404) when no token is configured. Reads also
 //! take the dashboard's session (see [`dashboard`](super::dashboard)).
 
@@ -6,7 +6,8 @@ use super::dashboard::{has_bearer, has_session, DASHBOARD_HEADER};
 use super::Proxy;
 use crate::error::ProxyError;
 use crate::secret::Secret;
-use axum::extract::State;
+use crate::usage::LogFilter;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::HeaderMap;
@@ -66,4 +67,33 @@ pub(crate) async fn cache_clear(
     let cleared = proxy.description_cache().clear();
     tracing::info!(cleared, "description cache emptied");
     Ok(Json(json!({"cleared": cleared})).into_response())
+}
+
+/// `GET /admin/requests?limit=&key=&model=&status=`: the request log, newest first.
+pub(crate) async fn requests(
+    State(proxy): State<Proxy>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ProxyError> {
+    check_admin(&proxy, &headers)?;
+    let limit = match query.get("limit") {
+        Some(limit) => Some(
+            limit
+                .parse::<usize>()
+                .map_err(|_| ProxyError::InvalidRequest {
+                    message: "`limit` must be a whole number".into(),
+                    param: Some("limit".into()),
+                })?,
+        ),
+        None => None,
+    };
+    let filter = LogFilter {
+        limit,
+        key: query.get("key").cloned(),
+        model: query.get("model").cloned(),
+        status: query.get("status").cloned(),
+    };
+    let requests = proxy.usage().log().recent(&filter);
+    let requests: Vec<&crate::usage::RequestLogEntry> = requests.iter().map(|e| &**e).collect();
+    Ok(Json(json!({"requests": requests})).into_response())
 }

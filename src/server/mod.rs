@@ -54,6 +54,7 @@ use crate::responses::{
 };
 use crate::stack::{ChatService, ChatStack, StackError};
 use crate::upstream::{Upstream, UpstreamSetupError};
+use crate::usage::{Ledger, PriceTable, RequestLog, UsageConfig, UsageLayer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -89,6 +90,9 @@ pub enum BuildError {
     /// An alert rule is not valid.
     #[error(transparent)]
     AlertRule(#[from] crate::metrics::alerts::AlertRuleError),
+    /// The request log's file (`request_log_path`) cannot be opened.
+    #[error("cannot open request_log_path: {0}")]
+    RequestLog(std::io::Error),
 }
 
 /// The proxy: its validated config, the upstream and the chat stack.
@@ -120,6 +124,7 @@ struct ProxyState {
     redis: Option<Redis>,
     /// The upstream's model list and the capability source (model discovery).
     models: Arc<models::ModelCatalog>,
+    usage: UsageLayer,
 }
 
 /// The monitoring parts, present when `enable_monitoring` is on.
@@ -197,7 +202,8 @@ impl Proxy {
             .description_cache()
             .cloned()
             .expect("the server's stack always has a cascade");
-        let auth = ClientAuthLayer::new(AuthConfig::new(config.client_api_keys.clone()))?;
+        let auth = ClientAuthLayer::new(auth_config(&config))?;
+        let usage = usage_layer(&config, redis.as_ref())?;
         let limits = RateLimitConfig {
             global: config.rate_limit,
             per_key: config.client_rate_limit,
@@ -283,6 +289,7 @@ impl Proxy {
                 responses,
                 redis,
                 models: model_catalog,
+                usage,
             }),
         };
         proxy.start_alert_task();
@@ -372,6 +379,11 @@ impl Proxy {
         &self.state.description_cache
     }
 
+    /// Usage accounting, budgets and the request log.
+    pub fn usage(&self) -> &UsageLayer {
+        &self.state.usage
+    }
+
     /// The shared Redis (`None` without `redis_url`).
     pub fn redis(&self) -> Option<&Redis> {
         self.state.redis.as_ref()
@@ -412,6 +424,45 @@ fn key_health(states: &[crate::upstream::KeyState]) -> crate::health::CheckResul
             cooling.join(", ")
         ))
     }
+}
+
+/// The client keys: the plain list, then the named keys (`[client_keys.<name>]`).
+fn auth_config(config: &Config) -> AuthConfig {
+    let mut auth = AuthConfig::new(config.client_api_keys.clone());
+    for (name, key) in &config.client_keys {
+        if let Some(key) = key.key_match() {
+            auth = auth.named(name.clone(), key);
+        }
+    }
+    auth
+}
+
+/// The usage layer: prices (built in, then `[models."<id>"] price`), the named keys'
+/// budgets, the ledger (in Redis too with `redis_url`) and the request log.
+fn usage_layer(config: &Config, redis: Option<&Redis>) -> Result<UsageLayer, BuildError> {
+    let prices = PriceTable::new(
+        config
+            .models
+            .iter()
+            .filter_map(|(model, s)| Some((model.clone(), s.price.clone()?))),
+    );
+    let budgets = config
+        .client_keys
+        .iter()
+        .filter_map(|(name, key)| Some((name.clone(), key.budget.filter(|b| !b.is_empty())?)))
+        .collect();
+    let mut ledger = Ledger::new(prices, budgets);
+    if let Some(redis) = redis {
+        ledger = ledger.with_redis(redis.clone());
+    }
+    let mut log = RequestLog::new(config.request_log_size);
+    if let Some(path) = &config.request_log_path {
+        log = log.with_lines(path).map_err(BuildError::RequestLog)?;
+    }
+    let settings = UsageConfig {
+        label_limit: config.usage_label_limit,
+    };
+    Ok(UsageLayer::new(Arc::new(ledger), Arc::new(log), &settings))
 }
 
 /// The Messages ingress's settings: TokenHub keeps reasoning in history and takes the thinking

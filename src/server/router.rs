@@ -70,6 +70,7 @@ impl Proxy {
             ServiceBuilder::new()
                 .layer(dialect_errors())
                 .layer(self.state.auth.clone())
+                .layer(self.state.usage.clone())
                 .layer(RedisGuardLayer::new(self.state.redis.clone()))
                 .layer(self.state.rate_limit.clone()),
         );
@@ -165,6 +166,7 @@ impl Endpoints {
             Endpoint::CacheClear => methods.on(filter, admin::cache_clear),
             Endpoint::Dashboard => methods.on(filter, dashboard::page),
             Endpoint::Timeseries => methods.on(filter, dashboard::timeseries),
+            Endpoint::RequestLog => methods.on(filter, admin::requests),
             Endpoint::Health => return None,
         };
         Some(methods)

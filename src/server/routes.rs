@@ -80,6 +80,7 @@ pub(crate) enum Endpoint {
     /// page's own, in `dashboard::form_routes`).
     Dashboard,
     Timeseries,
+    RequestLog,
 }
 
 /// One route: a method on a path (and its aliases), the dialect it speaks, who may call it,
@@ -285,6 +286,14 @@ pub const ROUTES: &[Route] = &[
         Proxy,
         Admin,
         Endpoint::Timeseries,
+    ),
+    route(
+        Method::GET,
+        "/admin/requests",
+        &[],
+        Proxy,
+        Admin,
+        Endpoint::RequestLog,
     ),
 ];
 

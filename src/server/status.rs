@@ -67,6 +67,9 @@ pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value
             "alerts": observe.alerts.active(),
         })
     });
+    let ledger = proxy.usage().ledger();
+    let usage = ledger.report().await;
+    let budgets = ledger.budgets().await;
     let monitoring_on = monitoring.is_some();
     let monitoring = monitoring.unwrap_or_else(|| json!({}));
     Json(json!({
@@ -83,6 +86,8 @@ pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value
         "fix_rules": monitoring.get("fix_rules"),
         "dropped": monitoring.get("dropped"),
         "alerts": monitoring.get("alerts").cloned().unwrap_or_else(|| json!([])),
+        "usage": usage,
+        "budgets": budgets,
         "upstream": {
             "api_base": proxy.config().api_base(),
             "in_flight": proxy.upstream().in_flight(),

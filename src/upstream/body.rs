@@ -3,6 +3,7 @@
 use super::slots::Slot;
 use crate::chat::SseEvent;
 use crate::telemetry::AnswerTrace;
+use crate::usage::{find_usage, UsageSlot};
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
@@ -34,6 +35,8 @@ pub struct UpstreamBody {
     timer: Option<Pin<Box<Sleep>>>,
     /// The attempt's trace span and what the stream said, when OpenTelemetry records it.
     trace: Option<AnswerTrace>,
+    /// Where the stream's `usage` goes, when someone asked for it.
+    usage: Option<UsageSlot>,
 }
 
 impl UpstreamBody {
@@ -45,6 +48,7 @@ impl UpstreamBody {
             idle,
             last_chunk: Instant::now(),
             timer: None,
+            usage: None,
             trace: None,
         }
     }
@@ -60,6 +64,13 @@ impl UpstreamBody {
         if let Some(trace) = &mut self.trace {
             trace.broken(broken.code());
         }
+    }
+
+    /// Puts the stream's `usage` into `slot` when a chunk carries it (one substring search
+    /// per chunk; only a found `usage` object is parsed).
+    pub(crate) fn usage_into(mut self, slot: Option<UsageSlot>) -> Self {
+        self.usage = slot;
+        self
     }
 
     /// The error event that ends a broken stream, on lines of its own.
@@ -295,6 +306,11 @@ impl Body for UpstreamBody {
             Poll::Ready(Some(Ok(bytes))) => {
                 this.last_chunk = Instant::now();
                 this.scan.push(&bytes);
+                if let Some(slot) = &this.usage {
+                    if let Some(found) = find_usage(&bytes) {
+                        slot.set_usage(found);
+                    }
+                }
                 if let Some(trace) = &mut this.trace {
                     trace.chunk(&bytes);
                 }

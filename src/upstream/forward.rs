@@ -12,6 +12,7 @@ use crate::chat::{self, ChatRequest};
 use crate::error::ProxyError;
 use crate::replica::FailureMode;
 use crate::telemetry;
+use crate::usage::{find_usage, UsageSlot};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
@@ -437,10 +438,14 @@ impl Upstream {
 
     /// Sends `chat` and builds the client's response: the stream relayed as it comes, or the
     /// whole answer, with [`UpstreamTiming`] and [`ResolvedModel`] in its extensions.
+    ///
+    /// With a [`UsageSlot`], the upstream's `usage` goes into it: found in the whole answer,
+    /// or in the stream's chunks as they pass.
     pub(super) async fn forward(
         &self,
         mut chat: ChatRequest,
         raw: Option<Bytes>,
+        usage: Option<UsageSlot>,
     ) -> Result<Response<Body>, ProxyError> {
         let started = Instant::now();
         let (answer, timing) = match self.send(&mut chat, raw).await {
@@ -462,7 +467,8 @@ impl Upstream {
                     Box::pin(response.bytes_stream()),
                     slot,
                     self.inner.read_timeout,
-                );
+                )
+                .usage_into(usage);
                 if telemetry::is_recording(&span) {
                     body.trace(telemetry::AnswerTrace::new(span));
                 }
@@ -474,6 +480,11 @@ impl Upstream {
                     .expect("static response parts are valid")
             }
             Answer::Whole { content_type, body } | Answer::Refused { content_type, body } => {
+                if let Some(slot) = &usage {
+                    if let Some(found) = find_usage(&body) {
+                        slot.set_usage(found);
+                    }
+                }
                 Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, content_type)

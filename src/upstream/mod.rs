@@ -64,6 +64,7 @@ pub use keys::KeyState;
 
 use crate::chat::{self, ChatCompletion, ChatRequest, ParsedChat};
 use crate::error::ProxyError;
+use crate::usage::UsageSlot;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use forward::{read_whole, Answer};
@@ -332,6 +333,7 @@ impl tower_service::Service<Request<Body>> for Upstream {
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let this = self.clone();
+        let usage = req.extensions().get::<UsageSlot>().cloned();
         Box::pin(async move {
             let parsed: Result<ParsedChat, _> = chat::parse::take_parsed(&mut req).await;
             let (chat, raw) = match parsed {
@@ -339,7 +341,10 @@ impl tower_service::Service<Request<Body>> for Upstream {
                 Err(err) => return Ok(err.into_response()),
             };
             let model = chat.model.clone();
-            Ok(match this.forward(chat, raw).await {
+            if let Some(slot) = &usage {
+                slot.set_model_requested(&model);
+            }
+            Ok(match this.forward(chat, raw, usage).await {
                 Ok(response) => response,
                 Err(err) => {
                     // Metrics count upstream calls by model, failed ones too.

@@ -48,3 +48,4 @@ mod startup;
 mod tokenhub;
 mod tokenhub_clients;
 mod truncation;
+mod usage;
