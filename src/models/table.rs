@@ -344,7 +344,7 @@ mod tests {
             [glm-6]
             like = "glm-5.2"
             efforts = ["low", "high"]
-            price = { input = 1.0 }
+            price = { input = 1.0, output = 4.0 }
             ["hy4-preview"]
             replaced_by = ""
             "#,

@@ -16,8 +16,13 @@ pub struct Price {
     /// Per million input tokens read from the upstream's cache; unset: the input price.
     #[serde(default)]
     pub cached_input: Option<f64>,
-    /// The currency (e.g. `CNY`).
+    /// The currency (default `CNY`, TokenHub's).
+    #[serde(default = "default_currency")]
     pub currency: String,
+}
+
+fn default_currency() -> String {
+    "CNY".to_owned()
 }
 
 impl Price {

@@ -5,7 +5,7 @@ use crate::common::{TestProxy, ADMIN_TOKEN};
 use crate::redis_support::RedisServer;
 use base64::Engine;
 use hunyuan_proxy::config::{ClientKeyConfig, Config, Preset, Secret};
-use hunyuan_proxy::mock::{MockConfig, MockHunyuan, MockPolicy};
+use hunyuan_proxy::mock::{MockConfig, MockHunyuan};
 use hunyuan_proxy::usage::Budget;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ fn keyed(config: &mut Config, prefix: &str) {
 }
 
 async fn tokenhub_mock() -> MockHunyuan {
-    MockHunyuan::start_with(MockConfig::default().with_policy(MockPolicy::TokenHub)).await
+    MockHunyuan::start_with(MockConfig::tokenhub()).await
 }
 
 async fn start(prefix: &str) -> TestProxy {
