@@ -29,11 +29,11 @@ pub(crate) mod routes;
 mod serve;
 mod status;
 
-#[cfg(feature = "prometheus")]
 pub use models::{
     ModelCapabilities, ModelCatalog, NotOnline, UpstreamModel, CLAUDE_MODEL_IDS,
     MODEL_REFRESH_INTERVAL,
 };
+#[cfg(feature = "prometheus")]
 pub use prometheus::prometheus_handle;
 pub use routes::{monitored_paths, Access, Dialect, ErrorShape, Route, ROUTES};
 pub use serve::shutdown_signal;
