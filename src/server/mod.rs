@@ -292,6 +292,23 @@ impl Proxy {
                 usage,
             }),
         };
+        if let Some(models) = proxy.config().models_config() {
+            // `GET /v1/models` says what each listed model can do, from its profile.
+            let table = models.table;
+            proxy.set_model_capabilities(Arc::new(move |id| {
+                table.get(id).map(|p| {
+                    serde_json::json!({
+                        "images": p.images,
+                        "tools": p.tools,
+                        "thinking": p.thinking,
+                        "thinking_default": p.thinking_default,
+                        "efforts": p.efforts,
+                        "tool_choice": p.tool_choice,
+                        "reasoning_replay": p.replay_reasoning,
+                    })
+                })
+            }));
+        }
         proxy.start_alert_task();
         Ok(proxy)
     }

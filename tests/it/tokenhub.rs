@@ -328,6 +328,23 @@ async fn discovery_names_an_offline_configured_model_in_health_and_models_lists_
         assert!(ids.contains(claude), "{claude} missing from {ids:?}");
     }
     assert_eq!(list["data"][0]["object"], "model");
+    // Each model the profile table knows says what it can do.
+    let entry = |id: &str| {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(entry("hy4")["capabilities"]["images"], true, "{list}");
+    let deepseek = entry("deepseek-v4-flash");
+    assert_eq!(deepseek["capabilities"]["images"], false, "{deepseek}");
+    assert_eq!(
+        deepseek["capabilities"]["reasoning_replay"], true,
+        "{deepseek}"
+    );
 
     // Claude Code's discovery: anthropic-version and x-api-key.
     let list: Value = t
