@@ -46,6 +46,11 @@ if scenario == "images":
     text = seen.choices[0].message.content
     assert text.startswith("Description of image "), text
     assert "inline image/png picture" in text, text
+    # hy4-flash sees it too.
+    flash = image_question("hy4-flash")
+    assert flash.model == "hy4-flash", flash.model
+    text = flash.choices[0].message.content
+    assert "inline image/png picture" in text, text
     # hy3 cannot see: the proxy had it described, hy3 got the words, not the image.
     told = image_question("hy3")
     assert told.model == "hy3", told.model
