@@ -32,6 +32,7 @@ impl Telemetry {
         let Some(endpoint) = config.traces_endpoint() else {
             return Ok(None);
         };
+        super::spans::set_capture_content(config.captures_content());
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
