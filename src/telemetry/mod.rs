@@ -86,7 +86,8 @@ impl TelemetryConfig {
 
     /// Records message contents (`gen_ai.input.messages`, `gen_ai.output.messages`) on the
     /// upstream attempt spans when `on` (`otel_capture_content`; default off: prompts and
-    /// answers often hold what a tracing backend should not keep).
+    /// answers often hold what a tracing backend should not keep). Process-wide: set by
+    /// `Telemetry::start` (with the `otel` feature).
     pub fn with_capture_content(mut self, on: bool) -> Self {
         self.capture_content = on;
         self
