@@ -166,6 +166,9 @@ pub struct Config {
     /// added). None: the standard `OTEL_EXPORTER_OTLP_ENDPOINT` decides; neither set, no traces
     /// (docs/observability.md).
     pub otel_endpoint: Option<String>,
+    /// Record message contents (`gen_ai.input.messages`, `gen_ai.output.messages`) on the
+    /// upstream attempt spans (default false: prompts and answers stay out of traces).
+    pub otel_capture_content: bool,
     /// Named client keys (`[client_keys.<name>]`: `key` or `key_sha256`, `budget`,
     /// `rate_limit`), accepted beside `client_api_keys`.
     pub client_keys: std::collections::BTreeMap<String, ClientKeyConfig>,
@@ -268,6 +271,7 @@ impl Default for Config {
             reasoning_placeholder: None,
             reasoning_memory_bytes: 32 * 1024 * 1024,
             otel_endpoint: None,
+            otel_capture_content: false,
             client_keys: std::collections::BTreeMap::new(),
             request_log_size: 1000,
             request_log_path: None,

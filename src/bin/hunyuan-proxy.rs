@@ -119,14 +119,16 @@ async fn run(args: Args) -> ExitCode {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
     // Traces only when an endpoint is configured (`otel_endpoint`, `OTEL_EXPORTER_OTLP_ENDPOINT`):
     // otherwise no exporter thread and no OpenTelemetry layer.
-    let telemetry =
-        match Telemetry::start(&TelemetryConfig::from_env(config.otel_endpoint.as_deref())) {
-            Ok(telemetry) => telemetry,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return ExitCode::from(2);
-            }
-        };
+    let telemetry = match Telemetry::start(
+        &TelemetryConfig::from_env(config.otel_endpoint.as_deref())
+            .with_capture_content(config.otel_capture_content),
+    ) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

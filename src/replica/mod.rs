@@ -358,26 +358,30 @@ impl Redis {
             return Err(RedisUnavailable);
         }
         metrics::counter!(REDIS_CALLS, "op" => op).increment(1);
+        let span = crate::telemetry::redis_span(op);
         // The first connection has its own budget; every call after it has `timeout`.
-        let result = match self.manager().await {
-            Ok(manager) => {
-                let started = Instant::now();
-                let deadline = tokio::time::Instant::now() + self.0.config.timeout;
-                let mut result = tokio::time::timeout_at(deadline, f(manager.clone())).await;
-                // A connection that broke while nobody used it (Redis restarted while this
-                // replica was idle) fails the first call after it; the manager reconnects at
-                // once, so the call is tried once more within the same timeout.
-                if let Ok(Err(err)) = &result {
-                    if err.is_connection_dropped() || err.is_io_error() {
-                        result = tokio::time::timeout_at(deadline, f(manager)).await;
+        let call = async {
+            match self.manager().await {
+                Ok(manager) => {
+                    let started = Instant::now();
+                    let deadline = tokio::time::Instant::now() + self.0.config.timeout;
+                    let mut result = tokio::time::timeout_at(deadline, f(manager.clone())).await;
+                    // A connection that broke while nobody used it (Redis restarted while this
+                    // replica was idle) fails the first call after it; the manager reconnects at
+                    // once, so the call is tried once more within the same timeout.
+                    if let Ok(Err(err)) = &result {
+                        if err.is_connection_dropped() || err.is_io_error() {
+                            result = tokio::time::timeout_at(deadline, f(manager)).await;
+                        }
                     }
+                    metrics::histogram!(REDIS_DURATION, "op" => op)
+                        .record(started.elapsed().as_secs_f64());
+                    result
                 }
-                metrics::histogram!(REDIS_DURATION, "op" => op)
-                    .record(started.elapsed().as_secs_f64());
-                result
+                Err(err) => Ok(Err(err)),
             }
-            Err(err) => Ok(Err(err)),
         };
+        let result = tracing::Instrument::instrument(call, span.clone()).await;
         match result {
             Ok(Ok(value)) => {
                 self.mark_up();
@@ -385,11 +389,14 @@ impl Redis {
             }
             Ok(Err(err)) => {
                 metrics::counter!(REDIS_ERRORS, "op" => op, "kind" => "error").increment(1);
-                self.mark_down(op, &format!("{:?}", err.kind()));
+                let kind = format!("{:?}", err.kind());
+                crate::telemetry::record_failure(&span, None, &kind);
+                self.mark_down(op, &kind);
                 Err(RedisUnavailable)
             }
             Err(_) => {
                 metrics::counter!(REDIS_ERRORS, "op" => op, "kind" => "timeout").increment(1);
+                crate::telemetry::record_failure(&span, None, "timeout");
                 self.mark_down(op, "timeout");
                 Err(RedisUnavailable)
             }

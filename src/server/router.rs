@@ -70,6 +70,7 @@ impl Proxy {
             ServiceBuilder::new()
                 .layer(dialect_errors())
                 .layer(self.state.auth.clone())
+                .layer(crate::telemetry::RecordClientName)
                 .layer(self.state.usage.clone())
                 .layer(RedisGuardLayer::new(self.state.redis.clone()))
                 .layer(self.state.rate_limit.clone()),

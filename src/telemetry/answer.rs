@@ -12,12 +12,18 @@ pub(crate) struct AnswerTrace {
     /// The start of an SSE line that the last chunk cut.
     partial: Vec<u8>,
     first: bool,
+    /// What the stream says, put together when the operator opted in to message contents.
+    #[cfg(feature = "otel")]
+    output: Option<super::content::StreamedOutput>,
 }
 
 impl AnswerTrace {
     /// Follows the stream of the attempt `span` (which OpenTelemetry records).
     pub(crate) fn new(span: Span) -> Self {
         AnswerTrace {
+            #[cfg(feature = "otel")]
+            output: super::spans::captures_content(&span)
+                .then(super::content::StreamedOutput::default),
             span,
             facts: AnswerFacts::default(),
             partial: Vec::new(),
@@ -49,6 +55,10 @@ impl AnswerTrace {
     fn line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(data) = line.strip_prefix(b"data:") {
+            #[cfg(feature = "otel")]
+            if let Some(output) = &mut self.output {
+                output.read(data.trim_ascii_start());
+            }
             // Only the events that say something new are parsed: the first (id, model), the
             // ones with `usage` or a finish reason.
             if self.facts.id.is_none() || mentions_usage(data) || has_finish_reason(data) {
@@ -89,6 +99,11 @@ impl Drop for AnswerTrace {
             self.line(&partial);
         }
         record_answer(&self.span, &self.facts);
+        #[cfg(feature = "otel")]
+        if let Some(messages) = self.output.as_ref().and_then(|o| o.messages()) {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            self.span.set_attribute("gen_ai.output.messages", messages);
+        }
         // tracing-opentelemetry ends a span at its last exit, and this one was last entered
         // when its headers came: an enter and exit now make the stream's end its end.
         drop(self.span.enter());

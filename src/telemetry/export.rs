@@ -14,7 +14,9 @@ use tracing_subscriber::Layer;
 ///
 /// Not a global: [`layer`](Self::layer) gives the `tracing` layer for a subscriber, so each
 /// subscriber (a test's, say) can have its own exporter. Dropping it, or
-/// [`shutdown`](Self::shutdown), exports what is queued and stops the thread.
+/// [`shutdown`](Self::shutdown), exports what is queued and stops the thread. The one
+/// process-wide setting is whether spans carry message contents
+/// ([`TelemetryConfig::with_capture_content`]): the last `start` decides.
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
@@ -32,6 +34,7 @@ impl Telemetry {
         let Some(endpoint) = config.traces_endpoint() else {
             return Ok(None);
         };
+        super::spans::set_capture_content(config.captures_content());
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);

@@ -8,10 +8,11 @@
 //!
 //! | span (name) | where | attributes |
 //! |---|---|---|
-//! | `{method} {route}` (server) | the router's request tracing | `http.request.method`, `http.route`, `http.response.status_code`, `hunyuan_proxy.dialect`, `error.type` |
+//! | `{method} {route}` (server) | the router's request tracing | `http.request.method`, `http.route`, `http.response.status_code`, `hunyuan_proxy.dialect`, `hunyuan_proxy.client_key.name`, `error.type` |
 //! | `upstream slot wait` | [`Upstream`](crate::upstream::Upstream), before the attempts | — |
 //! | `describe image` | the cascade, per unique image | `hunyuan_proxy.cache.outcome` (`hit`, `miss`, `coalesced`) |
-//! | `chat {gen_ai.request.model}` (client) | each upstream attempt (retries, key switches, fallbacks: one span each) | `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.response.id`, `gen_ai.response.finish_reasons`, `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `server.address`, `server.port`, `http.response.status_code`, `error.type`, `hunyuan_proxy.attempt.reason` |
+//! | `chat {gen_ai.request.model}` (client) | each upstream attempt (retries, key switches, fallbacks: one span each) | `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.response.id`, `gen_ai.response.finish_reasons`, `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `server.address`, `server.port`, `http.response.status_code`, `error.type`, `hunyuan_proxy.attempt.reason`; `gen_ai.input.messages`, `gen_ai.output.messages` with `otel_capture_content` |
+//! | `redis {op}` (client) | [`Redis`](crate::replica::Redis) calls within a request | `db.system.name` (`redis`), `hunyuan_proxy.redis.op`, `error.type` |
 //!
 //! A streamed attempt's span stays open until its body ends: usage and finish reasons are read
 //! from the stream as it passes, and the first chunk is a `gen_ai.first_token` event. The
@@ -35,6 +36,8 @@
 
 mod answer;
 #[cfg(feature = "otel")]
+mod content;
+#[cfg(feature = "otel")]
 mod export;
 mod spans;
 
@@ -55,6 +58,8 @@ pub struct TelemetryConfig {
     traces_endpoint: Option<String>,
     /// Whether the endpoint came from the environment (the exporter then reads it there).
     from_env: bool,
+    /// Whether message contents go on the attempt spans (`otel_capture_content`).
+    capture_content: bool,
 }
 
 impl TelemetryConfig {
@@ -66,6 +71,7 @@ impl TelemetryConfig {
             return TelemetryConfig {
                 traces_endpoint: Some(traces_url(base)),
                 from_env: false,
+                capture_content: false,
             };
         }
         let nonempty = |name: &str| lookup(name).filter(|v| !v.is_empty());
@@ -74,7 +80,22 @@ impl TelemetryConfig {
         TelemetryConfig {
             from_env: traces_endpoint.is_some(),
             traces_endpoint,
+            capture_content: false,
         }
+    }
+
+    /// Records message contents (`gen_ai.input.messages`, `gen_ai.output.messages`) on the
+    /// upstream attempt spans when `on` (`otel_capture_content`; default off: prompts and
+    /// answers often hold what a tracing backend should not keep). Process-wide: set by
+    /// `Telemetry::start` (with the `otel` feature).
+    pub fn with_capture_content(mut self, on: bool) -> Self {
+        self.capture_content = on;
+        self
+    }
+
+    /// Whether message contents go on the attempt spans.
+    pub fn captures_content(&self) -> bool {
+        self.capture_content
     }
 
     /// [`from_lookup`](Self::from_lookup) with the process environment.

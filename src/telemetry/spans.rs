@@ -24,6 +24,7 @@ impl<B> tower_http::trace::MakeSpan<B> for ServerSpan {
             url.path = request.uri().path(),
             http.route = Empty,
             hunyuan_proxy.dialect = Empty,
+            hunyuan_proxy.client_key.name = Empty,
             http.response.status_code = Empty,
             error.type = Empty,
             trace_id = Empty,
@@ -83,6 +84,50 @@ impl<B> tower_http::trace::OnResponse<B> for ServerResponse {
     }
 }
 
+/// Records the client key's name on the request span (never the key): a layer right after
+/// [`ClientAuthLayer`](crate::auth::ClientAuthLayer), which puts the
+/// [`ClientName`](crate::auth::ClientName) of a named key into the request. Per request: one
+/// extension lookup; with a name, the current span (the request span, entered by tower-http's
+/// `Trace` while the inner services are called and polled) and a field record, which is a
+/// no-op for a span nobody wants.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RecordClientName;
+
+impl<S> tower::Layer<S> for RecordClientName {
+    type Service = RecordClientNameService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RecordClientNameService(inner)
+    }
+}
+
+/// The service of [`RecordClientName`].
+#[derive(Debug, Clone)]
+pub(crate) struct RecordClientNameService<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for RecordClientNameService<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if let Some(name) = request.extensions().get::<crate::auth::ClientName>() {
+            Span::current().record("hunyuan_proxy.client_key.name", &*name.0);
+        }
+        self.0.call(request)
+    }
+}
+
 /// The route template `path` matches in the server's route table (`None`: not a route, so no
 /// unbounded path becomes an attribute value).
 fn route_of(path: &str) -> Option<&'static str> {
@@ -136,6 +181,72 @@ pub(crate) fn attempt_span(
         error.type = Empty,
         hunyuan_proxy.attempt = i64::from(attempt),
         hunyuan_proxy.attempt.reason = reason,
+    )
+}
+
+/// Whether message contents go on the attempt spans (`otel_capture_content`): process-wide,
+/// like the exporter, set by [`Telemetry::start`](super::Telemetry::start).
+#[cfg(feature = "otel")]
+static CAPTURE_CONTENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns message contents on the attempt spans on or off.
+#[cfg(feature = "otel")]
+pub(crate) fn set_capture_content(on: bool) {
+    CAPTURE_CONTENT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `span` gets message contents: the operator opted in and OpenTelemetry records it.
+/// Off, one relaxed load.
+pub(crate) fn captures_content(span: &Span) -> bool {
+    #[cfg(feature = "otel")]
+    {
+        CAPTURE_CONTENT.load(std::sync::atomic::Ordering::Relaxed) && is_recording(span)
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = span;
+        false
+    }
+}
+
+/// Records `gen_ai.input.messages` of the chat request `body` (JSON) on an attempt span that
+/// [`captures_content`].
+pub(crate) fn record_input_messages(span: &Span, body: &[u8]) {
+    #[cfg(feature = "otel")]
+    if let Some(messages) = super::content::input_messages(body) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.set_attribute("gen_ai.input.messages", messages);
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, body);
+}
+
+/// Records `gen_ai.output.messages` of a whole chat completion `answer` (JSON) on an attempt
+/// span that [`captures_content`].
+pub(crate) fn record_output_messages(span: &Span, answer: &[u8]) {
+    #[cfg(feature = "otel")]
+    if let Some(messages) = super::content::output_messages(answer) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.set_attribute("gen_ai.output.messages", messages);
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, answer);
+}
+
+/// The span of one Redis call `op` (the proxy's name for it: `rate_limit`, `cache_get`,
+/// `sem_acquire`…), made only inside a span (a request's): the background work (probes,
+/// lease renewals) would otherwise be a trace of its own every few seconds.
+pub(crate) fn redis_span(op: &'static str) -> Span {
+    if Span::current().is_none() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        "redis",
+        otel.name = format!("redis {op}"),
+        otel.kind = "client",
+        db.system.name = "redis",
+        hunyuan_proxy.redis.op = op,
+        error.type = Empty,
     )
 }
 

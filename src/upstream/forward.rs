@@ -257,6 +257,9 @@ impl Upstream {
                 attempt,
                 reason_for_attempt.take(),
             );
+            if telemetry::captures_content(&span) {
+                telemetry::record_input_messages(&span, &body);
+            }
             let mut request = self.build_request(body.clone(), stream, lease.auth());
             telemetry::inject_context(&span, request.headers_mut());
             let sent = tracing::Instrument::instrument(
@@ -294,6 +297,9 @@ impl Upstream {
                                 let mut facts = telemetry::AnswerFacts::default();
                                 facts.read(&body);
                                 telemetry::record_answer(&span, &facts);
+                                if telemetry::captures_content(&span) {
+                                    telemetry::record_output_messages(&span, &body);
+                                }
                             }
                             return Ok((Answer::Whole { content_type, body }, timing));
                         }

@@ -55,6 +55,15 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
 
 /// Starts the binary against `mock` with `env`, and waits until it answers.
 async fn start_proxy(mock: &MockHunyuan, env: &[(&str, &str)]) -> (Child, String) {
+    start_proxy_with(mock, env, "").await
+}
+
+/// [`start_proxy`] with `extra` appended to its config file.
+async fn start_proxy_with(
+    mock: &MockHunyuan,
+    env: &[(&str, &str)],
+    extra: &str,
+) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -66,7 +75,7 @@ async fn start_proxy(mock: &MockHunyuan, env: &[(&str, &str)]) -> (Child, String
     std::fs::write(
         &config,
         format!(
-            "upstream = \"hunyuan\"\napi_base = \"{}\"\napi_key = \"{}\"\nport = {port}\nupstream_retry_backoff_ms = 10\n",
+            "upstream = \"hunyuan\"\napi_base = \"{}\"\napi_key = \"{}\"\nport = {port}\nupstream_retry_backoff_ms = 10\n{extra}\n",
             mock.base_url(),
             crate::common::UPSTREAM_KEY
         ),
@@ -224,6 +233,8 @@ async fn a_screenshot_turn_with_a_429_is_one_trace_of_the_clients() {
         .into_iter()
         .filter(|s| text(s, "http.route") != Some("/health/live"))
         .collect();
+    // Message contents are off by default: the prompt is on no span.
+    assert_nowhere(&spans, "What does the screenshot show?");
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     for span in &spans {
         assert_eq!(hex(&span.trace_id), CLIENT_TRACE, "{names:?}");
@@ -367,4 +378,231 @@ async fn a_collector_that_is_down_does_not_slow_requests() {
     let took = started.elapsed();
     stop(child);
     assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+/// Every string in `span`'s attributes and its events' attributes.
+fn strings(span: &Span) -> Vec<String> {
+    fn collect(value: &AnyValue, out: &mut Vec<String>) {
+        match value {
+            AnyValue::StringValue(s) => out.push(s.clone()),
+            AnyValue::ArrayValue(array) => array
+                .values
+                .iter()
+                .filter_map(|v| v.value.as_ref())
+                .for_each(|v| collect(v, out)),
+            AnyValue::KvlistValue(list) => list
+                .values
+                .iter()
+                .filter_map(|kv| kv.value.as_ref()?.value.as_ref())
+                .for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = vec![span.name.clone()];
+    let attributes = span
+        .attributes
+        .iter()
+        .chain(span.events.iter().flat_map(|e| e.attributes.iter()));
+    for kv in attributes {
+        if let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            collect(value, &mut out);
+        }
+    }
+    out
+}
+
+/// Asserts that `needle` is in no name or attribute of `spans`.
+fn assert_nowhere(spans: &[Span], needle: &str) {
+    for span in spans {
+        for value in strings(span) {
+            assert!(!value.contains(needle), "{needle:?} exported in {span:?}");
+        }
+    }
+}
+
+/// Waits until `spans` holds a server span of `route` and returns every span but the
+/// readiness probes'.
+async fn spans_of(spans: &Arc<Mutex<Vec<Span>>>, route: &str) -> Vec<Span> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = spans.lock().unwrap().clone();
+        if got
+            .iter()
+            .any(|s| s.kind == SpanKind::Server as i32 && text(s, "http.route") == Some(route))
+        {
+            return got
+                .into_iter()
+                .filter(|s| text(s, "http.route") != Some("/health/live"))
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no server span of {route}: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A chat completion sent with `key`; its answer's text (whole or streamed).
+async fn chat(base: &str, key: &str, prompt: &str, stream: bool) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": "hunyuan-turbos-latest", "stream": stream,
+            "messages": [{"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": prompt}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+const ALICE_KEY: &str = "sk-alice-7f3c9e1d5b";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_span_names_the_client_key_never_the_key_and_no_contents_by_default() {
+    let mock = MockHunyuan::start().await;
+    let (endpoint, spans) = receiver().await;
+    let (child, base) = start_proxy_with(
+        &mock,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+        &format!("[client_keys.alice]\nkey = \"{ALICE_KEY}\"\n"),
+    )
+    .await;
+    let prompt = "Name three rivers of Yunnan.";
+    chat(&base, ALICE_KEY, prompt, true).await;
+    let spans = spans_of(&spans, "/v1/chat/completions").await;
+    stop(child);
+    let server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .unwrap();
+    assert_eq!(
+        text(server, "hunyuan_proxy.client_key.name"),
+        Some("alice"),
+        "{server:?}"
+    );
+    assert!(
+        spans.iter().any(|s| s.name == "chat hunyuan-turbos-latest"),
+        "{spans:?}"
+    );
+    assert_nowhere(&spans, ALICE_KEY);
+    assert_nowhere(&spans, prompt);
+    assert_nowhere(&spans, "Answer briefly.");
+    for span in &spans {
+        assert!(attribute(span, "gen_ai.input.messages").is_none());
+        assert!(attribute(span, "gen_ai.output.messages").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_capture_content_the_attempt_span_holds_the_messages() {
+    let mock = MockHunyuan::start().await;
+    let (endpoint, spans) = receiver().await;
+    let (child, base) = start_proxy_with(
+        &mock,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+        "otel_capture_content = true\n",
+    )
+    .await;
+    let prompt = "Name three rivers of Yunnan.";
+    for stream in [false, true] {
+        spans.lock().unwrap().clear();
+        let answer = chat(&base, "any", prompt, stream).await;
+        let spans = spans_of(&spans, "/v1/chat/completions").await;
+        let attempt = spans
+            .iter()
+            .find(|s| s.name == "chat hunyuan-turbos-latest")
+            .unwrap_or_else(|| panic!("no attempt span: {spans:?}"));
+        let input: serde_json::Value =
+            serde_json::from_str(text(attempt, "gen_ai.input.messages").unwrap()).unwrap();
+        assert_eq!(
+            input,
+            json!([
+                {"role": "system", "parts": [{"type": "text", "content": "Answer briefly."}]},
+                {"role": "user", "parts": [{"type": "text", "content": prompt}]}
+            ])
+        );
+        let output: serde_json::Value =
+            serde_json::from_str(text(attempt, "gen_ai.output.messages").unwrap()).unwrap();
+        let message = &output[0];
+        assert_eq!(message["role"], "assistant", "{output}");
+        assert!(
+            message["finish_reason"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()),
+            "{output}"
+        );
+        let said = message["parts"][0]["content"].as_str().unwrap();
+        assert!(!said.is_empty(), "{output}");
+        if !stream {
+            let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            assert_eq!(
+                said, answer["choices"][0]["message"]["content"],
+                "stream {stream}"
+            );
+        } else {
+            // The streamed text, put together from its deltas.
+            let streamed: String = answer
+                .lines()
+                .filter_map(|line| line.strip_prefix("data: "))
+                .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+                .filter_map(|chunk| {
+                    chunk["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect();
+            assert_eq!(said, streamed);
+        }
+    }
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_calls_within_a_request_are_spans_of_its_trace() {
+    let Some(redis) = crate::redis_support::RedisServer::start() else {
+        return;
+    };
+    let mock = MockHunyuan::start().await;
+    let (endpoint, spans) = receiver().await;
+    let (child, base) = start_proxy_with(
+        &mock,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+        &format!("redis_url = \"{}\"\n", redis.url()),
+    )
+    .await;
+    screenshot_turn(&base).await;
+    let spans = spans_of(&spans, "/v1/messages").await;
+    stop(child);
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    let calls: Vec<&Span> = spans
+        .iter()
+        .filter(|s| text(s, "db.system.name") == Some("redis"))
+        .collect();
+    // The description cache: a lookup before the vision call.
+    let lookup = calls
+        .iter()
+        .find(|s| s.name == "redis cache_get")
+        .unwrap_or_else(|| panic!("no Redis cache lookup span: {names:?}"));
+    assert_eq!(lookup.kind, SpanKind::Client as i32);
+    assert_eq!(text(lookup, "hunyuan_proxy.redis.op"), Some("cache_get"));
+    assert_eq!(text(lookup, "error.type"), None);
+    for call in &calls {
+        assert_eq!(hex(&call.trace_id), CLIENT_TRACE, "{names:?}");
+        assert!(
+            spans.iter().any(|s| s.span_id == call.parent_span_id),
+            "a Redis span outside the request's tree: {call:?}"
+        );
+    }
 }
