@@ -145,6 +145,7 @@ fn limits() -> RateLimitConfig {
     RateLimitConfig {
         global: Some(RateLimit::new(1e9, 1_000_000_000)),
         per_key: Some(RateLimit::new(1e9, 1_000_000_000)),
+        ..RateLimitConfig::default()
     }
 }
 

@@ -191,8 +191,8 @@ pub struct ClientKeyConfig {
     pub key_sha256: Option<String>,
     /// Tokens and cost the key may use per UTC day or month.
     pub budget: Option<crate::usage::Budget>,
-    /// The key's own request rate: not supported yet (refused when set, so that it is never
-    /// silently ignored); `client_rate_limit` applies to every key.
+    /// The key's own request rate, in place of `client_rate_limit` for this key (the global
+    /// `rate_limit` still applies); shared through Redis when `redis_url` is set.
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -497,10 +497,9 @@ impl Config {
                 Some(format!("`{name}`'s key is shorter than 8 characters"))
             } else if key.budget.is_some_and(|b| !b.is_valid()) {
                 Some(format!("`{name}`'s budget limits must be above zero"))
-            } else if key.rate_limit.is_some() {
+            } else if key.rate_limit.is_some_and(|l| !l.is_valid()) {
                 Some(format!(
-                    "`{name}`'s own rate_limit is not supported yet; `client_rate_limit` \
-                     applies to every key"
+                    "`{name}`'s rate_limit needs per_second > 0 and burst >= 1"
                 ))
             } else {
                 None
@@ -758,6 +757,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_keys_own_rate_limit_is_taken_and_checked() {
+        let text = "[client_keys.alice]\nkey = \"sk-alice-0123\"\n\
+                    rate_limit = { per_second = 2, burst = 10 }\n";
+        let c = Config::from_toml_str(text, "test").unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.client_keys["alice"].rate_limit,
+            Some(RateLimit::new(2.0, 10))
+        );
+        let zero = Config::from_toml_str(&text.replace("burst = 10", "burst = 0"), "test")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(zero.contains("`alice`'s rate_limit"), "{zero}");
+        assert!(!zero.contains("sk-alice"), "{zero}");
+    }
 
     #[test]
     fn redis_settings_come_from_the_file_and_the_environment() {

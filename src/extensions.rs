@@ -17,7 +17,7 @@
 //! | [`ResolvedModel`] | [`Upstream`](crate::upstream::Upstream) | response | [`MetricsLayer`](crate::metrics::MetricsLayer) |
 //! | [`ErrorKind`] | [`ProxyError`](crate::ProxyError) (every error answer) | response | [`MetricsLayer`](crate::metrics::MetricsLayer) |
 //! | [`ClientKey`](crate::auth::ClientKey) | [`ClientAuthLayer`](crate::auth::ClientAuthLayer) | request | [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) |
-//! | [`ClientName`](crate::auth::ClientName) | [`ClientAuthLayer`](crate::auth::ClientAuthLayer) | request | [`UsageLayer`](crate::usage::UsageLayer) (usage, budgets, the log), [`ResponsesLayer`](crate::responses::ResponsesLayer) (stored responses belong to their key), the request span's `hunyuan_proxy.client_key.name` (a layer of `telemetry`) |
+//! | [`ClientName`](crate::auth::ClientName) | [`ClientAuthLayer`](crate::auth::ClientAuthLayer) | request | [`UsageLayer`](crate::usage::UsageLayer) (usage, budgets, the log), [`ResponsesLayer`](crate::responses::ResponsesLayer) (stored responses belong to their key), [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) (a named key's own rate), the request span's `hunyuan_proxy.client_key.name` (a layer of `telemetry`) |
 //! | [`UsageSlot`](crate::usage::UsageSlot) (the upstream's `usage`, filled as the answer passes) | [`UsageLayer`](crate::usage::UsageLayer) (inserts it) | request | [`Upstream`](crate::upstream::Upstream) (fills it), [`UsageLayer`](crate::usage::UsageLayer) (reads it when the body ends) |
 //!
 //! A layer of your own reads them the same way the built-in ones do, e.g.

@@ -3,7 +3,9 @@
 //! Token buckets: each allows `burst` requests at once and refills at `per_second`. A request
 //! over a limit gets 429 with `Retry-After` (whole seconds until a token is back) and OpenAI's
 //! envelope, before any work is done for it. Per-key limits apply to requests that carry a
-//! [`ClientKey`] (set by [`ClientAuthLayer`](crate::auth::ClientAuthLayer)).
+//! [`ClientKey`] (set by [`ClientAuthLayer`](crate::auth::ClientAuthLayer)); a named key given
+//! its own rate ([`RateLimitConfig::named`], config `[client_keys.<name>] rate_limit`) is
+//! limited by its own bucket instead of the per-key one, found by its [`ClientName`].
 //!
 //! ```
 //! use hunyuan_proxy::rate_limit::{RateLimit, RateLimitConfig, RateLimitLayer};
@@ -22,7 +24,7 @@
 //! # });
 //! ```
 
-use crate::auth::ClientKey;
+use crate::auth::{ClientKey, ClientName};
 use crate::error::ProxyError;
 use crate::replica::{FailureMode, Redis, RedisUnavailable};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +32,7 @@ use futures_util::future::BoxFuture;
 use futures_util::future::Either;
 use http::Request;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::ready;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll};
@@ -110,18 +112,30 @@ const MAX_KEYS: usize = 10_000;
 struct Limiter {
     global: Option<(RateLimit, Mutex<Bucket>)>,
     per_key: Option<(RateLimit, Mutex<HashMap<usize, Bucket>>)>,
+    /// The named keys with a rate of their own, each with its bucket.
+    named: HashMap<String, (RateLimit, Mutex<Bucket>)>,
 }
 
 impl Limiter {
-    fn check(&self, key: Option<ClientKey>) -> Result<(), Duration> {
-        self.check_at(key, Instant::now())
+    fn check(&self, key: Option<ClientKey>, name: Option<&ClientName>) -> Result<(), Duration> {
+        self.check_at(key, name, Instant::now())
     }
 
-    /// Admits a request only when both its key's bucket and the global one hold a token, and
-    /// only then takes one from each: a request refused by one limit costs nothing from the
-    /// other. Locks are taken in one order (key table, then global).
-    fn check_at(&self, key: Option<ClientKey>, now: Instant) -> Result<(), Duration> {
-        let mut key_buckets = match (&self.per_key, key) {
+    /// Admits a request only when both its key's bucket (the key's own when its name has a
+    /// rate of its own, else the per-key one) and the global one hold a token, and only then
+    /// takes one from each: a request refused by one limit costs nothing from the other.
+    /// Locks are taken in one order (the key's own bucket or the key table, then global).
+    fn check_at(
+        &self,
+        key: Option<ClientKey>,
+        name: Option<&ClientName>,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let mut own = name
+            .and_then(|ClientName(name)| self.named.get(&**name))
+            .map(|(limit, bucket)| (*limit, bucket.lock().unwrap_or_else(|e| e.into_inner())));
+        let per_key = if own.is_some() { None } else { key };
+        let mut key_buckets = match (&self.per_key, per_key) {
             (Some((limit, buckets)), Some(ClientKey(key))) => {
                 let mut buckets = buckets.lock().unwrap_or_else(|e| e.into_inner());
                 if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
@@ -139,6 +153,9 @@ impl Limiter {
             .as_ref()
             .map(|(limit, bucket)| (*limit, bucket.lock().unwrap_or_else(|e| e.into_inner())));
         let mut wait = Duration::ZERO;
+        if let Some((limit, bucket)) = own.as_mut() {
+            wait = wait.max(bucket.wait(*limit, now));
+        }
         if let Some((limit, key, buckets)) = key_buckets.as_mut() {
             let bucket = buckets.get_mut(key).expect("inserted above");
             wait = wait.max(bucket.wait(*limit, now));
@@ -148,6 +165,9 @@ impl Limiter {
         }
         if !wait.is_zero() {
             return Err(wait);
+        }
+        if let Some((_, bucket)) = own.as_mut() {
+            bucket.tokens -= 1.0;
         }
         if let Some((_, key, buckets)) = key_buckets.as_mut() {
             buckets.get_mut(key).expect("inserted above").tokens -= 1.0;
@@ -159,13 +179,17 @@ impl Limiter {
     }
 }
 
-/// The limits of a [`RateLimitLayer`] (config keys `rate_limit` and `client_rate_limit`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// The limits of a [`RateLimitLayer`] (config keys `rate_limit`, `client_rate_limit` and each
+/// `[client_keys.<name>] rate_limit`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RateLimitConfig {
     /// For all clients together; none: no global limit.
     pub global: Option<RateLimit>,
     /// For each client key; none: no per-key limit.
     pub per_key: Option<RateLimit>,
+    /// Named client keys (by their [`ClientName`]) with a rate of their own, which applies to
+    /// them in place of `per_key`.
+    pub named: BTreeMap<String, RateLimit>,
 }
 
 impl RateLimitConfig {
@@ -181,6 +205,17 @@ impl RateLimitConfig {
         self
     }
 
+    /// Gives the named client key `name` a rate of its own, in place of the per-key one.
+    pub fn named(mut self, name: impl Into<String>, limit: RateLimit) -> Self {
+        self.named.insert(name.into(), limit);
+        self
+    }
+
+    /// Whether any limit is set.
+    fn is_empty(&self) -> bool {
+        self.global.is_none() && self.per_key.is_none() && self.named.is_empty()
+    }
+
     /// Checks each limit can ever admit a request.
     pub fn validate(&self) -> Result<(), RateLimitConfigError> {
         if self.global.is_some_and(|l| !l.is_valid()) {
@@ -188,6 +223,9 @@ impl RateLimitConfig {
         }
         if self.per_key.is_some_and(|l| !l.is_valid()) {
             return Err(RateLimitConfigError { which: "per_key" });
+        }
+        if self.named.values().any(|l| !l.is_valid()) {
+            return Err(RateLimitConfigError { which: "named key" });
         }
         Ok(())
     }
@@ -197,7 +235,7 @@ impl RateLimitConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the {which} rate limit needs per_second > 0 and burst >= 1")]
 pub struct RateLimitConfigError {
-    /// `global` or `per_key`.
+    /// `global`, `per_key` or `named key`.
     pub which: &'static str,
 }
 
@@ -207,6 +245,8 @@ struct SharedLimiter {
     redis: Redis,
     global: Option<(RateLimit, String)>,
     per_key: Option<(RateLimit, String)>,
+    /// The named keys with a rate of their own, each with its bucket's Redis key.
+    named: HashMap<String, (RateLimit, String)>,
 }
 
 /// Atomic token buckets on Redis server time: KEYS are the buckets (hashes of `t`okens and
@@ -254,9 +294,13 @@ impl SharedLimiter {
     async fn check(
         &self,
         key: Option<ClientKey>,
+        name: Option<&ClientName>,
     ) -> Result<Result<(), Duration>, RedisUnavailable> {
         let mut buckets: Vec<(String, RateLimit)> = Vec::with_capacity(2);
-        if let (Some((limit, prefix)), Some(ClientKey(key))) = (&self.per_key, key) {
+        let own = name.and_then(|ClientName(name)| self.named.get(&**name));
+        if let Some((limit, bucket)) = own {
+            buckets.push((bucket.clone(), *limit));
+        } else if let (Some((limit, prefix)), Some(ClientKey(key))) = (&self.per_key, key) {
             buckets.push((format!("{prefix}{key}"), *limit));
         }
         if let Some((limit, name)) = &self.global {
@@ -302,25 +346,38 @@ impl RateLimitLayer {
             limiter: Arc::new(Limiter {
                 global: config.global.map(|l| (l, Mutex::new(Bucket::full(l, now)))),
                 per_key: config.per_key.map(|l| (l, Mutex::new(HashMap::new()))),
+                named: config
+                    .named
+                    .into_iter()
+                    .map(|(name, l)| (name, (l, Mutex::new(Bucket::full(l, now)))))
+                    .collect(),
             }),
             shared: None,
         })
     }
 
     /// A layer whose buckets live in `redis`, shared by every replica using the same Redis
-    /// and prefix (keys `{prefix}rl:global` and `{prefix}rl:key:{index}`, by the client key's
-    /// index in `client_api_keys`), counted on Redis server time. While Redis does not
-    /// answer, the in-process buckets are used in local mode and requests are refused with
-    /// 503 in closed mode.
+    /// and prefix (keys `{prefix}rl:global`, `{prefix}rl:key:{index}` by the client key's
+    /// index in `client_api_keys`, and `{prefix}rl:name:{name}` for a named key with a rate of
+    /// its own: the key's name, never its secret), counted on Redis server time. While Redis
+    /// does not answer, the in-process buckets are used in local mode and requests are refused
+    /// with 503 in closed mode.
     pub fn shared(config: RateLimitConfig, redis: Redis) -> Result<Self, RateLimitConfigError> {
-        let mut layer = Self::new(config)?;
-        if config.global.is_some() || config.per_key.is_some() {
-            layer.shared = Some(Arc::new(SharedLimiter {
-                global: config.global.map(|l| (l, redis.key("rl:global"))),
-                per_key: config.per_key.map(|l| (l, redis.key("rl:key:"))),
-                redis,
-            }));
+        if config.is_empty() {
+            return Self::new(config);
         }
+        let shared = SharedLimiter {
+            global: config.global.map(|l| (l, redis.key("rl:global"))),
+            per_key: config.per_key.map(|l| (l, redis.key("rl:key:"))),
+            named: config
+                .named
+                .iter()
+                .map(|(name, l)| (name.clone(), (*l, redis.key(&format!("rl:name:{name}")))))
+                .collect(),
+            redis,
+        };
+        let mut layer = Self::new(config)?;
+        layer.shared = Some(Arc::new(shared));
         Ok(layer)
     }
 }
@@ -362,8 +419,14 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let key = req.extensions().get::<ClientKey>().copied();
+        // The name is looked up (and its `Arc` cloned) only when some key has its own rate.
+        let name = if self.limiter.named.is_empty() {
+            None
+        } else {
+            req.extensions().get::<ClientName>().cloned()
+        };
         let Some(shared) = self.shared.clone() else {
-            return match self.limiter.check(key) {
+            return match self.limiter.check(key, name.as_ref()) {
                 Ok(()) => Either::Left(self.inner.call(req)),
                 Err(wait) => Either::Right(Box::pin(ready(Ok(refusal(wait))))),
             };
@@ -373,12 +436,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
         Either::Right(Box::pin(async move {
-            let verdict = match shared.check(key).await {
+            let verdict = match shared.check(key, name.as_ref()).await {
                 Ok(verdict) => verdict,
                 Err(RedisUnavailable) => match shared.redis.failure() {
                     FailureMode::Local => {
                         shared.redis.fallback("rate_limit");
-                        limiter.check(key)
+                        limiter.check(key, name.as_ref())
                     }
                     FailureMode::Closed => {
                         shared.redis.fallback("closed");
@@ -432,19 +495,19 @@ mod tests {
         .unwrap();
         let start = Instant::now();
         let key = Some(ClientKey(7));
-        assert!(layer.limiter.check_at(key, start).is_ok());
+        assert!(layer.limiter.check_at(key, None, start).is_ok());
         // The global bucket is empty: refused, and the key's second token is kept.
-        let wait = layer.limiter.check_at(key, start).unwrap_err();
+        let wait = layer.limiter.check_at(key, None, start).unwrap_err();
         assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6, "{wait:?}");
         // Once the global bucket refilled, the key still has its second token.
         assert!(layer
             .limiter
-            .check_at(key, start + Duration::from_millis(1100))
+            .check_at(key, None, start + Duration::from_millis(1100))
             .is_ok());
         assert!(
             layer
                 .limiter
-                .check_at(key, start + Duration::from_millis(2200))
+                .check_at(key, None, start + Duration::from_millis(2200))
                 .is_err(),
             "the key's burst of 2 is spent"
         );
@@ -465,12 +528,76 @@ mod tests {
         let layer =
             RateLimitLayer::new(RateLimitConfig::default().per_key(RateLimit::new(0.001, 1)))
                 .unwrap();
-        assert!(layer.limiter.check(Some(ClientKey(0))).is_ok());
-        assert!(layer.limiter.check(Some(ClientKey(0))).is_err());
-        assert!(layer.limiter.check(Some(ClientKey(1))).is_ok());
+        assert!(layer.limiter.check(Some(ClientKey(0)), None).is_ok());
+        assert!(layer.limiter.check(Some(ClientKey(0)), None).is_err());
+        assert!(layer.limiter.check(Some(ClientKey(1)), None).is_ok());
         assert!(
-            layer.limiter.check(None).is_ok(),
+            layer.limiter.check(None, None).is_ok(),
             "no key, no per-key limit"
         );
+    }
+
+    #[test]
+    fn a_named_key_with_its_own_rate_uses_its_own_bucket() {
+        let layer = RateLimitLayer::new(
+            RateLimitConfig::default()
+                .per_key(RateLimit::new(0.001, 1))
+                .named("alice", RateLimit::new(0.001, 2)),
+        )
+        .unwrap();
+        let alice = ClientName(Arc::from("alice"));
+        let bob = ClientName(Arc::from("bob"));
+        let start = Instant::now();
+        // Alice (key 3) has a burst of 2 of her own, not the per-key 1.
+        assert!(layer
+            .limiter
+            .check_at(Some(ClientKey(3)), Some(&alice), start)
+            .is_ok());
+        assert!(layer
+            .limiter
+            .check_at(Some(ClientKey(3)), Some(&alice), start)
+            .is_ok());
+        let wait = layer
+            .limiter
+            .check_at(Some(ClientKey(3)), Some(&alice), start)
+            .unwrap_err();
+        assert!((wait.as_secs_f64() - 1000.0).abs() < 1e-3, "{wait:?}");
+        // Her requests took nothing from the per-key bucket of her index, and Bob (a named
+        // key without a rate of his own) is on the per-key limit.
+        assert!(layer
+            .limiter
+            .check_at(Some(ClientKey(3)), None, start)
+            .is_ok());
+        assert!(layer
+            .limiter
+            .check_at(Some(ClientKey(4)), Some(&bob), start)
+            .is_ok());
+        assert!(layer
+            .limiter
+            .check_at(Some(ClientKey(4)), Some(&bob), start)
+            .is_err());
+    }
+
+    #[test]
+    fn a_named_key_is_held_to_the_global_limit_too() {
+        let layer = RateLimitLayer::new(
+            RateLimitConfig::default()
+                .global(RateLimit::new(0.001, 1))
+                .named("alice", RateLimit::new(0.001, 5)),
+        )
+        .unwrap();
+        let alice = ClientName(Arc::from("alice"));
+        assert!(layer
+            .limiter
+            .check(Some(ClientKey(0)), Some(&alice))
+            .is_ok());
+        assert!(layer
+            .limiter
+            .check(Some(ClientKey(0)), Some(&alice))
+            .is_err());
+        let err =
+            RateLimitLayer::new(RateLimitConfig::default().named("alice", RateLimit::new(1.0, 0)))
+                .unwrap_err();
+        assert_eq!(err.which, "named key");
     }
 }

@@ -207,6 +207,11 @@ impl Proxy {
         let limits = RateLimitConfig {
             global: config.rate_limit,
             per_key: config.client_rate_limit,
+            named: config
+                .client_keys
+                .iter()
+                .filter_map(|(name, key)| Some((name.clone(), key.rate_limit?)))
+                .collect(),
         };
         let rate_limit = match &redis {
             Some(redis) => RateLimitLayer::shared(limits, redis.clone())?,

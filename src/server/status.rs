@@ -1,5 +1,6 @@
 //! The informational routes: `GET /` (name, version, routes), `GET /v1/models` and
-//! `GET /status` (uptime, requests, latency, cache, alerts, upstream).
+//! `GET /status` (uptime, requests, latency, cache, alerts, upstream; `usage`, `budgets` and
+//! `config.client_keys` only for an admin: the bearer admin token or the dashboard's session).
 
 use super::routes::ROUTES;
 use super::Proxy;
@@ -31,7 +32,16 @@ pub(crate) async fn models(
     Json(super::models::models_body(&proxy, anthropic))
 }
 
-pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
+/// `GET /status`. Anyone may read it, but the usage report (tokens and cost per key name and
+/// model), the budgets and the named keys' config are shown only to an admin, checked as the
+/// admin reads are ([`check_admin`](super::admin::check_admin)); a failed check is not an
+/// error here, the answer just leaves them out (and skips the ledger's reads, Redis ones
+/// included).
+pub(crate) async fn status(
+    State(proxy): State<Proxy>,
+    headers: http::HeaderMap,
+) -> Json<serde_json::Value> {
+    let admin = super::admin::check_admin(&proxy, &headers).is_ok();
     let uptime = proxy.state.started.elapsed();
     let monitoring = proxy.state.observe.as_ref().map(|observe| {
         let snapshot = observe.monitor.snapshot();
@@ -67,12 +77,9 @@ pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value
             "alerts": observe.alerts.active(),
         })
     });
-    let ledger = proxy.usage().ledger();
-    let usage = ledger.report().await;
-    let budgets = ledger.budgets().await;
     let monitoring_on = monitoring.is_some();
     let monitoring = monitoring.unwrap_or_else(|| json!({}));
-    Json(json!({
+    let mut body = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": uptime.as_secs(),
         "shutting_down": proxy.is_shutting_down(),
@@ -86,8 +93,6 @@ pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value
         "fix_rules": monitoring.get("fix_rules"),
         "dropped": monitoring.get("dropped"),
         "alerts": monitoring.get("alerts").cloned().unwrap_or_else(|| json!([])),
-        "usage": usage,
-        "budgets": budgets,
         "upstream": {
             "api_base": proxy.config().api_base(),
             "in_flight": proxy.upstream().in_flight(),
@@ -100,5 +105,14 @@ pub(crate) async fn status(State(proxy): State<Proxy>) -> Json<serde_json::Value
                 "checked_at": crate::health::rfc3339(at),
             })),
         },
-    }))
+    });
+    if admin {
+        let ledger = proxy.usage().ledger();
+        body["usage"] = serde_json::to_value(ledger.report().await).unwrap_or_default();
+        body["budgets"] = serde_json::to_value(ledger.budgets().await).unwrap_or_default();
+    } else if let Some(config) = body["config"].as_object_mut() {
+        // The named keys (names, budgets, rates, key hashes) are the admin's to read, too.
+        config.remove("client_keys");
+    }
+    Json(body)
 }

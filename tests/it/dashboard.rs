@@ -342,6 +342,27 @@ async fn the_dashboard_shows_the_traffic_sent_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(clear.status(), 401);
+    // `/status` shows usage and budgets to the dashboard's session (cookie and header, as the
+    // page sends them) and leaves them out for the cookie alone, as for anyone.
+    let status_as = |header: bool| {
+        let request = t
+            .client
+            .get(t.url("/status"))
+            .header("cookie", session.as_str());
+        if header {
+            request.header("x-hunyuan-proxy-dashboard", "1")
+        } else {
+            request
+        }
+    };
+    let cookie_only: Value = status_as(false).send().await.unwrap().json().await.unwrap();
+    assert!(
+        cookie_only.get("usage").is_none() && cookie_only.get("budgets").is_none(),
+        "{cookie_only}"
+    );
+    let status: Value = status_as(true).send().await.unwrap().json().await.unwrap();
+    assert!(status["usage"].is_object(), "{status}");
+    assert!(status["budgets"].is_object(), "{status}");
 
     let Some(binary) = chromium() else {
         eprintln!(
@@ -350,7 +371,6 @@ async fn the_dashboard_shows_the_traffic_sent_in_a_real_browser() {
         );
         return;
     };
-    let status: Value = t.get("/status").await.json().await.unwrap();
     let mut browser = Browser::launch(&binary).await;
 
     // Unauthenticated in the browser: the form, nothing else.

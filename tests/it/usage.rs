@@ -6,6 +6,7 @@ use crate::redis_support::RedisServer;
 use base64::Engine;
 use hunyuan_proxy::config::{ClientKeyConfig, Config, Preset, Secret};
 use hunyuan_proxy::mock::{MockConfig, MockHunyuan};
+use hunyuan_proxy::rate_limit::RateLimit;
 use hunyuan_proxy::usage::Budget;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -177,7 +178,7 @@ async fn status_log_and_metrics_agree_with_the_upstreams_usage_to_the_token() {
         ),
     );
 
-    let status: Value = proxy.get("/status").await.json().await.unwrap();
+    let status = admin_get(&proxy, "/status").await;
     let today = &status["usage"]["today"];
     for (key, (input, output)) in &expected {
         let got = &today["by_key"][key];
@@ -253,6 +254,55 @@ async fn status_log_and_metrics_agree_with_the_upstreams_usage_to_the_token() {
 }
 
 #[tokio::test]
+async fn status_shows_usage_and_budgets_to_an_admin_only() {
+    let proxy = start("peek").await;
+    let response = send(
+        &proxy,
+        "sk-peek-a-secret",
+        "/v1/chat/completions",
+        &chat(false),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+
+    let admin = admin_get(&proxy, "/status").await;
+    assert_eq!(admin["usage"]["today"]["by_key"]["peek-a"]["requests"], 1);
+    assert_eq!(admin["budgets"]["peek-tiny"][0]["budget"], "tokens_per_day");
+    assert!(
+        admin["config"]["client_keys"]["peek-a"].is_object(),
+        "{admin}"
+    );
+
+    let anonymous = proxy.client.get(proxy.url("/status"));
+    let client_key = anonymous
+        .try_clone()
+        .unwrap()
+        .bearer_auth("sk-peek-a-secret");
+    let wrong_admin = anonymous
+        .try_clone()
+        .unwrap()
+        .bearer_auth("not-the-admin-token");
+    for (who, request) in [
+        ("anonymous", anonymous),
+        ("a client key", client_key),
+        ("a wrong admin token", wrong_admin),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{who}");
+        let status: Value = response.json().await.unwrap();
+        assert!(status["version"].is_string(), "{who}: {status}");
+        assert!(status["upstream"].is_object(), "{who}: {status}");
+        assert!(status.get("usage").is_none(), "{who}: {status}");
+        assert!(status.get("budgets").is_none(), "{who}: {status}");
+        assert!(
+            status["config"].is_object() && status["config"].get("client_keys").is_none(),
+            "{who}: {status}"
+        );
+        assert!(!status.to_string().contains("peek-"), "{who}: {status}");
+    }
+}
+
+#[tokio::test]
 async fn a_spent_budget_answers_429_in_the_clients_dialect_and_other_keys_go_on() {
     let proxy = start("spend").await;
     let tiny = "sk-spend-tiny-secret";
@@ -291,7 +341,7 @@ async fn a_spent_budget_answers_429_in_the_clients_dialect_and_other_keys_go_on(
     )
     .await;
     assert_eq!(other.status(), 200);
-    let status: Value = proxy.get("/status").await.json().await.unwrap();
+    let status = admin_get(&proxy, "/status").await;
     assert_eq!(status["budgets"]["spend-tiny"][0]["remaining"], 0.0);
 }
 
@@ -317,7 +367,7 @@ async fn two_replicas_on_one_redis_share_usage_and_budgets() {
     // The charge lands in Redis in a task of its own: wait for the other replica to see it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status: Value = replicas[1].get("/status").await.json().await.unwrap();
+        let status = admin_get(&replicas[1], "/status").await;
         if status["usage"]["today"]["by_key"]["shared-tiny"]["input_tokens"] == input {
             break;
         }
@@ -385,4 +435,110 @@ async fn a_stored_response_answers_404_to_every_other_key() {
     };
     assert_eq!(delete(b).await, 404);
     assert_eq!(delete(a).await, 200);
+}
+
+/// A config with named keys `<prefix>-a` (a rate of its own: burst 2, next token in 100 s) and
+/// `<prefix>-b` (on `client_rate_limit`: burst 5), from [`keyed`].
+fn rated(config: &mut Config, prefix: &str) {
+    keyed(config, prefix);
+    config.client_rate_limit = Some(RateLimit::new(0.01, 5));
+    config
+        .client_keys
+        .get_mut(&format!("{prefix}-a"))
+        .unwrap()
+        .rate_limit = Some(RateLimit::new(0.01, 2));
+}
+
+#[tokio::test]
+async fn a_key_with_its_own_rate_limit_gets_429_while_another_key_goes_on() {
+    let mock = tokenhub_mock().await;
+    let mut config = TestProxy::config_for(&mock);
+    rated(&mut config, "rl");
+    let proxy = TestProxy::start_on(mock, config).await;
+    let (a, b) = ("sk-rl-a-secret", "sk-rl-b-secret");
+    for _ in 0..2 {
+        let admitted = send(&proxy, a, "/v1/chat/completions", &chat(false)).await;
+        assert_eq!(admitted.status(), 200);
+    }
+    let refused = send(&proxy, a, "/v1/chat/completions", &chat(false)).await;
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=100).contains(&retry), "{retry}");
+    let envelope: Value = refused.json().await.unwrap();
+    assert_eq!(envelope["error"]["type"], "rate_limit_error", "{envelope}");
+    assert!(!envelope.to_string().contains(a), "{envelope}");
+    // In Anthropic's dialect on the Messages route, too.
+    let messages = json!({"model": "hy4", "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let refused = proxy
+        .client
+        .post(proxy.url("/v1/messages"))
+        .header("x-api-key", a)
+        .header("anthropic-version", "2023-06-01")
+        .json(&messages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["error"]["type"], "rate_limit_error", "{error}");
+    // Key B is on `client_rate_limit` (burst 5), untouched by A's bucket.
+    for i in 0..5 {
+        let response = send(&proxy, b, "/v1/chat/completions", &chat(false)).await;
+        assert_eq!(response.status(), 200, "B's request {i}");
+    }
+    assert_eq!(
+        send(&proxy, b, "/v1/chat/completions", &chat(false))
+            .await
+            .status(),
+        429,
+        "B's own burst of 5 is spent"
+    );
+}
+
+#[tokio::test]
+async fn a_keys_own_rate_limit_is_shared_by_replicas_under_its_name() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let mock = tokenhub_mock().await;
+        let mut config = TestProxy::config_for(&mock);
+        rated(&mut config, "rr");
+        config.redis_url = Some(Secret::new(redis.url()));
+        config.redis_timeout_ms = 500;
+        replicas.push(TestProxy::start_on(mock, config).await);
+    }
+    let (a, b) = ("sk-rr-a-secret", "sk-rr-b-secret");
+    // One of A's two tokens through each replica; the third request, on either, is refused.
+    for proxy in &replicas {
+        let admitted = send(proxy, a, "/v1/chat/completions", &chat(false)).await;
+        assert_eq!(admitted.status(), 200);
+    }
+    for proxy in &replicas {
+        let refused = send(proxy, a, "/v1/chat/completions", &chat(false)).await;
+        assert_eq!(refused.status(), 429, "burst 2 shared, not 2 per replica");
+        assert!(refused.headers().contains_key("retry-after"));
+    }
+    for proxy in &replicas {
+        let response = send(proxy, b, "/v1/chat/completions", &chat(false)).await;
+        assert_eq!(response.status(), 200, "B goes on");
+    }
+    // The bucket is keyed by the key's name; no Redis key holds a secret.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.iter().any(|k| k.ends_with("rl:name:rr-a")), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains("secret")), "{keys:?}");
 }
