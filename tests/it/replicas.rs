@@ -728,9 +728,20 @@ async fn a_killed_replica_s_permits_come_back_after_the_lease() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(killed.elapsed() > Duration::from_millis(500));
-    // Both permits are back: two at once are served.
-    let (a, b) = tokio::join!(chat(), chat());
-    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    // Both permits come back: two at once are served. (The two leases were renewed a few
+    // milliseconds apart, so the second may run out just after the first.)
+    loop {
+        let (a, b) = tokio::join!(chat(), chat());
+        let statuses = (a.status().as_u16(), b.status().as_u16());
+        if statuses == (200, 200) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "both permits came back within the 2 s lease: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let _ = std::fs::remove_file(&config);
 }
 
