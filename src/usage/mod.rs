@@ -31,6 +31,7 @@ mod ledger;
 mod log;
 mod names;
 mod period;
+pub(crate) use period::civil_from_days;
 mod price;
 
 pub use layer::{count_vision, UsageLayer, UsageService, ANONYMOUS};
