@@ -56,7 +56,8 @@ pub mod sse;
 pub use completion::{CompletionRequest, Prompt, TextChoice, TextCompletion};
 pub use layer::{Parse, ParseLayer};
 pub use parse::{
-    parse_chat, parse_completion, put_chat, take_chat, BodyLimit, ParsedChat, DEFAULT_BODY_LIMIT,
+    ensure_chat, parse_chat, parse_completion, put_chat, take_chat, BodyLimit, ParsedChat,
+    DEFAULT_BODY_LIMIT,
 };
 pub use request::{
     to_json_bytes, ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message,

@@ -243,6 +243,16 @@ pub async fn take_chat(req: &mut Request<Body>) -> Result<ChatRequest, ProxyErro
     parse_chat(&bytes)
 }
 
+/// Makes sure `req` carries its [`ParsedChat`]: left as it is when an earlier layer parsed it,
+/// otherwise read and parsed here (as [`take_chat`] does) and put into the extensions.
+pub async fn ensure_chat(req: &mut Request<Body>) -> Result<(), ProxyError> {
+    if req.extensions().get::<ParsedChat>().is_none() {
+        let chat = take_chat(req).await?;
+        put_chat(req, chat);
+    }
+    Ok(())
+}
+
 /// Reads `req`'s body as JSON, with the limits in force ([`BodyLimit`], [`BodyReadTimeout`]).
 async fn read_request_body(req: &mut Request<Body>) -> Result<Bytes, ProxyError> {
     check_content_type(req.headers())?;

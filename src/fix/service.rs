@@ -5,7 +5,7 @@ use super::config::FixConfig;
 use super::future::ResponseFuture;
 use super::rewrite::{asks_for_usage, ResponsePlan};
 use super::rules::fix_request_with_names;
-use crate::chat::{take_chat, ParsedChat};
+use crate::chat::ParsedChat;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::{header, HeaderMap, Request, Response};
@@ -59,13 +59,8 @@ where
             // Fixed where it lies when an earlier layer parsed it (no moving out and back
             // in; the client's bytes are kept when no rule fired); otherwise read and parsed
             // here.
-            if req.extensions().get::<ParsedChat>().is_none() {
-                match take_chat(&mut req).await {
-                    Ok(chat) => {
-                        req.extensions_mut().insert(ParsedChat::new(chat));
-                    }
-                    Err(err) => return Ok(err.into_response()),
-                }
+            if let Err(err) = crate::chat::ensure_chat(&mut req).await {
+                return Ok(err.into_response());
             }
             let parsed = req
                 .extensions_mut()

@@ -5,7 +5,7 @@ use super::memory::ReasoningMemory;
 use super::record::RecordBody;
 use super::rules::{apply_profile, ForcedToolChoice, DEFAULT_REASONING_PLACEHOLDER};
 use super::table::ModelTable;
-use crate::chat::{take_chat, ParsedChat};
+use crate::chat::ParsedChat;
 use crate::ingress::Dropped;
 use axum::body::Body;
 use axum::response::IntoResponse;
@@ -193,13 +193,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
-            if req.extensions().get::<ParsedChat>().is_none() {
-                match take_chat(&mut req).await {
-                    Ok(chat) => {
-                        req.extensions_mut().insert(ParsedChat::new(chat));
-                    }
-                    Err(err) => return Ok(err.into_response()),
-                }
+            if let Err(err) = crate::chat::ensure_chat(&mut req).await {
+                return Ok(err.into_response());
             }
             if let Some(memory) = &shared.memory {
                 // Ids whose reasoning may be replayed, fetched from Redis first when shared.
