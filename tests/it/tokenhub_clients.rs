@@ -224,28 +224,7 @@ fn agent(env_var: &str, install: &str) -> Option<PathBuf> {
     path
 }
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "hunyuan-proxy-th-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::agents::TempDir;
 
 /// Runs `bin args…` in `cwd` with a clean environment plus `env`, a fresh `HOME`, bounded by
 /// [`RUN_LIMIT`]; its stdout after it exited with 0.
