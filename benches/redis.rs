@@ -31,13 +31,13 @@ use http::{Request, Response};
 use hunyuan_proxy::auth::ClientKey;
 use hunyuan_proxy::cache::{Digest, Lookup, MemoryStore, Store, StoreLimits};
 use hunyuan_proxy::chat::ChatRequest;
-use hunyuan_proxy::mock::MockHunyuan;
-use hunyuan_proxy::rate_limit::{RateLimit, RateLimitConfig, RateLimitLayer};
-use hunyuan_proxy::replica::{Redis, RedisConfig, TieredResponseStore, TieredStore};
-use hunyuan_proxy::responses::{
+use hunyuan_proxy::ingress::responses::{
     MemoryResponseStore, ResponseContext, ResponseStatus, ResponseStore,
     StoreLimits as ResponseLimits, StoredResponse,
 };
+use hunyuan_proxy::mock::MockHunyuan;
+use hunyuan_proxy::rate_limit::{RateLimit, RateLimitConfig, RateLimitLayer};
+use hunyuan_proxy::replica::{Redis, RedisConfig, TieredResponseStore, TieredStore};
 use hunyuan_proxy::upstream::{Upstream, UpstreamConfig};
 use hunyuan_proxy::usage::{Budget, Ledger, PriceTable};
 use std::convert::Infallible;

@@ -19,10 +19,10 @@
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
-use hunyuan_proxy::anthropic::{MessagesConfig, MessagesLayer};
 use hunyuan_proxy::chat::{ParseLayer, ParsedChat};
 use hunyuan_proxy::fix::{FixConfig, FixLayer};
-use hunyuan_proxy::responses::{ResponsesConfig, ResponsesLayer};
+use hunyuan_proxy::ingress::messages::{MessagesConfig, MessagesLayer};
+use hunyuan_proxy::ingress::responses::{ResponsesConfig, ResponsesLayer};
 use tower::util::BoxCloneSyncService;
 use tower::{service_fn, Layer, ServiceExt};
 

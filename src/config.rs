@@ -704,8 +704,8 @@ impl Config {
 
     /// The Responses store's bounds: `responses_store_entries`, `responses_store_bytes` and
     /// `responses_store_ttl`.
-    pub fn responses_store_limits(&self) -> crate::responses::StoreLimits {
-        crate::responses::StoreLimits {
+    pub fn responses_store_limits(&self) -> crate::ingress::responses::StoreLimits {
+        crate::ingress::responses::StoreLimits {
             max_entries: self.responses_store_entries,
             max_bytes: self.responses_store_bytes,
             ttl: Duration::from_secs(self.responses_store_ttl),

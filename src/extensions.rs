@@ -7,8 +7,8 @@
 //!
 //! | type | written by | into | read by |
 //! |---|---|---|---|
-//! | [`ParsedChat`](crate::chat::ParsedChat) (the request, and the client's bytes while unchanged) | [`ParseLayer`](crate::chat::ParseLayer); [`FixLayer`](crate::fix::FixLayer) and [`CascadeLayer`](crate::cascade::CascadeLayer) when they parse or put back a request; [`CompletionsService`](crate::completions::CompletionsService) and the ingress layers ([`MessagesLayer`](crate::anthropic::MessagesLayer), [`ResponsesLayer`](crate::responses::ResponsesLayer)), from the translated request | request | [`FixLayer`](crate::fix::FixLayer), [`CascadeLayer`](crate::cascade::CascadeLayer), [`Upstream`](crate::upstream::Upstream) (forwards the client's bytes when they are still there) |
-//! | [`DialectShaped`](crate::ingress::DialectShaped) | an ingress's error answers ([`MessagesLayer`](crate::anthropic::MessagesLayer)) | response | [`DialectErrorsLayer`](crate::ingress::DialectErrorsLayer) (leaves them alone) |
+//! | [`ParsedChat`](crate::chat::ParsedChat) (the request, and the client's bytes while unchanged) | [`ParseLayer`](crate::chat::ParseLayer); [`FixLayer`](crate::fix::FixLayer) and [`CascadeLayer`](crate::cascade::CascadeLayer) when they parse or put back a request; [`CompletionsService`](crate::ingress::completions::CompletionsService) and the ingress layers ([`MessagesLayer`](crate::ingress::messages::MessagesLayer), [`ResponsesLayer`](crate::ingress::responses::ResponsesLayer)), from the translated request | request | [`FixLayer`](crate::fix::FixLayer), [`CascadeLayer`](crate::cascade::CascadeLayer), [`Upstream`](crate::upstream::Upstream) (forwards the client's bytes when they are still there) |
+//! | [`DialectShaped`](crate::ingress::DialectShaped) | an ingress's error answers ([`MessagesLayer`](crate::ingress::messages::MessagesLayer)) | response | [`DialectErrorsLayer`](crate::ingress::DialectErrorsLayer) (leaves them alone) |
 //! | [`BodyLimit`](crate::chat::BodyLimit), [`BodyReadTimeout`](crate::chat::parse::BodyReadTimeout) | [`Proxy::router`](crate::Proxy::router) | request | [`take_chat`](crate::chat::take_chat) (every layer that reads a body) |
 //! | [`FixReport`] | [`FixLayer`](crate::fix::FixLayer) | request and response | [`MetricsLayer`](crate::metrics::MetricsLayer) |
 //! | [`VisionReport`] | [`CascadeLayer`](crate::cascade::CascadeLayer) | request and response | [`MetricsLayer`](crate::metrics::MetricsLayer) |
@@ -17,7 +17,7 @@
 //! | [`ResolvedModel`] | [`Upstream`](crate::upstream::Upstream) | response | [`MetricsLayer`](crate::metrics::MetricsLayer) |
 //! | [`ErrorKind`] | [`ProxyError`](crate::ProxyError) (every error answer) | response | [`MetricsLayer`](crate::metrics::MetricsLayer) |
 //! | [`ClientKey`](crate::auth::ClientKey) | [`ClientAuthLayer`](crate::auth::ClientAuthLayer) | request | [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) |
-//! | [`ClientName`](crate::auth::ClientName) | [`ClientAuthLayer`](crate::auth::ClientAuthLayer) | request | [`UsageLayer`](crate::usage::UsageLayer) (usage, budgets, the log), [`ResponsesLayer`](crate::responses::ResponsesLayer) (stored responses belong to their key), [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) (a named key's own rate), the request span's `hunyuan_proxy.client_key.name` (a layer of `telemetry`) |
+//! | [`ClientName`](crate::auth::ClientName) | [`ClientAuthLayer`](crate::auth::ClientAuthLayer) | request | [`UsageLayer`](crate::usage::UsageLayer) (usage, budgets, the log), [`ResponsesLayer`](crate::ingress::responses::ResponsesLayer) (stored responses belong to their key), [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) (a named key's own rate), the request span's `hunyuan_proxy.client_key.name` (a layer of `telemetry`) |
 //! | [`UsageSlot`](crate::usage::UsageSlot) (the upstream's `usage`, filled as the answer passes) | [`UsageLayer`](crate::usage::UsageLayer) (inserts it) | request | [`Upstream`](crate::upstream::Upstream) (fills it), [`UsageLayer`](crate::usage::UsageLayer) (reads it when the body ends) |
 //!
 //! A layer of your own reads them the same way the built-in ones do, e.g.
@@ -64,7 +64,7 @@ mod tests {
             "CascadeLayer",
             &["src/cascade/service.rs", "src/cascade/stream.rs"],
         ),
-        ("CompletionsService", &["src/completions.rs"]),
+        ("CompletionsService", &["src/ingress/completions.rs"]),
         ("Upstream", &["src/upstream"]),
         ("Proxy::router", &["src/server/router.rs"]),
         ("take_chat", &["src/chat/parse.rs"]),
@@ -74,11 +74,11 @@ mod tests {
         ("RateLimitLayer", &["src/rate_limit.rs"]),
         (
             "MessagesLayer",
-            &["src/anthropic", "src/ingress/handoff.rs"],
+            &["src/ingress/messages", "src/ingress/handoff.rs"],
         ),
         (
             "ResponsesLayer",
-            &["src/responses", "src/ingress/handoff.rs"],
+            &["src/ingress/responses", "src/ingress/handoff.rs"],
         ),
         ("DialectErrorsLayer", &["src/ingress"]),
         ("UsageLayer", &["src/usage"]),

@@ -100,12 +100,10 @@
 #![deny(missing_docs, unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-pub mod anthropic;
 pub mod auth;
 pub mod cache;
 pub mod cascade;
 pub mod chat;
-pub mod completions;
 pub mod config;
 pub mod error;
 pub mod extensions;
@@ -119,7 +117,6 @@ pub mod models;
 pub mod preset;
 pub mod rate_limit;
 pub mod replica;
-pub mod responses;
 pub mod secret;
 pub mod server;
 pub mod stack;
@@ -130,6 +127,16 @@ pub mod usage;
 /// The former name of [`replica`] (renamed: it means Redis, and matches `docs/replicas.md`).
 #[doc(hidden)]
 pub use replica as shared;
+
+/// The former path of [`ingress::completions`].
+#[doc(hidden)]
+pub use ingress::completions;
+/// The former path of [`ingress::messages`] (the dialects now live together under [`ingress`]).
+#[doc(hidden)]
+pub use ingress::messages as anthropic;
+/// The former path of [`ingress::responses`].
+#[doc(hidden)]
+pub use ingress::responses;
 
 pub use config::Config;
 pub use error::ProxyError;

@@ -1,5 +1,5 @@
 //! Shared plumbing for the client dialects that sit in front of the chat stack (the Anthropic
-//! Messages ingress, [`crate::anthropic`]; the Responses API ingress reuses it).
+//! Messages ingress, [`crate::ingress::messages`]; the Responses API ingress reuses it).
 //!
 //! An ingress parses its dialect's request, translates it to a
 //! [`ChatRequest`](crate::chat::ChatRequest) that it puts into the request extensions (so the
@@ -20,10 +20,13 @@
 //!   and the chat answer's headers and whole body read back, the same for every dialect.
 
 mod aliases;
+pub mod completions;
 mod dropped;
 mod error;
 pub(crate) mod handoff;
 pub(crate) mod json;
+pub mod messages;
+pub mod responses;
 mod stream;
 
 pub use aliases::{AliasError, ModelAliases};

@@ -2,8 +2,8 @@
 //! replica, with the in-process [`MemoryResponseStore`] in front.
 
 use super::{FailureMode, Redis, RedisUnavailable};
-use crate::responses::store::StoreFuture;
-use crate::responses::{MemoryResponseStore, ResponseStore, StoreError, StoredResponse};
+use crate::ingress::responses::store::StoreFuture;
+use crate::ingress::responses::{MemoryResponseStore, ResponseStore, StoreError, StoredResponse};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -221,9 +221,9 @@ impl ResponseStore for TieredResponseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingress::responses::response::ResponseContext;
+    use crate::ingress::responses::{ResponseStatus, StoreLimits};
     use crate::replica::RedisConfig;
-    use crate::responses::response::ResponseContext;
-    use crate::responses::{ResponseStatus, StoreLimits};
 
     fn nowhere(failure: FailureMode) -> Redis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")

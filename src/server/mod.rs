@@ -38,19 +38,19 @@ pub use prometheus::prometheus_handle;
 pub use routes::{monitored_paths, Access, Dialect, ErrorShape, Route, ROUTES};
 pub use serve::shutdown_signal;
 
-use crate::anthropic::{MessagesConfig, MessagesConfigError, MessagesLayer};
 use crate::auth::{AuthConfig, AuthConfigError, ClientAuthLayer};
 use crate::cache::{CacheHandle, MemoryStore, StoreLimits};
 use crate::config::{Config, ConfigError};
 use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
+use crate::ingress::messages::{MessagesConfig, MessagesConfigError, MessagesLayer};
+use crate::ingress::responses::{
+    MemoryResponseStore, ResponsesConfig, ResponsesConfigError, ResponsesLayer,
+};
 use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
 use crate::preset::Preset;
 use crate::rate_limit::{RateLimitConfig, RateLimitConfigError, RateLimitLayer};
 use crate::replica::{
     FailureMode, Redis, RedisCheck, RedisSetupError, TieredResponseStore, TieredStore,
-};
-use crate::responses::{
-    MemoryResponseStore, ResponsesConfig, ResponsesConfigError, ResponsesLayer,
 };
 use crate::stack::{ChatService, ChatStack, StackError};
 use crate::upstream::{Upstream, UpstreamSetupError};

@@ -5,16 +5,16 @@ use super::routes::{
     dialect_paths, label_paths, monitored_paths, Access, Dialect, Endpoint, Route, ROUTES,
 };
 use super::{admin, dashboard, prometheus, status, Proxy};
-use crate::anthropic::{AnthropicErrors, CountTokens, Messages};
 use crate::chat::parse::BodyReadTimeout;
 use crate::chat::BodyLimit;
-use crate::completions::CompletionsService;
 use crate::error::ProxyError;
 use crate::health::{HealthConfig, HealthLayer};
+use crate::ingress::completions::CompletionsService;
+use crate::ingress::messages::{AnthropicErrors, CountTokens, Messages};
+use crate::ingress::responses::{Responses, StoredResponses, Unsupported};
 use crate::ingress::{DialectErrorsLayer, ErrorDialect};
 use crate::metrics::{MetricsConfig, MetricsLayer};
 use crate::replica::RedisGuardLayer;
-use crate::responses::{Responses, StoredResponses, Unsupported};
 use crate::stack::ChatService;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{IntoMakeService, MethodFilter, MethodRouter};

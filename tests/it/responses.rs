@@ -9,11 +9,11 @@ use hunyuan_proxy::fix::{
     asks_for_usage, fix_request, fix_request_with_names, EventAction, FixConfig, ResponsePlan,
     StreamRewriter,
 };
-use hunyuan_proxy::mock::{validate, MockConfig, MockHunyuan, MockPolicy};
-use hunyuan_proxy::responses::{
+use hunyuan_proxy::ingress::responses::{
     from_completion, to_chat, ReasoningCodec, ResponsesEvent, ResponsesOptions, ResponsesRequest,
     ResponsesStream, Translated,
 };
+use hunyuan_proxy::mock::{validate, MockConfig, MockHunyuan, MockPolicy};
 use serde_json::{json, Value};
 
 const FIXTURE: &str = include_str!("fixtures/codex_request.json");

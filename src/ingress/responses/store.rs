@@ -299,12 +299,12 @@ impl ResponseStore for MemoryResponseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::responses::response::{ItemStatus, ResponseContext};
+    use crate::ingress::responses::response::{ItemStatus, ResponseContext};
     use serde_json::json;
 
     fn turn(text: &str) -> StoredResponse {
         let ctx = ResponseContext::new("m");
-        let mut response = ctx.skeleton(crate::responses::ResponseStatus::Completed);
+        let mut response = ctx.skeleton(crate::ingress::responses::ResponseStatus::Completed);
         response
             .output
             .push(ctx.message_item(0, text, ItemStatus::Completed));

@@ -1,5 +1,5 @@
 use super::*;
-use crate::responses::ReasoningCodec;
+use crate::ingress::responses::ReasoningCodec;
 use std::collections::HashMap;
 
 fn ctx() -> ResponseContext {

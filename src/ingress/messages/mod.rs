@@ -38,7 +38,7 @@
 //!
 //! ```
 //! use axum::body::Body;
-//! use hunyuan_proxy::anthropic::{MessagesConfig, MessagesLayer};
+//! use hunyuan_proxy::ingress::messages::{MessagesConfig, MessagesLayer};
 //! use hunyuan_proxy::chat::ParsedChat;
 //! use http::{Request, Response};
 //! use serde_json::{json, Value};

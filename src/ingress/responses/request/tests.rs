@@ -1,6 +1,6 @@
 use super::*;
-use crate::responses::store::MemoryResponseStore;
-use crate::responses::{from_completion, ResponseStatus};
+use crate::ingress::responses::store::MemoryResponseStore;
+use crate::ingress::responses::{from_completion, ResponseStatus};
 use serde_json::json;
 
 fn request(body: Value) -> ResponsesRequest {

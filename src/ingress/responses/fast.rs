@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn items_read_the_same_both_ways() {
-        let codec = crate::responses::ReasoningCodec::new("s");
+        let codec = crate::ingress::responses::ReasoningCodec::new("s");
         let sealed = codec.seal("earlier thought");
         let options = ResponsesOptions::default()
             .with_reasoning_history(true)

@@ -28,7 +28,7 @@
 //!
 //! ```
 //! use hunyuan_proxy::chat::{ChatChunk, ChatCompletion, Role};
-//! use hunyuan_proxy::responses::{
+//! use hunyuan_proxy::ingress::responses::{
 //!     from_completion, to_chat, MemoryResponseStore, ResponseStore, ResponsesOptions,
 //!     ResponsesRequest, ResponsesStream,
 //! };
