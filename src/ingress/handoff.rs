@@ -4,7 +4,8 @@
 
 use crate::chat::{ChatCompletion, ChatRequest, ParsedChat};
 use axum::body::Body;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
+use http::response::Parts;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Uri};
 use http_body_util::BodyExt;
 
 /// The largest non-streamed chat answer an ingress reads.
@@ -35,9 +36,8 @@ pub(crate) fn into_chat_request(
 }
 
 /// Whether the chat stack answered with an SSE stream.
-pub(crate) fn is_event_stream(response: &Response<Body>) -> bool {
-    response
-        .headers()
+pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -63,9 +63,9 @@ pub(crate) fn json_headers(headers: &mut HeaderMap) {
     );
 }
 
-/// Reads a whole chat answer (at most 64 MiB); `None` when it breaks off or is not a chat
-/// completion.
-pub(crate) async fn read_completion(body: Body) -> Option<ChatCompletion> {
+/// The whole chat answer of a non-streamed response (at most 64 MiB); `None` when it breaks
+/// off or is not a chat completion.
+pub(crate) async fn take_completion(_parts: &mut Parts, body: Body) -> Option<ChatCompletion> {
     let bytes = http_body_util::Limited::new(body, ANSWER_LIMIT)
         .collect()
         .await

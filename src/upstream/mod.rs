@@ -57,6 +57,7 @@ mod shared_cap;
 mod slots;
 
 pub use body::UpstreamBody;
+pub(crate) use body::{broken_stream_event, Broken};
 pub use config::{UpstreamConfig, UpstreamConfigError};
 pub(crate) use error_map::is_error_envelope;
 pub use forward::SERVED_MODEL;

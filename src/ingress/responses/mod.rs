@@ -75,7 +75,6 @@
 mod config;
 pub mod error;
 mod fast;
-mod future;
 mod layer;
 pub mod reasoning;
 pub mod request;
@@ -86,7 +85,6 @@ pub mod stream;
 pub mod tool_names;
 
 pub use config::{ResponsesConfig, ResponsesConfigError};
-pub use future::ResponseFuture;
 pub use layer::ResponsesLayer;
 pub use service::{Responses, StoredResponses, Unsupported};
 

@@ -4,19 +4,16 @@
 
 use super::config::ResponsesConfig;
 use super::error::ResponsesError;
-use super::future::ResponseFuture;
 use super::request::{to_chat, ResponsesRequest, Translated};
 use super::response::{from_completion_owned, ResponseObject, ResponseStatus};
 use super::store::{OwnedStore, ResponseStore, StoredResponse};
 use super::stream::ResponsesStream;
 use super::{ResponsesOptions, DIALECT};
 use crate::auth::ClientName;
-use crate::chat::parse::{
-    check_content_type, read_body, BodyReadTimeout, DEFAULT_BODY_READ_TIMEOUT,
-};
-use crate::chat::{BodyLimit, ChatChunk};
+use crate::chat::parse::read_request_body;
+use crate::chat::ChatChunk;
 use crate::error::ProxyError;
-use crate::ingress::{handoff, Dropped, StreamTranslator, TranslateBody};
+use crate::ingress::{handoff, Dropped, ResponseFuture, StreamTranslator, TranslateBody};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -88,17 +85,7 @@ async fn read_responses(
     shared: &Shared,
     store: &dyn ResponseStore,
 ) -> Result<Translated, ResponsesError> {
-    check_content_type(req.headers())?;
-    let limit = req
-        .extensions()
-        .get::<BodyLimit>()
-        .map_or(shared.config.body_limit, |l| l.0);
-    let timeout = req
-        .extensions()
-        .get::<BodyReadTimeout>()
-        .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
-    let body = std::mem::take(req.body_mut());
-    let bytes = read_body(req.headers(), body, limit, timeout).await?;
+    let bytes = read_request_body(req, shared.config.body_limit).await?;
     let mut translated = match super::fast::read(&bytes, &shared.options) {
         Some(translated) => {
             #[cfg(debug_assertions)]
@@ -213,7 +200,7 @@ where
             let mut response = if !response.status().is_success() {
                 // The chat stack's errors are OpenAI's envelope already.
                 response
-            } else if handoff::is_event_stream(&response) {
+            } else if handoff::is_event_stream(response.headers()) {
                 let (mut parts, body) = response.into_parts();
                 handoff::stream_headers(&mut parts.headers);
                 let translator = StoringStream {
@@ -241,7 +228,7 @@ async fn json_answer(
     store_to: &dyn ResponseStore,
 ) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let Some(completion) = handoff::read_completion(body).await else {
+    let Some(completion) = handoff::take_completion(&mut parts, body).await else {
         return broken_answer();
     };
     let store = translated.store();
