@@ -61,6 +61,8 @@ where
                 Err(err) => return Ok(err.into_response()),
             };
             req.extensions_mut().insert(chat::ParsedChat::new(chat));
+            // A whole answer comes back parsed by the chat stack, not parsed again here.
+            req.extensions_mut().insert(chat::TypedAnswer);
             let response = chat_service.call(req).await?;
             Ok(answer(response).await)
         })

@@ -2,10 +2,10 @@
 //! request, and the reasoning of tool-calling answers remembered for replay.
 
 use super::memory::ReasoningMemory;
-use super::record::RecordBody;
+use super::record::{record_typed, RecordBody};
 use super::rules::{apply_profile, ForcedToolChoice, DEFAULT_REASONING_PLACEHOLDER};
 use super::table::ModelTable;
-use crate::chat::ParsedChat;
+use crate::chat::{ParsedChat, TypedAnswer};
 use crate::ingress::Dropped;
 use axum::body::Body;
 use axum::response::IntoResponse;
@@ -255,10 +255,14 @@ where
                 );
             }
             req.headers_mut().remove(header::CONTENT_LENGTH);
+            let typed = req.extensions().get::<TypedAnswer>().is_some();
             let mut response = inner.call(req).await?;
             dropped.report(DROPPED_LABEL, response.headers_mut());
             match (record, &shared.memory) {
                 (true, Some(memory)) if response.status().is_success() => {
+                    if typed && crate::chat::answer::is_json(&response) {
+                        return Ok(record_typed(response, memory).await);
+                    }
                     Ok(RecordBody::wrap(response, memory.clone()))
                 }
                 _ => Ok(response),
