@@ -1,11 +1,11 @@
 //! Legacy `POST /v1/completions` on top of a chat stack.
 //!
 //! Hunyuan has no completions endpoint. [`CompletionsService`] reads the completions request
-//! ([`read_request_body`](crate::chat::parse::read_request_body), like every dialect), turns
-//! `prompt` into a one-message chat, sends it through the chat stack it wraps (so every layer
-//! applies), and turns the answer back into a `text_completion`: a whole answer with
-//! [`from_completion`], a stream event by event with [`CompletionsStream`] on the shared
-//! [`TranslateBody`], as the other dialects do.
+//! ([`crate::chat::parse::read_request_body`], like every dialect), turns `prompt` into a
+//! one-message chat, sends it through the chat stack it wraps (so every layer applies), and
+//! turns the answer back into a `text_completion`: a whole answer (taken typed,
+//! [`ChatAnswer`](crate::chat::ChatAnswer)) with [`from_completion`], a stream event by event
+//! with [`CompletionsStream`] on the shared [`TranslateBody`], as the other dialects do.
 
 use crate::chat::parse::read_request_body;
 use crate::chat::{
