@@ -2,6 +2,7 @@
 //! and kept alive with comments, so clients with a short first-byte timeout do not give up.
 
 use super::service::{Applied, Outcome, Pending, PendingVisionReport, VISION_HEADER};
+use crate::chat::sse::KEEPALIVE;
 use crate::chat::SseEvent;
 use crate::error::{ErrorKind, ProxyError};
 use crate::upstream::is_error_envelope;
@@ -13,9 +14,6 @@ use http_body_util::BodyExt;
 use std::convert::Infallible;
 use tokio::sync::mpsc;
 use tower_service::Service;
-
-/// The comment sent while the images are being described.
-pub(crate) const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 /// The comment that tells a committed stream's client that placeholders stand in for images.
 pub(crate) const DEGRADED_COMMENT: &[u8] = b": x-hunyuan-proxy-vision: degraded\n\n";

@@ -36,16 +36,6 @@ pub struct TypedAnswer;
 #[derive(Debug, Clone)]
 pub struct ChatAnswer(Arc<ChatCompletion>);
 
-/// Whether a response is a JSON answer.
-pub(crate) fn is_json(response: &Response<Body>) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-}
-
 impl ChatAnswer {
     /// The whole answer of a successful JSON `response`, typed: from its [`ChatAnswer`] when an
     /// inner layer left one, otherwise read and parsed here. `Err` hands the response back as it

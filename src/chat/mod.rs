@@ -47,6 +47,7 @@
 
 pub(crate) mod answer;
 mod completion;
+mod kind;
 mod layer;
 pub mod parse;
 pub mod redact;
@@ -56,6 +57,7 @@ pub mod sse;
 
 pub use answer::{ChatAnswer, TypedAnswer};
 pub use completion::{CompletionRequest, Prompt, TextChoice, TextCompletion};
+pub(crate) use kind::BodyKind;
 pub use layer::{Parse, ParseLayer};
 pub use parse::{
     ensure_chat, parse_chat, parse_completion, put_chat, take_chat, BodyLimit, ParsedChat,

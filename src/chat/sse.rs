@@ -14,6 +14,11 @@ use std::ops::{Deref, Range};
 /// The data of the event that ends an OpenAI stream.
 pub const DONE: &str = "[DONE]";
 
+/// The keep-alive the proxy writes into a stream with nothing to send (the cascade while it
+/// describes images; the OpenAI-shaped dialect streams when idle): an SSE comment, ignored by
+/// every client.
+pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {

@@ -5,10 +5,10 @@ use super::config::FixConfig;
 use super::future::ResponseFuture;
 use super::rewrite::{asks_for_usage, ResponsePlan};
 use super::rules::fix_request_with_names;
-use crate::chat::{ChatAnswer, ParsedChat, TypedAnswer};
+use crate::chat::{BodyKind, ChatAnswer, ParsedChat, TypedAnswer};
 use axum::body::Body;
 use axum::response::IntoResponse;
-use http::{header, HeaderMap, Request, Response};
+use http::{header, Request, Response};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
@@ -89,7 +89,7 @@ where
             let typed = req.extensions().get::<TypedAnswer>().is_some();
             let mut response = inner.call(req).await?;
             response.extensions_mut().insert(report);
-            let json = matches!(content_kind(response.headers()), Some(Kind::Json));
+            let json = BodyKind::of(response.headers()) == Some(BodyKind::Json);
             if typed && json && response.status().is_success() {
                 return Ok(fix_typed(response, &plan).await);
             }
@@ -117,10 +117,9 @@ fn wrap_body(response: Response<Body>, plan: ResponsePlan) -> Response<Body> {
     if !response.status().is_success() {
         return response;
     }
-    let kind = content_kind(response.headers());
-    let stream = match kind {
-        Some(Kind::EventStream) if plan.touches_stream() => true,
-        Some(Kind::Json) if plan.touches_json() => false,
+    let stream = match BodyKind::of(response.headers()) {
+        Some(BodyKind::EventStream) if plan.touches_stream() => true,
+        Some(BodyKind::Json) if plan.touches_json() => false,
         _ => return response,
     };
     let (mut parts, body) = response.into_parts();
@@ -131,23 +130,6 @@ fn wrap_body(response: Response<Body>, plan: ResponsePlan) -> Response<Body> {
         Body::new(FixBody::json(body, plan))
     };
     Response::from_parts(parts, body)
-}
-
-enum Kind {
-    Json,
-    EventStream,
-}
-
-fn content_kind(headers: &HeaderMap) -> Option<Kind> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let mime = value.split(';').next()?.trim();
-    if mime.eq_ignore_ascii_case("text/event-stream") {
-        Some(Kind::EventStream)
-    } else if mime.eq_ignore_ascii_case("application/json") {
-        Some(Kind::Json)
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! a stream to translate or a whole completion, typed ([`ChatAnswer`]) when a layer of the
 //! chat stack parsed it already.
 
-use crate::chat::{ChatAnswer, ChatCompletion, ChatRequest, ParsedChat, TypedAnswer};
+use crate::chat::{BodyKind, ChatAnswer, ChatCompletion, ChatRequest, ParsedChat, TypedAnswer};
 use axum::body::Body;
 use http::response::Parts;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Uri};
@@ -40,11 +40,7 @@ pub(crate) fn into_chat_request(
 
 /// Whether the chat stack answered with an SSE stream.
 pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
+    BodyKind::of(headers) == Some(BodyKind::EventStream)
 }
 
 /// The headers of a translated SSE stream: its own length unknown, `no-cache`.

@@ -64,10 +64,8 @@ impl Finish {
             .get::<FixReport>()
             .map(|r| r.rules.clone())
             .unwrap_or_default();
-        let stream = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let stream =
+            crate::chat::BodyKind::of(&parts.headers) == Some(crate::chat::BodyKind::EventStream);
         let dropped = parts
             .headers
             .get(crate::ingress::DROPPED_HEADER)

@@ -5,7 +5,7 @@ use super::memory::ReasoningMemory;
 use super::record::{record_typed, RecordBody};
 use super::rules::{apply_profile, ForcedToolChoice, DEFAULT_REASONING_PLACEHOLDER};
 use super::table::ModelTable;
-use crate::chat::{ParsedChat, TypedAnswer};
+use crate::chat::{BodyKind, ParsedChat, TypedAnswer};
 use crate::ingress::Dropped;
 use axum::body::Body;
 use axum::response::IntoResponse;
@@ -260,7 +260,7 @@ where
             dropped.report(DROPPED_LABEL, response.headers_mut());
             match (record, &shared.memory) {
                 (true, Some(memory)) if response.status().is_success() => {
-                    if typed && crate::chat::answer::is_json(&response) {
+                    if typed && BodyKind::of(response.headers()) == Some(BodyKind::Json) {
                         return Ok(record_typed(response, memory).await);
                     }
                     Ok(RecordBody::wrap(response, memory.clone()))

@@ -8,7 +8,7 @@ use super::retry::{self, RetryReason};
 use super::shared_cap::{self, SharedCap, SharedError};
 use super::slots::{Slot, SlotError};
 use super::{ResolvedModel, Upstream, UpstreamBody, UpstreamTiming};
-use crate::chat::{self, ChatRequest};
+use crate::chat::{self, BodyKind, ChatRequest};
 use crate::error::ProxyError;
 use crate::replica::FailureMode;
 use crate::telemetry;
@@ -555,11 +555,7 @@ fn rejected(err: SlotError) -> ProxyError {
 }
 
 fn is_event_stream(response: &reqwest::Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"))
+    BodyKind::of(response.headers()) == Some(BodyKind::EventStream)
 }
 
 /// A key that could not be had, as the client's error.

@@ -292,10 +292,8 @@ impl Record {
                     .collect();
             }
         }
-        self.stream = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        self.stream =
+            crate::chat::BodyKind::of(&parts.headers) == Some(crate::chat::BodyKind::EventStream);
     }
 
     fn on_data(&mut self) {
