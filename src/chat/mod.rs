@@ -47,6 +47,7 @@
 
 pub(crate) mod answer;
 mod completion;
+mod extra;
 mod kind;
 mod layer;
 pub mod parse;
