@@ -2,15 +2,19 @@
 //! its tool calls is noted for replay.
 //!
 //! Only answers to requests that offer tools, on a model whose profile needs replay, are
-//! wrapped; the cost there is one copy of a JSON answer (up to [`MAX_JSON_BYTES`]) or one
-//! parse of each stream chunk, and nothing for every other request.
+//! wrapped; the cost there is one copy of a JSON answer (up to [`MAX_JSON_BYTES`]) and a scan
+//! of its bytes, or a scan of each stream chunk, and nothing for every other request. Only an
+//! answer (or chunk) whose bytes may carry reasoning or tool calls is parsed ([`may_carry`]):
+//! most answers in a tool conversation carry neither, and parsing them was wasted work.
 
 use super::memory::{ReasoningMemory, MAX_REASONING_BYTES};
+use crate::chat::BodyKind;
 use crate::chat::{ChatAnswer, ChatChunk, ChatCompletion, SseParser};
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use http::{header, Response};
+use http::Response;
 use http_body::{Frame, SizeHint};
+use memchr::memmem;
 use serde_json::Value;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -44,19 +48,13 @@ pub(crate) struct RecordBody {
 impl RecordBody {
     /// Wraps a JSON or event-stream answer; any other answer is returned as it is.
     pub(crate) fn wrap(response: Response<Body>, memory: ReasoningMemory) -> Response<Body> {
-        let mime = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().to_ascii_lowercase());
-        let mode = match mime.as_deref() {
-            Some("application/json") => Mode::Json(BytesMut::new()),
-            Some("text/event-stream") => Mode::Stream {
+        let mode = match BodyKind::of(response.headers()) {
+            Some(BodyKind::Json) => Mode::Json(BytesMut::new()),
+            Some(BodyKind::EventStream) => Mode::Stream {
                 parser: SseParser::new(),
                 choices: Vec::new(),
             },
-            _ => return response,
+            None => return response,
         };
         response.map(|inner| {
             Body::new(RecordBody {
@@ -82,6 +80,10 @@ impl RecordBody {
                 while let Some(event) = parser.next_event() {
                     if event.is_done() {
                         break;
+                    }
+                    // A chunk with neither reasoning nor a tool call adds nothing to a trace.
+                    if !may_carry(event.data.as_bytes(), Need::Either) {
+                        continue;
                     }
                     let Ok(chunk) = serde_json::from_str::<ChatChunk>(&event.data) else {
                         continue;
@@ -122,8 +124,11 @@ impl RecordBody {
         }
         match &mut self.mode {
             Mode::Json(buf) => {
-                if let Ok(answer) = serde_json::from_slice::<ChatCompletion>(buf) {
-                    remember_answer(&self.memory, &answer);
+                // Only reasoning behind tool calls is noted: an answer without both is not read.
+                if may_carry(buf, Need::Both) {
+                    if let Ok(answer) = serde_json::from_slice::<ChatCompletion>(buf) {
+                        remember_answer(&self.memory, &answer);
+                    }
                 }
             }
             Mode::Stream { choices, .. } => {
@@ -132,6 +137,36 @@ impl RecordBody {
                 }
             }
         }
+    }
+}
+
+/// Which of the two fields a piece of JSON must name to be worth parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// `reasoning_content` and `tool_calls` (a whole answer: reasoning is noted only for calls).
+    Both,
+    /// Either (a stream chunk: the two may come in different chunks).
+    Either,
+}
+
+/// Whether `json` may carry reasoning (`reasoning_content`) and tool calls (`tool_calls`), as
+/// `need` says, from a scan of its bytes: a few hundred instructions against ~10k for a parse.
+/// It never says no to JSON that carries them: a key can hide its name only behind a `\u`
+/// escape of a letter or `_` (`\u0041`…`\u007A`, always `\u00` and a digit 4 to 7; JSON has
+/// no other escape that yields one), so JSON with such an escape counts as naming both, while
+/// escaped non-ASCII text (`\u4ee5`…) does not; a name met in a string value only costs the
+/// parse it had before.
+fn may_carry(json: &[u8], need: Need) -> bool {
+    let ascii_escape =
+        memmem::find_iter(json, b"\\u00").any(|at| matches!(json.get(at + 4), Some(b'4'..=b'7')));
+    if ascii_escape {
+        return true;
+    }
+    let reasoning = || memmem::find(json, b"reasoning_content").is_some();
+    let calls = || memmem::find(json, b"tool_calls").is_some();
+    match need {
+        Need::Both => reasoning() && calls(),
+        Need::Either => reasoning() || calls(),
     }
 }
 
@@ -196,5 +231,37 @@ impl http_body::Body for RecordBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{may_carry, Need};
+
+    #[test]
+    fn only_json_naming_reasoning_and_tool_calls_is_worth_parsing() {
+        let plain = br#"{"choices":[{"message":{"role":"assistant","content":"hi"}}]}"#;
+        assert!(!may_carry(plain, Need::Both));
+        assert!(!may_carry(plain, Need::Either));
+        let calls = br#"{"choices":[{"message":{"tool_calls":[{"id":"t"}]}}]}"#;
+        assert!(
+            !may_carry(calls, Need::Both),
+            "no reasoning: nothing to note"
+        );
+        assert!(may_carry(calls, Need::Either));
+        let both = br#"{"message":{"reasoning_content":"r","tool_calls":[]}}"#;
+        assert!(may_carry(both, Need::Both));
+        // A key spelled with an escape is not missed.
+        let escaped = br#"{"message":{"reasoning\u005fcontent":"r","tool_calls":[]}}"#;
+        assert!(may_carry(escaped, Need::Both));
+        assert!(may_carry(br#"{"tool\u005fcalls":[]}"#, Need::Either));
+        assert!(may_carry(
+            br#"{"tool_c\u0061lls":[],"reasoning_conten\u0074":""}"#,
+            Need::Both
+        ));
+        // Escaped non-ASCII text (a JSON writer that escapes all of it) is no reason to parse.
+        let cjk = br#"{"choices":[{"message":{"content":"\u4ee5\u4e0a","tool_calls":[]}}]}"#;
+        assert!(!may_carry(cjk, Need::Both));
+        assert!(may_carry(cjk, Need::Either));
     }
 }

@@ -80,6 +80,17 @@ fn tool_answer(_: &Value) -> String {
     .to_string()
 }
 
+/// The same answer with its keys spelled with `\u` escapes, as a JSON writer may send them:
+/// its reasoning is still noted (the layer's byte scan does not miss it).
+fn escaped_tool_answer(_: &Value) -> String {
+    r#"{"id":"e","object":"chat.completion","created":1,"model":"deepseek-v4-flash",
+        "choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant",
+        "content":null,"reasoning\u005fcontent":"Escaped: list first.",
+        "tool\u005fcalls":[{"id":"call_e","type":"function",
+        "function":{"name":"ls","arguments":"{}"}}]}}]}"#
+        .to_owned()
+}
+
 fn tool_stream(_: &Value) -> String {
     let chunk = |delta: Value| {
         format!(
@@ -129,6 +140,7 @@ async fn deepseek_tool_loop_gets_the_reasoning_of_its_own_answer_back() {
             "Plan: list the files first.",
         ),
         (tool_stream, "call_s", true, "Streamed: look around."),
+        (escaped_tool_answer, "call_e", false, "Escaped: list first."),
     ] {
         let (svc, seen) = stack(&layer, answer);
         let first = json!({"model": "deepseek-v4-flash", "stream": stream, "tools": tools(),
