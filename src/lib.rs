@@ -141,7 +141,7 @@ pub use ingress::responses;
 pub use config::Config;
 pub use error::ProxyError;
 pub use server::Proxy;
-pub use stack::{ChatService, ChatStack, ChatStackBuilder, StackError};
+pub use stack::{ChatService, ChatStack, ChatStackBuilder};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

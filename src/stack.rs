@@ -33,10 +33,11 @@
 //! `examples/custom_stack.rs` does all four.
 
 use crate::cache::{CacheConfig, CacheHandle, DynStore};
-use crate::cascade::{CascadeConfig, CascadeLayer, CascadeLayerError, Description};
+use crate::cascade::{CascadeConfig, CascadeLayer, Description};
 use crate::chat::{ParseLayer, DEFAULT_BODY_LIMIT};
-use crate::fix::{FixConfig, FixConfigError, FixLayer};
-use crate::models::{ModelsConfig, ModelsConfigError, ModelsLayer};
+use crate::error::InvalidConfig;
+use crate::fix::{FixConfig, FixLayer};
+use crate::models::{ModelsConfig, ModelsLayer};
 use crate::upstream::Upstream;
 use axum::body::Body;
 use http::{Request, Response};
@@ -164,12 +165,20 @@ impl ChatStackBuilder {
     }
 
     /// Validates the configs and builds the stack, outermost first: parse, fix, models,
-    /// cascade, upstream.
-    pub fn build(self) -> Result<ChatStack, StackError> {
+    /// cascade, upstream. A bad field is named within its layer's table (`fix.max_messages`,
+    /// `cascade.concurrency`, `cascade.cache.ttl`, `models.reasoning_placeholder`).
+    pub fn build(self) -> Result<ChatStack, InvalidConfig> {
         let parse = ParseLayer::new(self.body_limit).log_bodies(self.log_bodies);
-        let fix = self.fix.map(FixLayer::new).transpose()?;
+        let fix = self
+            .fix
+            .map(FixLayer::new)
+            .transpose()
+            .map_err(|e| e.within("fix"))?;
         let models = match (
-            self.models.map(ModelsLayer::new).transpose()?,
+            self.models
+                .map(ModelsLayer::new)
+                .transpose()
+                .map_err(|e| e.within("models"))?,
             self.models_redis,
         ) {
             (Some(layer), Some(redis)) => Some(layer.with_redis(redis)),
@@ -179,10 +188,11 @@ impl ChatStackBuilder {
             Some(config) => {
                 let (layer, handle) = match self.store {
                     Some(CustomStore(store)) => {
-                        CascadeLayer::with_store(config, self.upstream.clone(), self.cache, store)?
+                        CascadeLayer::with_store(config, self.upstream.clone(), self.cache, store)
                     }
-                    None => CascadeLayer::with_cache(config, self.upstream.clone(), self.cache)?,
-                };
+                    None => CascadeLayer::with_cache(config, self.upstream.clone(), self.cache),
+                }
+                .map_err(|e| e.within("cascade"))?;
                 (Some(layer), Some(handle))
             }
             None => (None, None),
@@ -208,19 +218,4 @@ impl std::fmt::Debug for CustomStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CustomStore")
     }
-}
-
-/// A stack that could not be built: the config that is not valid.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StackError {
-    /// The fix config.
-    #[error(transparent)]
-    Fix(#[from] FixConfigError),
-    /// The cascade's or the description cache's config.
-    #[error(transparent)]
-    Cascade(#[from] CascadeLayerError),
-    /// The model-profile layer's config.
-    #[error(transparent)]
-    Models(#[from] ModelsConfigError),
 }

@@ -1,7 +1,8 @@
 //! [`Rule::ContentShape`](crate::fix::Rule::ContentShape): part lists in the shape each model
 //! takes.
 //!
-//! For a text model (name without `vision`) a text-only part list is flattened to one string
+//! For a model that does not see images ([`FixConfig::vision`](crate::fix::FixConfig::vision))
+//! a text-only part list is flattened to one string
 //! (parts joined by newlines). A message with images but no text part gets one (R9: Hunyuan's
 //! vision models want text beside images).
 
