@@ -1,8 +1,6 @@
-//! The ready-made chat stack: the layers in their documented order, ending in the upstream.
-//!
-//! ```text
-//! request ─▶ ParseLayer ─▶ [FixLayer] ─▶ [ModelsLayer] ─▶ [CascadeLayer] ─▶ Upstream ─▶ Hunyuan
-//! ```
+//! The ready-made chat stack: parse, fix, model profiles and cascade, ending in the upstream
+//! (their place in the whole server's stack is pictured once, in the repository's
+//! `docs/architecture.md`).
 //!
 //! Which extension each layer writes and reads is the contract in [`extensions`](crate::extensions)
 //! (the only copy). [`ChatStack::builder`] builds it from the layers' own configs, no server
@@ -217,5 +215,60 @@ struct CustomStore(DynStore<Description>);
 impl std::fmt::Debug for CustomStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CustomStore")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The sources that assemble the server's stack, tests left out: the router (app-wide
+    /// and client-route layers, the ingress), the proxy (the ingress layers), this builder
+    /// and the cascade's describer.
+    fn assembly() -> Vec<&'static str> {
+        [
+            include_str!("server/router.rs"),
+            include_str!("server/mod.rs"),
+            include_str!("stack.rs"),
+            include_str!("cascade/layer.rs"),
+        ]
+        .map(|source| source.split("#[cfg(test)]").next().unwrap_or(source))
+        .to_vec()
+    }
+
+    #[test]
+    fn every_layer_of_the_architecture_picture_is_assembled_by_the_code() {
+        let doc = include_str!("../docs/architecture.md");
+        let table = doc
+            .split("## The stack, outermost first")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").find(|part| part.starts_with("| #")))
+            .expect("docs/architecture.md has the stack table");
+        let mut names = Vec::new();
+        for row in table.lines().skip(2) {
+            let layer_cell = row.split('|').nth(2).expect("a layer column");
+            // Every type (CamelCase) the cell names in backticks: `Extension(BodyLimit)` is two.
+            for code in layer_cell.split('`').skip(1).step_by(2) {
+                for name in code.split(['(', ')']) {
+                    if name.starts_with(char::is_uppercase) {
+                        names.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        assert!(names.len() >= 20, "{names:?}");
+        let assembly = assembly();
+        for name in &names {
+            assert!(
+                assembly.iter().any(|source| source.contains(name.as_str())),
+                "docs/architecture.md pictures `{name}`, which the stack's assembly never names"
+            );
+        }
+        for layer in [
+            "ResponsesLayer",
+            "RedisGuardLayer",
+            "ModelsLayer",
+            "UsageLayer",
+        ] {
+            assert!(names.iter().any(|n| n == layer), "{layer} is missing");
+        }
     }
 }
