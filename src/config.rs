@@ -367,6 +367,15 @@ const AUTH_KEYS: &[(&str, &str)] = &[("keys", "client_api_keys"), ("named", "cli
 const RATE_LIMIT_KEYS: &[(&str, &str)] =
     &[("global", "rate_limit"), ("per_key", "client_rate_limit")];
 
+/// The keys that set the [`MonitorConfig`](crate::metrics::MonitorConfig).
+const MONITOR_KEYS: &[(&str, &str)] = &[
+    ("max_points", "max_metric_points"),
+    ("window", "metric_window"),
+];
+
+/// The key that sets the [`UsageConfig`](crate::usage::UsageConfig).
+const USAGE_KEYS: &[(&str, &str)] = &[("label_limit", "usage_label_limit")];
+
 /// The keys that set the Messages and Responses ingresses' configs.
 const INGRESS_KEYS: &[(&str, &str)] = &[
     ("aliases", "model_aliases"),
@@ -489,6 +498,12 @@ impl Config {
         self.responses_config()?
             .validate()
             .map_err(|e| e.renamed(|f| key_of(f, INGRESS_KEYS)))?;
+        self.monitor_config()
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, MONITOR_KEYS)))?;
+        self.usage_config()
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, USAGE_KEYS)))?;
         for (index, rule) in self.alert_rules.iter().enumerate() {
             rule.validate()
                 .map_err(|e| e.within(&format!("alert_rules[{index}]")))?;
@@ -524,12 +539,6 @@ impl Config {
         if self.alert_check_interval == 0 {
             return invalid("alert_check_interval", "must be at least 1 second");
         }
-        if self.max_metric_points == 0 {
-            return invalid("max_metric_points", "must be at least 1");
-        }
-        if self.metric_window == 0 {
-            return invalid("metric_window", "must be at least 1 second");
-        }
         let mut names = std::collections::HashSet::new();
         if let Some(rule) = self.alert_rules.iter().find(|r| !names.insert(&r.name)) {
             return invalid("alert_rules", &format!("names `{}` twice", rule.name));
@@ -557,9 +566,6 @@ impl Config {
         }
         for (name, key) in &self.client_keys {
             key.validate(name)?;
-        }
-        if self.usage_label_limit == 0 {
-            return invalid("usage_label_limit", "must be at least 1");
         }
         if self.redis_timeout_ms == 0 {
             return invalid("redis_timeout_ms", "must be at least 1");
@@ -660,6 +666,21 @@ impl Config {
                 .clone()
                 .unwrap_or(defaults.reasoning_placeholder),
             memory_bytes: self.reasoning_memory_bytes,
+        }
+    }
+
+    /// The in-process monitor's window: `max_metric_points` samples over `metric_window`.
+    pub fn monitor_config(&self) -> crate::metrics::MonitorConfig {
+        crate::metrics::MonitorConfig {
+            max_points: self.max_metric_points,
+            window: Duration::from_secs(self.metric_window),
+        }
+    }
+
+    /// The usage layer's settings: `usage_label_limit`.
+    pub fn usage_config(&self) -> crate::usage::UsageConfig {
+        crate::usage::UsageConfig {
+            label_limit: self.usage_label_limit,
         }
     }
 
@@ -1144,6 +1165,9 @@ mod tests {
             ),
             ("responses_store_bytes = 10", "`responses_store_bytes`"),
             ("reasoning_placeholder = \" \"", "`reasoning_placeholder`"),
+            ("max_metric_points = 0", "`max_metric_points`"),
+            ("metric_window = 0", "`metric_window`"),
+            ("usage_label_limit = 0", "`usage_label_limit`"),
             (
                 "[[alert_rules]]\nname = \"x\"\nmetric = \"error_rate\"\ncondition = \"gt\"\n\
                  threshold = 0.5\nhysteresis = 2.0\n",

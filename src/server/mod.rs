@@ -45,14 +45,14 @@ use crate::error::InvalidConfig;
 use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
 use crate::ingress::messages::MessagesLayer;
 use crate::ingress::responses::{MemoryResponseStore, ResponsesLayer};
-use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
+use crate::metrics::{AlertTask, Alerts, Monitor};
 use crate::rate_limit::RateLimitLayer;
 use crate::replica::{
     FailureMode, Redis, RedisCheck, RedisSetupError, TieredResponseStore, TieredStore,
 };
 use crate::stack::{ChatService, ChatStack};
 use crate::upstream::{Upstream, UpstreamSetupError};
-use crate::usage::{Ledger, PriceTable, RequestLog, UsageConfig, UsageLayer};
+use crate::usage::{Ledger, PriceTable, RequestLog, UsageLayer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -219,11 +219,7 @@ impl Proxy {
         let observe = if config.enable_monitoring {
             #[cfg(feature = "prometheus")]
             let _ = prometheus_handle();
-            let monitor = Arc::new(Monitor::new(
-                MonitorConfig::default()
-                    .max_points(config.max_metric_points)
-                    .window(Duration::from_secs(config.metric_window)),
-            ));
+            let monitor = Arc::new(Monitor::new(config.monitor_config()));
             let alerts = Arc::new(Alerts::with_defaults(&config.alert_rules)?);
             Some(Observe { monitor, alerts })
         } else {
@@ -456,8 +452,6 @@ fn usage_layer(config: &Config, redis: Option<&Redis>) -> Result<UsageLayer, Bui
     if let Some(path) = &config.request_log_path {
         log = log.with_lines(path).map_err(BuildError::RequestLog)?;
     }
-    let settings = UsageConfig {
-        label_limit: config.usage_label_limit,
-    };
+    let settings = config.usage_config();
     Ok(UsageLayer::new(Arc::new(ledger), Arc::new(log), &settings))
 }
