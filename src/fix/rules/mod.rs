@@ -115,8 +115,8 @@ pub fn fix_request_with_names(
         );
     }
     if config.enabled(Rule::ContentShape) {
-        let vision = config.vision.sees_images(&chat.model);
-        let changed = shape::apply(&mut chat.messages, vision);
+        let model = &chat.model;
+        let changed = shape::apply(&mut chat.messages, || config.vision.sees_images(model));
         record(&mut report, Rule::ContentShape, changed);
     }
     Ok((report, names))
