@@ -1,13 +1,17 @@
-//! [`ResponsesConfig`]: how the Responses ingress translates, and where it keeps responses.
+//! [`ResponsesConfig`]: how the Responses ingress translates (what [`to_chat`](super::to_chat)
+//! reads), and where it keeps responses.
 
 use super::reasoning::ReasoningCodec;
 use super::store::StoreLimits;
-use super::ResponsesOptions;
 use crate::error::InvalidConfig;
 use crate::ingress::ModelAliases;
 use std::time::Duration;
 
-/// The Responses ingress's configuration: checked once, when the layer is built.
+/// The Responses ingress's configuration: checked once, when the layer is built. The
+/// translation ([`to_chat`](super::to_chat)) reads it as it is.
+///
+/// The defaults suit the legacy endpoint: no reasoning in history, no `reasoning_effort`, no
+/// `response_format`; [`tokenhub`](Self::tokenhub) turns all three on.
 #[derive(Debug, Clone)]
 pub struct ResponsesConfig {
     /// Client model names mapped to upstream models (e.g. `"gpt-*" = "hy3"`); a name no alias
@@ -106,6 +110,12 @@ impl ResponsesConfig {
         self
     }
 
+    /// Seals and opens reasoning with `codec` (one made elsewhere with the replicas' secret).
+    pub fn with_codec(mut self, codec: ReasoningCodec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// Sets the store's bounds.
     pub fn with_store_limits(mut self, limits: StoreLimits) -> Self {
         self.store_limits = limits;
@@ -127,15 +137,6 @@ impl ResponsesConfig {
     /// The silence before a keep-alive.
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs)
-    }
-
-    /// The translation options these settings give.
-    pub fn options(&self) -> ResponsesOptions {
-        ResponsesOptions::default()
-            .with_reasoning_history(self.reasoning_history)
-            .with_pass_reasoning_effort(self.pass_reasoning_effort)
-            .with_response_format(self.response_format)
-            .with_codec(self.codec.clone())
     }
 
     /// Checks the configuration (the aliases were checked as they were added); the error
@@ -172,8 +173,8 @@ mod tests {
     fn presets_and_validation() {
         let legacy = ResponsesConfig::default();
         assert!(legacy.validate().is_ok());
-        assert!(!legacy.options().reasoning_history);
-        let hub = ResponsesConfig::tokenhub().options();
+        assert!(!legacy.reasoning_history);
+        let hub = ResponsesConfig::tokenhub();
         assert!(hub.reasoning_history && hub.pass_reasoning_effort && hub.response_format);
         let bad = ResponsesConfig::default().with_store_limits(StoreLimits {
             max_entries: 0,
