@@ -42,6 +42,20 @@ pub struct ModelsConfig {
     pub memory_bytes: u64,
 }
 
+impl ModelsConfig {
+    /// Checks the settings (the table was checked when it was configured): the reasoning
+    /// placeholder must not be blank.
+    pub fn validate(&self) -> Result<(), crate::error::InvalidConfig> {
+        if self.reasoning_placeholder.trim().is_empty() {
+            return Err(crate::error::InvalidConfig::new(
+                "reasoning_placeholder",
+                "must not be blank",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
@@ -52,11 +66,6 @@ impl Default for ModelsConfig {
         }
     }
 }
-
-/// A [`ModelsConfig`] the layer cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid config: `reasoning_placeholder` must not be blank")]
-pub struct ModelsConfigError;
 
 #[derive(Debug)]
 struct Shared {
@@ -88,10 +97,8 @@ pub struct ModelsLayer {
 
 impl ModelsLayer {
     /// A layer with `config`, checked here.
-    pub fn new(config: ModelsConfig) -> Result<Self, ModelsConfigError> {
-        if config.reasoning_placeholder.trim().is_empty() {
-            return Err(ModelsConfigError);
-        }
+    pub fn new(config: ModelsConfig) -> Result<Self, crate::error::InvalidConfig> {
+        config.validate()?;
         let memory = (config.memory_bytes > 0).then(|| ReasoningMemory::new(config.memory_bytes));
         Ok(ModelsLayer {
             shared: Arc::new(Shared {
