@@ -306,13 +306,17 @@ impl Body for UpstreamBody {
             Poll::Ready(Some(Ok(bytes))) => {
                 this.last_chunk = Instant::now();
                 this.scan.push(&bytes);
-                if let Some(slot) = &this.usage {
-                    if let Some(found) = find_usage(&bytes) {
-                        slot.set_usage(found);
-                    }
-                }
+                // One search for `usage`, for accounting and the trace alike.
+                let found = if this.usage.is_some() || this.trace.is_some() {
+                    find_usage(&bytes)
+                } else {
+                    None
+                };
                 if let Some(trace) = &mut this.trace {
-                    trace.chunk(&bytes);
+                    trace.chunk(&bytes, found.as_ref().map(|f| f.usage));
+                }
+                if let (Some(slot), Some(found)) = (&this.usage, found) {
+                    slot.set_usage(found);
                 }
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }

@@ -32,7 +32,7 @@ const SERVED_MODEL_HEADER: HeaderName = HeaderName::from_static(SERVED_MODEL);
 pub(super) enum Answer {
     /// A streamed answer whose body is still to come; holds the concurrency slot, and the
     /// attempt's span (open until the body ends).
-    Stream(reqwest::Response, Slot, tracing::Span),
+    Stream(reqwest::Response, Slot, telemetry::Attempt),
     /// The upstream's safety refusal as the proxy's own answer ([`refusal`]); never
     /// returned by [`Upstream::send`].
     Refused {
@@ -219,10 +219,7 @@ impl Upstream {
             _ => chat::to_json_bytes(chat),
         };
         let stream = chat.is_stream();
-        let slot =
-            tracing::Instrument::instrument(self.acquire_slot(), telemetry::slot_wait_span())
-                .await
-                .map_err(Failed::last)?;
+        let slot = self.acquire_slot().await.map_err(Failed::last)?;
         let started = Instant::now();
         let mut attempts = self.inner.retry.start(started);
         let keys = &self.inner.keys;
@@ -249,11 +246,13 @@ impl Upstream {
                 }
                 Err(err) => return Err(Failed::last(key_error(err))),
             };
-            let limit = attempts.limit(Instant::now());
+            let sent_at = Instant::now();
+            let limit = attempts.limit(sent_at);
             attempt += 1;
             let span = telemetry::attempt_span(
                 &chat.model,
                 &self.inner.chat_endpoint,
+                stream,
                 attempt,
                 reason_for_attempt.take(),
             );
@@ -262,10 +261,9 @@ impl Upstream {
             }
             let mut request = self.build_request(body.clone(), stream, lease.auth());
             telemetry::inject_context(&span, request.headers_mut());
-            let sent = tracing::Instrument::instrument(
-                tokio::time::timeout(limit.limit, self.inner.client.execute(request)),
-                span.clone(),
-            );
+            // Not entered while it is polled: the span's parent is set, nothing inside logs,
+            // and it ends when dropped (after the whole answer, or with the stream's body).
+            let sent = tokio::time::timeout(limit.limit, self.inner.client.execute(request));
             let outcome = match sent.await {
                 Err(_) => {
                     telemetry::record_failure(&span, None, "timeout");
@@ -284,7 +282,11 @@ impl Upstream {
                             .take()
                             .expect("held until the answer")
                             .with_lease(lease);
-                        return Ok((Answer::Stream(response, slot, span), timing));
+                        let attempt = telemetry::Attempt {
+                            span,
+                            sent_at: sent_at.into_std(),
+                        };
+                        return Ok((Answer::Stream(response, slot, attempt), timing));
                     }
                     let content_type = response
                         .headers()
@@ -294,8 +296,7 @@ impl Upstream {
                     match read_whole(response, self.inner.read_timeout).await {
                         Ok(body) if is_json(&body) => {
                             if telemetry::is_recording(&span) {
-                                let mut facts = telemetry::AnswerFacts::default();
-                                facts.read(&body);
+                                let facts = telemetry::AnswerFacts::of_answer(&body);
                                 telemetry::record_answer(&span, &facts);
                                 if telemetry::captures_content(&span) {
                                     telemetry::record_output_messages(&span, &body);
@@ -468,15 +469,15 @@ impl Upstream {
         let model = chat.model.clone();
         let served = HeaderValue::from_str(&model).ok();
         let mut out = match answer {
-            Answer::Stream(response, slot, span) => {
+            Answer::Stream(response, slot, attempt) => {
                 let mut body = UpstreamBody::new(
                     Box::pin(response.bytes_stream()),
                     slot,
                     self.inner.read_timeout,
                 )
                 .usage_into(usage);
-                if telemetry::is_recording(&span) {
-                    body.trace(telemetry::AnswerTrace::new(span));
+                if telemetry::is_recording(&attempt.span) {
+                    body.trace(telemetry::AnswerTrace::new(attempt.span, attempt.sent_at));
                 }
                 Response::builder()
                     .status(StatusCode::OK)

@@ -310,16 +310,29 @@ async fn a_screenshot_turn_with_a_429_is_one_trace_of_the_clients() {
         panic!("no finish reasons: {second:?}");
     };
     assert!(!reasons.values.is_empty());
-    let first_token = second
-        .events
-        .iter()
-        .find(|e| e.name == "gen_ai.first_token")
-        .unwrap_or_else(|| panic!("no first token event: {second:?}"));
-    // The attempt's span stays open while its stream is relayed.
-    assert!(second.start_time_unix_nano <= first_token.time_unix_nano);
+    // The streamed attempt: its time to first chunk, within the span, which stays open while
+    // its stream is relayed.
+    assert_eq!(
+        attribute(second, "gen_ai.request.stream"),
+        Some(&AnyValue::BoolValue(true))
+    );
+    assert_eq!(
+        attribute(first, "gen_ai.request.stream"),
+        Some(&AnyValue::BoolValue(true))
+    );
+    let Some(AnyValue::DoubleValue(first_chunk)) =
+        attribute(second, "gen_ai.response.time_to_first_chunk")
+    else {
+        panic!("no time to first chunk: {second:?}");
+    };
+    let lasted = (second.end_time_unix_nano - second.start_time_unix_nano) as f64 / 1e9;
     assert!(
-        first_token.time_unix_nano <= second.end_time_unix_nano,
-        "{second:?}"
+        *first_chunk > 0.0 && *first_chunk <= lasted,
+        "{first_chunk} s of {lasted} s: {second:?}"
+    );
+    assert_eq!(
+        attribute(first, "gen_ai.response.time_to_first_chunk"),
+        None
     );
 
     // The upstream call carried the attempt's own context onwards.
