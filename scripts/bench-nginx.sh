@@ -8,6 +8,7 @@
 #   scripts/bench-nginx.sh --no-build      # use target/release/hunyuan-proxy as it is
 #   scripts/bench-nginx.sh --callgrind 2000  # instructions per request instead (valgrind)
 #   CALLGRIND_KEEP=/tmp/cg scripts/bench-nginx.sh --callgrind  # and keep the dumps there
+#   CALLGRIND_ONLY=plain,plain-traced scripts/bench-nginx.sh --callgrind  # only those requests
 #   HUNYUAN_PROXY_BIN=/tmp/old scripts/bench-nginx.sh   # time another build of the binary
 #
 # The upstream is nginx with a canned Hunyuan answer (`return 200 '<json>'` for non-stream, a
@@ -319,6 +320,9 @@ def count_instructions(n):
     print("| request | instructions / request |")
     print("|---|---|")
     totals = {}
+    only = os.environ.get("CALLGRIND_ONLY")  # e.g. "plain,plain-traced": just those kinds
+    if only:
+        paths = {k: v for k, v in paths.items() if k in only.split(",")}
     for name, path in paths.items():
         out = f"{work}/callgrind.{name}"
         kind = name.removesuffix("-traced")
@@ -337,9 +341,15 @@ def count_instructions(n):
                 answer.read()
                 if answer.status != 200:
                     raise SystemExit(f"error: {path} answered {answer.status} under callgrind")
+        # Traced: the spans go out in batches every 5 s (OTEL_BSP_SCHEDULE_DELAY's default), so
+        # the warm-up's are sent before counting starts and the counted requests' before it
+        # stops: the count is the n requests' spans, each built, encoded and sent once.
+        flush = (lambda: time.sleep(5.5)) if name.endswith("-traced") else (lambda: None)
         send(200)
+        flush()
         subprocess.run(["callgrind_control", "-i", "on", str(vg.pid)], check=True, capture_output=True)
         send(n)
+        flush()
         subprocess.run(["callgrind_control", "-i", "off", str(vg.pid)], check=True, capture_output=True)
         subprocess.run(["callgrind_control", "-d", str(vg.pid)], check=True, capture_output=True)
         conn.close()

@@ -494,11 +494,12 @@ pub(crate) struct AnswerFacts {
 impl AnswerFacts {
     /// The facts of a whole chat completion (JSON), found by substring searches rather than a
     /// parse: `id` and `model` where the top level puts them, before `choices`; `usage` as
-    /// usage accounting finds it; every `finish_reason` with a value.
-    pub(crate) fn of_answer(json: &[u8]) -> Self {
+    /// usage accounting finds it (`usage`, the caller's search); every `finish_reason` with a
+    /// value.
+    pub(crate) fn of_answer(json: &[u8], usage: Option<crate::usage::Usage>) -> Self {
         let mut facts = AnswerFacts::default();
         facts.read_head(json);
-        facts.usage = crate::usage::find_usage(json).map(|found| found.usage);
+        facts.usage = usage;
         facts.read_finish_reasons(json);
         facts
     }
@@ -653,14 +654,14 @@ mod tests {
 
     #[test]
     fn answer_facts_come_from_a_whole_completion_without_a_parse() {
-        let facts = AnswerFacts::of_answer(
-            br#"{"id":"c1","object":"chat.completion","model":"m","choices":[
+        let answer = br#"{"id":"c1","object":"chat.completion","model":"m","choices":[
                 {"index":0,"message":{"role":"assistant","content":"say \"finish_reason\": \"x\"",
                 "tool_calls":[{"id":"call_1","type":"function"}]},"finish_reason":"tool_calls"},
                 {"index":1,"message":{"content":"b"},"finish_reason" : "stop"}],
                 "usage":{"prompt_tokens":7,"completion_tokens":3,
-                "prompt_tokens_details":{"cached_tokens":4}}}"#,
-        );
+                "prompt_tokens_details":{"cached_tokens":4}}}"#;
+        let found = crate::usage::find_usage(answer).map(|found| found.usage);
+        let facts = AnswerFacts::of_answer(answer, found);
         assert_eq!(facts.id.as_deref(), Some("c1"));
         assert_eq!(facts.model.as_deref(), Some("m"));
         let usage = facts.usage.unwrap();
@@ -675,11 +676,12 @@ mod tests {
         // Keys in another order: the top level is parsed, a tool call's id is not the answer's.
         let facts = AnswerFacts::of_answer(
             br#"{"choices":[{"message":{"tool_calls":[{"id":"call_1"}]},"finish_reason":null}],"id":"c2","model":"m2"}"#,
+            None,
         );
         assert_eq!(facts.id.as_deref(), Some("c2"));
         assert_eq!(facts.model.as_deref(), Some("m2"));
         assert!(facts.finish_reasons.is_empty());
-        let facts = AnswerFacts::of_answer(br#"{"id":"a\"b","model":"m","choices":[]}"#);
+        let facts = AnswerFacts::of_answer(br#"{"id":"a\"b","model":"m","choices":[]}"#, None);
         assert_eq!(facts.id.as_deref(), Some("a\"b"));
         assert_eq!(facts.usage, None);
     }

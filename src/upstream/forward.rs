@@ -12,7 +12,7 @@ use crate::chat::{self, ChatRequest};
 use crate::error::ProxyError;
 use crate::replica::FailureMode;
 use crate::telemetry;
-use crate::usage::{find_usage, UsageSlot};
+use crate::usage::{find_usage, FoundUsage, UsageSlot};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
@@ -47,6 +47,9 @@ pub(super) enum Answer {
         content_type: HeaderValue,
         /// The body.
         body: Bytes,
+        /// What the search for its `usage` found, when the attempt's trace already made it
+        /// (`None`: not searched yet).
+        found: Option<Option<FoundUsage>>,
     },
 }
 
@@ -295,14 +298,26 @@ impl Upstream {
                         .unwrap_or(HeaderValue::from_static("application/json"));
                     match read_whole(response, self.inner.read_timeout).await {
                         Ok(body) if is_json(&body) => {
+                            let mut found = None;
                             if telemetry::is_recording(&span) {
-                                let facts = telemetry::AnswerFacts::of_answer(&body);
+                                // One search for `usage`, for the trace and accounting alike.
+                                let usage = find_usage(&body);
+                                let facts = telemetry::AnswerFacts::of_answer(
+                                    &body,
+                                    usage.as_ref().map(|f| f.usage),
+                                );
+                                found = Some(usage);
                                 telemetry::record_answer(&span, &facts);
                                 if telemetry::captures_content(&span) {
                                     telemetry::record_output_messages(&span, &body);
                                 }
                             }
-                            return Ok((Answer::Whole { content_type, body }, timing));
+                            let answer = Answer::Whole {
+                                content_type,
+                                body,
+                                found,
+                            };
+                            return Ok((answer, timing));
                         }
                         Ok(_) => {
                             tracing::warn!("the upstream's answer is not whole JSON (cut short?)");
@@ -486,7 +501,23 @@ impl Upstream {
                     .body(Body::new(body))
                     .expect("static response parts are valid")
             }
-            Answer::Whole { content_type, body } | Answer::Refused { content_type, body } => {
+            Answer::Whole {
+                content_type,
+                body,
+                found,
+            } => {
+                if let Some(slot) = &usage {
+                    if let Some(found) = found.unwrap_or_else(|| find_usage(&body)) {
+                        slot.set_usage(found);
+                    }
+                }
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, content_type)
+                    .body(Body::from(body))
+                    .expect("static response parts are valid")
+            }
+            Answer::Refused { content_type, body } => {
                 if let Some(slot) = &usage {
                     if let Some(found) = find_usage(&body) {
                         slot.set_usage(found);
