@@ -3,7 +3,7 @@
 use super::slots::Slot;
 use crate::chat::SseEvent;
 use crate::telemetry::AnswerTrace;
-use crate::usage::{find_usage, UsageSlot};
+use crate::usage::{UsageScan, UsageSlot};
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
@@ -37,6 +37,8 @@ pub struct UpstreamBody {
     trace: Option<AnswerTrace>,
     /// Where the stream's `usage` goes, when someone asked for it.
     usage: Option<UsageSlot>,
+    /// The search for `usage` in the chunks (for the slot and the trace).
+    usage_scan: UsageScan,
 }
 
 impl UpstreamBody {
@@ -50,6 +52,7 @@ impl UpstreamBody {
             timer: None,
             usage: None,
             trace: None,
+            usage_scan: UsageScan::default(),
         }
     }
 
@@ -66,8 +69,9 @@ impl UpstreamBody {
         }
     }
 
-    /// Puts the stream's `usage` into `slot` when a chunk carries it (one substring search
-    /// per chunk; only a found `usage` object is parsed).
+    /// Puts the stream's `usage` into `slot` when the chunks carry it (one substring search
+    /// per chunk, and one more for a line a chunk boundary cut; only a found `usage` object is
+    /// parsed).
     pub(crate) fn usage_into(mut self, slot: Option<UsageSlot>) -> Self {
         self.usage = slot;
         self
@@ -308,7 +312,7 @@ impl Body for UpstreamBody {
                 this.scan.push(&bytes);
                 // One search for `usage`, for accounting and the trace alike.
                 let found = if this.usage.is_some() || this.trace.is_some() {
-                    find_usage(&bytes)
+                    this.usage_scan.find(&bytes)
                 } else {
                     None
                 };
