@@ -190,6 +190,8 @@ pub(crate) struct Attempt {
     pub(crate) span: Span,
     /// When the request was sent.
     pub(crate) sent_at: std::time::Instant,
+    /// Whether OpenTelemetry records the span.
+    pub(crate) recording: bool,
 }
 
 /// Whether message contents go on the attempt spans (`otel_capture_content`): process-wide,
@@ -395,8 +397,9 @@ fn continue_trace(span: &Span, headers: &HeaderMap) {
 }
 
 /// Writes `span`'s W3C trace context (`traceparent`, and `tracestate` when it has one) into an
-/// outgoing request's `headers` when OpenTelemetry records it.
-pub(crate) fn inject_context(span: &Span, headers: &mut HeaderMap) {
+/// outgoing request's `headers` when OpenTelemetry records it; whether it does (what
+/// [`is_recording`] says, without a second look-up of the span's context).
+pub(crate) fn inject_context(span: &Span, headers: &mut HeaderMap) -> bool {
     #[cfg(feature = "otel")]
     if let Some(context) = sampled(span) {
         // `00-{trace id}-{span id}-01`: sampled, the only flag the propagator sends.
@@ -416,9 +419,10 @@ pub(crate) fn inject_context(span: &Span, headers: &mut HeaderMap) {
                 headers.insert("tracestate", state);
             }
         }
+        return true;
     }
-    #[cfg(not(feature = "otel"))]
     let _ = (span, headers);
+    false
 }
 
 /// Records what a chat completion (whole, or read from a stream) said about itself.

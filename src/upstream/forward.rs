@@ -263,7 +263,7 @@ impl Upstream {
                 telemetry::record_input_messages(&span, &body);
             }
             let mut request = self.build_request(body.clone(), stream, lease.auth());
-            telemetry::inject_context(&span, request.headers_mut());
+            let recording = telemetry::inject_context(&span, request.headers_mut());
             // Not entered while it is polled: the span's parent is set, nothing inside logs,
             // and it ends when dropped (after the whole answer, or with the stream's body).
             let sent = tokio::time::timeout(limit.limit, self.inner.client.execute(request));
@@ -288,6 +288,7 @@ impl Upstream {
                         let attempt = telemetry::Attempt {
                             span,
                             sent_at: sent_at.into_std(),
+                            recording,
                         };
                         return Ok((Answer::Stream(response, slot, attempt), timing));
                     }
@@ -299,7 +300,7 @@ impl Upstream {
                     match read_whole(response, self.inner.read_timeout).await {
                         Ok(body) if is_json(&body) => {
                             let mut found = None;
-                            if telemetry::is_recording(&span) {
+                            if recording {
                                 // One search for `usage`, for the trace and accounting alike.
                                 let usage = find_usage(&body);
                                 let facts = telemetry::AnswerFacts::of_answer(
@@ -491,7 +492,7 @@ impl Upstream {
                     self.inner.read_timeout,
                 )
                 .usage_into(usage);
-                if telemetry::is_recording(&attempt.span) {
+                if attempt.recording {
                     body.trace(telemetry::AnswerTrace::new(attempt.span, attempt.sent_at));
                 }
                 Response::builder()
