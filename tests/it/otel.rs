@@ -632,8 +632,9 @@ async fn redis_calls_within_a_request_are_spans_of_its_trace() {
 /// attempt with its GenAI attributes and token usage. Runs when `HUNYUAN_PROXY_CLAUDE_BIN`
 /// names Claude Code (`.ci/run` installs it); prints a skip line otherwise.
 ///
-/// Claude Code 2.1.337 sends no `traceparent` (the server span of each of its requests is a
-/// root): keeping a client's trace id is asserted with a raw request above, and here only
+/// Claude Code 2.1.337 sends no `traceparent`, not even with its own tracing on
+/// (`CLAUDE_CODE_ENHANCED_TELEMETRY_BETA`): the server span of each of its requests is a
+/// root: keeping a client's trace id is asserted with a raw request above, and here only
 /// when a `traceparent` came.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claude_code_turn_with_a_screenshot_is_one_tree() {
