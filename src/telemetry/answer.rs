@@ -71,8 +71,12 @@ impl AnswerTrace {
         }
         self.facts.read_finish_reasons(bytes);
         self.carry.clear();
-        self.carry
-            .extend_from_slice(&bytes[bytes.len().saturating_sub(CARRY)..]);
+        // A chunk that ends a line (the usual case) cuts no key from its value: nothing to
+        // carry, and no second search at the next chunk.
+        if bytes.last() != Some(&b'\n') {
+            self.carry
+                .extend_from_slice(&bytes[bytes.len().saturating_sub(CARRY)..]);
+        }
         #[cfg(feature = "otel")]
         if let Some(output) = &mut self.output {
             output.chunk(bytes);
