@@ -53,6 +53,26 @@ pub(super) enum Answer {
     },
 }
 
+/// A whole answer's response, its `usage` put into `usage` (`found`: what a search already
+/// found; `None`: search now).
+fn whole_response(
+    content_type: HeaderValue,
+    body: Bytes,
+    found: Option<Option<FoundUsage>>,
+    usage: Option<&UsageSlot>,
+) -> Response<Body> {
+    if let Some(slot) = usage {
+        if let Some(found) = found.unwrap_or_else(|| find_usage(&body)) {
+            slot.set_usage(found);
+        }
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .expect("static response parts are valid")
+}
+
 /// Why an upstream attempt failed, kept until it is known whether to retry.
 enum Failure {
     /// An error status.
@@ -506,29 +526,9 @@ impl Upstream {
                 content_type,
                 body,
                 found,
-            } => {
-                if let Some(slot) = &usage {
-                    if let Some(found) = found.unwrap_or_else(|| find_usage(&body)) {
-                        slot.set_usage(found);
-                    }
-                }
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header(header::CONTENT_TYPE, content_type)
-                    .body(Body::from(body))
-                    .expect("static response parts are valid")
-            }
+            } => whole_response(content_type, body, found, usage.as_ref()),
             Answer::Refused { content_type, body } => {
-                if let Some(slot) = &usage {
-                    if let Some(found) = find_usage(&body) {
-                        slot.set_usage(found);
-                    }
-                }
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header(header::CONTENT_TYPE, content_type)
-                    .body(Body::from(body))
-                    .expect("static response parts are valid")
+                whole_response(content_type, body, None, usage.as_ref())
             }
         };
         if let Some(served) = served {
