@@ -47,7 +47,6 @@
 
 pub(crate) mod answer;
 mod completion;
-mod extra;
 mod kind;
 mod layer;
 pub mod parse;

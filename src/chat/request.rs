@@ -1,6 +1,5 @@
 //! The OpenAI chat-completions request.
 
-use super::extra::with_extra;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -336,14 +335,13 @@ pub struct FunctionDef {
     pub extra: Map<String, Value>,
 }
 
-/// A tool call made by the assistant (in a request's history and in an answer; read in one
-/// pass, see [`with_extra!`](super::extra); an absent `type` reads as `function`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A tool call made by the assistant.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ToolCall {
     /// The call's id, answered by a tool message's `tool_call_id`.
     pub id: String,
     /// Always `function` today.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default = "function_type")]
     pub kind: String,
     /// The called function.
     pub function: FunctionCall,
@@ -351,13 +349,6 @@ pub struct ToolCall {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
-
-with_extra!(ToolCall, ToolCall {
-    id: String::new(),
-    kind: function_type(),
-    function: FunctionCall { name: String::new(), arguments: String::new() },
-    extra: Map::new(),
-}, ["id" => id, "type" => kind, "function" => function], required ["id", "function"]);
 
 /// The function a tool call invokes.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

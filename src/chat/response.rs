@@ -1,48 +1,28 @@
 //! The OpenAI chat-completions response and stream chunk.
-//!
-//! The types with an `extra` map are read by [`with_extra!`](super::extra) in one pass (not
-//! serde's `flatten`, which reads each answer twice); every field the upstream sent is kept.
 
-use super::extra::with_extra;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-with_extra!(ChatCompletion, ChatCompletion::default(), [
-    "id" => id, "object" => object, "created" => created, "model" => model,
-    "choices" => choices, "usage" => usage,
-], required []);
-with_extra!(Choice, Choice::default(), [
-    "index" => index, "message" => message, "finish_reason" => finish_reason,
-], required ["message"]);
-with_extra!(ResponseMessage, ResponseMessage::default(), [
-    "role" => role, "content" => content, "tool_calls" => tool_calls,
-], required []);
-with_extra!(ChatChunk, ChatChunk::default(), [
-    "id" => id, "object" => object, "created" => created, "model" => model,
-    "choices" => choices, "usage" => usage,
-], required []);
-with_extra!(ChunkChoice, ChunkChoice::default(), [
-    "index" => index, "delta" => delta, "finish_reason" => finish_reason,
-], required []);
-with_extra!(Delta, Delta::default(), [
-    "role" => role, "content" => content, "tool_calls" => tool_calls,
-], required []);
-
 /// A non-streamed `chat.completion` answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct ChatCompletion {
     /// The completion's id.
+    #[serde(default)]
     pub id: String,
     /// `chat.completion`.
+    #[serde(default)]
     pub object: String,
     /// Unix seconds.
+    #[serde(default)]
     pub created: u64,
     /// The model that answered.
+    #[serde(default)]
     pub model: String,
     /// The choices.
+    #[serde(default)]
     pub choices: Vec<Choice>,
     /// Token usage.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Other fields (Hunyuan's `note`, `system_fingerprint`…).
     #[serde(flatten)]
@@ -50,13 +30,15 @@ pub struct ChatCompletion {
 }
 
 /// One choice of a non-streamed answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct Choice {
     /// Position among the choices.
+    #[serde(default)]
     pub index: u32,
     /// The answer.
     pub message: ResponseMessage,
     /// Why the model stopped (`stop`, `length`, `tool_calls`, Hunyuan's `sensitive`).
+    #[serde(default)]
     pub finish_reason: Option<String>,
     /// Other fields.
     #[serde(flatten)]
@@ -64,14 +46,16 @@ pub struct Choice {
 }
 
 /// The assistant message of a non-streamed answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct ResponseMessage {
     /// `assistant`.
+    #[serde(default)]
     pub role: String,
     /// The text.
+    #[serde(default)]
     pub content: Option<String>,
     /// Tool calls.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<crate::chat::ToolCall>>,
     /// Other fields (`reasoning_content`…).
     #[serde(flatten)]
@@ -93,20 +77,25 @@ pub struct Usage {
 }
 
 /// One `chat.completion.chunk` of a streamed answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct ChatChunk {
     /// The completion's id (the same in every chunk).
+    #[serde(default)]
     pub id: String,
     /// `chat.completion.chunk`.
+    #[serde(default)]
     pub object: String,
     /// Unix seconds.
+    #[serde(default)]
     pub created: u64,
     /// The model that answers.
+    #[serde(default)]
     pub model: String,
     /// The choices' deltas.
+    #[serde(default)]
     pub choices: Vec<ChunkChoice>,
     /// Token usage (final chunk, when asked for).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Other fields.
     #[serde(flatten)]
@@ -114,13 +103,16 @@ pub struct ChatChunk {
 }
 
 /// One choice's delta in a stream chunk.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct ChunkChoice {
     /// Position among the choices.
+    #[serde(default)]
     pub index: u32,
     /// What this chunk adds.
+    #[serde(default)]
     pub delta: Delta,
     /// Set on the last chunk of the choice.
+    #[serde(default)]
     pub finish_reason: Option<String>,
     /// Other fields.
     #[serde(flatten)]
@@ -128,16 +120,16 @@ pub struct ChunkChoice {
 }
 
 /// What a stream chunk adds to the answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct Delta {
     /// The role (OpenAI sends it once; Hunyuan in every chunk).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Added text.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     /// Added tool-call pieces.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
     /// Other fields (`reasoning_content`…).
     #[serde(flatten)]
