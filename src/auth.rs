@@ -47,7 +47,7 @@
 //! # }
 //! ```
 
-use crate::error::ProxyError;
+use crate::error::{toml_key, InvalidConfig, ProxyError};
 use crate::secret::{constant_time_eq, Secret};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
@@ -161,26 +161,28 @@ impl AuthConfig {
         self
     }
 
-    /// Checks every key is at least [`MIN_KEY_LEN`] long.
-    pub fn validate(&self) -> Result<(), AuthConfigError> {
-        let plain = self.keys.iter();
-        let named = self.named.iter().filter_map(|n| match &n.key {
-            KeyMatch::Key(key) => Some(key),
-            KeyMatch::Sha256(_) => None,
-        });
-        match plain.chain(named).position(|k| k.len() < MIN_KEY_LEN) {
-            Some(index) => Err(AuthConfigError { index }),
-            None => Ok(()),
+    /// Checks every key is at least [`MIN_KEY_LEN`] long (a short one is named by position,
+    /// `keys[1]`, or by name, `named.alice.key`, never by value) and every name is neither
+    /// empty nor starts with `#` (the plain keys' names, `#0`, `#1`…).
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let short = format!("is shorter than {MIN_KEY_LEN} characters");
+        if let Some(index) = self.keys.iter().position(|k| k.len() < MIN_KEY_LEN) {
+            return Err(InvalidConfig::new(format!("keys[{index}]"), short));
         }
+        for named in &self.named {
+            if named.name.trim().is_empty() || named.name.starts_with('#') {
+                return Err(InvalidConfig::new(
+                    "named",
+                    "holds a name that is empty or starts with `#`",
+                ));
+            }
+            if matches!(&named.key, KeyMatch::Key(key) if key.len() < MIN_KEY_LEN) {
+                let field = format!("named.{}.key", toml_key(&named.name));
+                return Err(InvalidConfig::new(field, short));
+            }
+        }
+        Ok(())
     }
-}
-
-/// An [`AuthConfig`] holding a key that is too short (named by position, never by value).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("client key {index} is shorter than {MIN_KEY_LEN} characters")]
-pub struct AuthConfigError {
-    /// The key's position in the list.
-    pub index: usize,
 }
 
 /// Demands one of the configured client keys. With an empty list every request passes.
@@ -227,7 +229,7 @@ impl Keys {
 
 impl ClientAuthLayer {
     /// A layer accepting the keys of `config`, which is validated here.
-    pub fn new(config: AuthConfig) -> Result<Self, AuthConfigError> {
+    pub fn new(config: AuthConfig) -> Result<Self, InvalidConfig> {
         config.validate()?;
         let plain = config
             .keys
@@ -405,7 +407,14 @@ mod tests {
             .key(Secret::new("long-enough-key"))
             .key(Secret::new("tiny"));
         let err = ClientAuthLayer::new(config).unwrap_err();
-        assert_eq!(err.index, 1);
+        assert_eq!(err.field, "keys[1]");
         assert!(!err.to_string().contains("tiny"), "{err}");
+        let named = AuthConfig::default().named("alice", KeyMatch::Key(Secret::new("tiny")));
+        let err = ClientAuthLayer::new(named).unwrap_err();
+        assert_eq!(err.field, "named.alice.key");
+        assert!(!err.to_string().contains("tiny"), "{err}");
+        let hashed = KeyMatch::sha256_hex(&"ab".repeat(32)).unwrap();
+        let err = ClientAuthLayer::new(AuthConfig::default().named("#0", hashed)).unwrap_err();
+        assert_eq!(err.field, "named");
     }
 }

@@ -5,6 +5,8 @@
 //! Secrets ([`Secret`]) are redacted in `Debug` and when the config is shown in `/status`.
 
 use crate::cascade::CascadeConfig;
+use crate::error::toml_key;
+pub use crate::error::InvalidConfig;
 use crate::metrics::AlertRule;
 pub use crate::preset::Preset;
 use crate::rate_limit::RateLimit;
@@ -197,6 +199,27 @@ pub struct ClientKeyConfig {
 }
 
 impl ClientKeyConfig {
+    /// Checks the key's own shape (exactly one of `key` and `key_sha256`) and budget; its
+    /// length and name are the [`AuthConfig`](crate::auth::AuthConfig)'s to check, its rate
+    /// the [`RateLimitConfig`](crate::rate_limit::RateLimitConfig)'s. The error names the key
+    /// by `name` (`client_keys.alice.budget`), never by value.
+    pub fn validate(&self, name: &str) -> Result<(), InvalidConfig> {
+        let table = format!("client_keys.{}", toml_key(name));
+        if self.key_match().is_none() {
+            return Err(InvalidConfig::new(
+                table,
+                "needs exactly one of `key` or `key_sha256` (64 hex digits)",
+            ));
+        }
+        if self.budget.is_some_and(|b| !b.is_valid()) {
+            return Err(InvalidConfig::new(
+                format!("{table}.budget"),
+                "needs limits above zero",
+            ));
+        }
+        Ok(())
+    }
+
     /// How the key is recognised, if it is given one way or the other.
     pub fn key_match(&self) -> Option<crate::auth::KeyMatch> {
         match (&self.key, &self.key_sha256) {
@@ -300,17 +323,88 @@ pub enum ConfigError {
         /// The parser's explanation (names the key).
         message: String,
     },
-    /// A key has a value the proxy cannot use.
-    #[error("invalid config: `{key}` {problem}")]
-    Invalid {
-        /// The key.
-        key: &'static str,
-        /// What is wrong with it.
-        problem: String,
-    },
+    /// A key has a value the proxy cannot use: the key as written in the file
+    /// (`upstream_concurrency`, `cascade.concurrency`, `models."hy4".price`) and what is wrong.
+    #[error(transparent)]
+    Invalid(#[from] InvalidConfig),
 }
 
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
+/// The keys of the file that set [`UpstreamConfig`](crate::upstream::UpstreamConfig) fields
+/// of another name (`api_base`, `api_keys`, `connect_timeout`, `first_byte_timeout` and
+/// `fallback_models` keep theirs).
+const UPSTREAM_KEYS: &[(&str, &str)] = &[
+    ("key_cooldown", "upstream_key_cooldown"),
+    ("read_timeout", "request_timeout"),
+    ("concurrency", "upstream_concurrency"),
+    ("max_retries", "upstream_retries"),
+    ("retry_backoff", "upstream_retry_backoff_ms"),
+    ("queue_size", "upstream_queue_size"),
+    ("queue_timeout", "upstream_queue_timeout"),
+];
+
+/// The [`CascadeConfig`] fields set by top-level keys; the others are in `[cascade]`.
+const CASCADE_KEYS: &[(&str, &str)] = &[
+    ("vision_model", "vision_model"),
+    ("text_model", "text_model"),
+    ("", "cascade."),
+];
+
+/// The keys that set the description cache's [`CacheConfig`](crate::cache::CacheConfig).
+const CACHE_KEYS: &[(&str, &str)] = &[
+    ("max_entries", "cache_max_size"),
+    ("ttl", "cache_ttl"),
+    ("max_bytes", "cascade.cache_max_bytes"),
+    ("wait", "cascade.cache_wait_secs"),
+];
+
+/// The keys that set the [`AuthConfig`](crate::auth::AuthConfig).
+const AUTH_KEYS: &[(&str, &str)] = &[("keys", "client_api_keys"), ("named", "client_keys")];
+
+/// The keys that set the [`RateLimitConfig`](crate::rate_limit::RateLimitConfig) (a named
+/// key's own limit is `client_keys.<name>.rate_limit`).
+const RATE_LIMIT_KEYS: &[(&str, &str)] =
+    &[("global", "rate_limit"), ("per_key", "client_rate_limit")];
+
+/// The keys that set the [`MonitorConfig`](crate::metrics::MonitorConfig).
+const MONITOR_KEYS: &[(&str, &str)] = &[
+    ("max_points", "max_metric_points"),
+    ("window", "metric_window"),
+];
+
+/// The key that sets the [`UsageConfig`](crate::usage::UsageConfig).
+const USAGE_KEYS: &[(&str, &str)] = &[("label_limit", "usage_label_limit")];
+
+/// The keys that set the Messages and Responses ingresses' configs.
+const INGRESS_KEYS: &[(&str, &str)] = &[
+    ("aliases", "model_aliases"),
+    ("body_limit", "request_body_limit"),
+    ("store_limits.max_entries", "responses_store_entries"),
+    ("store_limits.max_bytes", "responses_store_bytes"),
+    ("store_limits.ttl", "responses_store_ttl"),
+];
+
+/// The key of the file that set a layer config's `field`, by `keys` (layer field → key): the
+/// whole field, or its first segment (`named.alice.key` → `client_keys.alice.key`); an entry
+/// with an empty field is a prefix for every other field (`concurrency` →
+/// `cascade.concurrency`). A field `keys` does not name keeps its name.
+fn key_of(field: &str, keys: &[(&str, &str)]) -> String {
+    for (from, to) in keys {
+        if from.is_empty() {
+            return format!("{to}{field}");
+        }
+        if field == *from {
+            return (*to).to_owned();
+        }
+        if let Some(rest) = field.strip_prefix(from) {
+            if rest.starts_with(['.', '[']) {
+                return format!("{to}{rest}");
+            }
+        }
+    }
+    field.to_owned()
+}
 
 impl Config {
     /// Parses TOML text (`origin` names it in errors).
@@ -368,14 +462,59 @@ impl Config {
         }
     }
 
-    /// Checks every key; the error names the first bad one.
+    /// Checks every key; the error names the first bad one as it is written in the file.
+    ///
+    /// The server's own keys (listening, client connections, monitoring, Redis, the request
+    /// log, …) are checked here. Every other key is checked by the config of the layer it
+    /// configures: each layer config is built as [`Proxy::new`](crate::Proxy::new) builds it
+    /// and its own `validate` runs, with the layer's field names turned back into the keys the
+    /// user wrote (`concurrency` → `upstream_concurrency`). So each rule lives in one place.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, problem: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                problem: problem.to_owned(),
+        self.validate_server_keys()?;
+        self.upstream_config()
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, UPSTREAM_KEYS)))?;
+        self.fix_config().validate().map_err(|e| e.within("fix"))?;
+        self.cascade_config()
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, CASCADE_KEYS)))?;
+        self.description_cache_config()
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, CACHE_KEYS)))?;
+        let table = self.model_table()?;
+        self.models_settings(table).validate()?;
+        self.auth_config()
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, AUTH_KEYS)))?;
+        self.rate_limit_config().validate().map_err(|e| {
+            e.renamed(|f| match f.strip_prefix("named.") {
+                Some(name) => format!("client_keys.{name}.rate_limit"),
+                None => key_of(f, RATE_LIMIT_KEYS),
             })
-        };
+        })?;
+        self.messages_config()?
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, INGRESS_KEYS)))?;
+        self.responses_config()?
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, INGRESS_KEYS)))?;
+        self.monitor_config()
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, MONITOR_KEYS)))?;
+        self.usage_config()
+            .validate()
+            .map_err(|e| e.renamed(|f| key_of(f, USAGE_KEYS)))?;
+        for (index, rule) in self.alert_rules.iter().enumerate() {
+            rule.validate()
+                .map_err(|e| e.within(&format!("alert_rules[{index}]")))?;
+        }
+        Ok(())
+    }
+
+    /// The keys no layer config checks: the listener, client connections, monitoring, the
+    /// named keys' own shape and budgets, Redis, the usage labels and the secrets' lengths.
+    fn validate_server_keys(&self) -> Result<(), InvalidConfig> {
+        let invalid = |key: &str, problem: &str| Err(InvalidConfig::new(key, problem));
         if self.host.trim().is_empty() {
             return invalid("host", "must not be empty");
         }
@@ -383,87 +522,32 @@ impl Config {
             return invalid("port", "must be between 1 and 65535");
         }
         if !LOG_LEVELS.contains(&self.log_level.to_ascii_lowercase().as_str()) {
-            return Err(ConfigError::Invalid {
-                key: "log_level",
-                problem: format!(
+            return invalid(
+                "log_level",
+                &format!(
                     "is `{}`; expected one of {}",
                     self.log_level,
                     LOG_LEVELS.join(", ")
                 ),
-            });
+            );
         }
-        let base = self.api_base();
-        if base.trim().is_empty() {
-            return invalid("api_base", "must not be empty");
-        }
-        match reqwest::Url::parse(base) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-            _ => return invalid("api_base", "must be an http:// or https:// URL"),
-        }
-        if self.text_model().trim().is_empty() {
-            return invalid("text_model", "must not be empty");
-        }
-        if self.vision_model().trim().is_empty() {
-            return invalid("vision_model", "must not be empty");
-        }
-        if self.cache_max_size == 0 {
-            return invalid("cache_max_size", "must be at least 1");
-        }
-        if self.cache_ttl == 0 {
-            return invalid("cache_ttl", "must be at least 1 second");
+        for origin in &self.cors_origins {
+            if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
+                return invalid("cors_origins", "holds a value that is not a valid origin");
+            }
         }
         if self.alert_check_interval == 0 {
             return invalid("alert_check_interval", "must be at least 1 second");
         }
-        if self.max_metric_points == 0 {
-            return invalid("max_metric_points", "must be at least 1");
-        }
-        if self.metric_window == 0 {
-            return invalid("metric_window", "must be at least 1 second");
-        }
         let mut names = std::collections::HashSet::new();
-        for rule in &self.alert_rules {
-            if let Err(err) = rule.validate() {
-                return Err(ConfigError::Invalid {
-                    key: "alert_rules",
-                    problem: format!("holds an invalid rule: {err}"),
-                });
-            }
-            if !names.insert(rule.name.as_str()) {
-                return Err(ConfigError::Invalid {
-                    key: "alert_rules",
-                    problem: format!("names `{}` twice", rule.name),
-                });
-            }
-        }
-        if self.request_timeout == 0 {
-            return invalid("request_timeout", "must be at least 1 second");
-        }
-        if self.connect_timeout == 0 {
-            return invalid("connect_timeout", "must be at least 1 second");
-        }
-        if self.first_byte_timeout == Some(0) {
-            return invalid("first_byte_timeout", "must be at least 1 second");
-        }
-        if self.upstream_queue_timeout == 0 {
-            return invalid("upstream_queue_timeout", "must be at least 1 second");
+        if let Some(rule) = self.alert_rules.iter().find(|r| !names.insert(&r.name)) {
+            return invalid("alert_rules", &format!("names `{}` twice", rule.name));
         }
         if self.request_body_timeout == 0 {
             return invalid("request_body_timeout", "must be at least 1 second");
         }
-        for (model, fallbacks) in &self.fallback_models {
-            if fallbacks.is_empty() || fallbacks.iter().any(|f| f.trim().is_empty() || f == model) {
-                return Err(ConfigError::Invalid {
-                    key: "fallback_models",
-                    problem: format!("`{model}` needs a list of other, non-empty model names"),
-                });
-            }
-        }
-        if self.upstream_key_cooldown == 0 {
-            return invalid("upstream_key_cooldown", "must be at least 1 second");
-        }
-        if self.api_keys.iter().any(|k| k.expose().trim().is_empty()) {
-            return invalid("api_keys", "holds an empty key");
+        if self.request_body_limit < 1024 {
+            return invalid("request_body_limit", "must be at least 1024 bytes");
         }
         if self.client_header_timeout == 0 {
             return invalid("client_header_timeout", "must be at least 1 second");
@@ -480,47 +564,8 @@ impl Config {
         if self.http2_max_header_list_size < 1024 {
             return invalid("http2_max_header_list_size", "must be at least 1024 bytes");
         }
-        if self.client_api_keys.iter().any(|k| k.len() < 8) {
-            return invalid("client_api_keys", "holds a key shorter than 8 characters");
-        }
-        if self.rate_limit.is_some_and(|l| !l.is_valid()) {
-            return invalid("rate_limit", "needs per_second > 0 and burst >= 1");
-        }
         for (name, key) in &self.client_keys {
-            let problem = if name.trim().is_empty() || name.starts_with('#') {
-                Some("a key's name must not be empty or start with `#`".to_owned())
-            } else if key.key_match().is_none() {
-                Some(format!(
-                    "`{name}` needs exactly one of `key` or `key_sha256` (64 hex digits)"
-                ))
-            } else if key.key.as_ref().is_some_and(|k| k.len() < 8) {
-                Some(format!("`{name}`'s key is shorter than 8 characters"))
-            } else if key.budget.is_some_and(|b| !b.is_valid()) {
-                Some(format!("`{name}`'s budget limits must be above zero"))
-            } else if key.rate_limit.is_some_and(|l| !l.is_valid()) {
-                Some(format!(
-                    "`{name}`'s rate_limit needs per_second > 0 and burst >= 1"
-                ))
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                return invalid("client_keys", &problem);
-            }
-        }
-        for (model, settings) in &self.models {
-            if settings.price.as_ref().is_some_and(|p| !p.is_valid()) {
-                return invalid(
-                    "models",
-                    &format!("`{model}`'s price needs figures >= 0 and a currency"),
-                );
-            }
-        }
-        if self.usage_label_limit == 0 {
-            return invalid("usage_label_limit", "must be at least 1");
-        }
-        if self.client_rate_limit.is_some_and(|l| !l.is_valid()) {
-            return invalid("client_rate_limit", "needs per_second > 0 and burst >= 1");
+            key.validate(name)?;
         }
         if self.redis_timeout_ms == 0 {
             return invalid("redis_timeout_ms", "must be at least 1");
@@ -531,65 +576,11 @@ impl Config {
         if self.redis_url.as_ref().is_some_and(|u| u.is_empty()) {
             return invalid("redis_url", "must not be empty when set");
         }
-        if self.upstream_concurrency == 0 {
-            return invalid("upstream_concurrency", "must be at least 1");
-        }
-        if self.request_body_limit < 1024 {
-            return invalid("request_body_limit", "must be at least 1024 bytes");
-        }
         if self.responses_secret.as_ref().is_some_and(|s| s.len() < 16) {
             return invalid("responses_secret", "must be at least 16 characters");
         }
-        if self.responses_store_entries == 0 {
-            return invalid("responses_store_entries", "must be at least 1");
-        }
-        if self.responses_store_bytes < 1024 {
-            return invalid("responses_store_bytes", "must be at least 1024 bytes");
-        }
-        if self.responses_store_ttl == 0 {
-            return invalid("responses_store_ttl", "must be at least 1 second");
-        }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 8) {
             return invalid("admin_token", "must be at least 8 characters");
-        }
-        if let Err(err) = self.fix_config().validate() {
-            return Err(ConfigError::Invalid {
-                key: "fix",
-                problem: err.0,
-            });
-        }
-        if let Err(err) = self.cascade_config().validate() {
-            return Err(ConfigError::Invalid {
-                key: err.key,
-                problem: err.problem,
-            });
-        }
-        if let Err(err) = self.model_table() {
-            return Err(ConfigError::Invalid {
-                key: "models",
-                problem: err.to_string(),
-            });
-        }
-        if self
-            .reasoning_placeholder
-            .as_ref()
-            .is_some_and(|p| p.trim().is_empty())
-        {
-            return invalid("reasoning_placeholder", "must not be blank when set");
-        }
-        let mut aliases = crate::ingress::ModelAliases::new();
-        for (pattern, model) in &self.model_aliases {
-            if let Err(err) = aliases.insert(pattern.clone(), model.clone()) {
-                return Err(ConfigError::Invalid {
-                    key: "model_aliases",
-                    problem: err.to_string(),
-                });
-            }
-        }
-        for origin in &self.cors_origins {
-            if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
-                return invalid("cors_origins", "holds a value that is not a valid origin");
-            }
         }
         Ok(())
     }
@@ -599,6 +590,7 @@ impl Config {
     pub fn fix_config(&self) -> crate::fix::FixConfig {
         let mut fix = self.fix.clone();
         fix.policy.get_or_insert(self.upstream.fix_policy());
+        fix.vision = self.cascade_config().vision_models();
         fix
     }
 
@@ -648,10 +640,9 @@ impl Config {
         }
     }
 
-    /// The built-in model table with the `[models."<id>"]` tables laid over it.
-    pub fn model_table(
-        &self,
-    ) -> Result<crate::models::ModelTable, crate::models::ModelConfigError> {
+    /// The built-in model table with the `[models."<id>"]` tables laid over it (a table that
+    /// cannot be used is named: `models."glm-6".like`).
+    pub fn model_table(&self) -> Result<crate::models::ModelTable, InvalidConfig> {
         crate::models::ModelTable::builtin().configure(&self.models)
     }
 
@@ -661,16 +652,116 @@ impl Config {
         if self.upstream.is_legacy() {
             return None;
         }
+        Some(self.models_settings(self.model_table().ok()?))
+    }
+
+    /// The model-profile layer's settings over `table`, whatever the preset.
+    fn models_settings(&self, table: crate::models::ModelTable) -> crate::models::ModelsConfig {
         let defaults = crate::models::ModelsConfig::default();
-        Some(crate::models::ModelsConfig {
-            table: std::sync::Arc::new(self.model_table().ok()?),
+        crate::models::ModelsConfig {
+            table: std::sync::Arc::new(table),
             forced_tool_choice: self.forced_tool_choice,
             reasoning_placeholder: self
                 .reasoning_placeholder
                 .clone()
                 .unwrap_or(defaults.reasoning_placeholder),
             memory_bytes: self.reasoning_memory_bytes,
-        })
+        }
+    }
+
+    /// The in-process monitor's window: `max_metric_points` samples over `metric_window`.
+    pub fn monitor_config(&self) -> crate::metrics::MonitorConfig {
+        crate::metrics::MonitorConfig {
+            max_points: self.max_metric_points,
+            window: Duration::from_secs(self.metric_window),
+        }
+    }
+
+    /// The usage layer's settings: `usage_label_limit`.
+    pub fn usage_config(&self) -> crate::usage::UsageConfig {
+        crate::usage::UsageConfig {
+            label_limit: self.usage_label_limit,
+        }
+    }
+
+    /// The client keys: `client_api_keys`, then the named keys (`[client_keys.<name>]`)
+    /// whose `key` or `key_sha256` is usable.
+    pub fn auth_config(&self) -> crate::auth::AuthConfig {
+        let mut auth = crate::auth::AuthConfig::new(self.client_api_keys.clone());
+        for (name, key) in &self.client_keys {
+            if let Some(key) = key.key_match() {
+                auth = auth.named(name.clone(), key);
+            }
+        }
+        auth
+    }
+
+    /// The rate limits: `rate_limit`, `client_rate_limit` and each named key's `rate_limit`.
+    pub fn rate_limit_config(&self) -> crate::rate_limit::RateLimitConfig {
+        crate::rate_limit::RateLimitConfig {
+            global: self.rate_limit,
+            per_key: self.client_rate_limit,
+            named: self
+                .client_keys
+                .iter()
+                .filter_map(|(name, key)| Some((name.clone(), key.rate_limit?)))
+                .collect(),
+        }
+    }
+
+    /// The Messages ingress's settings: TokenHub keeps reasoning in history and takes the
+    /// thinking switch; `claude-*` names go to the text model unless `model_aliases` says
+    /// otherwise. A malformed alias is named (`model_aliases."claude-*"`).
+    pub fn messages_config(
+        &self,
+    ) -> Result<crate::ingress::messages::MessagesConfig, InvalidConfig> {
+        use crate::ingress::messages::MessagesConfig;
+        let messages = match self.upstream {
+            Preset::Hunyuan => MessagesConfig::default(),
+            _ => MessagesConfig::tokenhub(),
+        };
+        Ok(messages
+            .with_body_limit(self.request_body_limit)
+            .with_aliases(self.model_aliases_after("claude-*")?))
+    }
+
+    /// `default` (a client's own model names) → `text_model`, then `model_aliases`, which may
+    /// override it.
+    fn model_aliases_after(
+        &self,
+        default: &str,
+    ) -> Result<crate::ingress::ModelAliases, InvalidConfig> {
+        let mut aliases = crate::ingress::ModelAliases::new();
+        let text = (default.to_owned(), self.text_model().to_owned());
+        for (pattern, model) in std::iter::once(text).chain(self.model_aliases.clone()) {
+            aliases
+                .insert(pattern, model)
+                .map_err(|e| InvalidConfig::from(e).renamed(|f| key_of(f, INGRESS_KEYS)))?;
+        }
+        Ok(aliases)
+    }
+
+    /// The Responses ingress's settings: TokenHub keeps reasoning in history and takes
+    /// `reasoning.effort` and `text.format`; `gpt-*` names (Codex's defaults) go to the text
+    /// model unless `model_aliases` says otherwise; reasoning is sealed under
+    /// `responses_secret` (or a per-process secret). A malformed alias is named
+    /// (`model_aliases."gpt-*"`).
+    pub fn responses_config(
+        &self,
+    ) -> Result<crate::ingress::responses::ResponsesConfig, InvalidConfig> {
+        use crate::ingress::responses::ResponsesConfig;
+        let responses = match self.upstream {
+            Preset::Hunyuan => ResponsesConfig::default(),
+            _ => ResponsesConfig::tokenhub(),
+        };
+        let mut responses = responses
+            .with_body_limit(self.request_body_limit)
+            .with_store_limits(self.responses_store_limits())
+            .with_aliases(self.model_aliases_after("gpt-*")?);
+        if let Some(secret) = &self.responses_secret {
+            responses = responses.with_secret(secret.expose());
+        }
+        Ok(responses)
     }
 
     /// The upstream settings: base URL, key, timeouts, concurrency, queue and retries.
@@ -773,7 +864,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(zero.contains("`alice`'s rate_limit"), "{zero}");
+        assert!(zero.contains("`client_keys.alice.rate_limit`"), "{zero}");
         assert!(!zero.contains("sk-alice"), "{zero}");
     }
 
@@ -996,7 +1087,159 @@ mod tests {
         assert_eq!(legacy.policy(), crate::fix::FixPolicy::Legacy);
         assert_eq!(legacy.prefill, crate::fix::PrefillMode::FoldIntoUser);
         let bad = Config::from_toml_str("[fix]\nmax_messages = 1\n", "test").unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("`fix`"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`fix.max_messages`"));
         assert!(Config::from_toml_str("[fix.rules]\nunknown = true\n", "test").is_err());
+    }
+
+    /// The message of `text`'s validation error (the text must parse).
+    fn refusal(text: &str) -> String {
+        Config::from_toml_str(text, "t.toml")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_naming_the_key_the_user_wrote() {
+        for (text, key) in [
+            // Checked by the upstream's config, named by the file's keys.
+            ("upstream_concurrency = 0", "`upstream_concurrency`"),
+            ("request_timeout = 0", "`request_timeout`"),
+            ("connect_timeout = 0", "`connect_timeout`"),
+            ("first_byte_timeout = 0", "`first_byte_timeout`"),
+            ("upstream_queue_timeout = 0", "`upstream_queue_timeout`"),
+            ("upstream_key_cooldown = 0", "`upstream_key_cooldown`"),
+            ("api_base = \"ftp://h/v1\"", "`api_base`"),
+            ("api_keys = [\" \"]", "`api_keys`"),
+            ("api_key = \"sk-\\nx\"", "`api_key`"),
+            // The description cache's config.
+            ("cache_max_size = 0", "`cache_max_size`"),
+            ("cache_ttl = 0", "`cache_ttl`"),
+            (
+                "[cascade]\ncache_max_bytes = 0",
+                "`cascade.cache_max_bytes`",
+            ),
+            (
+                "[cascade]\ncache_wait_secs = 0",
+                "`cascade.cache_wait_secs`",
+            ),
+            // The cascade's and the fixer's tables.
+            ("[cascade]\nmax_images = 0", "`cascade.max_images`"),
+            ("text_model = \" \"", "`text_model`"),
+            ("[fix]\ncontinue_text = \"\"", "`fix.continue_text`"),
+            ("[fix]\nmax_messages = 1", "`fix.max_messages`"),
+            // The auth and rate-limit layers.
+            (
+                "client_api_keys = [\"long-enough\", \"short\"]",
+                "`client_api_keys[1]`",
+            ),
+            (
+                "[client_keys.bob]\nkey = \"short\"",
+                "`client_keys.bob.key`",
+            ),
+            (
+                "rate_limit = { per_second = 0.0, burst = 1 }",
+                "`rate_limit`",
+            ),
+            (
+                "client_rate_limit = { per_second = 1.0, burst = 0 }",
+                "`client_rate_limit`",
+            ),
+            // The models table, the named keys, the ingresses, the alert rules.
+            (
+                "[models.\"hy4\"]\nprice = { input = -1.0, output = 1.0 }",
+                "`models.\"hy4\".price`",
+            ),
+            (
+                "[client_keys.alice]\nkey = \"sk-alice-0123\"\nbudget = { tokens_per_day = 0 }",
+                "`client_keys.alice.budget`",
+            ),
+            (
+                "[model_aliases]\n\"cl*ude\" = \"hy4\"",
+                "`model_aliases.\"cl*ude\"`",
+            ),
+            ("responses_store_bytes = 10", "`responses_store_bytes`"),
+            ("reasoning_placeholder = \" \"", "`reasoning_placeholder`"),
+            ("max_metric_points = 0", "`max_metric_points`"),
+            ("metric_window = 0", "`metric_window`"),
+            ("usage_label_limit = 0", "`usage_label_limit`"),
+            (
+                "[[alert_rules]]\nname = \"x\"\nmetric = \"error_rate\"\ncondition = \"gt\"\n\
+                 threshold = 0.5\nhysteresis = 2.0\n",
+                "`alert_rules[0].hysteresis`",
+            ),
+        ] {
+            let err = refusal(text);
+            assert!(err.contains(key), "{text:?}: {err}");
+            assert!(!err.contains("sk-alice"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_empty_fallback_list_is_refused_as_before() {
+        // `Config::validate` refused it, the upstream's own config took it: one rule now.
+        let err = refusal("[fallback_models]\nhy4 = []");
+        assert!(err.contains("`fallback_models.\"hy4\"`"), "{err}");
+        let err = refusal("[fallback_models]\nhy4 = [\"hy4\"]");
+        assert!(err.contains("`fallback_models.\"hy4\"`"), "{err}");
+        let ok = Config::from_toml_str("[fallback_models]\nhy4 = [\"hy3\"]", "t.toml").unwrap();
+        ok.validate().unwrap();
+        crate::upstream::Upstream::new(ok.upstream_config()).unwrap();
+        let empty = Config::from_toml_str("[fallback_models]\nhy4 = []", "t.toml").unwrap();
+        assert!(empty.upstream_config().validate().is_err());
+    }
+
+    #[test]
+    fn a_small_response_store_is_refused_by_the_layer_too() {
+        // The server refused fewer than 1024 bytes, the Responses layer only 0.
+        let c = Config::from_toml_str("responses_store_bytes = 10", "t.toml").unwrap();
+        assert!(c.responses_config().unwrap().validate().is_err());
+    }
+
+    #[test]
+    fn a_named_keys_name_may_not_look_like_a_plain_keys() {
+        let hex = "ab".repeat(32);
+        let err = refusal(&format!("[client_keys.\"#0\"]\nkey_sha256 = \"{hex}\""));
+        assert!(err.contains("`client_keys`"), "{err}");
+        let err = refusal("[client_keys.carol]\nkey = \"sk-carol-0123\"\nkey_sha256 = \"00\"");
+        assert!(err.contains("`client_keys.carol`"), "{err}");
+    }
+
+    #[test]
+    fn the_fixer_and_the_cascade_agree_on_who_sees_images() {
+        for preset in ["tokenhub", "tokenhub-intl", "tokenplan", "hunyuan"] {
+            let c = Config::from_toml_str(&format!("upstream = \"{preset}\""), "t.toml").unwrap();
+            let (cascade, fix) = (c.cascade_config(), c.fix_config());
+            let table = crate::models::ModelTable::builtin();
+            let names = table.entries().map(|(id, _)| id).chain(
+                [
+                    c.vision_model(),
+                    c.text_model(),
+                    "hunyuan-vision-1.5-instruct",
+                    "x-vision",
+                ]
+                .map(str::to_owned),
+            );
+            for model in names {
+                assert_eq!(
+                    fix.vision.sees_images(&model),
+                    cascade.sees_images(&model),
+                    "{preset}: {model}"
+                );
+            }
+        }
+        // TokenHub: the table decides, not the name; the legacy preset keeps its naming rule.
+        let hub = Config::default().fix_config().vision;
+        assert!(hub.sees_images("hy4") && !hub.sees_images("hy3"));
+        let legacy = Config::from_toml_str("upstream = \"hunyuan\"", "t.toml")
+            .unwrap()
+            .fix_config()
+            .vision;
+        assert!(legacy.sees_images("hunyuan-vision-1.5-instruct") && !legacy.sees_images("hy4"));
     }
 }

@@ -1,4 +1,5 @@
-//! The crate's one error type and OpenAI's error envelope.
+//! The crate's one error type and OpenAI's error envelope, and [`InvalidConfig`], the one
+//! shape of a layer config that cannot be used.
 //!
 //! Every error a client sees is rendered as OpenAI's envelope
 //! `{"error":{"message","type","param","code"}}` with a fitting HTTP status. Each
@@ -302,9 +303,97 @@ impl IntoResponse for ProxyError {
     }
 }
 
+/// A config value a layer (or the server) cannot use: which key, and what is wrong with it.
+///
+/// Every layer config's `validate` answers with this one shape. `field` is the key as the user
+/// wrote it: a layer config's own field name (`concurrency`) when the layer is built by hand,
+/// the server's TOML key (`upstream_concurrency`, `fix.max_messages`,
+/// `models."glm-5.2".price`, `client_keys.alice.budget`) when the server built it. Values are
+/// never quoted in `problem`, so secrets stay out of it.
+///
+/// ```
+/// use hunyuan_proxy::error::InvalidConfig;
+///
+/// let err = InvalidConfig::new("max_messages", "must be at least 2").within("fix");
+/// assert_eq!(err.field, "fix.max_messages");
+/// assert_eq!(err.to_string(), "invalid config: `fix.max_messages` must be at least 2");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config: `{field}` {problem}")]
+pub struct InvalidConfig {
+    /// The key, as a TOML key path (`cascade.concurrency`, `models."hy4".price`).
+    pub field: String,
+    /// What is wrong with its value, as the end of a sentence (`must be at least 1`).
+    pub problem: String,
+}
+
+impl InvalidConfig {
+    /// `field` cannot be used because of `problem`.
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        InvalidConfig {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The same problem with the field inside `table`: `max_messages` → `fix.max_messages`.
+    #[must_use]
+    pub fn within(mut self, table: &str) -> Self {
+        self.field = format!("{table}.{}", self.field);
+        self
+    }
+
+    /// The same problem with the field renamed by `name` (the key the user wrote for it).
+    #[must_use]
+    pub fn renamed(mut self, name: impl FnOnce(&str) -> String) -> Self {
+        self.field = name(&self.field);
+        self
+    }
+}
+
+impl From<crate::ingress::AliasError> for InvalidConfig {
+    /// A malformed alias, named by its pattern (`aliases."claude-*"`).
+    fn from(err: crate::ingress::AliasError) -> Self {
+        use crate::ingress::AliasError;
+        let (pattern, problem) = match err {
+            AliasError::Empty(pattern) => (pattern, "must name a model, and not be empty itself"),
+            AliasError::Wildcard(pattern) => (pattern, "may hold `*` only at its end"),
+        };
+        InvalidConfig::new(format!("aliases.{pattern:?}"), problem)
+    }
+}
+
+/// `name` as one segment of a TOML key path: bare when TOML allows it (`alice`), quoted
+/// otherwise (`"glm-5.2"`).
+pub fn toml_key(name: &str) -> std::borrow::Cow<'_, str> {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(format!("{name:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_keys_are_written_as_toml_key_paths() {
+        assert_eq!(toml_key("alice"), "alice");
+        assert_eq!(toml_key("glm-5.2"), "\"glm-5.2\"");
+        assert_eq!(toml_key("claude-*"), "\"claude-*\"");
+        assert_eq!(toml_key(""), "\"\"");
+        let err = InvalidConfig::new("concurrency", "must be at least 1")
+            .renamed(|f| format!("upstream_{f}"));
+        assert_eq!(
+            err.to_string(),
+            "invalid config: `upstream_concurrency` must be at least 1"
+        );
+    }
 
     #[test]
     fn envelope_has_openai_shape() {

@@ -8,6 +8,8 @@
 //! | type | written by | into | read by |
 //! |---|---|---|---|
 //! | [`ParsedChat`](crate::chat::ParsedChat) (the request, and the client's bytes while unchanged) | [`ParseLayer`](crate::chat::ParseLayer); [`FixLayer`](crate::fix::FixLayer) and [`CascadeLayer`](crate::cascade::CascadeLayer) when they parse or put back a request; [`CompletionsService`](crate::ingress::completions::CompletionsService) and the ingress layers ([`MessagesLayer`](crate::ingress::messages::MessagesLayer), [`ResponsesLayer`](crate::ingress::responses::ResponsesLayer)), from the translated request | request | [`FixLayer`](crate::fix::FixLayer), [`CascadeLayer`](crate::cascade::CascadeLayer), [`Upstream`](crate::upstream::Upstream) (forwards the client's bytes when they are still there) |
+//! | [`TypedAnswer`](crate::chat::TypedAnswer) (the caller takes a whole answer typed) | [`CompletionsService`](crate::ingress::completions::CompletionsService) and the ingress layers ([`MessagesLayer`](crate::ingress::messages::MessagesLayer), [`ResponsesLayer`](crate::ingress::responses::ResponsesLayer)) | request | [`ModelsLayer`](crate::models::ModelsLayer), [`FixLayer`](crate::fix::FixLayer) (hand a JSON answer on as a `ChatAnswer`) |
+//! | [`ChatAnswer`](crate::chat::ChatAnswer) (a whole answer, parsed once, fixed; the body is the same answer, serialized only if read) | [`ModelsLayer`](crate::models::ModelsLayer), [`FixLayer`](crate::fix::FixLayer) | response | [`FixLayer`](crate::fix::FixLayer) (fixes it as it lies), [`CompletionsService`](crate::ingress::completions::CompletionsService), [`MessagesLayer`](crate::ingress::messages::MessagesLayer), [`ResponsesLayer`](crate::ingress::responses::ResponsesLayer) |
 //! | [`DialectShaped`](crate::ingress::DialectShaped) | an ingress's error answers ([`MessagesLayer`](crate::ingress::messages::MessagesLayer)) | response | [`DialectErrorsLayer`](crate::ingress::DialectErrorsLayer) (leaves them alone) |
 //! | [`BodyLimit`](crate::chat::BodyLimit), [`BodyReadTimeout`](crate::chat::parse::BodyReadTimeout) | [`Proxy::router`](crate::Proxy::router) | request | [`take_chat`](crate::chat::take_chat) (every layer that reads a body) |
 //! | [`FixReport`] | [`FixLayer`](crate::fix::FixLayer) | request and response | [`MetricsLayer`](crate::metrics::MetricsLayer) |
@@ -64,7 +66,11 @@ mod tests {
             "CascadeLayer",
             &["src/cascade/service.rs", "src/cascade/stream.rs"],
         ),
-        ("CompletionsService", &["src/ingress/completions.rs"]),
+        (
+            "CompletionsService",
+            &["src/ingress/completions.rs", "src/ingress/handoff.rs"],
+        ),
+        ("ModelsLayer", &["src/models"]),
         ("Upstream", &["src/upstream"]),
         ("Proxy::router", &["src/server/router.rs"]),
         ("take_chat", &["src/chat/parse.rs"]),

@@ -13,68 +13,45 @@
 //! - [`stack`]: the ready-made chat stack ([`ChatStack::builder`]) and the order of its layers.
 //! - [`metrics`]: [`metrics::MetricsLayer`], the in-process monitor and alert rules.
 //! - [`health`]: [`health::HealthLayer`] and the component health checks.
-//! - [`anthropic`]: the Anthropic Messages API ingress, in front of the chat stack;
-//!   [`ingress`]: what every client dialect's ingress shares.
+//! - [`ingress`]: the client dialects in front of the chat stack: the Anthropic Messages API
+//!   ([`ingress::messages`], Claude Code), the OpenAI Responses API ([`ingress::responses`],
+//!   Codex CLI), legacy completions ([`ingress::completions`]), and what they share.
 //! - [`server`]: the whole proxy as an axum `Router`, and its server loop ([`Proxy::serve`]).
 //! - [`config`]: the server's configuration (TOML, environment, flags).
 //! - [`secret`], [`preset`]: secrets that never show, and the upstreams known by name.
-//! - [`error`]: the one error type and OpenAI's envelope.
+//! - [`error`]: the one error type and OpenAI's envelope; [`error::InvalidConfig`], the one
+//!   shape of a config value that cannot be used.
 //! - [`extensions`]: the typed facts layers leave for each other in request and response
 //!   extensions.
 //! - [`auth`], [`rate_limit`]: client keys and request-rate limits.
 //! - [`replica`]: state shared by several replicas through Redis (description cache, rate
 //!   limits, the upstream cap, stored responses) and the failure policy when Redis goes away.
-//! - [`responses`]: the OpenAI Responses API translated to and from chat (Codex CLI).
 //! - [`usage`]: tokens and cost per model and client key, budgets, the request log.
 //!
 //! ## The default stack
 //!
-//! What [`Proxy::router`] builds, outermost first. The app-wide layers wrap every route; the
-//! chat layers are [`ChatStack`] (built with [`ChatStack::builder`]), the service mounted at
-//! `POST /v1/chat/completions`. Each layer is public and usable alone. The layers talk through
-//! typed request and response extensions: which layer writes and which reads each one is the
+//! [`Proxy::router`] wraps the routes in the app-wide layers (metrics, CORS, tracing, panic
+//! catching, health), the client routes in theirs (dialect errors, client keys, usage, the
+//! Redis guard, rate limits), mounts each dialect's ingress in front of the chat stack
+//! ([`ChatStack`], built with [`ChatStack::builder`]: parse, fix, model profiles, cascade),
+//! which ends in [`upstream::Upstream`]. The order, what each layer does and where it lives
+//! are pictured once, in the repository's `docs/architecture.md` ("The stack, outermost
+//! first"); which layer writes and which reads each request and response extension is the
 //! contract in [`extensions`], its only copy.
 //!
-//! ```text
-//!  client
-//!    │
-//!    ▼        app-wide (Proxy::router, or `.layer(...)` on your own axum Router)
-//!  MetricsLayer ........ counts every request when its body ends
-//!  CORS, trace, catch-panic (tower-http)
-//!  HealthLayer ......... answers GET /health, /health/live, /health/ready; passes the rest on
-//!    │
-//!    ▼        the /v1 routes only
-//!  DialectErrorsLayer .. on /v1/messages*: the refusals below in Anthropic's shape
-//!  ClientAuthLayer ..... client keys
-//!  UsageLayer .......... budgets before, usage charged and logged when the body ends
-//!  RateLimitLayer ...... global and per-key rates
-//!    │
-//!    ▼        /v1/messages only
-//!  MessagesLayer ....... Anthropic request → chat request; the answer (and stream) back
-//!    │
-//!    ▼        ChatStack: the ChatService at /v1/chat/completions (and behind /v1/messages)
-//!  ParseLayer .......... body limit, content type, one parse
-//!  FixLayer ............ conversations Hunyuan accepts; answers rewritten event by event
-//!  ModelsLayer ......... the target model's profile: thinking, effort, refused fields, replay
-//!  CascadeLayer ........ images → descriptions for models that cannot see (legacy: model switch)
-//!    │  └─ describer: CacheLayer ─▶ Describer ─▶ vision model   (any Service<DescribeRequest>)
-//!  Upstream ............ one pooled client, bounded queue, retries before the first byte
-//!    │
-//!    ▼
-//!  Hunyuan
-//! ```
-//!
-//! The layers: [`metrics::MetricsLayer`], [`health::HealthLayer`],
-//! [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`], [`usage::UsageLayer`],
-//! [`rate_limit::RateLimitLayer`],
-//! [`anthropic::MessagesLayer`], [`chat::ParseLayer`],
-//! [`fix::FixLayer`], [`models::ModelsLayer`] (TokenHub presets),
+//! The public layers, each usable alone: [`metrics::MetricsLayer`],
+//! [`health::HealthLayer`], [`ingress::DialectErrorsLayer`], [`auth::ClientAuthLayer`],
+//! [`usage::UsageLayer`], [`replica::RedisGuardLayer`], [`rate_limit::RateLimitLayer`],
+//! [`ingress::messages::MessagesLayer`], [`ingress::responses::ResponsesLayer`],
+//! [`chat::ParseLayer`], [`fix::FixLayer`], [`models::ModelsLayer`] (TokenHub presets),
 //! [`cascade::CascadeLayer`] (its describer: [`cache::CacheLayer`] around
-//! [`cascade::Describer`]) and [`upstream::Upstream`]. Each takes its own config
+//! [`cascade::Describer`]) and the service [`upstream::Upstream`]. Each takes its own config
 //! ([`fix::FixConfig`], [`cascade::CascadeConfig`], [`cache::CacheConfig`],
-//! [`upstream::UpstreamConfig`], [`metrics::MetricsConfig`], [`health::HealthConfig`]),
-//! validated when the layer is built; the server's [`Config`] composes them, and only the
-//! [`config`] and [`server`] modules know it.
+//! [`upstream::UpstreamConfig`], [`metrics::MetricsConfig`], [`health::HealthConfig`], …),
+//! validated when the layer is built, every one refusing a bad value with the one
+//! [`error::InvalidConfig`] shape; the server's [`Config`] composes them (its
+//! [`validate`](Config::validate) runs each layer's check), and only the [`config`] and
+//! [`server`] modules know it.
 //!
 //! Request tracing: the router's request span, the upstream attempts, the slot wait and the
 //! image descriptions are `tracing` spans named by the OpenTelemetry conventions;
@@ -141,7 +118,7 @@ pub use ingress::responses;
 pub use config::Config;
 pub use error::ProxyError;
 pub use server::Proxy;
-pub use stack::{ChatService, ChatStack, ChatStackBuilder, StackError};
+pub use stack::{ChatService, ChatStack, ChatStackBuilder};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

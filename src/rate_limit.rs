@@ -25,7 +25,7 @@
 //! ```
 
 use crate::auth::{ClientKey, ClientName};
-use crate::error::ProxyError;
+use crate::error::{toml_key, InvalidConfig, ProxyError};
 use crate::replica::{FailureMode, Redis, RedisUnavailable};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
@@ -217,27 +217,24 @@ impl RateLimitConfig {
         self.global.is_none() && self.per_key.is_none() && self.named.is_empty()
     }
 
-    /// Checks each limit can ever admit a request.
-    pub fn validate(&self) -> Result<(), RateLimitConfigError> {
+    /// Checks each limit can ever admit a request; the error names the limit (`global`,
+    /// `per_key`, `named.alice`).
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let problem = "needs per_second > 0 and burst >= 1";
         if self.global.is_some_and(|l| !l.is_valid()) {
-            return Err(RateLimitConfigError { which: "global" });
+            return Err(InvalidConfig::new("global", problem));
         }
         if self.per_key.is_some_and(|l| !l.is_valid()) {
-            return Err(RateLimitConfigError { which: "per_key" });
+            return Err(InvalidConfig::new("per_key", problem));
         }
-        if self.named.values().any(|l| !l.is_valid()) {
-            return Err(RateLimitConfigError { which: "named key" });
+        if let Some((name, _)) = self.named.iter().find(|(_, l)| !l.is_valid()) {
+            return Err(InvalidConfig::new(
+                format!("named.{}", toml_key(name)),
+                problem,
+            ));
         }
         Ok(())
     }
-}
-
-/// A [`RateLimitConfig`] with a limit that admits nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the {which} rate limit needs per_second > 0 and burst >= 1")]
-pub struct RateLimitConfigError {
-    /// `global`, `per_key` or `named key`.
-    pub which: &'static str,
 }
 
 /// Buckets kept in Redis, shared by every replica (see [`RateLimitLayer::shared`]).
@@ -340,7 +337,7 @@ pub struct RateLimitLayer {
 
 impl RateLimitLayer {
     /// A layer with the limits of `config`, which is validated here.
-    pub fn new(config: RateLimitConfig) -> Result<Self, RateLimitConfigError> {
+    pub fn new(config: RateLimitConfig) -> Result<Self, InvalidConfig> {
         config.validate()?;
         let now = Instant::now();
         Ok(RateLimitLayer {
@@ -364,7 +361,7 @@ impl RateLimitLayer {
     /// never the secret), counted on Redis server time. While Redis
     /// does not answer, the in-process buckets are used in local mode and requests are refused
     /// with 503 in closed mode.
-    pub fn shared(config: RateLimitConfig, redis: Redis) -> Result<Self, RateLimitConfigError> {
+    pub fn shared(config: RateLimitConfig, redis: Redis) -> Result<Self, InvalidConfig> {
         if config.is_empty() {
             return Self::new(config);
         }
@@ -519,7 +516,7 @@ mod tests {
     fn a_limit_that_admits_nothing_is_refused_when_the_layer_is_built() {
         let err = RateLimitLayer::new(RateLimitConfig::default().per_key(RateLimit::new(0.0, 1)))
             .unwrap_err();
-        assert_eq!(err.which, "per_key");
+        assert_eq!(err.field, "per_key");
         assert!(
             RateLimitLayer::new(RateLimitConfig::default().global(RateLimit::new(1.0, 0))).is_err()
         );
@@ -600,6 +597,6 @@ mod tests {
         let err =
             RateLimitLayer::new(RateLimitConfig::default().named("alice", RateLimit::new(1.0, 0)))
                 .unwrap_err();
-        assert_eq!(err.which, "named key");
+        assert_eq!(err.field, "named.alice");
     }
 }

@@ -1,8 +1,6 @@
-//! The ready-made chat stack: the layers in their documented order, ending in the upstream.
-//!
-//! ```text
-//! request ─▶ ParseLayer ─▶ [FixLayer] ─▶ [ModelsLayer] ─▶ [CascadeLayer] ─▶ Upstream ─▶ Hunyuan
-//! ```
+//! The ready-made chat stack: parse, fix, model profiles and cascade, ending in the upstream
+//! (their place in the whole server's stack is pictured once, in the repository's
+//! `docs/architecture.md`).
 //!
 //! Which extension each layer writes and reads is the contract in [`extensions`](crate::extensions)
 //! (the only copy). [`ChatStack::builder`] builds it from the layers' own configs, no server
@@ -33,10 +31,11 @@
 //! `examples/custom_stack.rs` does all four.
 
 use crate::cache::{CacheConfig, CacheHandle, DynStore};
-use crate::cascade::{CascadeConfig, CascadeLayer, CascadeLayerError, Description};
+use crate::cascade::{CascadeConfig, CascadeLayer, Description};
 use crate::chat::{ParseLayer, DEFAULT_BODY_LIMIT};
-use crate::fix::{FixConfig, FixConfigError, FixLayer};
-use crate::models::{ModelsConfig, ModelsConfigError, ModelsLayer};
+use crate::error::InvalidConfig;
+use crate::fix::{FixConfig, FixLayer};
+use crate::models::{ModelsConfig, ModelsLayer};
 use crate::upstream::Upstream;
 use axum::body::Body;
 use http::{Request, Response};
@@ -164,12 +163,20 @@ impl ChatStackBuilder {
     }
 
     /// Validates the configs and builds the stack, outermost first: parse, fix, models,
-    /// cascade, upstream.
-    pub fn build(self) -> Result<ChatStack, StackError> {
+    /// cascade, upstream. A bad field is named within its layer's table (`fix.max_messages`,
+    /// `cascade.concurrency`, `cascade.cache.ttl`, `models.reasoning_placeholder`).
+    pub fn build(self) -> Result<ChatStack, InvalidConfig> {
         let parse = ParseLayer::new(self.body_limit).log_bodies(self.log_bodies);
-        let fix = self.fix.map(FixLayer::new).transpose()?;
+        let fix = self
+            .fix
+            .map(FixLayer::new)
+            .transpose()
+            .map_err(|e| e.within("fix"))?;
         let models = match (
-            self.models.map(ModelsLayer::new).transpose()?,
+            self.models
+                .map(ModelsLayer::new)
+                .transpose()
+                .map_err(|e| e.within("models"))?,
             self.models_redis,
         ) {
             (Some(layer), Some(redis)) => Some(layer.with_redis(redis)),
@@ -179,10 +186,11 @@ impl ChatStackBuilder {
             Some(config) => {
                 let (layer, handle) = match self.store {
                     Some(CustomStore(store)) => {
-                        CascadeLayer::with_store(config, self.upstream.clone(), self.cache, store)?
+                        CascadeLayer::with_store(config, self.upstream.clone(), self.cache, store)
                     }
-                    None => CascadeLayer::with_cache(config, self.upstream.clone(), self.cache)?,
-                };
+                    None => CascadeLayer::with_cache(config, self.upstream.clone(), self.cache),
+                }
+                .map_err(|e| e.within("cascade"))?;
                 (Some(layer), Some(handle))
             }
             None => (None, None),
@@ -210,17 +218,57 @@ impl std::fmt::Debug for CustomStore {
     }
 }
 
-/// A stack that could not be built: the config that is not valid.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StackError {
-    /// The fix config.
-    #[error(transparent)]
-    Fix(#[from] FixConfigError),
-    /// The cascade's or the description cache's config.
-    #[error(transparent)]
-    Cascade(#[from] CascadeLayerError),
-    /// The model-profile layer's config.
-    #[error(transparent)]
-    Models(#[from] ModelsConfigError),
+#[cfg(test)]
+mod tests {
+    /// The sources that assemble the server's stack, tests left out: the router (app-wide
+    /// and client-route layers, the ingress), the proxy (the ingress layers), this builder
+    /// and the cascade's describer.
+    fn assembly() -> Vec<&'static str> {
+        [
+            include_str!("server/router.rs"),
+            include_str!("server/mod.rs"),
+            include_str!("stack.rs"),
+            include_str!("cascade/layer.rs"),
+        ]
+        .map(|source| source.split("#[cfg(test)]").next().unwrap_or(source))
+        .to_vec()
+    }
+
+    #[test]
+    fn every_layer_of_the_architecture_picture_is_assembled_by_the_code() {
+        let doc = include_str!("../docs/architecture.md");
+        let table = doc
+            .split("## The stack, outermost first")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").find(|part| part.starts_with("| #")))
+            .expect("docs/architecture.md has the stack table");
+        let mut names = Vec::new();
+        for row in table.lines().skip(2) {
+            let layer_cell = row.split('|').nth(2).expect("a layer column");
+            // Every type (CamelCase) the cell names in backticks: `Extension(BodyLimit)` is two.
+            for code in layer_cell.split('`').skip(1).step_by(2) {
+                for name in code.split(['(', ')']) {
+                    if name.starts_with(char::is_uppercase) {
+                        names.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        assert!(names.len() >= 20, "{names:?}");
+        let assembly = assembly();
+        for name in &names {
+            assert!(
+                assembly.iter().any(|source| source.contains(name.as_str())),
+                "docs/architecture.md pictures `{name}`, which the stack's assembly never names"
+            );
+        }
+        for layer in [
+            "ResponsesLayer",
+            "RedisGuardLayer",
+            "ModelsLayer",
+            "UsageLayer",
+        ] {
+            assert!(names.iter().any(|n| n == layer), "{layer} is missing");
+        }
+    }
 }

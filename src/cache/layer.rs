@@ -3,7 +3,8 @@
 use super::service::{Cache, Shared};
 use super::stats::Counters;
 use super::store::{CacheValue, MemoryStore, Store, StoreLimits};
-use super::{CacheConfig, CacheConfigError, CacheHandle};
+use super::{CacheConfig, CacheHandle};
+use crate::error::InvalidConfig;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -35,7 +36,7 @@ impl<V, St> std::fmt::Debug for CacheLayer<V, St> {
 impl<V: CacheValue> CacheLayer<V, MemoryStore<V>> {
     /// A layer over a new in-process [`MemoryStore`] sized by `config`, which is validated
     /// here.
-    pub fn new(config: CacheConfig) -> Result<Self, CacheConfigError> {
+    pub fn new(config: CacheConfig) -> Result<Self, InvalidConfig> {
         config.validate()?;
         let store = MemoryStore::new(StoreLimits {
             max_entries: config.max_entries,

@@ -121,13 +121,9 @@ impl CacheConfig {
     }
 
     /// Checks the sizes and times; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), CacheConfigError> {
-        let invalid = |field, problem: &str| {
-            Err(CacheConfigError {
-                field,
-                problem: problem.to_owned(),
-            })
-        };
+    pub fn validate(&self) -> Result<(), crate::error::InvalidConfig> {
+        let invalid =
+            |field: &str, problem: &str| Err(crate::error::InvalidConfig::new(field, problem));
         if self.max_entries == 0 {
             return invalid("max_entries", "must be at least 1");
         }
@@ -142,16 +138,6 @@ impl CacheConfig {
         }
         Ok(())
     }
-}
-
-/// A [`CacheConfig`] field with a value the cache cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid cache config: `{field}` {problem}")]
-pub struct CacheConfigError {
-    /// The field.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
 }
 
 /// A cloneable handle on a cache's statistics and contents, for admin routes.

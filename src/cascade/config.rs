@@ -1,6 +1,7 @@
 //! [`CascadeConfig`]: how the image cascade behaves (TOML table `[cascade]`).
 
 use crate::cache::CacheConfig;
+use crate::error::InvalidConfig;
 use crate::models::ModelTable;
 use crate::preset::Preset;
 use serde::{Deserialize, Serialize};
@@ -20,14 +21,59 @@ with their labels and states. For charts, graphs and tables give the type, axes,
 and trends. Then describe the layout, objects, people, colours and anything else visible. Do not \
 guess at what is not visible. Answer with the description only.";
 
-/// A [`CascadeConfig`] field with a value the cascade cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid config: `{key}` {problem}")]
-pub struct CascadeConfigError {
-    /// The key, as named in the server's config (`cascade.concurrency`, `vision_model`…).
-    pub key: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
+/// Which models see images: the one answer the fixer ([`Rule::ContentShape`]), the cascade and
+/// the mock share (build it with [`CascadeConfig::vision_models`]).
+///
+/// With a model table (the TokenHub presets) a model sees images when its profile says so
+/// (after retirements); without one (the legacy platform) when it is the configured vision
+/// model or its name contains `vision`, Hunyuan's naming (R8).
+///
+/// ```
+/// use hunyuan_proxy::cascade::{CascadeConfig, VisionModels};
+///
+/// assert!(VisionModels::default().sees_images("hunyuan-vision-1.5-instruct"));
+/// assert!(!VisionModels::default().sees_images("hunyuan-2.0-thinking-20251109"));
+/// let legacy = CascadeConfig::default().models("my-eyes", "my-text").vision_models();
+/// assert!(legacy.sees_images("my-eyes") && !legacy.sees_images("my-text"));
+/// ```
+///
+/// [`Rule::ContentShape`]: crate::fix::Rule::ContentShape
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VisionModels {
+    table: Option<Arc<ModelTable>>,
+    vision_model: Option<String>,
+}
+
+impl VisionModels {
+    /// By the model table: a model sees images when its profile says so.
+    pub fn by_table(table: Arc<ModelTable>) -> Self {
+        VisionModels {
+            table: Some(table),
+            vision_model: None,
+        }
+    }
+
+    /// By the legacy naming: `vision_model`, or any name containing `vision`.
+    pub fn by_name(vision_model: impl Into<String>) -> Self {
+        VisionModels {
+            table: None,
+            vision_model: Some(vision_model.into()),
+        }
+    }
+
+    /// Whether images are passed to `model` as they are.
+    pub fn sees_images(&self, model: &str) -> bool {
+        sees_images(self.table.as_deref(), self.vision_model.as_deref(), model)
+    }
+}
+
+/// The rule itself, written once: by `table` when there is one, else `vision_model` or a name
+/// containing `vision`.
+fn sees_images(table: Option<&ModelTable>, vision_model: Option<&str>, model: &str) -> bool {
+    match table {
+        Some(table) => table.sees_images(model),
+        None => vision_model == Some(model) || model.contains("vision"),
+    }
 }
 
 /// What happens when an image cannot be described.
@@ -219,21 +265,26 @@ impl CascadeConfig {
         self
     }
 
-    /// Whether images are passed to `model` natively: it sees them by the model table.
+    /// Which models see images: by the model table when there is one, else by the legacy
+    /// naming (`vision_model`, or a name containing `vision`).
+    pub fn vision_models(&self) -> VisionModels {
+        match &self.models {
+            Some(table) => VisionModels::by_table(table.clone()),
+            None => VisionModels::by_name(self.vision_model.clone()),
+        }
+    }
+
+    /// Whether `model` sees images ([`vision_models`](Self::vision_models)): its images are
+    /// passed to it as they are (with a model table, tools or not; without one, only with
+    /// `pass_through_vision` and no tools), and `switch_model = "when_not_vision"` keeps it.
     pub fn sees_images(&self, model: &str) -> bool {
-        self.models.as_ref().is_some_and(|t| t.sees_images(model))
+        sees_images(self.models.as_deref(), Some(&self.vision_model), model)
     }
 
     /// Turns the cascade on or off.
     pub fn enabled(mut self, on: bool) -> Self {
         self.enabled = on;
         self
-    }
-
-    /// Whether `model` can take images: the configured vision model, or any model whose name
-    /// contains `vision` (Hunyuan's naming, R8).
-    pub fn is_vision_model(&self, model: &str) -> bool {
-        model == self.vision_model || model.contains("vision")
     }
 
     /// The description cache's settings, given the top-level cache keys.
@@ -246,14 +297,12 @@ impl CascadeConfig {
             .log_outcomes(log)
     }
 
-    /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), CascadeConfigError> {
-        let invalid = |key, problem: &str| {
-            Err(CascadeConfigError {
-                key,
-                problem: problem.to_owned(),
-            })
-        };
+    /// Checks every field; the error names the first bad one by its field (`concurrency`,
+    /// `vision_model`; the server names its keys: `cascade.concurrency`). The description
+    /// cache's fields (`cache_max_bytes`, `cache_wait_secs`) are the
+    /// [`CacheConfig`]'s to check ([`cache_config`](Self::cache_config)).
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let invalid = |field: &str, problem: &str| Err(InvalidConfig::new(field, problem));
         if self.vision_model.trim().is_empty() {
             return invalid("vision_model", "must not be empty");
         }
@@ -261,37 +310,28 @@ impl CascadeConfig {
             return invalid("text_model", "must not be empty");
         }
         if self.prompt.trim().is_empty() {
-            return invalid("cascade.prompt", "must not be empty");
+            return invalid("prompt", "must not be empty");
         }
         if self.max_tokens == 0 {
-            return invalid("cascade.max_tokens", "must be at least 1");
+            return invalid("max_tokens", "must be at least 1");
         }
         if self.concurrency == 0 {
-            return invalid("cascade.concurrency", "must be at least 1");
+            return invalid("concurrency", "must be at least 1");
         }
         if self.max_images == 0 {
-            return invalid("cascade.max_images", "must be at least 1");
+            return invalid("max_images", "must be at least 1");
         }
         if self.max_image_bytes == 0 {
-            return invalid("cascade.max_image_bytes", "must be at least 1");
+            return invalid("max_image_bytes", "must be at least 1");
         }
         if self.keepalive_interval_secs == 0 {
-            return invalid("cascade.keepalive_interval_secs", "must be at least 1");
-        }
-        if self.cache_max_bytes == Some(0) {
-            return invalid("cascade.cache_max_bytes", "must be at least 1 when set");
+            return invalid("keepalive_interval_secs", "must be at least 1");
         }
         if self.describe_timeout_secs == 0 {
-            return invalid("cascade.describe_timeout_secs", "must be at least 1");
-        }
-        if self.cache_wait_secs == 0 {
-            return invalid("cascade.cache_wait_secs", "must be at least 1");
+            return invalid("describe_timeout_secs", "must be at least 1");
         }
         if self.image_types.as_ref().is_some_and(|t| t.is_empty()) {
-            return invalid(
-                "cascade.image_types",
-                "must name at least one type when set",
-            );
+            return invalid("image_types", "must name at least one type when set");
         }
         Ok(())
     }
@@ -331,7 +371,8 @@ mod tests {
             .concurrency(0)
             .validate()
             .unwrap_err();
-        assert!(err.to_string().contains("cascade.concurrency"), "{err}");
+        // The layer names its own field; the server's config adds the table (`cascade.`).
+        assert_eq!(err.field, "concurrency", "{err}");
         let err = CascadeConfig::default()
             .models("", "t")
             .validate()
@@ -342,8 +383,11 @@ mod tests {
     #[test]
     fn vision_models_are_recognised() {
         let c = CascadeConfig::default().models("my-eyes", "my-text");
-        assert!(c.is_vision_model("my-eyes"));
-        assert!(c.is_vision_model("hunyuan-turbos-vision"));
-        assert!(!c.is_vision_model("my-text"));
+        assert!(c.sees_images("my-eyes"));
+        assert!(c.sees_images("hunyuan-turbos-vision"));
+        assert!(!c.sees_images("my-text"));
+        for model in ["my-eyes", "hunyuan-turbos-vision", "my-text"] {
+            assert_eq!(c.vision_models().sees_images(model), c.sees_images(model));
+        }
     }
 }

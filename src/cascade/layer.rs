@@ -1,11 +1,10 @@
 //! [`CascadeLayer`]: puts a [`Cascade`] in front of a chat service.
 
-use super::config::{CascadeConfig, CascadeConfigError};
+use super::config::CascadeConfig;
 use super::describer::{Describer, Description};
 use super::service::{Cascade, Prepared};
-use crate::cache::{
-    CacheConfig, CacheConfigError, CacheHandle, CacheLayer, DynStore, MemoryStore, StoreLimits,
-};
+use crate::cache::{CacheConfig, CacheHandle, CacheLayer, DynStore, MemoryStore, StoreLimits};
+use crate::error::InvalidConfig;
 use crate::upstream::Upstream;
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -35,7 +34,7 @@ impl<D> CascadeLayer<D> {
     ///
     /// The cache key of each image includes `config`'s vision model, prompt and `max_tokens`,
     /// so `describer` should use the same ones.
-    pub fn new(config: CascadeConfig, describer: D) -> Result<Self, CascadeConfigError> {
+    pub fn new(config: CascadeConfig, describer: D) -> Result<Self, InvalidConfig> {
         config.validate()?;
         Ok(CascadeLayer {
             describer,
@@ -51,14 +50,14 @@ impl<D> CascadeLayer<D> {
 
 impl CascadeLayer<CachedDescriber> {
     /// The proxy's own layer: a [`Describer`] over `upstream` behind a description cache
-    /// configured by `cache`. Both configs are validated here; the cache's handle is returned
-    /// for the admin routes.
+    /// configured by `cache`. Both configs are validated here (a cache field is named
+    /// `cache.<field>`); the cache's handle is returned for the admin routes.
     pub fn with_cache(
         config: CascadeConfig,
         upstream: Upstream,
         cache: CacheConfig,
-    ) -> Result<(Self, CacheHandle), CascadeLayerError> {
-        cache.validate()?;
+    ) -> Result<(Self, CacheHandle), InvalidConfig> {
+        cache.validate().map_err(|e| e.within("cache"))?;
         let store = Arc::new(MemoryStore::new(StoreLimits {
             max_entries: cache.max_entries,
             max_bytes: cache.max_bytes,
@@ -75,26 +74,14 @@ impl CascadeLayer<CachedDescriber> {
         upstream: Upstream,
         cache: CacheConfig,
         store: DynStore<Description>,
-    ) -> Result<(Self, CacheHandle), CascadeLayerError> {
+    ) -> Result<(Self, CacheHandle), InvalidConfig> {
         config.validate()?;
-        cache.validate()?;
+        cache.validate().map_err(|e| e.within("cache"))?;
         let cache = CacheLayer::with_store(store, cache);
         let handle = cache.handle();
         let describer = cache.layer(Describer::new(upstream, &config));
         Ok((CascadeLayer::new(config, describer)?, handle))
     }
-}
-
-/// A cascade with its description cache that could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CascadeLayerError {
-    /// The cascade's config.
-    #[error(transparent)]
-    Cascade(#[from] CascadeConfigError),
-    /// The description cache's config.
-    #[error(transparent)]
-    Cache(#[from] CacheConfigError),
 }
 
 impl<S, D: Clone> Layer<S> for CascadeLayer<D> {

@@ -87,11 +87,10 @@ mod service;
 mod stream;
 
 pub use config::{
-    CascadeConfig, CascadeConfigError, OnVisionFailure, SwitchModel, DEFAULT_PROMPT,
-    TOKENHUB_IMAGE_TYPES,
+    CascadeConfig, OnVisionFailure, SwitchModel, VisionModels, DEFAULT_PROMPT, TOKENHUB_IMAGE_TYPES,
 };
 pub use describer::{DescribeError, DescribeRequest, Describer, Description, DescriptionAnswer};
-pub use layer::{CachedDescriber, CascadeLayer, CascadeLayerError};
+pub use layer::{CachedDescriber, CascadeLayer};
 pub use service::{Cascade, PendingVisionReport, VISION_HEADER};
 
 #[cfg(test)]

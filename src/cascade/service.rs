@@ -144,7 +144,7 @@ impl Pending {
             // With model profiles the client's model is kept: it is the model called.
             _ if config.models.is_some() => {}
             SwitchModel::Always => chat.model.clone_from(&config.text_model),
-            SwitchModel::WhenNotVision if !config.is_vision_model(&chat.model) => {
+            SwitchModel::WhenNotVision if !config.sees_images(&chat.model) => {
                 chat.model.clone_from(&config.text_model);
             }
             SwitchModel::WhenNotVision | SwitchModel::Never => {}
@@ -320,12 +320,8 @@ where
                 }
             };
             let has_tools = chat.tools.as_ref().is_some_and(|t| !t.is_empty());
-            let native = match &config.models {
-                Some(_) => config.sees_images(&chat.model),
-                None => {
-                    config.pass_through_vision && config.is_vision_model(&chat.model) && !has_tools
-                }
-            };
+            let native = config.sees_images(&chat.model)
+                && (config.models.is_some() || (config.pass_through_vision && !has_tools));
             if native {
                 let report = VisionReport {
                     images: images.len(),

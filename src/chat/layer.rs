@@ -10,9 +10,11 @@ use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// Reads the request body (counting bytes against a limit, chunked bodies included), checks it
-/// is JSON, parses it into a [`ChatRequest`](crate::chat::ChatRequest) and puts that into request extensions. Bad input is
-/// answered here with OpenAI's envelope (400, 413, 415) and never reaches the inner service.
+/// Reads the request body ([`read_request_body`](crate::chat::parse::read_request_body):
+/// counting bytes against a limit, chunked bodies included, within the body read timeout),
+/// checks it is JSON, parses it into a [`ChatRequest`](crate::chat::ChatRequest) and puts that
+/// into request extensions. Bad input is answered here with OpenAI's envelope (400, 408, 413,
+/// 415) and never reaches the inner service.
 ///
 /// Writes: [`ParsedChat`] (request extensions): the request and the client's bytes. Later
 /// layers read it, change it with [`ParsedChat::get_mut`], or take it with
@@ -29,7 +31,9 @@ pub struct ParseLayer {
 }
 
 impl ParseLayer {
-    /// A parse layer accepting bodies of at most `limit` bytes.
+    /// A parse layer accepting bodies of at most `limit` bytes (a
+    /// [`BodyLimit`](crate::chat::BodyLimit) in the request's extensions wins, as for every
+    /// reader of a body).
     pub fn new(limit: usize) -> Self {
         ParseLayer {
             limit,
@@ -109,13 +113,7 @@ where
 }
 
 async fn read_chat(req: &mut Request<Body>, limit: usize) -> Result<ParsedChat, ProxyError> {
-    parse::check_content_type(req.headers())?;
-    let timeout = req
-        .extensions()
-        .get::<parse::BodyReadTimeout>()
-        .map_or(parse::DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
-    let body = std::mem::take(req.body_mut());
-    let bytes = parse::read_body(req.headers(), body, limit, timeout).await?;
+    let bytes = parse::read_request_body(req, limit).await?;
     parse::parse_chat_keeping_raw(bytes)
 }
 

@@ -45,6 +45,7 @@
 //! # }
 //! ```
 
+pub(crate) mod answer;
 mod completion;
 mod layer;
 pub mod parse;
@@ -53,6 +54,7 @@ mod request;
 mod response;
 pub mod sse;
 
+pub use answer::{ChatAnswer, TypedAnswer};
 pub use completion::{CompletionRequest, Prompt, TextChoice, TextCompletion};
 pub use layer::{Parse, ParseLayer};
 pub use parse::{

@@ -220,7 +220,7 @@ pub(crate) async fn take_parsed(req: &mut Request<Body>) -> Result<ParsedChat, P
     if let Some(parsed) = req.extensions_mut().remove::<ParsedChat>() {
         return Ok(parsed);
     }
-    let bytes = read_request_body(req).await?;
+    let bytes = read_request_body(req, DEFAULT_BODY_LIMIT).await?;
     parse_chat_keeping_raw(bytes)
 }
 
@@ -239,7 +239,7 @@ pub async fn take_chat(req: &mut Request<Body>) -> Result<ChatRequest, ProxyErro
     if let Some(parsed) = req.extensions_mut().remove::<ParsedChat>() {
         return Ok(parsed.into_request());
     }
-    let bytes = read_request_body(req).await?;
+    let bytes = read_request_body(req, DEFAULT_BODY_LIMIT).await?;
     parse_chat(&bytes)
 }
 
@@ -253,13 +253,20 @@ pub async fn ensure_chat(req: &mut Request<Body>) -> Result<(), ProxyError> {
     Ok(())
 }
 
-/// Reads `req`'s body as JSON, with the limits in force ([`BodyLimit`], [`BodyReadTimeout`]).
-async fn read_request_body(req: &mut Request<Body>) -> Result<Bytes, ProxyError> {
+/// Takes `req`'s body and reads it whole, as every reader of a request body does (the chat
+/// parser and each dialect ingress): 415 when its `Content-Type` is present and not JSON,
+/// 413 past the limit in force (the request's [`BodyLimit`], else `default_limit`), 408 when
+/// it has not all arrived within the [`BodyReadTimeout`] in force (else
+/// [`DEFAULT_BODY_READ_TIMEOUT`]).
+pub async fn read_request_body(
+    req: &mut Request<Body>,
+    default_limit: usize,
+) -> Result<Bytes, ProxyError> {
     check_content_type(req.headers())?;
     let limit = req
         .extensions()
         .get::<BodyLimit>()
-        .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        .map_or(default_limit, |l| l.0);
     let timeout = req
         .extensions()
         .get::<BodyReadTimeout>()

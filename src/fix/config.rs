@@ -1,5 +1,7 @@
 //! [`FixConfig`]: which rules run, under which policy, with which texts.
 
+use crate::cascade::VisionModels;
+use crate::error::InvalidConfig;
 use serde::{Deserialize, Serialize};
 
 /// Which upstream's rules the fixer follows.
@@ -194,6 +196,12 @@ pub struct FixConfig {
     /// When a streaming client asked for `stream_options.include_usage` and the upstream sent
     /// no usage, send a final usage chunk with *estimated* token counts (characters / 4).
     pub synthesize_usage: bool,
+    /// Which models see images, for [`Rule::ContentShape`] (not in TOML): the cascade's
+    /// answer ([`CascadeConfig::vision_models`](crate::cascade::CascadeConfig::vision_models)),
+    /// which the server's config passes on. Default: the legacy naming (a name containing
+    /// `vision`).
+    #[serde(skip)]
+    pub vision: VisionModels,
 }
 
 impl Default for FixConfig {
@@ -207,14 +215,10 @@ impl Default for FixConfig {
             max_messages: DEFAULT_MAX_MESSAGES,
             drop_note: true,
             synthesize_usage: true,
+            vision: VisionModels::default(),
         }
     }
 }
-
-/// A [`FixConfig`] that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid fix config: {0}")]
-pub struct FixConfigError(pub String);
 
 impl FixConfig {
     /// The legacy endpoint's rules (the default).
@@ -284,6 +288,12 @@ impl FixConfig {
         self
     }
 
+    /// Decides by `vision` which models see images ([`Rule::ContentShape`]).
+    pub fn with_vision_models(mut self, vision: VisionModels) -> Self {
+        self.vision = vision;
+        self
+    }
+
     /// Whether a missing usage chunk is synthesized (with estimated counts).
     pub fn with_synthesize_usage(mut self, on: bool) -> Self {
         self.synthesize_usage = on;
@@ -291,18 +301,23 @@ impl FixConfig {
     }
 
     /// Checks the configuration; the layer calls this once when it is built.
-    pub fn validate(&self) -> Result<(), FixConfigError> {
+    /// The error names the field (`max_messages`); the server puts it in its table
+    /// (`fix.max_messages`).
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.max_messages < 2 {
-            return Err(FixConfigError(format!(
-                "max_messages must be at least 2 (a system message and a question), got {}",
-                self.max_messages
-            )));
+            return Err(InvalidConfig::new(
+                "max_messages",
+                format!(
+                    "must be at least 2 (a system message and a question), got {}",
+                    self.max_messages
+                ),
+            ));
         }
         if self.continue_text.trim().is_empty() {
-            return Err(FixConfigError("continue_text must not be empty".into()));
+            return Err(InvalidConfig::new("continue_text", "must not be empty"));
         }
         if self.fold_text.trim().is_empty() {
-            return Err(FixConfigError("fold_text must not be empty".into()));
+            return Err(InvalidConfig::new("fold_text", "must not be empty"));
         }
         Ok(())
     }
@@ -357,10 +372,14 @@ mod tests {
             .with_max_messages(1)
             .validate()
             .is_err());
-        assert!(FixConfig::default()
-            .with_continue_text("  ")
-            .validate()
-            .is_err());
+        assert_eq!(
+            FixConfig::default()
+                .with_continue_text("  ")
+                .validate()
+                .unwrap_err()
+                .field,
+            "continue_text"
+        );
         assert!(FixConfig::default().validate().is_ok());
     }
 }

@@ -1,7 +1,8 @@
 //! [`FixLayer`]: applies [`Fix`] to a service.
 
-use super::config::{FixConfig, FixConfigError};
+use super::config::FixConfig;
 use super::service::Fix;
+use crate::error::InvalidConfig;
 use std::sync::Arc;
 use tower_layer::Layer;
 
@@ -14,7 +15,7 @@ pub struct FixLayer {
 
 impl FixLayer {
     /// A layer with `config`, checked once here ([`FixConfig::validate`]).
-    pub fn new(config: FixConfig) -> Result<Self, FixConfigError> {
+    pub fn new(config: FixConfig) -> Result<Self, InvalidConfig> {
         config.validate()?;
         Ok(FixLayer {
             config: Arc::new(config),

@@ -73,15 +73,14 @@ mod splice;
 
 pub use body::FixBody;
 pub use config::{
-    FixConfig, FixConfigError, FixPolicy, PrefillMode, Rule, RuleSwitches, DEFAULT_CONTINUE_TEXT,
+    FixConfig, FixPolicy, PrefillMode, Rule, RuleSwitches, DEFAULT_CONTINUE_TEXT,
     DEFAULT_FOLD_TEXT, DEFAULT_MAX_MESSAGES,
 };
 pub use future::ResponseFuture;
 pub use layer::FixLayer;
 pub use rewrite::{asks_for_usage, EventAction, ResponsePlan, StreamRewriter};
 pub use rules::{
-    fix_request, fix_request_with_names, is_vision_model, FixReport, ToolNameMap,
-    BRIDGE_ASSISTANT_TEXT, EMPTY_ASSISTANT_TEXT, EMPTY_TOOL_TEXT, EMPTY_USER_TEXT, IMAGE_ONLY_TEXT,
-    OPENING_USER_TEXT,
+    fix_request, fix_request_with_names, FixReport, ToolNameMap, BRIDGE_ASSISTANT_TEXT,
+    EMPTY_ASSISTANT_TEXT, EMPTY_TOOL_TEXT, EMPTY_USER_TEXT, IMAGE_ONLY_TEXT, OPENING_USER_TEXT,
 };
 pub use service::Fix;

@@ -17,7 +17,8 @@ use super::config::{FixConfig, Rule};
 use super::rules::ToolNameMap;
 use super::splice::{without_members, Finder, QUOTED_NOTE as NOTE};
 use crate::chat::{
-    ChatChunk, ChatRequest, Choice, ChunkChoice, Content, Delta, SseEvent, ToolCallDelta, Usage,
+    ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Content, Delta, SseEvent,
+    ToolCallDelta, Usage,
 };
 use bytes::Bytes;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -95,6 +96,33 @@ impl ResponsePlan {
             || self.drop_usage
     }
 
+    /// The same rewrite as [`rewrite_completion`](Self::rewrite_completion), on an answer a
+    /// layer has parsed already (one a dialect ingress takes typed, [`ChatAnswer`]).
+    ///
+    /// [`ChatAnswer`]: crate::chat::ChatAnswer
+    pub fn fix_completion(&self, answer: &mut ChatCompletion) {
+        if self.drop_note {
+            answer.extra.remove("note");
+        }
+        self.fix_choices(&mut answer.choices);
+    }
+
+    /// A trailing stop string cut from each finished choice, tool names mapped back.
+    fn fix_choices(&self, choices: &mut [Choice]) {
+        for choice in choices {
+            if choice.finish_reason.as_deref() == Some("stop") {
+                if let Some(content) = &mut choice.message.content {
+                    trim_stop(content, &self.stop);
+                }
+            }
+            for call in choice.message.tool_calls.iter_mut().flatten() {
+                if let Some(original) = self.tool_names.original(&call.function.name) {
+                    call.function.name = original.to_owned();
+                }
+            }
+        }
+    }
+
     /// The rewritten JSON answer, or `None` to send the original bytes.
     pub fn rewrite_completion(&self, body: &[u8]) -> Option<Bytes> {
         let note = self.drop_note && NOTE.find(body).is_some();
@@ -114,18 +142,7 @@ impl ResponsePlan {
         if !self.stop.is_empty() || !self.tool_names.is_empty() {
             let raw = members.iter().find(|(k, _)| *k == "choices")?.1;
             let mut choices: Vec<Choice> = serde_json::from_str(raw.get()).ok()?;
-            for choice in &mut choices {
-                if choice.finish_reason.as_deref() == Some("stop") {
-                    if let Some(content) = &mut choice.message.content {
-                        trim_stop(content, &self.stop);
-                    }
-                }
-                for call in choice.message.tool_calls.iter_mut().flatten() {
-                    if let Some(original) = self.tool_names.original(&call.function.name) {
-                        call.function.name = original.to_owned();
-                    }
-                }
-            }
+            self.fix_choices(&mut choices);
             new_choices = Some(serde_json::to_string(&choices).ok()?);
         }
         let mut json = String::with_capacity(body.len());

@@ -5,7 +5,7 @@ use super::config::FixConfig;
 use super::future::ResponseFuture;
 use super::rewrite::{asks_for_usage, ResponsePlan};
 use super::rules::fix_request_with_names;
-use crate::chat::ParsedChat;
+use crate::chat::{ChatAnswer, ParsedChat, TypedAnswer};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::{header, HeaderMap, Request, Response};
@@ -86,10 +86,29 @@ where
             }
             req.headers_mut().remove(header::CONTENT_LENGTH);
             req.extensions_mut().insert(report.clone());
+            let typed = req.extensions().get::<TypedAnswer>().is_some();
             let mut response = inner.call(req).await?;
             response.extensions_mut().insert(report);
+            let json = matches!(content_kind(response.headers()), Some(Kind::Json));
+            if typed && json && response.status().is_success() {
+                return Ok(fix_typed(response, &plan).await);
+            }
             Ok(wrap_body(response, plan))
         })
+    }
+}
+
+/// A whole JSON answer for a caller that takes it typed ([`TypedAnswer`](crate::chat::TypedAnswer)):
+/// parsed once (or taken parsed from an inner layer) and fixed as it lies, instead of fixed
+/// in its bytes and parsed again by the caller. One that is not a chat completion passes as
+/// it came.
+async fn fix_typed(response: Response<Body>, plan: &ResponsePlan) -> Response<Body> {
+    match ChatAnswer::read(response).await {
+        Ok((parts, mut completion)) => {
+            plan.fix_completion(&mut completion);
+            ChatAnswer::respond(parts, completion)
+        }
+        Err(response) => response,
     }
 }
 
@@ -194,6 +213,39 @@ mod tests {
         let answer = json_of(response).await;
         assert!(answer.get("note").is_none());
         assert_eq!(answer["choices"][0]["message"]["content"], "hi");
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_takes_the_answer_typed_gets_it_fixed_and_parsed_once() {
+        use crate::chat::{ChatAnswer, TypedAnswer};
+        let inner = service_fn(|_req: Request<Body>| async move {
+            let answer = json!({"id": "x", "note": "n", "choices": [{"index": 0,
+                "finish_reason": "stop", "message": {"role": "assistant", "content": "ok<end>"}}]});
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(answer.to_string()))
+                    .unwrap(),
+            )
+        });
+        let service = FixLayer::default().layer(inner);
+        let body = json!({"model": "m", "stop": ["<end>"],
+            "messages": [{"role": "user", "content": "a"}]});
+        let mut typed = request(body.clone());
+        typed.extensions_mut().insert(TypedAnswer);
+        let (mut parts, body_of_typed) = service.clone().oneshot(typed).await.unwrap().into_parts();
+        let answer = ChatAnswer::take(&mut parts, body_of_typed).expect("handed on typed");
+        assert!(!answer.extra.contains_key("note"));
+        assert_eq!(answer.choices[0].message.content.as_deref(), Some("ok"));
+        assert!(parts.extensions.get::<FixReport>().is_some());
+
+        // Without the request's ask, the same answer comes as fixed bytes only, and both
+        // ways say the same.
+        let response = service.oneshot(request(body)).await.unwrap();
+        assert!(response.extensions().get::<ChatAnswer>().is_none());
+        let read: crate::chat::ChatCompletion =
+            serde_json::from_value(json_of(response).await).unwrap();
+        assert_eq!(read, answer);
     }
 
     #[tokio::test]

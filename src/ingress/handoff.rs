@@ -1,10 +1,12 @@
 //! The hand-off between a dialect ingress and the chat stack, the same for every dialect: the
 //! translated request goes in as the chat route's request, and the chat answer comes back as
-//! a stream to translate or a whole completion to read.
+//! a stream to translate or a whole completion, typed ([`ChatAnswer`]) when a layer of the
+//! chat stack parsed it already.
 
-use crate::chat::{ChatCompletion, ChatRequest, ParsedChat};
+use crate::chat::{ChatAnswer, ChatCompletion, ChatRequest, ParsedChat, TypedAnswer};
 use axum::body::Body;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
+use http::response::Parts;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Uri};
 use http_body_util::BodyExt;
 
 /// The largest non-streamed chat answer an ingress reads.
@@ -14,8 +16,9 @@ const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
 const CHAT_PATH: &str = "/v1/chat/completions";
 
 /// Turns the client's request into the chat route's: its path, a JSON content type, no
-/// `Content-Length` of the client's body and none of `client_headers`, and `chat` as the
-/// parsed request (so the chat stack's `ParseLayer` does not parse again).
+/// `Content-Length` of the client's body and none of `client_headers`, `chat` as the parsed
+/// request (so the chat stack's `ParseLayer` does not parse again), and [`TypedAnswer`]: a
+/// whole answer comes back parsed, not parsed a second time here.
 pub(crate) fn into_chat_request(
     req: &mut Request<Body>,
     chat: ChatRequest,
@@ -32,12 +35,12 @@ pub(crate) fn into_chat_request(
         HeaderValue::from_static("application/json"),
     );
     req.extensions_mut().insert(ParsedChat::new(chat));
+    req.extensions_mut().insert(TypedAnswer);
 }
 
 /// Whether the chat stack answered with an SSE stream.
-pub(crate) fn is_event_stream(response: &Response<Body>) -> bool {
-    response
-        .headers()
+pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -63,9 +66,15 @@ pub(crate) fn json_headers(headers: &mut HeaderMap) {
     );
 }
 
-/// Reads a whole chat answer (at most 64 MiB); `None` when it breaks off or is not a chat
+/// The whole chat answer of a non-streamed response: the [`ChatAnswer`] a layer of the chat
+/// stack parsed when there is one (the ingress asked for it with [`TypedAnswer`]), otherwise
+/// the body read (at most 64 MiB) and parsed; `None` when it breaks off or is not a chat
 /// completion.
-pub(crate) async fn read_completion(body: Body) -> Option<ChatCompletion> {
+pub(crate) async fn take_completion(parts: &mut Parts, body: Body) -> Option<ChatCompletion> {
+    let body = match ChatAnswer::take(parts, body) {
+        Ok(answer) => return Some(answer),
+        Err(body) => body,
+    };
     let bytes = http_body_util::Limited::new(body, ANSWER_LIMIT)
         .collect()
         .await

@@ -1,5 +1,9 @@
-//! Shared plumbing for the client dialects that sit in front of the chat stack (the Anthropic
-//! Messages ingress, [`crate::ingress::messages`]; the Responses API ingress reuses it).
+//! The client dialects that sit in front of the chat stack, and what they share: Anthropic's
+//! Messages ([`messages`]), OpenAI's Responses ([`responses`]) and the legacy completions
+//! ([`completions`]).
+//!
+//! Each dialect has the same shape: `request::to_chat` reads its request, `from_completion`
+//! translates a whole chat answer and a [`StreamTranslator`] a streamed one.
 //!
 //! An ingress parses its dialect's request, translates it to a
 //! [`ChatRequest`](crate::chat::ChatRequest) that it puts into the request extensions (so the
@@ -16,6 +20,9 @@
 //!   error envelopes (and those of layers in front of the ingress: auth, rate limits) rendered
 //!   in the dialect's shape.
 //! - [`ModelAliases`]: client model names (`claude-*`) mapped to upstream models.
+//! - [`ResponseFuture`]: the one (boxed) response future of every dialect's services; their
+//!   bodies are read with [`read_request_body`](crate::chat::parse::read_request_body), as the
+//!   chat parser reads its own (the body limit, 413; the read timeout, 408).
 //! - (crate-private) `handoff`: the translated request put in as the chat route's request,
 //!   and the chat answer's headers and whole body read back, the same for every dialect.
 
@@ -23,6 +30,7 @@ mod aliases;
 pub mod completions;
 mod dropped;
 mod error;
+mod future;
 pub(crate) mod handoff;
 pub(crate) mod json;
 pub mod messages;
@@ -34,4 +42,5 @@ pub use dropped::{Dropped, DROPPED_HEADER, DROPPED_METRIC};
 pub use error::{
     rewrite_error, DialectErrors, DialectErrorsLayer, DialectShaped, ErrorDialect, InnerError,
 };
-pub use stream::{StreamTranslator, TranslateBody};
+pub use future::ResponseFuture;
+pub use stream::{StreamTranslator, TranslateBody, KEEPALIVE};

@@ -12,6 +12,10 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
+/// The keep-alive written between events of OpenAI-shaped streams (Responses, completions): an
+/// SSE comment, ignored by every client.
+pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
 /// A dialect's stream grammar, fed with what the inner chat stream says.
 ///
 /// Each method appends the events (encoded bytes) to send to `out`. After

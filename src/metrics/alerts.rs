@@ -11,6 +11,7 @@
 
 use super::monitor::{Monitor, MonitorSnapshot};
 use super::names;
+use crate::error::InvalidConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -284,16 +285,6 @@ pub struct AlertRule {
     pub enabled: bool,
 }
 
-/// An alert rule that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("alert rule `{name}`: {problem}")]
-pub struct AlertRuleError {
-    /// The rule.
-    pub name: String,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
 impl AlertRule {
     /// A rule with the default severity, no message, 10 minimum samples and 10 % hysteresis.
     pub fn new(
@@ -339,22 +330,23 @@ impl AlertRule {
         self
     }
 
-    /// Checks the rule once, when it is added.
-    pub fn validate(&self) -> Result<(), AlertRuleError> {
-        let bad = |problem: &str| {
-            Err(AlertRuleError {
-                name: self.name.clone(),
-                problem: problem.to_owned(),
-            })
+    /// Checks the rule once, when it is added; the error names the rule's field (`threshold`)
+    /// and, in its problem, the rule.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let bad = |field: &str, problem: &str| {
+            Err(InvalidConfig::new(
+                field,
+                format!("{problem} (alert rule `{}`)", self.name),
+            ))
         };
         if self.name.trim().is_empty() {
-            return bad("the name must not be empty");
+            return bad("name", "must not be empty");
         }
         if !self.threshold.is_finite() {
-            return bad("the threshold must be a finite number");
+            return bad("threshold", "must be a finite number");
         }
         if !(0.0..1.0).contains(&self.hysteresis) {
-            return bad("hysteresis must be at least 0 and below 1");
+            return bad("hysteresis", "must be at least 0 and below 1");
         }
         Ok(())
     }
@@ -484,7 +476,7 @@ impl Alerts {
 
     /// The [default rules](default_rules), then `extra` (a rule named like a default one
     /// replaces it).
-    pub fn with_defaults(extra: &[AlertRule]) -> Result<Self, AlertRuleError> {
+    pub fn with_defaults(extra: &[AlertRule]) -> Result<Self, InvalidConfig> {
         let alerts = Alerts::new();
         for rule in default_rules().into_iter().chain(extra.iter().cloned()) {
             alerts.add_rule(rule)?;
@@ -493,7 +485,7 @@ impl Alerts {
     }
 
     /// Adds `rule`, replacing a rule of the same name.
-    pub fn add_rule(&self, rule: AlertRule) -> Result<(), AlertRuleError> {
+    pub fn add_rule(&self, rule: AlertRule) -> Result<(), InvalidConfig> {
         rule.validate()?;
         let mut rules = self.rules.write().unwrap_or_else(PoisonError::into_inner);
         lock(&self.firing).remove(&rule.name);

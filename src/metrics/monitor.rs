@@ -40,6 +40,24 @@ impl MonitorConfig {
         self.window = window;
         self
     }
+
+    /// Checks the window can hold a sample: `max_points` at least 1, `window` at least a
+    /// second (the error names the field).
+    pub fn validate(&self) -> Result<(), crate::error::InvalidConfig> {
+        if self.max_points == 0 {
+            return Err(crate::error::InvalidConfig::new(
+                "max_points",
+                "must be at least 1",
+            ));
+        }
+        if self.window < Duration::from_secs(1) {
+            return Err(crate::error::InvalidConfig::new(
+                "window",
+                "must be at least 1 second",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How a request ended, from the proxy's point of view.

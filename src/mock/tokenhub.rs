@@ -425,6 +425,16 @@ pub(crate) fn answer(body: &Value) -> Answer {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_mock_and_the_proxys_model_table_agree_on_who_sees_images() {
+        // The mock plays TokenHub from its own facts; the proxy decides from its model table
+        // (through the cascade's `VisionModels`). They must agree on every model it serves.
+        let proxy = crate::Config::default().cascade_config().vision_models();
+        for id in TOKENHUB_MODELS {
+            assert_eq!(model(id).sees_images, proxy.sees_images(id), "{id}");
+        }
+    }
+
     fn refused(body: Value) -> Rejection {
         validate_tokenhub(&body).expect_err(&format!("{body} should be refused"))
     }

@@ -110,9 +110,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Whether the mock treats `model` as a vision model (its name contains `vision`).
+/// Whether the mock treats `model` as a vision model: the legacy platform's answer, the
+/// crate's one rule ([`VisionModels`](crate::cascade::VisionModels), by name).
 pub(crate) fn is_vision_model(model: &str) -> bool {
-    model.contains("vision")
+    crate::cascade::VisionModels::default().sees_images(model)
 }
 
 /// Checks `body` against Hunyuan's request rules, as the mock server does.
@@ -451,6 +452,27 @@ pub(crate) fn decode_data_url(url: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legacy_mock_and_the_legacy_preset_agree_on_who_sees_images() {
+        let config = crate::Config {
+            upstream: crate::config::Preset::Hunyuan,
+            ..crate::Config::default()
+        };
+        let (cascade, fix) = (config.cascade_config(), config.fix_config());
+        for model in [
+            config.vision_model(),
+            config.text_model(),
+            "hunyuan-turbos-vision",
+            "hunyuan-t1-vision-20250916",
+            "hunyuan-turbos-latest",
+            "hy4",
+        ] {
+            let sees = cascade.sees_images(model);
+            assert_eq!(is_vision_model(model), sees, "{model}");
+            assert_eq!(fix.vision.sees_images(model), sees, "{model}");
+        }
+    }
 
     fn ok(body: Value) {
         if let Err(r) = validate(&body, MockPolicy::Legacy) {

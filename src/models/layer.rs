@@ -2,10 +2,10 @@
 //! request, and the reasoning of tool-calling answers remembered for replay.
 
 use super::memory::ReasoningMemory;
-use super::record::RecordBody;
+use super::record::{record_typed, RecordBody};
 use super::rules::{apply_profile, ForcedToolChoice, DEFAULT_REASONING_PLACEHOLDER};
 use super::table::ModelTable;
-use crate::chat::ParsedChat;
+use crate::chat::{ParsedChat, TypedAnswer};
 use crate::ingress::Dropped;
 use axum::body::Body;
 use axum::response::IntoResponse;
@@ -42,6 +42,20 @@ pub struct ModelsConfig {
     pub memory_bytes: u64,
 }
 
+impl ModelsConfig {
+    /// Checks the settings (the table was checked when it was configured): the reasoning
+    /// placeholder must not be blank.
+    pub fn validate(&self) -> Result<(), crate::error::InvalidConfig> {
+        if self.reasoning_placeholder.trim().is_empty() {
+            return Err(crate::error::InvalidConfig::new(
+                "reasoning_placeholder",
+                "must not be blank",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
@@ -52,11 +66,6 @@ impl Default for ModelsConfig {
         }
     }
 }
-
-/// A [`ModelsConfig`] the layer cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid config: `reasoning_placeholder` must not be blank")]
-pub struct ModelsConfigError;
 
 #[derive(Debug)]
 struct Shared {
@@ -88,10 +97,8 @@ pub struct ModelsLayer {
 
 impl ModelsLayer {
     /// A layer with `config`, checked here.
-    pub fn new(config: ModelsConfig) -> Result<Self, ModelsConfigError> {
-        if config.reasoning_placeholder.trim().is_empty() {
-            return Err(ModelsConfigError);
-        }
+    pub fn new(config: ModelsConfig) -> Result<Self, crate::error::InvalidConfig> {
+        config.validate()?;
         let memory = (config.memory_bytes > 0).then(|| ReasoningMemory::new(config.memory_bytes));
         Ok(ModelsLayer {
             shared: Arc::new(Shared {
@@ -255,10 +262,14 @@ where
                 );
             }
             req.headers_mut().remove(header::CONTENT_LENGTH);
+            let typed = req.extensions().get::<TypedAnswer>().is_some();
             let mut response = inner.call(req).await?;
             dropped.report(DROPPED_LABEL, response.headers_mut());
             match (record, &shared.memory) {
                 (true, Some(memory)) if response.status().is_success() => {
+                    if typed && crate::chat::answer::is_json(&response) {
+                        return Ok(record_typed(response, memory).await);
+                    }
                     Ok(RecordBody::wrap(response, memory.clone()))
                 }
                 _ => Ok(response),

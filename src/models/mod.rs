@@ -34,13 +34,11 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use layer::{
-    Models, ModelsConfig, ModelsConfigError, ModelsLayer, DROPPED_LABEL, REPLAYED_METRIC,
-};
+pub use layer::{Models, ModelsConfig, ModelsLayer, DROPPED_LABEL, REPLAYED_METRIC};
 pub use memory::{ReasoningMemory, MAX_REASONING_BYTES, SHARED_REASONING_TTL};
 pub use profile::{ModelProfile, ModelSettings, ThinkingSwitch, ToolChoiceSupport};
 pub use record::MAX_JSON_BYTES;
 pub use rules::{
     apply_profile, ForcedToolChoice, Replayed, RuleOutcome, DEFAULT_REASONING_PLACEHOLDER,
 };
-pub use table::{ModelConfigError, ModelTable, Resolved, EFFORT_SCALE};
+pub use table::{ModelTable, Resolved, EFFORT_SCALE};

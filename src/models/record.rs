@@ -6,7 +6,7 @@
 //! parse of each stream chunk, and nothing for every other request.
 
 use super::memory::{ReasoningMemory, MAX_REASONING_BYTES};
-use crate::chat::{ChatChunk, ChatCompletion, SseParser};
+use crate::chat::{ChatAnswer, ChatChunk, ChatCompletion, SseParser};
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http::{header, Response};
@@ -122,22 +122,8 @@ impl RecordBody {
         }
         match &mut self.mode {
             Mode::Json(buf) => {
-                let Ok(answer) = serde_json::from_slice::<ChatCompletion>(buf) else {
-                    return;
-                };
-                for choice in answer.choices {
-                    let ids: Vec<String> = choice
-                        .message
-                        .tool_calls
-                        .into_iter()
-                        .flatten()
-                        .map(|c| c.id)
-                        .collect();
-                    if let Some(Value::String(reasoning)) =
-                        choice.message.extra.get("reasoning_content")
-                    {
-                        self.memory.remember(&ids, reasoning);
-                    }
+                if let Ok(answer) = serde_json::from_slice::<ChatCompletion>(buf) {
+                    remember_answer(&self.memory, &answer);
                 }
             }
             Mode::Stream { choices, .. } => {
@@ -146,6 +132,39 @@ impl RecordBody {
                 }
             }
         }
+    }
+}
+
+/// Notes the reasoning behind the tool calls of a whole answer.
+fn remember_answer(memory: &ReasoningMemory, answer: &ChatCompletion) {
+    for choice in &answer.choices {
+        if let Some(Value::String(reasoning)) = choice.message.extra.get("reasoning_content") {
+            let ids: Vec<String> = choice
+                .message
+                .tool_calls
+                .iter()
+                .flatten()
+                .map(|c| c.id.clone())
+                .collect();
+            memory.remember(&ids, reasoning);
+        }
+    }
+}
+
+/// A whole JSON answer for a caller that takes it typed
+/// ([`TypedAnswer`](crate::chat::TypedAnswer)): parsed here once, its reasoning noted, and
+/// handed on parsed ([`ChatAnswer`](crate::chat::ChatAnswer)) instead of wrapped in a
+/// [`RecordBody`] and parsed again outside.
+pub(crate) async fn record_typed(
+    response: Response<Body>,
+    memory: &ReasoningMemory,
+) -> Response<Body> {
+    match ChatAnswer::read(response).await {
+        Ok((parts, answer)) => {
+            remember_answer(memory, &answer);
+            ChatAnswer::respond(parts, answer)
+        }
+        Err(response) => response,
     }
 }
 

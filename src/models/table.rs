@@ -2,20 +2,11 @@
 //! lookup by exact id, then by the longest matching prefix.
 
 use super::profile::{ModelProfile, ModelSettings, ThinkingSwitch, ToolChoiceSupport};
+use crate::error::InvalidConfig;
 use std::collections::BTreeMap;
 
 /// The effort scale every effort vocabulary is a part of, lowest first.
 pub const EFFORT_SCALE: [&str; 7] = ["none", "minimal", "low", "medium", "high", "xhigh", "max"];
-
-/// A `[models."<id>"]` table the proxy cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid config: `models.\"{model}\"` {problem}")]
-pub struct ModelConfigError {
-    /// The id of the table.
-    pub model: String,
-    /// What is wrong with it.
-    pub problem: String,
-}
 
 /// The profiles the proxy knows, by exact id and by prefix (an id ending in `*`).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -184,38 +175,50 @@ impl ModelTable {
     }
 
     /// The table with the config's `[models."<id>"]` tables laid over it: a known id is
-    /// overridden key by key; a new one starts from `like`'s profile or the default one.
+    /// overridden key by key; a new one starts from `like`'s profile or the default one. A
+    /// table that cannot be used is named by its key (`models."glm-6".like`).
     pub fn configure(
         mut self,
         settings: &BTreeMap<String, ModelSettings>,
-    ) -> Result<Self, ModelConfigError> {
+    ) -> Result<Self, InvalidConfig> {
         // Tables without `like` first, so a `like` may name a model added by the config.
         let ordered = settings
             .iter()
             .filter(|(_, s)| s.like.is_none())
             .chain(settings.iter().filter(|(_, s)| s.like.is_some()));
         for (id, s) in ordered {
-            let error = |problem: &str| ModelConfigError {
-                model: id.clone(),
-                problem: problem.to_owned(),
+            let error = |key: &str, problem: &str| {
+                // Model ids are quoted as the docs write them (`[models."hy4"]`).
+                let table = format!("models.{id:?}");
+                let field = match key {
+                    "" => table,
+                    key => format!("{table}.{key}"),
+                };
+                InvalidConfig::new(field, problem)
             };
             if id.trim_end_matches('*').is_empty() {
-                return Err(error("needs a model id"));
+                return Err(error("", "needs a model id"));
+            }
+            if s.price.as_ref().is_some_and(|p| !p.is_valid()) {
+                return Err(error("price", "needs figures >= 0 and a currency"));
             }
             let base = match &s.like {
                 Some(like) => self
                     .profile_of_id(like)
                     .cloned()
-                    .ok_or_else(|| error(&format!("has `like = \"{like}\"`, an unknown model")))?,
+                    .ok_or_else(|| error("like", &format!("is `{like}`, an unknown model")))?,
                 None => self.profile_of_id(id).cloned().unwrap_or_default(),
             };
             let profile = base.with(s);
             for effort in &profile.efforts {
                 if !EFFORT_SCALE.contains(&effort.as_str()) {
-                    return Err(error(&format!(
-                        "has effort `{effort}`, not one of {}",
-                        EFFORT_SCALE.join(", ")
-                    )));
+                    return Err(error(
+                        "efforts",
+                        &format!(
+                            "has effort `{effort}`, not one of {}",
+                            EFFORT_SCALE.join(", ")
+                        ),
+                    ));
                 }
             }
             self.insert(id, profile);
@@ -361,6 +364,7 @@ mod tests {
         let bad: BTreeMap<String, ModelSettings> = toml::from_str("[x]\nlike = \"nope\"").unwrap();
         let err = ModelTable::builtin().configure(&bad).unwrap_err();
         assert!(err.to_string().contains("models.\"x\""), "{err}");
+        assert_eq!(err.field, "models.\"x\".like");
         let bad: BTreeMap<String, ModelSettings> =
             toml::from_str("[x]\nefforts = [\"huge\"]").unwrap();
         assert!(ModelTable::builtin().configure(&bad).is_err());

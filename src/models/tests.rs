@@ -144,6 +144,27 @@ async fn deepseek_tool_loop_gets_the_reasoning_of_its_own_answer_back() {
 }
 
 #[tokio::test]
+async fn an_answer_taken_typed_is_parsed_here_once_and_its_reasoning_still_noted() {
+    use crate::chat::{ChatAnswer, TypedAnswer};
+    let layer = ModelsLayer::new(ModelsConfig::default()).unwrap();
+    let (svc, seen) = stack(&layer, tool_answer);
+    let first = json!({"model": "deepseek-v4-flash", "tools": tools(),
+        "messages": [{"role": "user", "content": "What is here?"}]});
+    let mut typed = request(&first);
+    typed.extensions_mut().insert(TypedAnswer);
+    let (mut parts, body) = svc.clone().oneshot(typed).await.unwrap().into_parts();
+    // Handed on parsed: the caller never reads (nor does anything write) the body.
+    let answer = ChatAnswer::take(&mut parts, body).expect("the answer, typed");
+    let calls = answer.choices[0].message.tool_calls.as_ref().unwrap();
+    assert_eq!(calls[0].id, "call_9");
+    send(svc, &next_turn("call_9", false)).await;
+    assert_eq!(
+        seen.lock().unwrap()[1]["messages"][2]["reasoning_content"],
+        "Plan: list the files first."
+    );
+}
+
+#[tokio::test]
 async fn without_memory_the_placeholder_is_replayed() {
     let layer = ModelsLayer::new(ModelsConfig {
         memory_bytes: 0,

@@ -38,23 +38,21 @@ pub use prometheus::prometheus_handle;
 pub use routes::{monitored_paths, Access, Dialect, ErrorShape, Route, ROUTES};
 pub use serve::shutdown_signal;
 
-use crate::auth::{AuthConfig, AuthConfigError, ClientAuthLayer};
+use crate::auth::ClientAuthLayer;
 use crate::cache::{CacheHandle, MemoryStore, StoreLimits};
 use crate::config::{Config, ConfigError};
+use crate::error::InvalidConfig;
 use crate::health::{AlertCheck, CacheCheck, HealthRegistry, UpstreamCheck};
-use crate::ingress::messages::{MessagesConfig, MessagesConfigError, MessagesLayer};
-use crate::ingress::responses::{
-    MemoryResponseStore, ResponsesConfig, ResponsesConfigError, ResponsesLayer,
-};
-use crate::metrics::{AlertTask, Alerts, Monitor, MonitorConfig};
-use crate::preset::Preset;
-use crate::rate_limit::{RateLimitConfig, RateLimitConfigError, RateLimitLayer};
+use crate::ingress::messages::MessagesLayer;
+use crate::ingress::responses::{MemoryResponseStore, ResponsesLayer};
+use crate::metrics::{AlertTask, Alerts, Monitor};
+use crate::rate_limit::RateLimitLayer;
 use crate::replica::{
     FailureMode, Redis, RedisCheck, RedisSetupError, TieredResponseStore, TieredStore,
 };
-use crate::stack::{ChatService, ChatStack, StackError};
+use crate::stack::{ChatService, ChatStack};
 use crate::upstream::{Upstream, UpstreamSetupError};
-use crate::usage::{Ledger, PriceTable, RequestLog, UsageConfig, UsageLayer};
+use crate::usage::{Ledger, PriceTable, RequestLog, UsageLayer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -63,36 +61,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The configuration is not valid.
+    /// The configuration is not valid (every layer's config included: [`Config::validate`]
+    /// checks them all before a layer is built).
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The upstream client could not be set up.
     #[error(transparent)]
     Upstream(#[from] UpstreamSetupError),
-    /// A layer of the chat stack refused its config.
-    #[error(transparent)]
-    Stack(#[from] StackError),
-    /// The client keys.
-    #[error(transparent)]
-    Auth(#[from] AuthConfigError),
-    /// The rate limits.
-    #[error(transparent)]
-    RateLimit(#[from] RateLimitConfigError),
-    /// The Messages ingress (model aliases).
-    #[error(transparent)]
-    Messages(#[from] MessagesConfigError),
-    /// The Responses ingress (model aliases, store limits).
-    #[error(transparent)]
-    Responses(#[from] ResponsesConfigError),
     /// The Redis URL does not parse.
     #[error(transparent)]
     Redis(#[from] RedisSetupError),
-    /// An alert rule is not valid.
-    #[error(transparent)]
-    AlertRule(#[from] crate::metrics::alerts::AlertRuleError),
     /// The request log's file (`request_log_path`) cannot be opened.
     #[error("cannot open request_log_path: {0}")]
     RequestLog(std::io::Error),
+}
+
+impl From<InvalidConfig> for BuildError {
+    fn from(err: InvalidConfig) -> Self {
+        BuildError::Config(ConfigError::Invalid(err))
+    }
 }
 
 /// The proxy: its validated config, the upstream and the chat stack.
@@ -202,23 +189,22 @@ impl Proxy {
             .description_cache()
             .cloned()
             .expect("the server's stack always has a cascade");
-        let auth = ClientAuthLayer::new(auth_config(&config))?;
+        let auth = ClientAuthLayer::new(config.auth_config())?;
         let usage = usage_layer(&config, redis.as_ref())?;
-        let limits = RateLimitConfig {
-            global: config.rate_limit,
-            per_key: config.client_rate_limit,
-            named: config
-                .client_keys
-                .iter()
-                .filter_map(|(name, key)| Some((name.clone(), key.rate_limit?)))
-                .collect(),
-        };
+        let limits = config.rate_limit_config();
         let rate_limit = match &redis {
             Some(redis) => RateLimitLayer::shared(limits, redis.clone())?,
             None => RateLimitLayer::new(limits)?,
         };
-        let messages = MessagesLayer::new(messages_config(&config)?)?;
-        let mut responses = ResponsesLayer::new(responses_config(&config)?)?;
+        let messages = MessagesLayer::new(config.messages_config()?)?;
+        if config.responses_secret.is_none() {
+            tracing::info!(
+                "no `responses_secret` set: reasoning replayed by stateless Responses clients \
+                 is sealed with a random per-process secret and will not survive a restart or \
+                 reach another replica"
+            );
+        }
+        let mut responses = ResponsesLayer::new(config.responses_config()?)?;
         if let Some(redis) = &redis {
             // Stored responses are shared too: a turn stored through one replica can be
             // continued, read or deleted through any other.
@@ -233,11 +219,7 @@ impl Proxy {
         let observe = if config.enable_monitoring {
             #[cfg(feature = "prometheus")]
             let _ = prometheus_handle();
-            let monitor = Arc::new(Monitor::new(
-                MonitorConfig::default()
-                    .max_points(config.max_metric_points)
-                    .window(Duration::from_secs(config.metric_window)),
-            ));
+            let monitor = Arc::new(Monitor::new(config.monitor_config()));
             let alerts = Arc::new(Alerts::with_defaults(&config.alert_rules)?);
             Some(Observe { monitor, alerts })
         } else {
@@ -448,17 +430,6 @@ fn key_health(states: &[crate::upstream::KeyState]) -> crate::health::CheckResul
     }
 }
 
-/// The client keys: the plain list, then the named keys (`[client_keys.<name>]`).
-fn auth_config(config: &Config) -> AuthConfig {
-    let mut auth = AuthConfig::new(config.client_api_keys.clone());
-    for (name, key) in &config.client_keys {
-        if let Some(key) = key.key_match() {
-            auth = auth.named(name.clone(), key);
-        }
-    }
-    auth
-}
-
 /// The usage layer: prices (built in, then `[models."<id>"] price`), the named keys'
 /// budgets, the ledger (in Redis too with `redis_url`) and the request log.
 fn usage_layer(config: &Config, redis: Option<&Redis>) -> Result<UsageLayer, BuildError> {
@@ -481,51 +452,6 @@ fn usage_layer(config: &Config, redis: Option<&Redis>) -> Result<UsageLayer, Bui
     if let Some(path) = &config.request_log_path {
         log = log.with_lines(path).map_err(BuildError::RequestLog)?;
     }
-    let settings = UsageConfig {
-        label_limit: config.usage_label_limit,
-    };
+    let settings = config.usage_config();
     Ok(UsageLayer::new(Arc::new(ledger), Arc::new(log), &settings))
-}
-
-/// The Messages ingress's settings: TokenHub keeps reasoning in history and takes the thinking
-/// switch; `claude-*` names go to the text model unless `model_aliases` says otherwise.
-fn messages_config(config: &Config) -> Result<MessagesConfig, MessagesConfigError> {
-    let messages = match config.upstream {
-        Preset::Hunyuan => MessagesConfig::default(),
-        _ => MessagesConfig::tokenhub(),
-    };
-    let mut messages = messages
-        .with_body_limit(config.request_body_limit)
-        .with_alias("claude-*", config.text_model())?;
-    for (pattern, model) in &config.model_aliases {
-        messages = messages.with_alias(pattern.clone(), model.clone())?;
-    }
-    Ok(messages)
-}
-
-/// The Responses ingress's settings: TokenHub keeps reasoning in history and takes
-/// `reasoning.effort` and `text.format`; `gpt-*` names (Codex's defaults) go to the text model
-/// unless `model_aliases` says otherwise; reasoning is sealed under `responses_secret` (or a
-/// per-process secret, said once in the log).
-fn responses_config(config: &Config) -> Result<ResponsesConfig, ResponsesConfigError> {
-    let responses = match config.upstream {
-        Preset::Hunyuan => ResponsesConfig::default(),
-        _ => ResponsesConfig::tokenhub(),
-    };
-    let mut responses = responses
-        .with_body_limit(config.request_body_limit)
-        .with_store_limits(config.responses_store_limits())
-        .with_alias("gpt-*", config.text_model())?;
-    for (pattern, model) in &config.model_aliases {
-        responses = responses.with_alias(pattern.clone(), model.clone())?;
-    }
-    match &config.responses_secret {
-        Some(secret) => responses = responses.with_secret(secret.expose()),
-        None => tracing::info!(
-            "no `responses_secret` set: reasoning replayed by stateless Responses clients is \
-             sealed with a random per-process secret and will not survive a restart or reach \
-             another replica"
-        ),
-    }
-    Ok(responses)
 }

@@ -1,6 +1,7 @@
 //! How the upstream is reached: [`UpstreamConfig`], checked once by
 //! [`validate`](UpstreamConfig::validate) when the [`Upstream`](super::Upstream) is built.
 
+use crate::error::InvalidConfig;
 use crate::secret::Secret;
 use http::HeaderValue;
 use std::time::Duration;
@@ -37,16 +38,6 @@ pub struct UpstreamConfig {
     pub queue_size: usize,
     /// How long a request may wait for a free slot before it gets 429.
     pub queue_timeout: Duration,
-}
-
-/// An [`UpstreamConfig`] field with a value the upstream cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid upstream config: `{field}` {problem}")]
-pub struct UpstreamConfigError {
-    /// The field, as named in [`UpstreamConfig`] (`api_base`, `concurrency`…).
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
 }
 
 impl UpstreamConfig {
@@ -153,37 +144,25 @@ impl UpstreamConfig {
     }
 
     /// Checks every field; the error names the first bad one. `api_base` must be an http(s)
-    /// URL with a host, `api_key` fit in a header, `concurrency` be at least 1 and every
-    /// timeout be longer than zero (`queue_size`, `max_retries` and `retry_backoff` may be 0).
-    pub fn validate(&self) -> Result<(), UpstreamConfigError> {
-        let invalid = |field, problem: &str| {
-            Err(UpstreamConfigError {
-                field,
-                problem: problem.to_owned(),
-            })
-        };
+    /// URL with a host, every key fit in a header (and not be empty in `api_keys`), each
+    /// `fallback_models` entry name other, non-empty models, `concurrency` be at least 1 and
+    /// every timeout be longer than zero (`queue_size`, `max_retries` and `retry_backoff` may
+    /// be 0).
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let invalid = |field: &str, problem: &str| Err(InvalidConfig::new(field, problem));
         match reqwest::Url::parse(self.api_base.trim_end_matches('/')) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
             _ => return invalid("api_base", "must be an http:// or https:// URL with a host"),
         }
-        if let Some(key) = &self.api_key {
-            if HeaderValue::from_str(&format!("Bearer {}", key.expose())).is_err() {
-                return invalid("api_key", "holds characters not allowed in a header");
-            }
+        if self.api_keys.iter().any(|k| k.expose().trim().is_empty()) {
+            return invalid("api_keys", "holds an empty key");
         }
-        for key in &self.api_keys {
-            if key.expose().trim().is_empty() {
-                return invalid("api_keys", "holds an empty key");
-            }
-            if HeaderValue::from_str(&format!("Bearer {}", key.expose())).is_err() {
-                return invalid("api_keys", "holds characters not allowed in a header");
-            }
-        }
+        self.auth_headers()?;
         for (model, fallbacks) in &self.fallback_models {
-            if fallbacks.iter().any(|f| f.trim().is_empty() || f == model) {
+            if fallbacks.is_empty() || fallbacks.iter().any(|f| f.trim().is_empty() || f == model) {
                 return invalid(
-                    "fallback_models",
-                    "holds an empty model or a model that falls back to itself",
+                    &format!("fallback_models.{model:?}"),
+                    "needs a list of other, non-empty model names",
                 );
             }
         }
@@ -205,13 +184,36 @@ impl UpstreamConfig {
         }
         Ok(())
     }
+
+    /// The `Authorization` header of each pool key ([`pool_keys`](Self::pool_keys)), marked
+    /// sensitive; a key that cannot be a header is refused (named `api_key` or `api_keys`,
+    /// never by value).
+    pub fn auth_headers(&self) -> Result<Vec<HeaderValue>, InvalidConfig> {
+        self.pool_keys()
+            .into_iter()
+            .enumerate()
+            .map(|(index, key)| {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                    .map_err(|_| {
+                        let field = if index == 0 && self.api_key.is_some() {
+                            "api_key"
+                        } else {
+                            "api_keys"
+                        };
+                        InvalidConfig::new(field, "holds characters not allowed in a header")
+                    })?;
+                value.set_sensitive(true);
+                Ok(value)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn field_of(config: UpstreamConfig) -> &'static str {
+    fn field_of(config: UpstreamConfig) -> String {
         config.validate().unwrap_err().field
     }
 
@@ -269,5 +271,24 @@ mod tests {
             .retry_backoff(Duration::ZERO)
             .validate()
             .unwrap();
+    }
+
+    #[test]
+    fn fallback_lists_must_name_other_models() {
+        let base = || UpstreamConfig::new("http://h/v1");
+        let empty: [&str; 0] = [];
+        assert_eq!(
+            field_of(base().fallback("hy4", empty)),
+            "fallback_models.\"hy4\""
+        );
+        assert_eq!(
+            field_of(base().fallback("glm-5.2", ["glm-5.2"])),
+            "fallback_models.\"glm-5.2\""
+        );
+        assert_eq!(
+            field_of(base().fallback("hy4", [" "])),
+            "fallback_models.\"hy4\""
+        );
+        base().fallback("hy4", ["hy4-flash"]).validate().unwrap();
     }
 }

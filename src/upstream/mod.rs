@@ -57,7 +57,8 @@ mod shared_cap;
 mod slots;
 
 pub use body::UpstreamBody;
-pub use config::{UpstreamConfig, UpstreamConfigError};
+pub(crate) use body::{broken_stream_event, Broken};
+pub use config::UpstreamConfig;
 pub(crate) use error_map::is_error_envelope;
 pub use forward::SERVED_MODEL;
 pub use keys::KeyState;
@@ -129,7 +130,7 @@ impl std::fmt::Debug for Upstream {
 pub enum UpstreamSetupError {
     /// A config field holds a value the upstream cannot use.
     #[error("cannot set up the upstream client: {0}")]
-    Config(#[from] UpstreamConfigError),
+    Config(#[from] crate::error::InvalidConfig),
     /// The HTTP client could not be built.
     #[error("cannot set up the upstream client: {0}")]
     Client(#[source] reqwest::Error),
@@ -151,9 +152,9 @@ fn proxy_in_environment() -> bool {
 
 impl UpstreamSetupError {
     /// The [`UpstreamConfig`] field at fault, when one is.
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
-            UpstreamSetupError::Config(err) => Some(err.field),
+            UpstreamSetupError::Config(err) => Some(&err.field),
             UpstreamSetupError::Client(_) => None,
         }
     }
@@ -201,24 +202,7 @@ impl Upstream {
             .user_agent(concat!("hunyuan-proxy/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(UpstreamSetupError::Client)?;
-        let invalid = |field, problem: &str| {
-            UpstreamSetupError::Config(UpstreamConfigError {
-                field,
-                problem: problem.to_owned(),
-            })
-        };
-        let mut auths = Vec::new();
-        for (index, key) in config.pool_keys().into_iter().enumerate() {
-            let field = if index == 0 && config.api_key.is_some() {
-                "api_key"
-            } else {
-                "api_keys"
-            };
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                .map_err(|_| invalid(field, "holds characters not allowed in a header"))?;
-            value.set_sensitive(true);
-            auths.push(value);
-        }
+        let auths = config.auth_headers()?;
         let keys = Arc::new(KeyPool::new(auths, config.concurrency, config.key_cooldown));
         let shared = shared.map(|(redis, lease)| {
             let sets = keys
@@ -238,8 +222,12 @@ impl Upstream {
         });
         let base = config.api_base.trim_end_matches('/');
         let chat_url = format!("{base}/chat/completions");
-        let chat_endpoint = reqwest::Url::parse(&chat_url)
-            .map_err(|_| invalid("api_base", "must be an http:// or https:// URL with a host"))?;
+        let chat_endpoint = reqwest::Url::parse(&chat_url).map_err(|_| {
+            crate::error::InvalidConfig::new(
+                "api_base",
+                "must be an http:// or https:// URL with a host",
+            )
+        })?;
         Ok(Upstream {
             inner: Arc::new(Inner {
                 client,

@@ -427,6 +427,19 @@ impl Default for UsageConfig {
     }
 }
 
+impl UsageConfig {
+    /// Checks the settings: `label_limit` at least 1 (the error names the field).
+    pub fn validate(&self) -> Result<(), crate::error::InvalidConfig> {
+        if self.label_limit == 0 {
+            return Err(crate::error::InvalidConfig::new(
+                "label_limit",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,8 @@ use hunyuan_proxy::fix::{
     StreamRewriter,
 };
 use hunyuan_proxy::ingress::responses::{
-    from_completion, to_chat, ReasoningCodec, ResponsesEvent, ResponsesOptions, ResponsesRequest,
-    ResponsesStream, Translated,
+    from_completion, to_chat, ReasoningCodec, ResponsesConfig, ResponsesEvent, ResponsesStream,
+    Translated,
 };
 use hunyuan_proxy::mock::{validate, MockConfig, MockHunyuan, MockPolicy};
 use serde_json::{json, Value};
@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 const FIXTURE: &str = include_str!("fixtures/codex_request.json");
 const KEY: &str = "sk-test";
 
-fn codex_request() -> ResponsesRequest {
-    ResponsesRequest::from_slice(FIXTURE.as_bytes()).expect("the fixture parses")
+fn codex_request() -> &'static [u8] {
+    FIXTURE.as_bytes()
 }
 
 /// What the fixer does in front of the upstream, then the mock's own judgement.
@@ -104,7 +104,7 @@ fn translate_stream(translated: &Translated, sse: &[u8]) -> (Vec<ResponsesEvent>
 
 #[tokio::test]
 async fn codex_request_becomes_a_chat_request_hunyuan_accepts() {
-    let translated = to_chat(codex_request(), &ResponsesOptions::default(), None)
+    let translated = to_chat(codex_request(), &ResponsesConfig::default(), None)
         .await
         .unwrap();
     let chat = &translated.chat;
@@ -154,7 +154,7 @@ async fn codex_request_becomes_a_chat_request_hunyuan_accepts() {
     assert_eq!(body["messages"].as_array().unwrap().len(), 2);
     assert!(body.get("parallel_tool_calls").is_none());
     // TokenHub, with its options on.
-    let options = ResponsesOptions::default()
+    let options = ResponsesConfig::default()
         .with_reasoning_history(true)
         .with_pass_reasoning_effort(true)
         .with_response_format(true);
@@ -167,7 +167,7 @@ async fn codex_request_becomes_a_chat_request_hunyuan_accepts() {
 async fn codex_tool_loop_against_the_strict_mock() {
     let mock = MockHunyuan::start_with(MockConfig::default().with_api_key(KEY)).await;
     let codec = ReasoningCodec::new("replica secret");
-    let options = ResponsesOptions::default().with_codec(codec.clone());
+    let options = ResponsesConfig::default().with_codec(codec.clone());
 
     // Turn 1, streamed: the mock thinks, says a sentence and calls the first tool.
     let first = to_chat(codex_request(), &options, None).await.unwrap();
@@ -216,11 +216,11 @@ async fn codex_tool_loop_against_the_strict_mock() {
     input.extend(output.iter().cloned());
     input.push(json!({"type": "function_call_output", "call_id": call["call_id"], "output": "Cargo.toml\nsrc\n"}));
     next["stream"] = json!(false);
-    let next = ResponsesRequest::from_slice(next.to_string().as_bytes()).unwrap();
+    let next = next.to_string();
 
     // With reasoning history (TokenHub), the replayed reasoning reaches the assistant turn.
     let with_history = to_chat(
-        next.clone(),
+        next.as_bytes(),
         &options.clone().with_reasoning_history(true),
         None,
     )
@@ -243,8 +243,8 @@ async fn codex_tool_loop_against_the_strict_mock() {
     );
     // A proxy with another secret ignores the blob and still translates the turn.
     let foreign = to_chat(
-        next.clone(),
-        &ResponsesOptions::default().with_reasoning_history(true),
+        next.as_bytes(),
+        &ResponsesConfig::default().with_reasoning_history(true),
         None,
     )
     .await
@@ -256,7 +256,7 @@ async fn codex_tool_loop_against_the_strict_mock() {
         .all(|m| !m.extra.contains_key("reasoning_content")));
 
     // Legacy: no reasoning in history; the mock answers the tool result.
-    let second = to_chat(next, &options, None).await.unwrap();
+    let second = to_chat(next.as_bytes(), &options, None).await.unwrap();
     assert!(
         second.dropped.as_slice() == ["tool:web_search"],
         "{}",
@@ -351,13 +351,13 @@ mod props {
             body["input"] = Value::Array(items.iter().map(|i| to_json(i, &codec)).collect());
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             for (model, options, config, policy) in [
-                ("hunyuan-2.0-thinking-20251109", ResponsesOptions::default(), FixConfig::legacy(), MockPolicy::Legacy),
-                ("hy3", ResponsesOptions::default().with_reasoning_history(true), FixConfig::tokenhub(), MockPolicy::TokenHub),
+                ("hunyuan-2.0-thinking-20251109", ResponsesConfig::default(), FixConfig::legacy(), MockPolicy::Legacy),
+                ("hy3", ResponsesConfig::default().with_reasoning_history(true), FixConfig::tokenhub(), MockPolicy::TokenHub),
             ] {
                 body["model"] = json!(model);
-                let req = ResponsesRequest::from_slice(body.to_string().as_bytes()).unwrap();
+                let req = body.to_string();
                 let translated = rt
-                    .block_on(to_chat(req, &options.with_codec(codec.clone()), None))
+                    .block_on(to_chat(req.as_bytes(), &options.with_codec(codec.clone()), None))
                     .unwrap();
                 fixed_and_validated(&translated.chat, &config, policy);
             }

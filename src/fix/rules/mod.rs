@@ -115,16 +115,11 @@ pub fn fix_request_with_names(
         );
     }
     if config.enabled(Rule::ContentShape) {
-        let vision = is_vision_model(&chat.model);
-        let changed = shape::apply(&mut chat.messages, vision);
+        let model = &chat.model;
+        let changed = shape::apply(&mut chat.messages, || config.vision.sees_images(model));
         record(&mut report, Rule::ContentShape, changed);
     }
     Ok((report, names))
-}
-
-/// Whether `model` takes images (its name contains `vision`).
-pub fn is_vision_model(model: &str) -> bool {
-    model.contains("vision")
 }
 
 /// Whether content counts as empty for the fixer: absent, blank text, or parts with no image

@@ -1,15 +1,18 @@
 //! [`Rule::ContentShape`](crate::fix::Rule::ContentShape): part lists in the shape each model
 //! takes.
 //!
-//! For a text model (name without `vision`) a text-only part list is flattened to one string
+//! For a model that does not see images ([`FixConfig::vision`](crate::fix::FixConfig::vision))
+//! a text-only part list is flattened to one string
 //! (parts joined by newlines). A message with images but no text part gets one (R9: Hunyuan's
 //! vision models want text beside images).
 
 use super::IMAGE_ONLY_TEXT;
 use crate::chat::{Content, ContentPart, Message};
 
-/// Applies the rule; returns whether anything changed.
-pub(super) fn apply(messages: &mut [Message], vision: bool) -> bool {
+/// Applies the rule; returns whether anything changed. `sees_images` is asked at most once,
+/// and only when a text-only part list is found (most requests have none).
+pub(super) fn apply(messages: &mut [Message], sees_images: impl Fn() -> bool) -> bool {
+    let mut vision = None;
     let mut changed = false;
     for m in messages.iter_mut() {
         let Some(Content::Parts(parts)) = &mut m.content else {
@@ -20,7 +23,7 @@ pub(super) fn apply(messages: &mut [Message], vision: bool) -> bool {
         if images && !texts {
             parts.insert(0, ContentPart::text_part(IMAGE_ONLY_TEXT));
             changed = true;
-        } else if !images && !vision {
+        } else if !images && !*vision.get_or_insert_with(&sees_images) {
             let joined = m
                 .content
                 .as_ref()
@@ -73,9 +76,9 @@ mod tests {
         ];
         for (i, (m, vision, want)) in cases.into_iter().enumerate() {
             let mut list = vec![m];
-            apply(&mut list, vision);
+            apply(&mut list, || vision);
             assert_eq!(list[0].content.as_ref(), Some(&want), "case {i}");
-            assert!(!apply(&mut list, vision), "case {i} not idempotent");
+            assert!(!apply(&mut list, || vision), "case {i} not idempotent");
         }
     }
 }

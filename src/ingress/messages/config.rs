@@ -1,6 +1,7 @@
 //! [`MessagesConfig`]: how the Messages ingress translates.
 
-use crate::ingress::{AliasError, ModelAliases};
+use crate::error::InvalidConfig;
+use crate::ingress::ModelAliases;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -36,20 +37,9 @@ impl Default for MessagesConfig {
     }
 }
 
-/// A [`MessagesConfig`] that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum MessagesConfigError {
-    /// `body_limit` is 0.
-    #[error("messages: `body_limit` must be at least 1 byte")]
-    BodyLimit,
-    /// `ping_interval_secs` is 0.
-    #[error("messages: `ping_interval_secs` must be at least 1")]
-    PingInterval,
-    /// An alias is malformed.
-    #[error(transparent)]
-    Alias(#[from] AliasError),
-}
+/// A [`MessagesConfig`] that cannot be used: the crate's one config error shape, naming the
+/// field (`body_limit`, `aliases."claude-*"`).
+pub type MessagesConfigError = InvalidConfig;
 
 impl MessagesConfig {
     /// The defaults for TokenHub: reasoning kept in history, the thinking switch passed on.
@@ -106,13 +96,16 @@ impl MessagesConfig {
         Duration::from_secs(self.ping_interval_secs)
     }
 
-    /// Checks the configuration.
+    /// Checks the configuration (the aliases were checked as they were added).
     pub fn validate(&self) -> Result<(), MessagesConfigError> {
         if self.body_limit == 0 {
-            return Err(MessagesConfigError::BodyLimit);
+            return Err(InvalidConfig::new("body_limit", "must be at least 1 byte"));
         }
         if self.ping_interval_secs == 0 {
-            return Err(MessagesConfigError::PingInterval);
+            return Err(InvalidConfig::new(
+                "ping_interval_secs",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }

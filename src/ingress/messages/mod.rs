@@ -76,7 +76,6 @@
 
 mod config;
 mod error;
-mod future;
 mod layer;
 mod request;
 mod response;
@@ -85,10 +84,9 @@ mod stream;
 
 pub use config::{MessagesConfig, MessagesConfigError};
 pub use error::{error_body, error_event, error_type, AnthropicErrors};
-pub use future::ResponseFuture;
 pub use layer::MessagesLayer;
 pub use request::{estimate_input_tokens, to_chat, Translated};
-pub use response::{message_from_completion, stop_reason, AnswerPlan};
+pub use response::{from_completion, stop_reason, AnswerPlan};
 pub use service::{CountTokens, Messages};
 pub use stream::MessagesStream;
 

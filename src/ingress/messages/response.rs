@@ -1,4 +1,4 @@
-//! The chat answer translated to a Messages answer: [`message_from_completion`] and the
+//! The chat answer translated to a Messages answer: [`from_completion`] and the
 //! shared pieces of the stream translation (ids, stop reasons, signatures).
 
 use crate::chat::ChatCompletion;
@@ -85,17 +85,17 @@ impl AnswerPlan {
 }
 
 /// A `chat.completion` as a Messages answer.
-pub fn message_from_completion(completion: ChatCompletion, plan: &AnswerPlan) -> Value {
+pub fn from_completion(completion: ChatCompletion, plan: &AnswerPlan) -> Value {
     serde_json::to_value(answer(completion, plan)).expect("a Messages answer serializes")
 }
 
 /// A `chat.completion` as a Messages answer's bytes, serialized straight from the answer.
-pub(crate) fn message_bytes(completion: ChatCompletion, plan: &AnswerPlan) -> Vec<u8> {
+pub(crate) fn from_completion_bytes(completion: ChatCompletion, plan: &AnswerPlan) -> Vec<u8> {
     serde_json::to_vec(&answer(completion, plan)).expect("a Messages answer serializes")
 }
 
 /// A Messages answer. The fields are in the order a `serde_json::Value` object keeps them
-/// (sorted), so the bytes are those of [`message_from_completion`]'s value.
+/// (sorted), so the bytes are those of [`from_completion`]'s value.
 #[derive(Serialize)]
 struct Answer<'a> {
     content: Vec<Block>,
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn text_reasoning_and_tool_calls_become_blocks_in_order() {
-        let answer = message_from_completion(
+        let answer = from_completion(
             completion(
                 json!({"role": "assistant", "content": "Let me look.", "reasoning_content": "hmm",
                 "tool_calls": [{"id": "call_1", "type": "function",
@@ -263,8 +263,8 @@ mod tests {
         for message in answers {
             for thinking in [true, false] {
                 let c = completion(message.clone(), "stop");
-                let value = message_from_completion(c.clone(), &plan(thinking));
-                let bytes = message_bytes(c, &plan(thinking));
+                let value = from_completion(c.clone(), &plan(thinking));
+                let bytes = from_completion_bytes(c, &plan(thinking));
                 assert_eq!(String::from_utf8(bytes).unwrap(), value.to_string());
             }
         }
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn reasoning_is_hidden_unless_thinking_was_asked_for() {
-        let answer = message_from_completion(
+        let answer = from_completion(
             completion(
                 json!({"role": "assistant", "content": "hi", "reasoning_content": "hmm"}),
                 "stop",
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn unparsable_arguments_give_an_empty_input() {
-        let answer = message_from_completion(
+        let answer = from_completion(
             completion(
                 json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c",
                 "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}),
@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_kept_stop_sequence_is_cut_and_named() {
-        let answer = message_from_completion(
+        let answer = from_completion(
             completion(
                 json!({"role": "assistant", "content": "one two END"}),
                 "stop",
@@ -324,7 +324,7 @@ mod tests {
     fn missing_usage_uses_the_estimate() {
         let mut c = completion(json!({"role": "assistant", "content": "x"}), "stop");
         c.usage = None;
-        let answer = message_from_completion(c, &plan(false));
+        let answer = from_completion(c, &plan(false));
         assert_eq!(answer["usage"]["input_tokens"], 3);
     }
 }

@@ -3,17 +3,13 @@
 
 use super::config::MessagesConfig;
 use super::error::{render_proxy_error, AnthropicErrors};
-use super::future::ResponseFuture;
 use super::request::{estimate_input_tokens, to_chat, Translated};
-use super::response::{message_bytes, AnswerPlan};
+use super::response::{from_completion_bytes, AnswerPlan};
 use super::stream::MessagesStream;
 use super::DIALECT;
-use crate::chat::parse::{
-    check_content_type, read_body, BodyReadTimeout, DEFAULT_BODY_READ_TIMEOUT,
-};
-use crate::chat::BodyLimit;
+use crate::chat::parse::read_request_body;
 use crate::error::ProxyError;
-use crate::ingress::{handoff, rewrite_error, TranslateBody};
+use crate::ingress::{handoff, rewrite_error, ResponseFuture, TranslateBody};
 use axum::body::Body;
 use http::{header, HeaderName, HeaderValue, Request, Response};
 use std::convert::Infallible;
@@ -54,17 +50,7 @@ async fn read_messages(
     req: &mut Request<Body>,
     config: &MessagesConfig,
 ) -> Result<Translated, ProxyError> {
-    check_content_type(req.headers())?;
-    let limit = req
-        .extensions()
-        .get::<BodyLimit>()
-        .map_or(config.body_limit, |l| l.0);
-    let timeout = req
-        .extensions()
-        .get::<BodyReadTimeout>()
-        .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
-    let body = std::mem::take(req.body_mut());
-    let bytes = read_body(req.headers(), body, limit, timeout).await?;
+    let bytes = read_request_body(req, config.body_limit).await?;
     to_chat(&bytes, config)
 }
 
@@ -103,7 +89,7 @@ where
             let response = inner.call(req).await?;
             let mut response = if !response.status().is_success() {
                 rewrite_error(response, &AnthropicErrors).await
-            } else if handoff::is_event_stream(&response) {
+            } else if handoff::is_event_stream(response.headers()) {
                 let (mut parts, body) = response.into_parts();
                 handoff::stream_headers(&mut parts.headers);
                 let body = TranslateBody::new(body, MessagesStream::new(plan))
@@ -121,10 +107,10 @@ where
 /// A non-streamed chat answer as a Messages answer (a broken one is a 502 `api_error`).
 async fn json_answer(response: Response<Body>, plan: &AnswerPlan) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let Some(completion) = handoff::read_completion(body).await else {
+    let Some(completion) = handoff::take_completion(&mut parts, body).await else {
         return broken_answer();
     };
-    let message = message_bytes(completion, plan);
+    let message = from_completion_bytes(completion, plan);
     handoff::json_headers(&mut parts.headers);
     Response::from_parts(parts, Body::from(message))
 }

@@ -1,12 +1,17 @@
-//! [`ResponsesConfig`]: how the Responses ingress translates, and where it keeps responses.
+//! [`ResponsesConfig`]: how the Responses ingress translates (what [`to_chat`](super::to_chat)
+//! reads), and where it keeps responses.
 
 use super::reasoning::ReasoningCodec;
 use super::store::StoreLimits;
-use super::ResponsesOptions;
-use crate::ingress::{AliasError, ModelAliases};
+use crate::error::InvalidConfig;
+use crate::ingress::ModelAliases;
 use std::time::Duration;
 
-/// The Responses ingress's configuration: checked once, when the layer is built.
+/// The Responses ingress's configuration: checked once, when the layer is built. The
+/// translation ([`to_chat`](super::to_chat)) reads it as it is.
+///
+/// The defaults suit the legacy endpoint: no reasoning in history, no `reasoning_effort`, no
+/// `response_format`; [`tokenhub`](Self::tokenhub) turns all three on.
 #[derive(Debug, Clone)]
 pub struct ResponsesConfig {
     /// Client model names mapped to upstream models (e.g. `"gpt-*" = "hy3"`); a name no alias
@@ -46,29 +51,12 @@ impl Default for ResponsesConfig {
     }
 }
 
-/// A [`ResponsesConfig`] that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ResponsesConfigError {
-    /// `body_limit` is 0.
-    #[error("responses: `body_limit` must be at least 1 byte")]
-    BodyLimit,
-    /// `keepalive_secs` is 0.
-    #[error("responses: `keepalive_secs` must be at least 1")]
-    Keepalive,
-    /// The store may hold no entry.
-    #[error("responses: the store must hold at least 1 entry")]
-    StoreEntries,
-    /// The store may hold no byte.
-    #[error("responses: the store must hold at least 1 byte")]
-    StoreBytes,
-    /// Stored responses would expire at once.
-    #[error("responses: the store's time to live must be at least 1 second")]
-    StoreTtl,
-    /// An alias is malformed.
-    #[error(transparent)]
-    Alias(#[from] AliasError),
-}
+/// A [`ResponsesConfig`] that cannot be used: the crate's one config error shape, naming the
+/// field (`keepalive_secs`, `store_limits.max_entries`, `aliases."gpt-*"`).
+pub type ResponsesConfigError = InvalidConfig;
+
+/// The fewest bytes the response store may be given: one stored response's JSON is larger.
+const MIN_STORE_BYTES: u64 = 1024;
 
 impl ResponsesConfig {
     /// The defaults for TokenHub: reasoning kept in history, `reasoning.effort` and
@@ -122,6 +110,12 @@ impl ResponsesConfig {
         self
     }
 
+    /// Seals and opens reasoning with `codec` (one made elsewhere with the replicas' secret).
+    pub fn with_codec(mut self, codec: ReasoningCodec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// Sets the store's bounds.
     pub fn with_store_limits(mut self, limits: StoreLimits) -> Self {
         self.store_limits = limits;
@@ -145,31 +139,27 @@ impl ResponsesConfig {
         Duration::from_secs(self.keepalive_secs)
     }
 
-    /// The translation options these settings give.
-    pub fn options(&self) -> ResponsesOptions {
-        ResponsesOptions::default()
-            .with_reasoning_history(self.reasoning_history)
-            .with_pass_reasoning_effort(self.pass_reasoning_effort)
-            .with_response_format(self.response_format)
-            .with_codec(self.codec.clone())
-    }
-
-    /// Checks the configuration.
+    /// Checks the configuration (the aliases were checked as they were added); the error
+    /// names the field (`store_limits.ttl`).
     pub fn validate(&self) -> Result<(), ResponsesConfigError> {
+        let invalid = |field: &str, problem: &str| Err(InvalidConfig::new(field, problem));
         if self.body_limit == 0 {
-            return Err(ResponsesConfigError::BodyLimit);
+            return invalid("body_limit", "must be at least 1 byte");
         }
         if self.keepalive_secs == 0 {
-            return Err(ResponsesConfigError::Keepalive);
+            return invalid("keepalive_secs", "must be at least 1");
         }
         if self.store_limits.max_entries == 0 {
-            return Err(ResponsesConfigError::StoreEntries);
+            return invalid("store_limits.max_entries", "must be at least 1");
         }
-        if self.store_limits.max_bytes == 0 {
-            return Err(ResponsesConfigError::StoreBytes);
+        if self.store_limits.max_bytes < MIN_STORE_BYTES {
+            return invalid(
+                "store_limits.max_bytes",
+                &format!("must be at least {MIN_STORE_BYTES} bytes"),
+            );
         }
         if self.store_limits.ttl < Duration::from_secs(1) {
-            return Err(ResponsesConfigError::StoreTtl);
+            return invalid("store_limits.ttl", "must be at least 1 second");
         }
         Ok(())
     }
@@ -183,22 +173,35 @@ mod tests {
     fn presets_and_validation() {
         let legacy = ResponsesConfig::default();
         assert!(legacy.validate().is_ok());
-        assert!(!legacy.options().reasoning_history);
-        let hub = ResponsesConfig::tokenhub().options();
+        assert!(!legacy.reasoning_history);
+        let hub = ResponsesConfig::tokenhub();
         assert!(hub.reasoning_history && hub.pass_reasoning_effort && hub.response_format);
         let bad = ResponsesConfig::default().with_store_limits(StoreLimits {
             max_entries: 0,
             ..StoreLimits::default()
         });
-        assert_eq!(bad.validate(), Err(ResponsesConfigError::StoreEntries));
+        assert_eq!(
+            bad.validate().unwrap_err().field,
+            "store_limits.max_entries"
+        );
+        // The server refused fewer than 1024 bytes, the layer only 0: one rule now.
+        let bad = ResponsesConfig::default().with_store_limits(StoreLimits {
+            max_bytes: 10,
+            ..StoreLimits::default()
+        });
+        assert_eq!(bad.validate().unwrap_err().field, "store_limits.max_bytes");
         let bad = ResponsesConfig::default().with_store_limits(StoreLimits {
             ttl: Duration::ZERO,
             ..StoreLimits::default()
         });
-        assert_eq!(bad.validate(), Err(ResponsesConfigError::StoreTtl));
+        assert_eq!(bad.validate().unwrap_err().field, "store_limits.ttl");
         assert_eq!(
-            ResponsesConfig::default().with_keepalive_secs(0).validate(),
-            Err(ResponsesConfigError::Keepalive)
+            ResponsesConfig::default()
+                .with_keepalive_secs(0)
+                .validate()
+                .unwrap_err()
+                .field,
+            "keepalive_secs"
         );
         let a = ResponsesConfig::default().with_secret("s").codec;
         let b = ResponsesConfig::default().with_secret("s").codec;

@@ -23,13 +23,8 @@ impl ResponsesLayer {
     }
 
     fn from_config(config: ResponsesConfig, store: Arc<dyn ResponseStore>) -> Self {
-        let options = config.options();
         ResponsesLayer {
-            shared: Arc::new(Shared {
-                config,
-                options,
-                store,
-            }),
+            shared: Arc::new(Shared { config, store }),
         }
     }
 

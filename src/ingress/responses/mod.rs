@@ -15,9 +15,9 @@
 //! `previous_response_id`. Errors are OpenAI's envelope, as on the chat route; routes not
 //! served answer [`Unsupported`].
 //!
-//! - [`request`]: the request's serde types and [`to_chat`], which turns a request into a
-//!   [`ChatRequest`](crate::chat::ChatRequest), names what it could not carry ([`Dropped`]) and
-//!   keeps the tool names it flattened ([`ToolNames`]).
+//! - [`request`]: [`to_chat`], the one reader: a request body read into typed structs and
+//!   turned into a [`ChatRequest`](crate::chat::ChatRequest); it names what it could not carry
+//!   ([`Dropped`]) and keeps the tool names it flattened ([`ToolNames`]).
 //! - [`response`]: the response object and [`from_completion`] for a non-streamed answer.
 //! - [`stream`]: [`ResponsesStream`], the state machine from chat chunks to Responses events.
 //! - [`tool_names`]: [`ToolNames`], flattened and sanitized function names, reversibly.
@@ -29,21 +29,22 @@
 //! ```
 //! use hunyuan_proxy::chat::{ChatChunk, ChatCompletion, Role};
 //! use hunyuan_proxy::ingress::responses::{
-//!     from_completion, to_chat, MemoryResponseStore, ResponseStore, ResponsesOptions,
-//!     ResponsesRequest, ResponsesStream,
+//!     from_completion, to_chat, MemoryResponseStore, ResponseStore, ResponsesConfig,
+//!     ResponsesStream,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let req: ResponsesRequest = serde_json::from_value(serde_json::json!({
+//! let body = serde_json::json!({
 //!     "model": "hunyuan-2.0-thinking-20251109",
 //!     "input": [
 //!         {"type": "message", "role": "developer", "content": "Be brief."},
 //!         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
 //!     ],
 //!     "tools": [{"type": "web_search"}]
-//! })).unwrap();
-//! let translated = to_chat(req, &ResponsesOptions::default(), None).await.unwrap();
+//! });
+//! let config = ResponsesConfig::default();
+//! let translated = to_chat(body.to_string().as_bytes(), &config, None).await.unwrap();
 //! assert_eq!(translated.chat.messages[0].role, Role::System);
 //! assert_eq!(translated.dropped.as_slice(), ["tool:web_search"]);
 //!
@@ -74,8 +75,6 @@
 
 mod config;
 pub mod error;
-mod fast;
-mod future;
 mod layer;
 pub mod reasoning;
 pub mod request;
@@ -86,7 +85,6 @@ pub mod stream;
 pub mod tool_names;
 
 pub use config::{ResponsesConfig, ResponsesConfigError};
-pub use future::ResponseFuture;
 pub use layer::ResponsesLayer;
 pub use service::{Responses, StoredResponses, Unsupported};
 
@@ -95,7 +93,7 @@ pub const DIALECT: &str = "responses";
 
 pub use error::ResponsesError;
 pub use reasoning::ReasoningCodec;
-pub use request::{to_chat, Input, ResponsesRequest, Translated};
+pub use request::{to_chat, Translated};
 pub use response::{from_completion, OutputItem, ResponseContext, ResponseObject, ResponseStatus};
 pub use store::{
     MemoryResponseStore, OwnedStore, ResponseStore, StoreError, StoreLimits, StoredResponse,
@@ -107,50 +105,6 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-
-/// How the Responses translation treats what Hunyuan may or may not take, chosen per upstream.
-///
-/// The defaults suit the legacy endpoint: no reasoning in history, no `reasoning_effort`, no
-/// `response_format`. TokenHub takes all three.
-#[derive(Debug, Clone, Default)]
-pub struct ResponsesOptions {
-    /// Replayed reasoning items become `reasoning_content` on the next assistant message
-    /// (TokenHub's interleaved thinking); off: they are dropped silently.
-    pub reasoning_history: bool,
-    /// `reasoning.effort` is passed on as `reasoning_effort`; off: dropped and reported.
-    pub pass_reasoning_effort: bool,
-    /// `text.format` (`json_schema`, `json_object`) becomes `response_format`; off: dropped and
-    /// reported.
-    pub response_format: bool,
-    /// Seals and opens reasoning's `encrypted_content`.
-    pub codec: ReasoningCodec,
-}
-
-impl ResponsesOptions {
-    /// Sets [`reasoning_history`](Self::reasoning_history).
-    pub fn with_reasoning_history(mut self, on: bool) -> Self {
-        self.reasoning_history = on;
-        self
-    }
-
-    /// Sets [`pass_reasoning_effort`](Self::pass_reasoning_effort).
-    pub fn with_pass_reasoning_effort(mut self, on: bool) -> Self {
-        self.pass_reasoning_effort = on;
-        self
-    }
-
-    /// Sets [`response_format`](Self::response_format).
-    pub fn with_response_format(mut self, on: bool) -> Self {
-        self.response_format = on;
-        self
-    }
-
-    /// Sets the [`codec`](Self::codec) (use one secret across replicas).
-    pub fn with_codec(mut self, codec: ReasoningCodec) -> Self {
-        self.codec = codec;
-        self
-    }
-}
 
 /// What a request asked for that the translation could not carry, one name each:
 /// `tool:<type>` (a built-in tool), `item:<type>` (an input item), `part:<type>` (a content

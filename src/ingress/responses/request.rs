@@ -1,4 +1,10 @@
-//! The Responses request, and [`to_chat`], which asks Hunyuan the same thing as a chat request.
+//! The Responses request read and translated to a chat request: [`to_chat`], the one reader.
+//!
+//! The body is read straight into typed, borrowing structs (strings without escapes are not
+//! copied), each field as strictly as the translation needs it (see
+//! [`ingress::json`](crate::ingress)): a known field of the wrong type, or given twice, is a 400
+//! naming it in OpenAI's style (`input[2].content[0].image_url`). The items of a stored turn
+//! (`previous_response_id`) and of an `item_reference` are read through the same types.
 //!
 //! | Responses | chat |
 //! |---|---|
@@ -8,7 +14,7 @@
 //! | `input_image` by `file_id`, `input_file`, `input_audio` | 400 naming the part |
 //! | `function_call` | `tool_calls` on the assistant message of its turn (`call_id` is the id) |
 //! | `function_call_output` (string or parts) | a `tool` message |
-//! | `reasoning` | its `encrypted_content` opened → `reasoning_content` of the turn's assistant message when [`reasoning_history`](super::ResponsesOptions::reasoning_history) is on; else dropped silently |
+//! | `reasoning` | its `encrypted_content` opened → `reasoning_content` of the turn's assistant message when [`reasoning_history`](super::ResponsesConfig::reasoning_history) is on; else dropped silently |
 //! | `item_reference` | the stored item; unknown → dropped, reported `item:item_reference` |
 //! | any other item type | dropped, reported `item:<type>` |
 //! | `function` tools | functions (`strict` dropped) |
@@ -17,8 +23,8 @@
 //! | `tool_choice` `auto`/`none`/`required`/`{type: function, name}` | `tool_choice` (a choice naming a dropped tool is dropped, reported `field:tool_choice`) |
 //! | `parallel_tool_calls`, `temperature`, `top_p` | the same fields |
 //! | `max_output_tokens` | `max_tokens` |
-//! | `reasoning.effort` | `reasoning_effort` when [`pass_reasoning_effort`](super::ResponsesOptions::pass_reasoning_effort); else reported |
-//! | `text.format` `json_schema`/`json_object` | `response_format` when [`response_format`](super::ResponsesOptions::response_format); else reported |
+//! | `reasoning.effort` | `reasoning_effort` when [`pass_reasoning_effort`](super::ResponsesConfig::pass_reasoning_effort); else reported |
+//! | `text.format` `json_schema`/`json_object` | `response_format` when [`response_format`](super::ResponsesConfig::response_format); else reported |
 //! | `previous_response_id` | the stored turn's input and output items, prepended (unknown → 404 `previous_response_not_found`) |
 //! | `stream: true` | `stream: true` with `stream_options.include_usage` (the fixer supplies usage Hunyuan omits) |
 //! | `store`, `metadata`, `user`, `prompt_cache_key`, `client_metadata`, `include`, `truncation`, `service_tier` | not sent (echoed in the response where the API echoes them) |
@@ -28,23 +34,28 @@
 //! user or tool turns form one assistant message, the way Hunyuan produced them.
 //!
 //! Every tool name sent upstream is made of `[A-Za-z0-9_-]`, at most 64 characters, unique;
-//! [`ToolNames`] maps it back to the client's name and namespace for the answer. `model` is
-//! passed as given.
+//! [`ToolNames`] maps it back to the client's name and namespace for the answer. `model` goes
+//! upstream through [`ResponsesConfig::aliases`](super::ResponsesConfig::aliases); the answer
+//! names the client's model.
 
+use super::config::ResponsesConfig;
 use super::error::ResponsesError;
 use super::reasoning::ReasoningCodec;
 use super::response::{response_id_of_item, Echo, ResponseContext};
-use super::store::ResponseStore;
+use super::store::{ResponseStore, StoredResponse};
 pub use super::tool_names::{ToolNames, MAX_TOOL_NAME};
-use super::{Dropped, ResponsesOptions};
+use super::Dropped;
 use crate::chat::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role,
     StreamOptions, Tool, ToolCall,
 };
-use crate::error::ProxyError;
-use serde::{Deserialize, Serialize};
+use crate::ingress::json::{self, present, Loose, LooseStr, Obj};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 /// Request fields the translation leaves out without reporting them: they change nothing the
@@ -60,181 +71,17 @@ const IGNORED_FIELDS: &[&str] = &[
     "safety_identifier",
 ];
 
-/// An OpenAI `POST /v1/responses` request.
-///
-/// Fields the translation acts on are typed; every other field is kept in
-/// [`extra`](Self::extra) (never an error). Input items and tools stay JSON values here and
-/// are read by [`to_chat`], so that an unknown item type or tool is dropped and reported
-/// instead of failing the whole request.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct ResponsesRequest {
-    /// The model name, passed on as given.
-    #[serde(default)]
-    pub model: String,
-    /// The input: a string or a list of items.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Input>,
-    /// System instructions (a string; a list of messages is read for its text).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instructions: Option<Value>,
-    /// Tools: `function`, `namespace`, built-ins.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<Vec<Value>>,
-    /// `auto`, `none`, `required` or `{"type": "function", "name": …}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_choice: Option<Value>,
-    /// Whether the model may call several tools at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parallel_tool_calls: Option<bool>,
-    /// The answer's token limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_output_tokens: Option<u64>,
-    /// Sampling temperature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<Number>,
-    /// Nucleus sampling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<Number>,
-    /// `effort` and `summary`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reasoning: Option<ReasoningParams>,
-    /// `format` (and `verbosity`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<TextParams>,
-    /// Whether the answer is streamed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<bool>,
-    /// Whether the response is stored for later turns (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub store: Option<bool>,
-    /// The stored response this turn continues.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_response_id: Option<String>,
-    /// Client metadata, echoed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
-    /// An end-user id, echoed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// Every other field.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl ResponsesRequest {
-    /// Parses a request body: 400 `invalid_json` when it is not JSON, 400 when a known field
-    /// has the wrong type. Unknown fields are kept.
-    pub fn from_slice(body: &[u8]) -> Result<Self, ResponsesError> {
-        serde_json::from_slice(body).map_err(|err| {
-            let error = if err.is_syntax() || err.is_eof() {
-                ProxyError::InvalidJson {
-                    detail: format!("line {} column {}", err.line(), err.column()),
-                }
-            } else {
-                ProxyError::invalid_request(format!("invalid Responses request: {err}"))
-            };
-            ResponsesError::Proxy(error)
-        })
-    }
-}
-
-/// `input`: a string (one user message) or a list of items.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Input {
-    /// One user message.
-    Text(String),
-    /// Input items (`message`, `function_call`, `function_call_output`, `reasoning`, …).
-    Items(Vec<Value>),
-}
-
-/// Read straight from the parser, as `#[serde(untagged)]` would (a string, else a list),
-/// without buffering the whole input first; anything else is the error untagged gives, raised
-/// after the value (so it points where untagged's does).
-impl<'de> Deserialize<'de> for Input {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
-        /// `None`: neither a string nor a list.
-        struct InputVisitor;
-        impl<'de> Visitor<'de> for InputVisitor {
-            type Value = Option<Input>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or a list of items")
-            }
-            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Some(Input::Text(v.to_owned())))
-            }
-            fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Some(Input::Text(v)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-                while let Some(item) = seq.next_element::<Value>()? {
-                    items.push(item);
-                }
-                Ok(Some(Input::Items(items)))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(None)
-            }
-            fn visit_bool<E: Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_i64<E: Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_u64<E: Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_f64<E: Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-        }
-        deserializer.deserialize_any(InputVisitor)?.ok_or_else(|| {
-            D::Error::custom("data did not match any variant of untagged enum Input")
-        })
-    }
-}
-
-/// `reasoning` of a request.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct ReasoningParams {
-    /// `minimal`, `low`, `medium`, `high`…
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub effort: Option<String>,
-    /// `auto`, `concise`, `detailed` (or `none`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-    /// Other fields.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// `text` of a request.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct TextParams {
-    /// `{"type": "text" | "json_object" | "json_schema", …}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<Value>,
-    /// Other fields (`verbosity`).
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
 /// A translated request.
 #[derive(Debug, Clone)]
 pub struct Translated {
-    /// The chat request to send through the chat stack.
+    /// The chat request to send through the chat stack (model already mapped through the
+    /// aliases).
     pub chat: ChatRequest,
     /// What could not be carried.
     pub dropped: Dropped,
-    /// The resolved input items (earlier turns prepended, references replaced), to store
-    /// beside the answer when `store` is on ([`StoredResponse::new`](super::StoredResponse::new)).
-    /// The ingress leaves them empty for a `store: false` request, which is never stored.
+    /// The resolved input items as the client sent them (earlier turns prepended, references
+    /// replaced), to store beside the answer ([`StoredResponse::new`]). Empty for a
+    /// `store: false` request, which is never stored.
     pub input_items: Vec<Value>,
     /// What the answer side needs ([`from_completion`](super::from_completion),
     /// [`ResponsesStream`](super::ResponsesStream)); holds the tool-name map.
@@ -255,14 +102,582 @@ impl Translated {
     /// The entry to store for this turn once `response` is known (from
     /// [`from_completion`](super::from_completion) or
     /// [`ResponsesStream::response`](super::ResponsesStream::response)).
-    pub fn to_stored(&self, response: super::ResponseObject) -> super::StoredResponse {
-        super::StoredResponse::new(self.input_items.clone(), response)
+    pub fn to_stored(&self, response: super::ResponseObject) -> StoredResponse {
+        StoredResponse::new(self.input_items.clone(), response)
+    }
+}
+
+/// Reads a Responses request body and translates it to the chat request; see the
+/// [module docs](self) for every rule. Reads `store` for `previous_response_id` and
+/// `item_reference` (without a store, both are unknown: a 404 and a dropped item). Unknown
+/// fields are reported, never refused; a wrong shape is a 400 naming its field.
+pub async fn to_chat(
+    body: &[u8],
+    config: &ResponsesConfig,
+    store: Option<&dyn ResponseStore>,
+) -> Result<Translated, ResponsesError> {
+    let raw = body;
+    let mut body: Body<'_> = json::read_indexed(raw)?;
+    let model = match body.model.take() {
+        Some(model) if !model.trim().is_empty() => model,
+        _ => return Err(ResponsesError::invalid("`model` is required", "model")),
+    };
+    let previous: Vec<Value> = match body.previous_response_id.as_deref() {
+        None => Vec::new(),
+        Some(id) => {
+            let stored = match store {
+                Some(store) => store.get(id).await?,
+                None => None,
+            };
+            stored
+                .ok_or_else(|| ResponsesError::PreviousResponseNotFound { id: id.to_owned() })?
+                .replay_items()
+        }
+    };
+    let input = body.input.take();
+    let no_input = match &input {
+        None => true,
+        Some(Input::Items(items)) => items.is_empty(),
+        Some(Input::Text(_)) => false,
+    };
+    if no_input && previous.is_empty() {
+        return Err(ResponsesError::invalid(
+            "`input` is required (a string or a list of items)",
+            "input",
+        ));
+    }
+    let mut dropped = Dropped::default();
+    let references = match &input {
+        Some(Input::Items(items)) => resolve_references(items, store, &mut dropped).await?,
+        _ => Vec::new(),
+    };
+    let store_on = body.store != Some(false);
+    let kept = if store_on {
+        kept_input(raw, input.as_ref(), &references)?
+    } else {
+        Vec::new()
+    };
+
+    // Every item in order, typed: the stored turn's, then this request's.
+    let mut items: Vec<(Origin, Option<ItemIn<'_>>)> = Vec::new();
+    items.extend(previous.iter().map(|v| (Origin::Previous, stored_item(v))));
+    match input {
+        None => {}
+        Some(Input::Text(text)) => items.push((Origin::Input(0), Some(ItemIn::user(text)))),
+        Some(Input::Items(list)) => {
+            items.reserve(list.len());
+            let mut references = references.iter();
+            for (i, Loose(item)) in list.into_iter().enumerate() {
+                if !item.as_ref().is_some_and(ItemIn::is_reference) {
+                    items.push((Origin::Input(i), item));
+                } else if let Some(Some(found)) = references.next() {
+                    items.push((Origin::Input(i), stored_item(found)));
+                }
+            }
+        }
+    }
+    let mut translated = translate(body, model, items, config, dropped)?;
+    if store_on {
+        let mut input_items = previous;
+        input_items.extend(kept);
+        translated.input_items = input_items;
+    }
+    Ok(translated)
+}
+
+/// The stored item each `item_reference` of `items` names, in order (`None`, reported
+/// `item:item_reference`, when it names none the client may read).
+async fn resolve_references(
+    items: &[Loose<ItemIn<'_>>],
+    store: Option<&dyn ResponseStore>,
+    dropped: &mut Dropped,
+) -> Result<Vec<Option<Value>>, ResponsesError> {
+    let mut fetched: HashMap<String, Option<Arc<StoredResponse>>> = HashMap::new();
+    let mut found = Vec::new();
+    for Loose(item) in items {
+        let Some(item) = item.as_ref().filter(|item| item.is_reference()) else {
+            continue;
+        };
+        let value = match (store, item.id.as_str()) {
+            (Some(store), Some(id)) => match response_id_of_item(id) {
+                Some(resp) => {
+                    if !fetched.contains_key(&resp) {
+                        let entry = store.get(&resp).await?;
+                        fetched.insert(resp.clone(), entry);
+                    }
+                    fetched[&resp].as_ref().and_then(|s| s.item(id))
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        if value.is_none() {
+            dropped.push("item:item_reference");
+        }
+        found.push(value);
+    }
+    Ok(found)
+}
+
+/// The request's input items as the client sent them, references replaced by the items they
+/// name (`references`, in order) and unknown ones left out: what a stored turn keeps, ids and
+/// fields the translation does not read included. Read from the body a second time, as JSON
+/// values, only for a request that will be stored.
+fn kept_input(
+    raw: &[u8],
+    input: Option<&Input<'_>>,
+    references: &[Option<Value>],
+) -> Result<Vec<Value>, ResponsesError> {
+    #[derive(Deserialize)]
+    struct InputOnly {
+        #[serde(default)]
+        input: Vec<Value>,
+    }
+    match input {
+        None => Ok(Vec::new()),
+        Some(Input::Text(text)) => Ok(vec![
+            json!({"type": "message", "role": "user", "content": text}),
+        ]),
+        Some(Input::Items(_)) => {
+            let InputOnly { input } = json::read_indexed(raw)?;
+            let mut references = references.iter();
+            Ok(input
+                .into_iter()
+                .filter_map(|item| {
+                    if item.get("type").and_then(Value::as_str) == Some("item_reference") {
+                        references.next().cloned().flatten()
+                    } else {
+                        Some(item)
+                    }
+                })
+                .collect())
+        }
+    }
+}
+
+/// A stored item (of `previous_response_id` or an `item_reference`) read as the body's items
+/// are; `None` when it is not an object.
+fn stored_item(item: &Value) -> Option<ItemIn<'_>> {
+    Loose::<ItemIn<'_>>::deserialize(item)
+        .ok()
+        .and_then(|Loose(item)| item)
+}
+
+/// The request body: every field the translation reads, typed; the names of the others, to
+/// report.
+#[derive(Default)]
+struct Body<'a> {
+    model: Option<String>,
+    input: Option<Input<'a>>,
+    instructions: Option<Value>,
+    tools: Option<Vec<Value>>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    max_output_tokens: Option<u64>,
+    temperature: Option<Number>,
+    top_p: Option<Number>,
+    reasoning: Option<ReasoningIn>,
+    text: Option<Obj<Map<String, Value>>>,
+    stream: Option<bool>,
+    store: Option<bool>,
+    previous_response_id: Option<String>,
+    metadata: Option<Value>,
+    user: Option<String>,
+    /// The names of the other fields.
+    other: Vec<Cow<'a, str>>,
+}
+
+/// A key of the request body.
+enum Key<'a> {
+    Model,
+    Input,
+    Instructions,
+    Tools,
+    ToolChoice,
+    ParallelToolCalls,
+    MaxOutputTokens,
+    Temperature,
+    TopP,
+    Reasoning,
+    Text,
+    Stream,
+    Store,
+    PreviousResponseId,
+    Metadata,
+    User,
+    Other(Cow<'a, str>),
+}
+
+impl<'a> Key<'a> {
+    fn of(name: &str) -> Option<Key<'a>> {
+        Some(match name {
+            "model" => Key::Model,
+            "input" => Key::Input,
+            "instructions" => Key::Instructions,
+            "tools" => Key::Tools,
+            "tool_choice" => Key::ToolChoice,
+            "parallel_tool_calls" => Key::ParallelToolCalls,
+            "max_output_tokens" => Key::MaxOutputTokens,
+            "temperature" => Key::Temperature,
+            "top_p" => Key::TopP,
+            "reasoning" => Key::Reasoning,
+            "text" => Key::Text,
+            "stream" => Key::Stream,
+            "store" => Key::Store,
+            "previous_response_id" => Key::PreviousResponseId,
+            "metadata" => Key::Metadata,
+            "user" => Key::User,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::of(v).unwrap_or(Key::Other(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::of(v).unwrap_or_else(|| Key::Other(Cow::Owned(v.to_owned()))))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Body<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct BodyVisitor;
+        impl<'de> Visitor<'de> for BodyVisitor {
+            type Value = Body<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a Responses request object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body<'de>, A::Error> {
+                let mut body = Body::default();
+                // One bit per known field: a second one is an error, not the last one winning.
+                let mut seen = 0u32;
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    macro_rules! field {
+                        ($bit:literal, $name:literal, $slot:ident) => {{
+                            if seen & (1 << $bit) != 0 {
+                                // Raised as the value's error, so the 400 names the field.
+                                let never = map.next_value_seed(Duplicate($name))?;
+                                match never {}
+                            }
+                            seen |= 1 << $bit;
+                            body.$slot = map.next_value()?;
+                        }};
+                    }
+                    match key {
+                        Key::Model => field!(0, "model", model),
+                        Key::Input => field!(1, "input", input),
+                        Key::Instructions => field!(2, "instructions", instructions),
+                        Key::Tools => field!(3, "tools", tools),
+                        Key::ToolChoice => field!(4, "tool_choice", tool_choice),
+                        Key::ParallelToolCalls => {
+                            field!(5, "parallel_tool_calls", parallel_tool_calls)
+                        }
+                        Key::MaxOutputTokens => field!(6, "max_output_tokens", max_output_tokens),
+                        Key::Temperature => field!(7, "temperature", temperature),
+                        Key::TopP => field!(8, "top_p", top_p),
+                        Key::Reasoning => field!(9, "reasoning", reasoning),
+                        Key::Text => field!(10, "text", text),
+                        Key::Stream => field!(11, "stream", stream),
+                        Key::Store => field!(12, "store", store),
+                        Key::PreviousResponseId => {
+                            field!(13, "previous_response_id", previous_response_id)
+                        }
+                        Key::Metadata => field!(14, "metadata", metadata),
+                        Key::User => field!(15, "user", user),
+                        Key::Other(name) => {
+                            map.next_value::<IgnoredAny>()?;
+                            body.other.push(name);
+                        }
+                    }
+                }
+                Ok(body)
+            }
+        }
+        d.deserialize_map(BodyVisitor)
+    }
+}
+
+/// The value of a field given twice: refused, as a derived struct refuses it.
+struct Duplicate(&'static str);
+
+impl<'de> de::DeserializeSeed<'de> for Duplicate {
+    type Value = std::convert::Infallible;
+
+    fn deserialize<D: Deserializer<'de>>(self, _: D) -> Result<Self::Value, D::Error> {
+        Err(de::Error::duplicate_field(self.0))
+    }
+}
+
+/// `input`: a string (one user message) or a list of items.
+enum Input<'a> {
+    Text(Cow<'a, str>),
+    /// Items; `None` for an item that is not an object (refused when translated).
+    Items(Vec<Loose<ItemIn<'a>>>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Input<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct InputVisitor;
+        impl<'de> Visitor<'de> for InputVisitor {
+            type Value = Input<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of items")
+            }
+            json::visit_cow_str!(Input<'de>, Input::Text);
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Input<'de>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Input::Items(items))
+            }
+        }
+        d.deserialize_any(InputVisitor)
+    }
+}
+
+/// `reasoning` of a request.
+#[derive(Deserialize)]
+struct ReasoningIn {
+    /// `minimal`, `low`, `medium`, `high`…
+    #[serde(default)]
+    effort: Option<String>,
+    /// `auto`, `concise`, `detailed` (or `none`).
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+/// A field read for whether it is there and its string, if it is one.
+#[derive(Default)]
+enum Field<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    /// Present, not a string (`null` included).
+    Other,
+}
+
+impl<'a> Field<'a> {
+    fn is_present(&self) -> bool {
+        !matches!(self, Field::Absent)
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Field::Str(s) => Some(s),
+            Field::Absent | Field::Other => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match LooseStr::deserialize(d)?.0 {
+            Some(s) => Field::Str(s),
+            None => Field::Other,
+        })
+    }
+}
+
+/// An input item: the fields of every item type the translation reads, each read leniently
+/// (the type of item decides, below, what is required of it).
+#[derive(Deserialize, Default)]
+struct ItemIn<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: LooseStr<'a>,
+    /// Present without a `type`: a message.
+    #[serde(default, borrow)]
+    role: Field<'a>,
+    /// Present but not a string: a function call without an id (`id` is not read instead).
+    #[serde(default, borrow)]
+    call_id: Field<'a>,
+    #[serde(default, borrow)]
+    id: LooseStr<'a>,
+    #[serde(default, borrow)]
+    name: LooseStr<'a>,
+    #[serde(default, borrow)]
+    namespace: LooseStr<'a>,
+    /// A string, or an object (sent as its JSON).
+    #[serde(default, deserialize_with = "present")]
+    arguments: Option<Value>,
+    #[serde(default, borrow)]
+    encrypted_content: LooseStr<'a>,
+    #[serde(default, borrow)]
+    content: ContentIn<'a>,
+    #[serde(default, borrow)]
+    output: ContentIn<'a>,
+}
+
+impl<'a> ItemIn<'a> {
+    /// A user message of `text` (a string `input`).
+    fn user(text: Cow<'a, str>) -> Self {
+        ItemIn {
+            kind: LooseStr(Some(Cow::Borrowed("message"))),
+            role: Field::Str(Cow::Borrowed("user")),
+            content: ContentIn::Text(text),
+            ..ItemIn::default()
+        }
+    }
+
+    /// The item's type: `type`, else `message` when it has a `role`.
+    fn kind(&self) -> Option<&str> {
+        match self.kind.as_str() {
+            Some(kind) => Some(kind),
+            None if self.role.is_present() => Some("message"),
+            None => None,
+        }
+    }
+
+    fn is_reference(&self) -> bool {
+        self.kind.as_str() == Some("item_reference")
+    }
+}
+
+/// `content` or `output`: absent or `null`, a string, a list of parts, or any other value.
+#[derive(Default)]
+enum ContentIn<'a> {
+    #[default]
+    Null,
+    Text(Cow<'a, str>),
+    Parts(Vec<PartIn<'a>>),
+    /// An object, a number or a boolean, kept (a tool's output is sent as its JSON).
+    Other(Value),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ContentIn<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = ContentIn<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, a list of parts or null")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ContentIn::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ContentIn::Null)
+            }
+            json::visit_cow_str!(Self::Value, ContentIn::Text);
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(part) = seq.next_element()? {
+                    parts.push(part);
+                }
+                Ok(ContentIn::Parts(parts))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(ContentIn::Other)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(ContentIn::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(ContentIn::Other(Value::from(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ContentIn::Other(Value::from(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(ContentIn::Other(Value::from(v)))
+            }
+        }
+        d.deserialize_any(ContentVisitor)
+    }
+}
+
+/// A content part: a plain string, an object, or anything else (reported `part:unknown`).
+enum PartIn<'a> {
+    Text(Cow<'a, str>),
+    Fields(PartFields<'a>),
+    Other,
+}
+
+#[derive(Deserialize)]
+struct PartFields<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: LooseStr<'a>,
+    #[serde(default, borrow)]
+    text: LooseStr<'a>,
+    #[serde(default, borrow)]
+    refusal: LooseStr<'a>,
+    #[serde(default, borrow)]
+    image_url: ImageUrlIn<'a>,
+    #[serde(default, borrow)]
+    file_id: Field<'a>,
+    #[serde(default, borrow)]
+    detail: LooseStr<'a>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for PartIn<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PartVisitor;
+        impl<'de> Visitor<'de> for PartVisitor {
+            type Value = PartIn<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a part object")
+            }
+            json::visit_cow_str!(Self::Value, PartIn::Text);
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                PartFields::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(PartIn::Fields)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                json::drain_seq(seq).map(|()| PartIn::Other)
+            }
+            json::read_past_others!(PartIn<'de>, PartIn::Other);
+        }
+        d.deserialize_any(PartVisitor)
+    }
+}
+
+/// `image_url`: the URL as a string or `{"url": …}`; `None` for anything else.
+#[derive(Default)]
+struct ImageUrlIn<'a>(Option<Cow<'a, str>>);
+
+#[derive(Deserialize)]
+struct UrlObject<'a> {
+    #[serde(default, borrow)]
+    url: LooseStr<'a>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ImageUrlIn<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct UrlVisitor;
+        impl<'de> Visitor<'de> for UrlVisitor {
+            type Value = ImageUrlIn<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a URL or an object with a `url`")
+            }
+            json::visit_cow_str!(Self::Value, |url| ImageUrlIn(Some(url)));
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                UrlObject::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|o| ImageUrlIn(o.url.0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                json::drain_seq(seq).map(|()| ImageUrlIn(None))
+            }
+            json::read_past_others!(ImageUrlIn<'de>, ImageUrlIn(None));
+        }
+        d.deserialize_any(UrlVisitor)
     }
 }
 
 /// Where an input item came from, for error paths.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Origin {
+enum Origin {
     /// The stored turn of `previous_response_id`.
     Previous,
     /// `input[i]` of this request.
@@ -278,182 +693,49 @@ impl Origin {
     }
 }
 
-/// The type of an input item (`message` when it has a role and no type).
-pub(super) fn item_type<I: ItemView + ?Sized>(item: &I) -> Option<&str> {
-    match item.field("type").and_then(Value::as_str) {
-        Some(kind) => Some(kind),
-        None if item.field("role").is_some() => Some("message"),
-        None => None,
-    }
-}
-
-/// `content` or `output` of an input item as the translation reads it.
-pub(super) enum ContentView<'a, P> {
-    /// Absent or `null`.
-    Null,
-    /// A string.
-    Text(&'a str),
-    /// A list of parts.
-    Parts(&'a [P]),
-    /// Anything else (an object, a number…).
-    Other(&'a Value),
-}
-
-/// An input item as the translation reads it: a JSON value, or the typed reading of
-/// [`fast`](super::fast). Scalar fields come as `Value::get` gives them.
-pub(super) trait ItemView {
-    /// A part of its content.
-    type Part: PartView;
-    /// Whether it is a JSON object.
-    fn is_object(&self) -> bool;
-    /// The field `key`, as `Value::get` gives it.
-    fn field(&self, key: &str) -> Option<&Value>;
-    /// The field `key` holding content (`content`, `output`).
-    fn content(&self, key: &str) -> ContentView<'_, Self::Part>;
-}
-
-/// A content part as the translation reads it.
-pub(super) trait PartView {
-    /// The part itself, when it is a plain string.
-    fn as_text(&self) -> Option<&str>;
-    /// The field `key`, as `Value::get` gives it.
-    fn field(&self, key: &str) -> Option<&Value>;
-}
-
-impl ItemView for Value {
-    type Part = Value;
-    fn is_object(&self) -> bool {
-        Value::is_object(self)
-    }
-    fn field(&self, key: &str) -> Option<&Value> {
-        self.get(key)
-    }
-    fn content(&self, key: &str) -> ContentView<'_, Value> {
-        match self.get(key) {
-            None | Some(Value::Null) => ContentView::Null,
-            Some(Value::String(s)) => ContentView::Text(s),
-            Some(Value::Array(parts)) => ContentView::Parts(parts),
-            Some(other) => ContentView::Other(other),
-        }
-    }
-}
-
-impl PartView for Value {
-    fn as_text(&self) -> Option<&str> {
-        self.as_str()
-    }
-    fn field(&self, key: &str) -> Option<&Value> {
-        self.get(key)
-    }
-}
-
-/// Translates a Responses request into a chat request; see the [module docs](self) for every
-/// rule. Reads `store` for `previous_response_id` and `item_reference` (without a store, both
-/// are unknown).
-pub async fn to_chat(
-    mut req: ResponsesRequest,
-    options: &ResponsesOptions,
-    store: Option<&dyn ResponseStore>,
-) -> Result<Translated, ResponsesError> {
-    let mut items: Vec<(Origin, Value)> = Vec::new();
-    if let Some(id) = req.previous_response_id.as_deref() {
-        let stored = match store {
-            Some(store) => store.get(id).await?,
-            None => None,
-        };
-        let stored =
-            stored.ok_or_else(|| ResponsesError::PreviousResponseNotFound { id: id.to_owned() })?;
-        items.extend(
-            stored
-                .replay_items()
-                .into_iter()
-                .map(|v| (Origin::Previous, v)),
-        );
-    }
-    let mut dropped = Dropped::default();
-    let no_input = match &req.input {
-        None => true,
-        Some(Input::Items(list)) => list.is_empty(),
-        Some(Input::Text(_)) => false,
-    };
-    if no_input && items.is_empty() {
-        return Err(ResponsesError::invalid(
-            "`input` is required (a string or a list of items)",
-            "input",
-        ));
-    }
-    match req.input.take() {
-        None => {}
-        Some(Input::Text(text)) => items.push((
-            Origin::Input(0),
-            json!({"type": "message", "role": "user", "content": text}),
-        )),
-        Some(Input::Items(list)) => {
-            let mut fetched: HashMap<String, Option<Arc<super::StoredResponse>>> = HashMap::new();
-            for (i, item) in list.into_iter().enumerate() {
-                if item_type(&item) != Some("item_reference") {
-                    items.push((Origin::Input(i), item));
-                    continue;
-                }
-                let found = match (store, item.get("id").and_then(Value::as_str)) {
-                    (Some(store), Some(id)) => match response_id_of_item(id) {
-                        Some(resp) => {
-                            if !fetched.contains_key(&resp) {
-                                let entry = store.get(&resp).await?;
-                                fetched.insert(resp.clone(), entry);
-                            }
-                            fetched[&resp].as_ref().and_then(|s| s.item(id))
-                        }
-                        None => None,
-                    },
-                    _ => None,
-                };
-                match found {
-                    Some(found) => items.push((Origin::Input(i), found)),
-                    None => dropped.push("item:item_reference"),
-                }
-            }
-        }
-    }
-    translate(req, items, options, dropped)
-}
-
-/// The synchronous part of [`to_chat`]: every item is at hand.
+/// The synchronous part of [`to_chat`]: every item is at hand, typed.
 fn translate(
-    req: ResponsesRequest,
-    items: Vec<(Origin, Value)>,
-    options: &ResponsesOptions,
-    dropped: Dropped,
-) -> Result<Translated, ResponsesError> {
-    let mut translated = translate_items(req, &items, options, dropped)?;
-    translated.input_items = items.into_iter().map(|(_, v)| v).collect();
-    Ok(translated)
-}
-
-/// [`translate`] over items of any reading; the result's `input_items` are left empty.
-pub(super) fn translate_items<I: ItemView>(
-    mut req: ResponsesRequest,
-    items: &[(Origin, I)],
-    options: &ResponsesOptions,
+    body: Body<'_>,
+    model: String,
+    items: Vec<(Origin, Option<ItemIn<'_>>)>,
+    config: &ResponsesConfig,
     mut dropped: Dropped,
 ) -> Result<Translated, ResponsesError> {
+    let Body {
+        instructions,
+        tools: client_tools,
+        tool_choice,
+        parallel_tool_calls,
+        max_output_tokens,
+        temperature,
+        top_p,
+        reasoning,
+        text,
+        stream,
+        store,
+        previous_response_id,
+        metadata,
+        user,
+        mut other,
+        ..
+    } = body;
     let mut names = ToolNames::default();
     let tools = translate_tools(
-        req.tools.as_deref().unwrap_or_default(),
+        client_tools.as_deref().unwrap_or_default(),
         &mut names,
         &mut dropped,
     )?;
 
     let mut conversation = Conversation {
-        codec: options.reasoning_history.then_some(&options.codec),
+        codec: config.reasoning_history.then_some(&config.codec),
         names: &mut names,
         dropped: &mut dropped,
         system: Vec::new(),
-        messages: Vec::new(),
+        messages: Vec::with_capacity(items.len() + 1),
         assistant_open: false,
         pending_reasoning: String::new(),
     };
-    if let Some(instructions) = &req.instructions {
+    if let Some(instructions) = &instructions {
         let text = match instructions {
             Value::String(s) => s.clone(),
             other => text_of(other),
@@ -463,7 +745,7 @@ pub(super) fn translate_items<I: ItemView>(
         }
     }
     for (origin, item) in items {
-        conversation.item(*origin, item)?;
+        conversation.item(origin, item)?;
     }
     let Conversation {
         system,
@@ -475,49 +757,54 @@ pub(super) fn translate_items<I: ItemView>(
     }
 
     let mut extra = Map::new();
-    let tool_choice = translate_tool_choice(req.tool_choice.as_ref(), &tools, &names, &mut dropped);
-    if let Some(choice) = tool_choice {
+    let choice = translate_tool_choice(tool_choice.as_ref(), &tools, &names, &mut dropped);
+    if let Some(choice) = choice {
         extra.insert("tool_choice".into(), choice);
     }
-    if let (Some(parallel), false) = (req.parallel_tool_calls, tools.is_empty()) {
+    if let (Some(parallel), false) = (parallel_tool_calls, tools.is_empty()) {
         extra.insert("parallel_tool_calls".into(), Value::Bool(parallel));
     }
-    if let Some(max) = req.max_output_tokens {
+    if let Some(max) = max_output_tokens {
         extra.insert("max_tokens".into(), Value::from(max));
     }
-    if let Some(t) = &req.temperature {
+    if let Some(t) = &temperature {
         extra.insert("temperature".into(), Value::Number(t.clone()));
     }
-    if let Some(p) = &req.top_p {
+    if let Some(p) = &top_p {
         extra.insert("top_p".into(), Value::Number(p.clone()));
     }
-    let reasoning = req.reasoning.take().unwrap_or_default();
-    if let Some(effort) = &reasoning.effort {
-        if options.pass_reasoning_effort {
+    let (effort, summary) = reasoning.map_or((None, None), |r| (r.effort, r.summary));
+    if let Some(effort) = &effort {
+        if config.pass_reasoning_effort {
             extra.insert("reasoning_effort".into(), Value::String(effort.clone()));
         } else {
             dropped.push("field:reasoning.effort");
         }
     }
-    let format = req.text.as_ref().and_then(|t| t.format.as_ref());
-    if let Some(format) = format {
-        match response_format(format) {
+    let mut text_echo = text.map_or_else(Map::new, |Obj(text)| text);
+    match text_echo.get("format").filter(|f| !f.is_null()) {
+        Some(format) => match response_format(format) {
             Ok(None) => {}
-            Ok(Some(chat_format)) if options.response_format => {
+            Ok(Some(chat_format)) if config.response_format => {
                 extra.insert("response_format".into(), chat_format);
             }
             Ok(Some(_)) | Err(()) => dropped.push("field:text.format"),
+        },
+        None => {
+            text_echo.insert("format".into(), json!({"type": "text"}));
         }
     }
-    for key in req.extra.keys() {
-        if !IGNORED_FIELDS.contains(&key.as_str()) {
+    // Reported in name order, each once.
+    other.sort_unstable();
+    for key in &other {
+        if !IGNORED_FIELDS.contains(&key.as_ref()) {
             dropped.push(format!("field:{key}"));
         }
     }
 
-    let stream = req.stream == Some(true);
+    let stream = stream == Some(true);
     let chat = ChatRequest {
-        model: req.model.clone(),
+        model: config.aliases.upstream_model(&model).to_owned(),
         messages,
         stream: stream.then_some(true),
         stream_options: stream.then(|| StreamOptions {
@@ -529,40 +816,33 @@ pub(super) fn translate_items<I: ItemView>(
         extra,
     };
 
-    let mut text_echo = match &req.text {
-        Some(text) => serde_json::to_value(text).unwrap_or_else(|_| json!({})),
-        None => json!({}),
-    };
-    if text_echo.get("format").is_none() {
-        text_echo["format"] = json!({"type": "text"});
-    }
+    let reasoning_summary = summary
+        .as_deref()
+        .is_some_and(|s| !s.is_empty() && s != "none");
     let echo = Echo {
-        instructions: req.instructions.take(),
-        tools: req.tools.take().unwrap_or_default(),
-        tool_choice: req.tool_choice.take().unwrap_or_else(|| json!("auto")),
-        parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
-        previous_response_id: req.previous_response_id.take(),
-        store: req.store.unwrap_or(true),
-        temperature: req.temperature.take(),
-        top_p: req.top_p.take(),
-        max_output_tokens: req.max_output_tokens,
-        metadata: req.metadata.take().unwrap_or_else(|| json!({})),
-        user: req.user.take(),
-        reasoning: json!({"effort": reasoning.effort, "summary": reasoning.summary}),
-        text: text_echo,
+        instructions,
+        tools: client_tools.unwrap_or_default(),
+        tool_choice: tool_choice.unwrap_or_else(|| json!("auto")),
+        parallel_tool_calls: parallel_tool_calls.unwrap_or(true),
+        previous_response_id,
+        store: store.unwrap_or(true),
+        temperature,
+        top_p,
+        max_output_tokens,
+        metadata: metadata.unwrap_or_else(|| json!({})),
+        user,
+        reasoning: json!({"effort": effort, "summary": summary}),
+        text: Value::Object(text_echo),
     };
     // Built whole: `ResponseContext::new` would make a codec and echo defaults only to have
     // them replaced.
     let context = ResponseContext {
         id: super::new_id("resp"),
         created_at: super::unix_now(),
-        model: req.model,
+        model,
         tool_names: names,
-        codec: options.codec.clone(),
-        reasoning_summary: reasoning
-            .summary
-            .as_deref()
-            .is_some_and(|s| !s.is_empty() && s != "none"),
+        codec: config.codec.clone(),
+        reasoning_summary,
         echo,
     };
 
@@ -720,6 +1000,33 @@ fn text_of(content: &Value) -> String {
     }
 }
 
+/// The text of the parts of a content: text parts joined by newlines, as
+/// [`Content::joined_text`] joins them, without copying a lone text.
+fn into_text(content: Option<Content>) -> String {
+    match content {
+        None => String::new(),
+        Some(Content::Text(text)) => text,
+        Some(Content::Parts(parts)) => join_texts(parts),
+    }
+}
+
+/// The text parts of `parts` joined by newlines (what [`Content::joined_text`] gives).
+fn join_texts(parts: Vec<ContentPart>) -> String {
+    let mut joined = String::new();
+    for part in parts {
+        let ContentPart::Text { text } = part else {
+            continue;
+        };
+        if joined.is_empty() {
+            joined = text;
+        } else {
+            joined.push('\n');
+            joined.push_str(&text);
+        }
+    }
+    joined
+}
+
 /// The conversation being built from input items.
 struct Conversation<'a> {
     /// Opens replayed reasoning; `None` when reasoning history is off.
@@ -736,19 +1043,19 @@ struct Conversation<'a> {
 }
 
 impl Conversation<'_> {
-    fn item<I: ItemView>(&mut self, origin: Origin, item: &I) -> Result<(), ResponsesError> {
-        if !item.is_object() {
+    fn item(&mut self, origin: Origin, item: Option<ItemIn<'_>>) -> Result<(), ResponsesError> {
+        let Some(item) = item else {
             return Err(ResponsesError::invalid(
                 "an input item must be an object",
                 origin.path(),
             ));
-        }
-        match item_type(item) {
+        };
+        match item.kind() {
             Some("message") => self.message(item, origin),
             Some("function_call") => self.function_call(item, origin),
             Some("function_call_output") => self.function_output(item, origin),
             Some("reasoning") => {
-                self.reasoning(item);
+                self.reasoning(&item);
                 Ok(())
             }
             Some(other) => {
@@ -762,20 +1069,18 @@ impl Conversation<'_> {
         }
     }
 
-    fn message<I: ItemView>(&mut self, item: &I, origin: Origin) -> Result<(), ResponsesError> {
-        let content = || item.content("content");
-        let role = item.field("role").and_then(Value::as_str).unwrap_or("user");
+    fn message(&mut self, item: ItemIn<'_>, origin: Origin) -> Result<(), ResponsesError> {
+        let ItemIn { role, content, .. } = item;
+        let role = role.as_str().unwrap_or("user");
         match role {
             "system" | "developer" => {
-                let content = self.content(content(), origin, "content", false)?;
-                let text = content.map(|c| c.joined_text()).unwrap_or_default();
+                let text = into_text(self.content(content, origin, "content", false)?);
                 if !text.is_empty() {
                     self.system.push(text);
                 }
             }
             "assistant" => {
-                let content = self.content(content(), origin, "content", false)?;
-                let text = content.map(|c| c.joined_text()).unwrap_or_default();
+                let text = into_text(self.content(content, origin, "content", false)?);
                 let message = self.assistant();
                 match &mut message.content {
                     Some(Content::Text(existing)) if !existing.is_empty() => {
@@ -789,7 +1094,7 @@ impl Conversation<'_> {
                 if other != "user" {
                     self.dropped.push(format!("role:{other}"));
                 }
-                let content = self.content(content(), origin, "content", true)?;
+                let content = self.content(content, origin, "content", true)?;
                 self.close_assistant();
                 let mut message = Message::text(Role::User, "");
                 message.content = content;
@@ -799,41 +1104,47 @@ impl Conversation<'_> {
         Ok(())
     }
 
-    fn function_call<I: ItemView>(
-        &mut self,
-        item: &I,
-        origin: Origin,
-    ) -> Result<(), ResponsesError> {
-        let call_id = item
-            .field("call_id")
-            .or_else(|| item.field("id"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ResponsesError::invalid(
-                    "a function_call needs a `call_id`",
-                    format!("{}.call_id", origin.path()),
-                )
-            })?;
-        let name = item.field("name").and_then(Value::as_str).ok_or_else(|| {
+    fn function_call(&mut self, item: ItemIn<'_>, origin: Origin) -> Result<(), ResponsesError> {
+        let ItemIn {
+            call_id,
+            id,
+            name,
+            namespace,
+            arguments,
+            ..
+        } = item;
+        // `id` stands in for an absent `call_id` only.
+        let call_id = match call_id {
+            Field::Absent => id.0,
+            Field::Str(call_id) => Some(call_id),
+            Field::Other => None,
+        }
+        .ok_or_else(|| {
+            ResponsesError::invalid(
+                "a function_call needs a `call_id`",
+                format!("{}.call_id", origin.path()),
+            )
+        })?;
+        let name = name.as_str().ok_or_else(|| {
             ResponsesError::invalid(
                 "a function_call needs a `name`",
                 format!("{}.name", origin.path()),
             )
         })?;
-        let namespace = item.field("namespace").and_then(Value::as_str);
+        let namespace = namespace.as_str();
         let sent = match self.names.sent(namespace, name) {
             Some(sent) => sent.to_owned(),
             // A flattened name replayed as such.
             None if namespace.is_none() && self.names.is_sent(name) => name.to_owned(),
             None => self.names.insert(namespace, name).to_owned(),
         };
-        let arguments = match item.field("arguments") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        let arguments = match arguments {
+            Some(Value::String(s)) if !s.is_empty() => s,
             Some(v @ Value::Object(_)) => v.to_string(),
             _ => "{}".to_owned(),
         };
         let call = ToolCall {
-            id: call_id.to_owned(),
+            id: call_id.into_owned(),
             kind: "function".to_owned(),
             function: FunctionCall {
                 name: sent,
@@ -848,25 +1159,21 @@ impl Conversation<'_> {
         Ok(())
     }
 
-    fn function_output<I: ItemView>(
-        &mut self,
-        item: &I,
-        origin: Origin,
-    ) -> Result<(), ResponsesError> {
-        let call_id = item
-            .field("call_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ResponsesError::invalid(
-                    "a function_call_output needs a `call_id`",
-                    format!("{}.call_id", origin.path()),
-                )
-            })?;
-        let content = match item.content("output") {
-            ContentView::Text(s) => Some(Content::Text(s.to_owned())),
-            parts @ ContentView::Parts(_) => self.content(parts, origin, "output", true)?,
-            ContentView::Null => Some(Content::Text(String::new())),
-            ContentView::Other(other) => Some(Content::Text(match other.get("content") {
+    fn function_output(&mut self, item: ItemIn<'_>, origin: Origin) -> Result<(), ResponsesError> {
+        let ItemIn {
+            call_id, output, ..
+        } = item;
+        let Field::Str(call_id) = call_id else {
+            return Err(ResponsesError::invalid(
+                "a function_call_output needs a `call_id`",
+                format!("{}.call_id", origin.path()),
+            ));
+        };
+        let content = match output {
+            ContentIn::Text(s) => Some(Content::Text(s.into_owned())),
+            parts @ ContentIn::Parts(_) => self.content(parts, origin, "output", true)?,
+            ContentIn::Null => Some(Content::Text(String::new())),
+            ContentIn::Other(other) => Some(Content::Text(match other.get("content") {
                 Some(Value::String(s)) => s.clone(),
                 _ => other.to_string(),
             })),
@@ -877,17 +1184,17 @@ impl Conversation<'_> {
             content,
             name: None,
             tool_calls: None,
-            tool_call_id: Some(call_id.to_owned()),
+            tool_call_id: Some(call_id.into_owned()),
             extra: Map::new(),
         });
         Ok(())
     }
 
-    fn reasoning<I: ItemView>(&mut self, item: &I) {
+    fn reasoning(&mut self, item: &ItemIn<'_>) {
         let Some(codec) = self.codec else { return };
         let Some(text) = item
-            .field("encrypted_content")
-            .and_then(Value::as_str)
+            .encrypted_content
+            .as_str()
             .and_then(|blob| codec.open(blob))
         else {
             return;
@@ -924,55 +1231,52 @@ impl Conversation<'_> {
     }
 
     /// Message content from a string or a list of parts; images kept only when `images`.
-    fn content<P: PartView>(
+    fn content(
         &mut self,
-        content: ContentView<'_, P>,
+        content: ContentIn<'_>,
         origin: Origin,
         field: &str,
         images: bool,
     ) -> Result<Option<Content>, ResponsesError> {
         let parts = match content {
-            ContentView::Null => return Ok(None),
-            ContentView::Text(s) => return Ok(Some(Content::Text(s.to_owned()))),
-            ContentView::Parts(parts) => parts,
-            ContentView::Other(_) => {
+            ContentIn::Null => return Ok(None),
+            ContentIn::Text(s) => return Ok(Some(Content::Text(s.into_owned()))),
+            ContentIn::Parts(parts) => parts,
+            ContentIn::Other(_) => {
                 return Err(ResponsesError::invalid(
                     "content must be a string or a list of parts",
                     format!("{}.{field}", origin.path()),
                 ))
             }
         };
-        let mut out: Vec<ContentPart> = Vec::new();
-        for (j, part) in parts.iter().enumerate() {
+        let mut out: Vec<ContentPart> = Vec::with_capacity(parts.len());
+        for (j, part) in parts.into_iter().enumerate() {
             let part_path = || format!("{}.{field}[{j}]", origin.path());
-            if let Some(s) = part.as_text() {
-                out.push(ContentPart::text_part(s));
-                continue;
-            }
-            let kind = part.field("type").and_then(Value::as_str).unwrap_or("");
-            match kind {
+            let part = match part {
+                PartIn::Text(s) => {
+                    out.push(ContentPart::text_part(s.into_owned()));
+                    continue;
+                }
+                PartIn::Other => {
+                    self.dropped.push("part:unknown");
+                    continue;
+                }
+                PartIn::Fields(part) => part,
+            };
+            match part.kind.as_str().unwrap_or("") {
                 "input_text" | "output_text" | "text" | "summary_text" => {
-                    let text = part
-                        .field("text")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    out.push(ContentPart::text_part(text));
+                    out.push(ContentPart::text_part(
+                        part.text.into_string().unwrap_or_default(),
+                    ));
                 }
                 "refusal" => {
-                    let text = part
-                        .field("refusal")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    out.push(ContentPart::text_part(text));
+                    out.push(ContentPart::text_part(
+                        part.refusal.into_string().unwrap_or_default(),
+                    ));
                 }
                 "input_image" => {
-                    let url = match part.field("image_url") {
-                        Some(Value::String(url)) => Some(url.clone()),
-                        Some(obj) => obj.get("url").and_then(Value::as_str).map(str::to_owned),
-                        None => None,
-                    };
-                    let Some(url) = url else {
-                        let message = if part.field("file_id").is_some() {
+                    let Some(url) = part.image_url.0 else {
+                        let message = if part.file_id.is_present() {
                             "input_image by file_id is not supported (the proxy keeps no files): send the image as an https URL or a data: URL"
                         } else {
                             "input_image needs an image_url (an https URL or a data: URL)"
@@ -980,13 +1284,12 @@ impl Conversation<'_> {
                         return Err(ResponsesError::invalid(message, part_path()));
                     };
                     if images {
-                        let detail = part
-                            .field("detail")
-                            .and_then(Value::as_str)
-                            .filter(|d| *d != "auto")
-                            .map(str::to_owned);
+                        let detail = part.detail.into_string().filter(|d| *d != "auto");
                         out.push(ContentPart::ImageUrl {
-                            image_url: ImageUrl { url, detail },
+                            image_url: ImageUrl {
+                                url: url.into_owned(),
+                                detail,
+                            },
                         });
                     } else {
                         self.dropped.push("part:input_image");
@@ -1011,7 +1314,7 @@ impl Conversation<'_> {
         if out.iter().any(|p| p.image_url().is_some()) {
             Ok(Some(Content::Parts(out)))
         } else {
-            Ok(Some(Content::Text(Content::Parts(out).joined_text())))
+            Ok(Some(Content::Text(join_texts(out))))
         }
     }
 }

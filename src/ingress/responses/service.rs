@@ -4,19 +4,16 @@
 
 use super::config::ResponsesConfig;
 use super::error::ResponsesError;
-use super::future::ResponseFuture;
-use super::request::{to_chat, ResponsesRequest, Translated};
+use super::request::{to_chat, Translated};
 use super::response::{from_completion_owned, ResponseObject, ResponseStatus};
 use super::store::{OwnedStore, ResponseStore, StoredResponse};
 use super::stream::ResponsesStream;
-use super::{ResponsesOptions, DIALECT};
+use super::DIALECT;
 use crate::auth::ClientName;
-use crate::chat::parse::{
-    check_content_type, read_body, BodyReadTimeout, DEFAULT_BODY_READ_TIMEOUT,
-};
-use crate::chat::{BodyLimit, ChatChunk};
+use crate::chat::parse::read_request_body;
+use crate::chat::ChatChunk;
 use crate::error::ProxyError;
-use crate::ingress::{handoff, Dropped, StreamTranslator, TranslateBody};
+use crate::ingress::{handoff, Dropped, ResponseFuture, StreamTranslator, TranslateBody};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -48,7 +45,6 @@ const KNOWN_DROPS: &[&str] = &[
 /// What every service of the ingress shares: its settings and the store.
 pub(super) struct Shared {
     pub(super) config: ResponsesConfig,
-    pub(super) options: ResponsesOptions,
     pub(super) store: Arc<dyn ResponseStore>,
 }
 
@@ -82,63 +78,14 @@ impl<S> Responses<S> {
     }
 }
 
-/// Reads and translates the body of a Responses request; the model goes through the aliases.
+/// Reads and translates the body of a Responses request.
 async fn read_responses(
     req: &mut Request<Body>,
     shared: &Shared,
     store: &dyn ResponseStore,
 ) -> Result<Translated, ResponsesError> {
-    check_content_type(req.headers())?;
-    let limit = req
-        .extensions()
-        .get::<BodyLimit>()
-        .map_or(shared.config.body_limit, |l| l.0);
-    let timeout = req
-        .extensions()
-        .get::<BodyReadTimeout>()
-        .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
-    let body = std::mem::take(req.body_mut());
-    let bytes = read_body(req.headers(), body, limit, timeout).await?;
-    let mut translated = match super::fast::read(&bytes, &shared.options) {
-        Some(translated) => {
-            #[cfg(debug_assertions)]
-            check_fast(&bytes, &translated, shared).await;
-            translated
-        }
-        None => {
-            let request = ResponsesRequest::from_slice(&bytes)?;
-            if request.model.trim().is_empty() {
-                return Err(ResponsesError::invalid("`model` is required", "model"));
-            }
-            to_chat(request, &shared.options, Some(store)).await?
-        }
-    };
-    let upstream = shared
-        .config
-        .aliases
-        .upstream_model(&translated.chat.model)
-        .to_owned();
-    translated.chat.model = upstream;
-    Ok(translated)
-}
-
-/// Debug builds: the typed reading of a request translates it as the usual path does.
-#[cfg(debug_assertions)]
-async fn check_fast(bytes: &[u8], fast: &Translated, shared: &Shared) {
-    let request = ResponsesRequest::from_slice(bytes).expect("the usual path reads it too");
-    assert!(!request.model.trim().is_empty());
-    let slow = to_chat(request, &shared.options, Some(shared.store.as_ref()))
-        .await
-        .expect("the usual path translates it too");
-    assert_eq!(fast.chat, slow.chat, "the two readings differ");
-    assert_eq!(fast.dropped, slow.dropped);
-    assert_eq!(fast.context.model, slow.context.model);
-    assert_eq!(fast.context.tool_names, slow.context.tool_names);
-    assert_eq!(
-        fast.context.reasoning_summary,
-        slow.context.reasoning_summary
-    );
-    assert_eq!(fast.context.echo, slow.context.echo);
+    let bytes = read_request_body(req, shared.config.body_limit).await?;
+    to_chat(&bytes, &shared.config, Some(store)).await
 }
 
 /// The translation's dropped names as the shared [`Dropped`] (header and metric).
@@ -213,7 +160,7 @@ where
             let mut response = if !response.status().is_success() {
                 // The chat stack's errors are OpenAI's envelope already.
                 response
-            } else if handoff::is_event_stream(&response) {
+            } else if handoff::is_event_stream(response.headers()) {
                 let (mut parts, body) = response.into_parts();
                 handoff::stream_headers(&mut parts.headers);
                 let translator = StoringStream {
@@ -241,7 +188,7 @@ async fn json_answer(
     store_to: &dyn ResponseStore,
 ) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let Some(completion) = handoff::read_completion(body).await else {
+    let Some(completion) = handoff::take_completion(&mut parts, body).await else {
         return broken_answer();
     };
     let store = translated.store();

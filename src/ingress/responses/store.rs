@@ -154,7 +154,7 @@ impl ResponseStore for OwnedStore {
 pub struct StoreLimits {
     /// Most entries held (at least 1).
     pub max_entries: usize,
-    /// Most bytes held (at least 1), as serialized JSON.
+    /// Most bytes held (at least 1,024: the configuration refuses less), as serialized JSON.
     pub max_bytes: u64,
     /// How long an entry lives after it is stored.
     pub ttl: Duration,

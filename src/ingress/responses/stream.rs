@@ -44,8 +44,7 @@ use crate::chat::{ChatChunk, ToolCallDelta, Usage};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{json, Value};
 
-/// The keep-alive written between events: an SSE comment, ignored by every client.
-pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+pub use crate::ingress::KEEPALIVE;
 
 /// One Responses stream event.
 #[derive(Debug, Clone, PartialEq)]

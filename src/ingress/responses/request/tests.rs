@@ -3,20 +3,20 @@ use crate::ingress::responses::store::MemoryResponseStore;
 use crate::ingress::responses::{from_completion, ResponseStatus};
 use serde_json::json;
 
-fn request(body: Value) -> ResponsesRequest {
-    serde_json::from_value(body).unwrap()
+fn request(body: Value) -> Vec<u8> {
+    body.to_string().into_bytes()
 }
 
-async fn translate_with(body: Value, options: &ResponsesOptions) -> Translated {
-    to_chat(request(body), options, None).await.unwrap()
+async fn translate_with(body: Value, config: &ResponsesConfig) -> Translated {
+    to_chat(&request(body), config, None).await.unwrap()
 }
 
 async fn translate_body(body: Value) -> Translated {
-    translate_with(body, &ResponsesOptions::default()).await
+    translate_with(body, &ResponsesConfig::default()).await
 }
 
 async fn error_of(body: Value) -> ResponsesError {
-    to_chat(request(body), &ResponsesOptions::default(), None)
+    to_chat(&request(body), &ResponsesConfig::default(), None)
         .await
         .unwrap_err()
 }
@@ -327,7 +327,7 @@ async fn reasoning_effort_and_text_format_follow_the_options() {
     );
     assert_eq!(off.context.echo.text["verbosity"], "low");
 
-    let options = ResponsesOptions::default()
+    let options = ResponsesConfig::default()
         .with_pass_reasoning_effort(true)
         .with_response_format(true);
     let on = translate_with(body, &options).await;
@@ -348,7 +348,7 @@ async fn reasoning_effort_and_text_format_follow_the_options() {
     );
     let t = translate_with(
         json!({"model": "m", "input": "q", "text": {"format": {"type": "text"}}}),
-        &ResponsesOptions::default(),
+        &ResponsesConfig::default(),
     )
     .await;
     assert!(t.dropped.is_empty());
@@ -369,7 +369,7 @@ async fn replayed_reasoning_reaches_the_next_assistant_message_only_when_asked()
     ]});
     let on = translate_with(
         body.clone(),
-        &ResponsesOptions::default()
+        &ResponsesConfig::default()
             .with_reasoning_history(true)
             .with_codec(codec.clone()),
     )
@@ -388,7 +388,7 @@ async fn replayed_reasoning_reaches_the_next_assistant_message_only_when_asked()
     );
     assert!(on.dropped.is_empty(), "{}", on.dropped);
 
-    let off = translate_with(body, &ResponsesOptions::default().with_codec(codec)).await;
+    let off = translate_with(body, &ResponsesConfig::default().with_codec(codec)).await;
     assert!(off
         .chat
         .messages
@@ -400,9 +400,9 @@ async fn replayed_reasoning_reaches_the_next_assistant_message_only_when_asked()
 #[tokio::test]
 async fn previous_response_id_prepends_the_stored_turn() {
     let store = MemoryResponseStore::default();
-    let options = ResponsesOptions::default();
+    let options = ResponsesConfig::default();
     let first = to_chat(
-        request(json!({"model": "m", "instructions": "Be kind.", "input": [
+        &request(json!({"model": "m", "instructions": "Be kind.", "input": [
             {"type": "message", "role": "developer", "content": "Repo rules."},
             {"type": "message", "role": "user", "content": "list files"}
         ], "tools": [{"type": "function", "name": "exec_command"}]})),
@@ -423,7 +423,7 @@ async fn previous_response_id_prepends_the_stored_turn() {
     store.put(first.to_stored(response)).await.unwrap();
 
     let second = to_chat(
-        request(
+        &request(
             json!({"model": "m", "previous_response_id": first_id, "input": [
                 {"type": "function_call_output", "call_id": "call_1", "output": "a.txt"}
             ]}),
@@ -453,7 +453,7 @@ async fn previous_response_id_prepends_the_stored_turn() {
 
     // An item reference to the stored call resolves too.
     let third = to_chat(
-        request(json!({"model": "m", "input": [
+        &request(json!({"model": "m", "input": [
             {"type": "message", "role": "user", "content": "again"},
             {"type": "item_reference", "id": call_item_id},
             {"type": "function_call_output", "call_id": "call_1", "output": "b.txt"}
@@ -469,7 +469,7 @@ async fn previous_response_id_prepends_the_stored_turn() {
     // Unknown id: OpenAI's 404, with or without a store.
     for store in [Some(&store as &dyn ResponseStore), None] {
         let err = to_chat(
-            request(json!({"model": "m", "previous_response_id": "resp_nope", "input": "x"})),
+            &request(json!({"model": "m", "previous_response_id": "resp_nope", "input": "x"})),
             &options,
             store,
         )
@@ -514,29 +514,27 @@ async fn malformed_known_items_are_400s_naming_the_field() {
     }
 }
 
-#[test]
-fn bodies_parse_leniently() {
-    let req =
-        ResponsesRequest::from_slice(br#"{"model":"m","input":"x","brand_new_field":{"a":1}}"#)
-            .unwrap();
-    assert_eq!(req.extra["brand_new_field"], json!({"a": 1}));
-    let err = ResponsesRequest::from_slice(b"{not json").unwrap_err();
+#[tokio::test]
+async fn bodies_parse_leniently() {
+    let t = translate_body(json!({"model": "m", "input": "x", "brand_new_field": {"a": 1}})).await;
+    assert_eq!(t.dropped.as_slice(), ["field:brand_new_field"]);
+    let config = ResponsesConfig::default();
+    let err = to_chat(b"{not json", &config, None).await.unwrap_err();
     assert_eq!(err.code(), "invalid_json");
-    let err = ResponsesRequest::from_slice(br#"{"model":"m","temperature":"hot"}"#).unwrap_err();
+    let err = to_chat(br#"{"model":"m","temperature":"hot"}"#, &config, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
     assert_eq!(err.code(), "invalid_request");
+    assert_eq!(err.param(), Some("temperature"));
 }
 
 #[test]
 fn to_chat_is_send() {
     fn assert_send<T: Send>(_: T) {}
     let store = MemoryResponseStore::default();
-    let options = ResponsesOptions::default();
-    assert_send(to_chat(
-        ResponsesRequest::default(),
-        &options,
-        Some(&store as &dyn ResponseStore),
-    ));
+    let config = ResponsesConfig::default();
+    assert_send(to_chat(b"{}", &config, Some(&store as &dyn ResponseStore)));
 }
 
 #[tokio::test]
@@ -550,7 +548,7 @@ async fn reasoning_between_text_and_a_call_joins_the_same_assistant_message() {
             {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "c", "output": "r"}
         ]}),
-        &ResponsesOptions::default()
+        &ResponsesConfig::default()
             .with_reasoning_history(true)
             .with_codec(codec),
     )
@@ -560,4 +558,306 @@ async fn reasoning_between_text_and_a_call_joins_the_same_assistant_message() {
     assert_eq!(text(assistant), "Let me look.");
     assert_eq!(assistant.extra["reasoning_content"], "ls first");
     assert_eq!(assistant.tool_calls.as_ref().unwrap().len(), 1);
+}
+
+/// Every item and part shape the reader takes, in one request (what Codex and the SDKs send,
+/// and the odd ones).
+#[tokio::test]
+async fn every_item_and_part_shape_is_read() {
+    let codec = ReasoningCodec::new("s");
+    let sealed = codec.seal("earlier thought");
+    let config = ResponsesConfig::default()
+        .with_reasoning_history(true)
+        .with_codec(codec);
+    let body = json!({
+        "model": "gpt-5", "store": false, "stream": true, "instructions": "Be brief.",
+        "temperature": 0.2, "max_output_tokens": 50, "parallel_tool_calls": false,
+        "reasoning": {"effort": "low", "summary": "auto"}, "text": {"verbosity": "low"},
+        "metadata": {"k": "v"}, "user": "u", "prompt_cache_key": "p", "unknown_field": 1,
+        "tool_choice": {"type": "function", "name": "shell"},
+        "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object"}},
+                  {"type": "namespace", "name": "ns", "tools": [{"name": "a.b"}]},
+                  {"type": "web_search"}],
+        "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Rules."}]},
+            {"role": "user", "content": [{"type": "input_text", "text": "Look"}, "plain",
+                {"type": "input_image", "image_url": "https://x/y.png", "detail": "high"},
+                {"type": "input_image", "image_url": {"url": "https://x/z.png"}, "detail": "auto"},
+                {"type": "mystery"}, {"text": "no type"}]},
+            {"type": "reasoning", "encrypted_content": sealed, "summary": []},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "On it."},
+                {"type": "refusal", "refusal": "no"}, {"type": "input_image", "image_url": "https://x/a.png"}]},
+            {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": "{\"cmd\":\"ls\"}"},
+            {"type": "function_call", "id": "c2", "name": "b", "namespace": "ns", "arguments": {"z": 1}},
+            {"type": "function_call", "call_id": "c3", "name": "made_up", "arguments": ""},
+            {"type": "function_call_output", "call_id": "c1", "output": "a\nb"},
+            {"type": "function_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "x"}]},
+            {"type": "function_call_output", "call_id": "c3", "output": null},
+            {"type": "function_call_output", "call_id": "c4"},
+            {"type": "web_search_call", "id": "w"},
+            {"role": "critic", "content": "hm"},
+            {"type": "message", "role": "user", "content": null},
+            {"id": "x"}
+        ]
+    });
+    let t = translate_with(body.clone(), &config).await;
+    assert_eq!(
+        roles(&t.chat),
+        [
+            "system",
+            "user",
+            "assistant",
+            "tool",
+            "tool",
+            "tool",
+            "tool",
+            "user",
+            "user"
+        ]
+    );
+    assert_eq!(text(&t.chat.messages[0]), "Be brief.\n\nRules.");
+    let Some(Content::Parts(parts)) = &t.chat.messages[1].content else {
+        panic!("parts expected: {:?}", t.chat.messages[1]);
+    };
+    assert_eq!(parts.len(), 4);
+    assert_eq!(parts[0].text(), Some("Look"));
+    assert_eq!(parts[1].text(), Some("plain"));
+    assert_eq!(
+        parts[2].image_url(),
+        Some(&ImageUrl {
+            url: "https://x/y.png".into(),
+            detail: Some("high".into())
+        })
+    );
+    assert_eq!(
+        parts[3].image_url(),
+        Some(&ImageUrl {
+            url: "https://x/z.png".into(),
+            detail: None
+        })
+    );
+    let assistant = &t.chat.messages[2];
+    assert_eq!(text(assistant), "On it.\nno");
+    assert_eq!(assistant.extra["reasoning_content"], "earlier thought");
+    let calls = assistant.tool_calls.as_ref().unwrap();
+    let ids: Vec<_> = calls.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c1", "c2", "c3"]);
+    assert_eq!(calls[0].function.name, "shell");
+    assert_eq!(calls[0].function.arguments, "{\"cmd\":\"ls\"}");
+    assert_eq!(
+        t.tool_names().original(&calls[1].function.name),
+        ("b", Some("ns"))
+    );
+    assert_eq!(calls[1].function.arguments, "{\"z\":1}");
+    assert_eq!(calls[2].function.name, "made_up");
+    assert_eq!(calls[2].function.arguments, "{}");
+    let outputs: Vec<_> = t.chat.messages[3..7]
+        .iter()
+        .map(|m| (m.tool_call_id.as_deref().unwrap(), text(m)))
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            ("c1", "a\nb".to_owned()),
+            ("c2", "x".to_owned()),
+            ("c3", String::new()),
+            ("c4", String::new())
+        ]
+    );
+    assert_eq!(text(&t.chat.messages[7]), "hm");
+    assert_eq!(t.chat.messages[8].content, None);
+    assert_eq!(
+        t.dropped.as_slice(),
+        [
+            "tool:web_search",
+            "part:mystery",
+            "part:unknown",
+            "part:input_image",
+            "item:web_search_call",
+            "role:critic",
+            "item:unknown",
+            "field:reasoning.effort",
+            "field:unknown_field"
+        ]
+    );
+    assert_eq!(
+        t.chat.extra["tool_choice"],
+        json!({"type": "function", "function": {"name": "shell"}})
+    );
+    assert_eq!(t.chat.extra["parallel_tool_calls"], false);
+    assert_eq!(t.chat.extra["max_tokens"], 50);
+    assert_eq!(t.chat.tools.as_ref().unwrap().len(), 2);
+    assert!(t.chat.is_stream());
+    assert!(
+        !t.store() && t.input_items.is_empty(),
+        "store: false keeps nothing"
+    );
+    assert!(t.context.reasoning_summary);
+    assert_eq!(t.context.model, "gpt-5");
+    assert_eq!(t.context.echo.tools.len(), 3);
+    assert_eq!(t.context.echo.metadata, json!({"k": "v"}));
+    assert_eq!(t.context.echo.user.as_deref(), Some("u"));
+    assert_eq!(
+        t.context.echo.text,
+        json!({"verbosity": "low", "format": {"type": "text"}})
+    );
+
+    // Without reasoning history the sealed reasoning is dropped silently; the rest is the same.
+    let off = translate_body(body).await;
+    assert!(off
+        .chat
+        .messages
+        .iter()
+        .all(|m| !m.extra.contains_key("reasoning_content")));
+    assert_eq!(off.dropped, t.dropped);
+    assert_eq!(roles(&off.chat), roles(&t.chat));
+}
+
+/// The shapes at the edges: each read as the translation has always read it.
+#[tokio::test]
+async fn odd_shapes_are_read_or_refused_by_name() {
+    let with = |input: Value| json!({"model": "m", "store": false, "input": input});
+    // A part that is not an object nor a string is reported; an object output is sent as its
+    // `content`, or as JSON.
+    let t = translate_body(with(json!([{"role": "user", "content": [5, "a"]}]))).await;
+    assert_eq!(text(&t.chat.messages[0]), "a");
+    assert_eq!(t.dropped.as_slice(), ["part:unknown"]);
+    let t = translate_body(with(json!([
+        {"type": "function_call", "call_id": "c", "name": "f"},
+        {"type": "function_call_output", "call_id": "c", "output": {"content": "x"}},
+        {"type": "function_call", "call_id": "d", "name": "f"},
+        {"type": "function_call_output", "call_id": "d", "output": {"rows": 2}},
+        {"type": "function_call", "call_id": "e", "name": "f"},
+        {"type": "function_call_output", "call_id": "e", "output": 7}
+    ])))
+    .await;
+    let outputs: Vec<_> = t
+        .chat
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .map(text)
+        .collect();
+    assert_eq!(outputs, ["x", "{\"rows\":2}", "7"]);
+    // A `call_id` that is there but not a string is not replaced by `id`.
+    let err = error_of(with(
+        json!([{"type": "function_call", "call_id": null, "id": "c", "name": "f"}]),
+    ))
+    .await;
+    assert_eq!(err.param(), Some("input[0].call_id"));
+    // An image with neither a URL nor a file id, and one whose URL object has no `url`.
+    for image_url in [Value::Null, json!({"href": "x"}), json!(5)] {
+        let err = error_of(with(json!([{"role": "user", "content": [
+            {"type": "input_image", "image_url": image_url}]}])))
+        .await;
+        assert_eq!(err.param(), Some("input[0].content[0]"));
+        assert!(err.to_string().contains("needs an image_url"), "{err}");
+    }
+    // An item reference without a store is dropped; with nothing else the request still goes.
+    let t = translate_body(with(json!([{"type": "item_reference", "id": "msg_1"}]))).await;
+    assert!(t.chat.messages.is_empty());
+    assert_eq!(t.dropped.as_slice(), ["item:item_reference"]);
+    // Blank model, an input that is neither a string nor a list.
+    let err = error_of(json!({"model": " ", "input": "hi"})).await;
+    assert_eq!(err.param(), Some("model"));
+    let err = error_of(json!({"model": "m", "input": {"role": "user"}})).await;
+    assert_eq!(err.param(), Some("input"));
+    assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn wrong_types_and_duplicate_keys_are_400s_naming_the_field() {
+    let config = ResponsesConfig::default();
+    let cases: [(&[u8], &str); 6] = [
+        (br#"{"model": "a", "model": "b", "input": "x"}"#, "model"),
+        (
+            br#"{"model": "m", "input": "x", "reasoning": {"effort": 5}}"#,
+            "reasoning.effort",
+        ),
+        (
+            br#"{"model": "m", "input": "x", "tools": {"a": 1}}"#,
+            "tools",
+        ),
+        (br#"{"model": "m", "input": "x", "text": "json"}"#, "text"),
+        (
+            br#"{"model": "m", "input": "x", "stream": "yes"}"#,
+            "stream",
+        ),
+        (
+            br#"{"model": "m", "input": "x", "max_output_tokens": -1}"#,
+            "max_output_tokens",
+        ),
+    ];
+    for (body, param) in cases {
+        let err = to_chat(body, &config, None).await.unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::BAD_REQUEST, "{param}");
+        assert_eq!(err.code(), "invalid_request", "{param}");
+        assert_eq!(err.param(), Some(param), "{err}");
+    }
+    let duplicates: [&[u8]; 3] = [
+        br#"{"model": "m", "input": "x", "model": "n"}"#,
+        br#"{"model": "m", "input": [{"role": "user", "role": "assistant", "content": "hi"}]}"#,
+        br#"{"model": "m", "input": [{"role": "user", "content": [{"type": "input_text", "text": "a", "text": "b"}]}]}"#,
+    ];
+    for body in duplicates {
+        let err = to_chat(body, &config, None).await.unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+        assert!(err.to_string().contains("duplicate field"), "{err}");
+    }
+    let err = to_chat(duplicates[2], &config, None).await.unwrap_err();
+    assert!(
+        err.param()
+            .is_some_and(|p| p.starts_with("input[0].content[0]")),
+        "{:?}",
+        err.param()
+    );
+    // Not an object at all.
+    let err = to_chat(b"[1]", &config, None).await.unwrap_err();
+    assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+    assert_eq!(err.param(), None);
+}
+
+#[tokio::test]
+async fn a_stored_turn_keeps_the_items_as_sent() {
+    let store = MemoryResponseStore::default();
+    let config = ResponsesConfig::default();
+    let first = to_chat(
+        &request(json!({"model": "m", "input": [
+            {"type": "message", "id": "msg_client1", "role": "user", "status": "completed",
+             "content": [{"type": "input_text", "text": "hi", "annotations": []}]}
+        ]})),
+        &config,
+        Some(&store),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first.input_items,
+        [
+            json!({"type": "message", "id": "msg_client1", "role": "user", "status": "completed",
+             "content": [{"type": "input_text", "text": "hi", "annotations": []}]})
+        ]
+    );
+    let completion: crate::chat::ChatCompletion = serde_json::from_value(json!({"choices": [{
+        "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}]}))
+    .unwrap();
+    let response = from_completion(&completion, &first.context);
+    let id = response.id.clone();
+    store.put(first.to_stored(response)).await.unwrap();
+    // The stored items are read again through the same types: the replay is the same turn.
+    let next = to_chat(
+        &request(json!({"model": "m", "previous_response_id": id, "input": "and?"})),
+        &config,
+        Some(&store),
+    )
+    .await
+    .unwrap();
+    assert_eq!(roles(&next.chat), ["user", "assistant", "user"]);
+    assert_eq!(text(&next.chat.messages[0]), "hi");
+    assert_eq!(text(&next.chat.messages[1]), "hello");
+    assert_eq!(next.input_items.len(), 3);
+    assert_eq!(
+        next.input_items[2],
+        json!({"type": "message", "role": "user", "content": "and?"})
+    );
 }

@@ -1,4 +1,4 @@
-//! [`ResponseFuture`] of the [`Responses`](super::Responses) service.
+//! [`ResponseFuture`]: the one response future of the dialect ingresses.
 
 use axum::body::Body;
 use http::Response;
@@ -7,7 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// The response future of [`Responses`](super::Responses) and its sibling services.
+/// The response future of every dialect's services: [`Messages`](super::messages::Messages),
+/// [`Responses`](super::responses::Responses), [`CompletionsService`](super::completions::CompletionsService)
+/// and their siblings.
 ///
 /// Boxed: the request body is read (asynchronously) before the inner service is called, and
 /// an error answer's body is read before it is rewritten; one allocation per request.
@@ -16,7 +18,7 @@ pub struct ResponseFuture<E> {
 }
 
 impl<E> ResponseFuture<E> {
-    pub(super) fn new(
+    pub(crate) fn new(
         future: impl Future<Output = Result<Response<Body>, E>> + Send + 'static,
     ) -> Self {
         ResponseFuture {
