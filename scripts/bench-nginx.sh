@@ -21,9 +21,12 @@
 # PM QoS is held for the whole run (/dev/cpu_dma_latency, see the benchmarking notes), which
 # needs root. Prints markdown tables with ratios to nginx.
 #
-# Usage accounting on and off (its own table and target line, both modes): the same binary once
-# with a named client key that has a budget and the request log on (1,000 entries), once with the
-# same key in the plain `client_api_keys` list and the log off; the ~1 KB chat request on both.
+# Usage accounting's extras on and off (its own table and target line, both modes): the same
+# binary once with a named client key that has a budget and the request log on (1,000 entries),
+# once with the same key in the plain `client_api_keys` list and the log off; the ~1 KB chat
+# request on both. The accounting itself has no switch: both configs count tokens and cost. To
+# time the binary without it, build one with the usage layer left out and pass it as
+# HUNYUAN_PROXY_BIN in a run of its own (docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -424,7 +427,7 @@ def usage_instructions(n):
             shutil.copy(f"{work}/{dumps[-1]}", os.path.join(os.environ["CALLGRIND_KEEP"], f"callgrind.usage-{name}"))
         counts[name] = total / n
     added = counts["on"] - counts["off"]
-    print(f"\n## Usage accounting on and off (commit {commit}; callgrind, {n} requests each, c=1, ~1 KB chat)\n")
+    print(f"\n## Usage accounting's budget, named key and log on and off (commit {commit}; callgrind, {n} requests each, c=1, ~1 KB chat)\n")
     print("| config | instructions / request |")
     print("|---|---|")
     for name in ["off", "on"]:
@@ -518,7 +521,7 @@ try:
                 runs[name].append(wrk(port, CHAT, "plain-keyed", 32, procs_usage[name].pid))
         m = {name: {f: statistics.median(x[f] for x in runs[name]) for f in ["rps", "cpu"]} for name in runs}
         ratio = m["on"]["rps"] / m["off"]["rps"]
-        lines = [f"\n## Usage accounting on and off, ~1 KB chat at c=32 (commit {commit}; medians of {rounds} "
+        lines = [f"\n## Usage accounting's budget, named key and log on and off, ~1 KB chat at c=32 (commit {commit}; medians of {rounds} "
                  f"alternating round(s) of {duration} s)\n",
                  "| config | req/s | / off | CPU µs/req | added |", "|---|---|---|---|---|"]
         for name in ["off", "on"]:
