@@ -121,7 +121,14 @@ async fn run(args: Args) -> ExitCode {
     // otherwise no exporter thread and no OpenTelemetry layer.
     let telemetry = match Telemetry::start(
         &TelemetryConfig::from_env(config.otel_endpoint.as_deref())
-            .with_capture_content(config.otel_capture_content),
+            .with_capture_content(config.otel_capture_content)
+            // A log line shows the `info` request span, and so its `trace_id`, only at `info`
+            // and below.
+            .with_log_trace_id(
+                filter
+                    .max_level_hint()
+                    .is_none_or(|level| level >= tracing::level_filters::LevelFilter::INFO),
+            ),
     ) {
         Ok(telemetry) => telemetry,
         Err(err) => {

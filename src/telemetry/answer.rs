@@ -1,69 +1,85 @@
 //! A streamed answer's span, kept open until the stream ends.
 
-use super::spans::{record_answer, record_failure, record_first_token, AnswerFacts};
+use super::spans::{record_answer, record_failure, record_first_chunk, AnswerFacts};
+use crate::usage::Usage;
+use std::time::Instant;
 use tracing::Span;
+
+/// The longest `"finish_reason"` key, colon, blanks and value looked for across a chunk
+/// boundary.
+const CARRY: usize = 64;
 
 /// The span of the upstream attempt whose stream is being relayed, and what the stream said
 /// so far. Made only for a span OpenTelemetry records; the span ends when this is dropped
 /// (with the body), after the facts are recorded.
+///
+/// Per chunk: the `usage` usage accounting found in it (no second search), one substring
+/// search for `"finish_reason"`; the first event's `id` and `model` are read once. No event is
+/// parsed (unless message contents are captured).
 pub(crate) struct AnswerTrace {
     span: Span,
     facts: AnswerFacts,
-    /// The start of an SSE line that the last chunk cut.
-    partial: Vec<u8>,
-    first: bool,
+    /// When the attempt was sent; `None` once the first chunk came.
+    sent: Option<Instant>,
+    /// The first event, until its line is whole.
+    head: Option<Vec<u8>>,
+    /// The end of the previous chunk, for a `finish_reason` cut by a chunk boundary.
+    carry: Vec<u8>,
     /// What the stream says, put together when the operator opted in to message contents.
     #[cfg(feature = "otel")]
-    output: Option<super::content::StreamedOutput>,
+    output: Option<super::content::Lines>,
 }
 
 impl AnswerTrace {
-    /// Follows the stream of the attempt `span` (which OpenTelemetry records).
-    pub(crate) fn new(span: Span) -> Self {
+    /// Follows the stream of the attempt `span` (which OpenTelemetry records), sent at `sent`.
+    pub(crate) fn new(span: Span, sent: Instant) -> Self {
         AnswerTrace {
             #[cfg(feature = "otel")]
-            output: super::spans::captures_content(&span)
-                .then(super::content::StreamedOutput::default),
+            output: super::spans::captures_content(&span).then(super::content::Lines::default),
             span,
             facts: AnswerFacts::default(),
-            partial: Vec::new(),
-            first: true,
+            sent: Some(sent),
+            head: Some(Vec::new()),
+            carry: Vec::new(),
         }
     }
 
-    /// Reads the `data:` lines of one chunk.
-    pub(crate) fn chunk(&mut self, bytes: &[u8]) {
-        if self.first {
-            self.first = false;
-            record_first_token(&self.span);
+    /// Reads one chunk; `usage` is what usage accounting found in it.
+    pub(crate) fn chunk(&mut self, bytes: &[u8], usage: Option<Usage>) {
+        if let Some(sent) = self.sent.take() {
+            record_first_chunk(&self.span, sent.elapsed());
         }
-        let mut rest = bytes;
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            let line = &rest[..end];
-            if self.partial.is_empty() {
-                self.line(line);
-            } else {
-                let mut joined = std::mem::take(&mut self.partial);
-                joined.extend_from_slice(line);
-                self.line(&joined);
+        if let Some(head) = &mut self.head {
+            head.extend_from_slice(bytes);
+            if let Some(line) = first_data_line(head) {
+                self.facts.read_head(line);
+                self.head = None;
+            } else if head.len() > 64 * 1024 {
+                self.head = None; // no event line in sight: give up on id and model
             }
-            rest = &rest[end + 1..];
         }
-        self.partial.extend_from_slice(rest);
-    }
-
-    fn line(&mut self, line: &[u8]) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(data) = line.strip_prefix(b"data:") {
-            #[cfg(feature = "otel")]
-            if let Some(output) = &mut self.output {
-                output.read(data.trim_ascii_start());
-            }
-            // Only the events that say something new are parsed: the first (id, model), the
-            // ones with `usage` or a finish reason.
-            if self.facts.id.is_none() || mentions_usage(data) || has_finish_reason(data) {
-                self.facts.read(data.trim_ascii_start());
-            }
+        if usage.is_some() {
+            self.facts.usage = usage;
+        }
+        // A reason cut by the boundary: found in the previous chunk's end and this one's start
+        // (only where the key starts in the previous chunk, not to count one twice).
+        if !self.carry.is_empty() {
+            let carried = self.carry.len();
+            self.carry
+                .extend_from_slice(&bytes[..bytes.len().min(CARRY)]);
+            self.facts.read_finish_reasons_across(&self.carry, carried);
+        }
+        self.facts.read_finish_reasons(bytes);
+        self.carry.clear();
+        // A chunk that ends a line (the usual case) cuts no key from its value: nothing to
+        // carry, and no second search at the next chunk.
+        if bytes.last() != Some(&b'\n') {
+            self.carry
+                .extend_from_slice(&bytes[bytes.len().saturating_sub(CARRY)..]);
+        }
+        #[cfg(feature = "otel")]
+        if let Some(output) = &mut self.output {
+            output.chunk(bytes);
         }
     }
 
@@ -73,40 +89,31 @@ impl AnswerTrace {
     }
 }
 
-/// Whether an event has a `usage` key.
-fn mentions_usage(data: &[u8]) -> bool {
-    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
-    USAGE.find(data).is_some()
-}
-
-/// Whether an event has a `finish_reason` with a string value (not `null`).
-fn has_finish_reason(data: &[u8]) -> bool {
-    static FINISH: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\""));
-    FINISH.find_iter(data).any(|at| {
-        let rest = &data[at + b"\"finish_reason\"".len()..];
-        let rest = rest.trim_ascii_start();
-        rest.strip_prefix(b":")
-            .is_some_and(|value| value.trim_ascii_start().first() == Some(&b'"'))
-    })
+/// The JSON of the first whole `data:` line of `sse`, once its line has ended.
+fn first_data_line(sse: &[u8]) -> Option<&[u8]> {
+    let mut rest = sse;
+    while let Some(end) = memchr::memchr(b'\n', rest) {
+        let line = &rest[..end];
+        if let Some(data) = line.strip_prefix(b"data:") {
+            let data = data.trim_ascii();
+            if data.first() == Some(&b'{') {
+                return Some(data);
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    None
 }
 
 impl Drop for AnswerTrace {
     fn drop(&mut self) {
-        if !self.partial.is_empty() {
-            let partial = std::mem::take(&mut self.partial);
-            self.line(&partial);
-        }
         record_answer(&self.span, &self.facts);
         #[cfg(feature = "otel")]
-        if let Some(messages) = self.output.as_ref().and_then(|o| o.messages()) {
+        if let Some(messages) = self.output.as_mut().and_then(|o| o.messages()) {
             use tracing_opentelemetry::OpenTelemetrySpanExt;
             self.span.set_attribute("gen_ai.output.messages", messages);
         }
-        // tracing-opentelemetry ends a span at its last exit, and this one was last entered
-        // when its headers came: an enter and exit now make the stream's end its end.
-        drop(self.span.enter());
+        // Never entered, the span ends when it closes: now, with the body.
     }
 }
 
@@ -114,31 +121,41 @@ impl Drop for AnswerTrace {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_cut_between_chunks_are_read_whole() {
-        let mut trace = AnswerTrace::new(Span::none());
-        trace.chunk(b"data: {\"id\":\"a\",\"choices\":[{\"finish_re");
-        trace.chunk(b"ason\":\"stop\"}]}\r\n\r\ndata: {\"usage\":{\"prompt_tokens\":2,");
-        trace.chunk(b"\"completion_tokens\":5}}\n\ndata: [DONE]\n\n");
-        assert_eq!(trace.facts.id.as_deref(), Some("a"));
-        assert_eq!(trace.facts.finish_reasons, ["stop"]);
-        assert_eq!(trace.facts.usage, Some((2, 5)));
+    fn usage(input: u64, output: u64) -> Usage {
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Usage::default()
+        }
     }
 
     #[test]
-    fn only_events_with_news_are_parsed() {
-        assert!(has_finish_reason(
-            br#"{"choices":[{"finish_reason" : "stop"}]}"#
-        ));
-        assert!(!has_finish_reason(
-            br#"{"choices":[{"finish_reason":null}]}"#
-        ));
-        assert!(mentions_usage(br#"{"usage":{"prompt_tokens":1}}"#));
-        let mut trace = AnswerTrace::new(Span::none());
-        trace.chunk(b"data: {\"id\":\"a\",\"model\":\"m\",\"choices\":[]}\n\n");
+    fn a_stream_cut_anywhere_gives_the_same_facts() {
+        let stream = "data: {\"id\":\"a\",\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\r\n\r\ndata: {\"id\":\"a\",\"choices\":[{\"delta\":{},\"finish_reason\" : \"stop\"}]}\n\ndata: [DONE]\n\n";
+        for cut in 0..stream.len() {
+            let mut trace = AnswerTrace::new(Span::none(), Instant::now());
+            trace.chunk(&stream.as_bytes()[..cut], None);
+            trace.chunk(&stream.as_bytes()[cut..], Some(usage(2, 5)));
+            assert_eq!(trace.facts.id.as_deref(), Some("a"), "cut at {cut}");
+            assert_eq!(trace.facts.model.as_deref(), Some("m"), "cut at {cut}");
+            assert_eq!(trace.facts.finish_reasons, ["stop"], "cut at {cut}");
+            assert_eq!(trace.facts.usage, Some(usage(2, 5)));
+        }
+    }
+
+    #[test]
+    fn only_the_first_event_names_the_answer() {
+        let mut trace = AnswerTrace::new(Span::none(), Instant::now());
         trace.chunk(
-            b"data: {\"id\":\"b\",\"model\":\"m\",\"choices\":[{\"finish_reason\":null}]}\n\n",
+            b": keep-alive\n\ndata: {\"id\":\"a\",\"model\":\"m\",\"choices\":[]}\n\n",
+            None,
+        );
+        trace.chunk(
+            b"data: {\"id\":\"b\",\"model\":\"n\",\"choices\":[{\"finish_reason\":null}]}\n\n",
+            None,
         );
         assert_eq!(trace.facts.id.as_deref(), Some("a"));
+        assert_eq!(trace.facts.model.as_deref(), Some("m"));
+        assert!(trace.facts.finish_reasons.is_empty());
     }
 }

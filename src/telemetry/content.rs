@@ -1,10 +1,12 @@
 //! Message contents on an attempt span, only when the operator opts in
 //! (`otel_capture_content`): `gen_ai.input.messages` and `gen_ai.output.messages` in the JSON
-//! shape of the GenAI semantic conventions 1.37 (`[{"role", "parts": [{"type": "text",
-//! "content"}, {"type": "tool_call", "id", "name", "arguments"}, {"type":
+//! shape of the GenAI semantic conventions 1.41 (`gen-ai-input-messages.json`,
+//! `gen-ai-output-messages.json`: `[{"role", "parts": [{"type": "text", "content"}, {"type":
+//! "reasoning", "content"}, {"type": "tool_call", "id", "name", "arguments"}, {"type":
 //! "tool_call_response", "id", "response"}, …]}]`, an output message with its
-//! `finish_reason`). Image bytes are left out (a `blob` part says one was there); an image URL
-//! is a `uri` part.
+//! `finish_reason`). An image URL is a `uri` part (`modality`, `uri`); an inline image (a
+//! `data:` URL) is a `blob` part with its `modality` and `mime_type` but without the
+//! conventions' `content`: the bytes of a screenshot are no attribute value.
 
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -52,6 +54,12 @@ fn message(m: &Value, finish_reason: Option<&str>) -> Value {
             "response": m.get("content"),
         }));
     } else {
+        // Hunyuan's and DeepSeek's thinking, sent back with an assistant turn or answered.
+        if let Some(Value::String(thought)) = m.get("reasoning_content") {
+            if !thought.is_empty() {
+                parts.push(json!({"type": "reasoning", "content": thought}));
+            }
+        }
         match m.get("content") {
             Some(Value::String(text)) if !text.is_empty() => {
                 parts.push(json!({"type": "text", "content": text}));
@@ -118,6 +126,46 @@ fn tool_call(id: Option<&str>, name: &str, arguments: &str) -> Value {
     json!({"type": "tool_call", "id": id, "name": name, "arguments": arguments})
 }
 
+/// The `data:` lines of a streamed answer as they come in chunks (a line may be cut between
+/// two), put together into its output messages.
+#[derive(Debug, Default)]
+pub(super) struct Lines {
+    /// The start of a line the last chunk cut.
+    partial: Vec<u8>,
+    output: StreamedOutput,
+}
+
+impl Lines {
+    /// Takes in one chunk of the stream.
+    pub(super) fn chunk(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            if self.partial.is_empty() {
+                self.line(&rest[..end]);
+            } else {
+                let mut joined = std::mem::take(&mut self.partial);
+                joined.extend_from_slice(&rest[..end]);
+                self.line(&joined);
+            }
+            rest = &rest[end + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        if let Some(data) = line.strip_prefix(b"data:") {
+            self.output.read(data.trim_ascii());
+        }
+    }
+
+    /// `gen_ai.output.messages` of what the stream said (`None`: it said nothing).
+    pub(super) fn messages(&mut self) -> Option<String> {
+        let partial = std::mem::take(&mut self.partial);
+        self.line(&partial);
+        self.output.messages()
+    }
+}
+
 /// The output of a streamed answer, put together from its chunks' deltas.
 #[derive(Debug, Default)]
 pub(super) struct StreamedOutput {
@@ -128,6 +176,8 @@ pub(super) struct StreamedOutput {
 #[derive(Debug, Default)]
 struct StreamedChoice {
     role: Option<String>,
+    /// `reasoning_content` deltas.
+    reasoning: String,
     text: String,
     /// By tool call index: id, name, arguments so far.
     tool_calls: BTreeMap<u64, (Option<String>, String, String)>,
@@ -156,6 +206,9 @@ impl StreamedOutput {
             };
             if let Some(role) = delta.get("role").and_then(Value::as_str) {
                 out.role = Some(role.to_owned());
+            }
+            if let Some(thought) = delta.get("reasoning_content").and_then(Value::as_str) {
+                out.reasoning.push_str(thought);
             }
             if let Some(text) = delta.get("content").and_then(Value::as_str) {
                 out.text.push_str(text);
@@ -195,6 +248,9 @@ impl StreamedOutput {
             .values()
             .map(|c| {
                 let mut parts = Vec::new();
+                if !c.reasoning.is_empty() {
+                    parts.push(json!({"type": "reasoning", "content": c.reasoning}));
+                }
                 if !c.text.is_empty() {
                     parts.push(json!({"type": "text", "content": c.text}));
                 }
@@ -257,6 +313,47 @@ mod tests {
         streamed.read(b"[DONE]");
         let got: Value = serde_json::from_str(&streamed.messages().unwrap()).unwrap();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn thinking_is_a_reasoning_part_in_and_out() {
+        let request = br#"{"messages":[{"role":"user","content":"2+2?"},
+            {"role":"assistant","content":"4","reasoning_content":"Two and two."},
+            {"role":"user","content":"And 3+3?"}]}"#;
+        let messages: Value = serde_json::from_str(&input_messages(request).unwrap()).unwrap();
+        assert_eq!(
+            messages[1],
+            json!({"role": "assistant", "parts": [
+                {"type": "reasoning", "content": "Two and two."},
+                {"type": "text", "content": "4"}]})
+        );
+        let whole = br#"{"choices":[{"finish_reason":"stop","message":{"role":"assistant",
+            "content":"6","reasoning_content":"Three and three."}}]}"#;
+        let expected = json!([{"role": "assistant", "finish_reason": "stop", "parts": [
+            {"type": "reasoning", "content": "Three and three."},
+            {"type": "text", "content": "6"}]}]);
+        let got: Value = serde_json::from_str(&output_messages(whole).unwrap()).unwrap();
+        assert_eq!(got, expected);
+        let mut streamed = StreamedOutput::default();
+        streamed.read(br#"{"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"Three and "}}]}"#);
+        streamed.read(br#"{"choices":[{"index":0,"delta":{"reasoning_content":"three."}}]}"#);
+        streamed
+            .read(br#"{"choices":[{"index":0,"delta":{"content":"6"},"finish_reason":"stop"}]}"#);
+        let got: Value = serde_json::from_str(&streamed.messages().unwrap()).unwrap();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn stream_lines_cut_between_chunks_are_read_whole() {
+        let mut lines = Lines::default();
+        lines.chunk(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi");
+        lines.chunk(b" there\"},\"finish_reason\":\"stop\"}]}\r\n\r\ndata: [DONE]");
+        let got: Value = serde_json::from_str(&lines.messages().unwrap()).unwrap();
+        assert_eq!(
+            got,
+            json!([{"role": "assistant", "finish_reason": "stop",
+                "parts": [{"type": "text", "content": "Hi there"}]}])
+        );
     }
 
     #[test]

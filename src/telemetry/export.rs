@@ -14,9 +14,10 @@ use tracing_subscriber::Layer;
 ///
 /// Not a global: [`layer`](Self::layer) gives the `tracing` layer for a subscriber, so each
 /// subscriber (a test's, say) can have its own exporter. Dropping it, or
-/// [`shutdown`](Self::shutdown), exports what is queued and stops the thread. The one
-/// process-wide setting is whether spans carry message contents
-/// ([`TelemetryConfig::with_capture_content`]): the last `start` decides.
+/// [`shutdown`](Self::shutdown), exports what is queued and stops the thread. The
+/// process-wide settings are whether spans carry message contents
+/// ([`TelemetryConfig::with_capture_content`]) and whether the request span gets its
+/// `trace_id` field ([`TelemetryConfig::with_log_trace_id`]): the last `start` decides.
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
@@ -35,6 +36,7 @@ impl Telemetry {
             return Ok(None);
         };
         super::spans::set_capture_content(config.captures_content());
+        super::spans::set_log_trace_id(config.logs_trace_id());
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);

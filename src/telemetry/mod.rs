@@ -3,19 +3,20 @@
 //! The crate makes ordinary [`tracing`] spans at a few generic points; with the `otel` feature
 //! and an endpoint configured, [`Telemetry`] bridges them to OpenTelemetry
 //! (`tracing-opentelemetry`) and exports them over OTLP/HTTP in batches. Attribute names follow
-//! the OpenTelemetry semantic conventions 1.37 (HTTP spans and GenAI client spans,
+//! the OpenTelemetry semantic conventions 1.41 (HTTP spans and GenAI client spans,
 //! `gen_ai.provider.name`):
 //!
 //! | span (name) | where | attributes |
 //! |---|---|---|
 //! | `{method} {route}` (server) | the router's request tracing | `http.request.method`, `http.route`, `http.response.status_code`, `hunyuan_proxy.dialect`, `hunyuan_proxy.client_key.name`, `error.type` |
-//! | `upstream slot wait` | [`Upstream`](crate::upstream::Upstream), before the attempts | — |
+//! | `upstream slot wait` | [`Upstream`](crate::upstream::Upstream), before the attempts, only when no slot is free at once | — |
 //! | `describe image` | the cascade, per unique image | `hunyuan_proxy.cache.outcome` (`hit`, `miss`, `coalesced`) |
-//! | `chat {gen_ai.request.model}` (client) | each upstream attempt (retries, key switches, fallbacks: one span each) | `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.response.id`, `gen_ai.response.finish_reasons`, `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `server.address`, `server.port`, `http.response.status_code`, `error.type`, `hunyuan_proxy.attempt.reason`; `gen_ai.input.messages`, `gen_ai.output.messages` with `otel_capture_content` |
+//! | `chat {gen_ai.request.model}` (client) | each upstream attempt (retries, key switches, fallbacks: one span each) | `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.response.id`, `gen_ai.response.finish_reasons`, `gen_ai.request.stream`, `gen_ai.response.time_to_first_chunk`, `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.reasoning.output_tokens`, `server.address`, `server.port`, `http.response.status_code`, `error.type`, `hunyuan_proxy.attempt.reason`; `gen_ai.input.messages`, `gen_ai.output.messages` with `otel_capture_content` |
 //! | `redis {op}` (client) | [`Redis`](crate::replica::Redis) calls within a request | `db.system.name` (`redis`), `hunyuan_proxy.redis.op`, `error.type` |
 //!
 //! A streamed attempt's span stays open until its body ends: usage and finish reasons are read
-//! from the stream as it passes, and the first chunk is a `gen_ai.first_token` event. The
+//! from the stream as it passes (no event is parsed for them), and the first chunk sets
+//! `gen_ai.response.time_to_first_chunk`. The
 //! client's W3C `traceparent`/`tracestate` continue its trace, and each upstream attempt
 //! carries its own span's `traceparent` onwards. While a request is traced, its log lines
 //! carry `trace_id` (a field of the request span).
@@ -60,6 +61,8 @@ pub struct TelemetryConfig {
     from_env: bool,
     /// Whether message contents go on the attempt spans (`otel_capture_content`).
     capture_content: bool,
+    /// Whether no log line can show the request span, so its `trace_id` field is not needed.
+    no_log_trace_id: bool,
 }
 
 impl TelemetryConfig {
@@ -72,6 +75,7 @@ impl TelemetryConfig {
                 traces_endpoint: Some(traces_url(base)),
                 from_env: false,
                 capture_content: false,
+                no_log_trace_id: false,
             };
         }
         let nonempty = |name: &str| lookup(name).filter(|v| !v.is_empty());
@@ -81,6 +85,7 @@ impl TelemetryConfig {
             from_env: traces_endpoint.is_some(),
             traces_endpoint,
             capture_content: false,
+            no_log_trace_id: false,
         }
     }
 
@@ -96,6 +101,21 @@ impl TelemetryConfig {
     /// Whether message contents go on the attempt spans.
     pub fn captures_content(&self) -> bool {
         self.capture_content
+    }
+
+    /// Whether the request span gets a `trace_id` field for the log lines within it (default
+    /// on). Turn it off when no log line can show the span (the server's `log_level` above
+    /// `info`: the request span is an `info` span): its trace id is then neither formatted nor
+    /// exported as an attribute of its own. Process-wide, like
+    /// [`with_capture_content`](Self::with_capture_content).
+    pub fn with_log_trace_id(mut self, on: bool) -> Self {
+        self.no_log_trace_id = !on;
+        self
+    }
+
+    /// Whether the request span gets its `trace_id` field.
+    pub fn logs_trace_id(&self) -> bool {
+        !self.no_log_trace_id
     }
 
     /// [`from_lookup`](Self::from_lookup) with the process environment.

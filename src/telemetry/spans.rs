@@ -16,37 +16,35 @@ pub(crate) struct ServerSpan;
 
 impl<B> tower_http::trace::MakeSpan<B> for ServerSpan {
     fn make_span(&mut self, request: &http::Request<B>) -> Span {
+        // The route lookup only when some layer may want an `info` span (off, with no layer
+        // that does: one load).
+        let route = if tracing::level_enabled!(tracing::Level::INFO) {
+            route_of(request.uri().path())
+        } else {
+            None
+        };
         let span = tracing::info_span!(
             "request",
-            otel.name = Empty,
+            otel.name = tracing::field::display(SpanName(request.method(), route.map(|r| r.0))),
             otel.kind = "server",
             http.request.method = %request.method(),
             url.path = request.uri().path(),
-            http.route = Empty,
-            hunyuan_proxy.dialect = Empty,
+            http.route = route.map(|r| r.0),
+            hunyuan_proxy.dialect = route.map(|r| r.1),
             hunyuan_proxy.client_key.name = Empty,
             http.response.status_code = Empty,
             error.type = Empty,
             trace_id = Empty,
         );
-        // Off (no subscriber wants the span): nothing more to do, not even the route lookup.
+        // Off (no subscriber wants the span): nothing more to do.
         if span.is_disabled() {
             return span;
         }
-        let route = route_of(request.uri().path());
-        // Recorded before the span is started (below): tracing-opentelemetry reads the name
-        // only then.
-        span.record(
-            "otel.name",
-            tracing::field::display(SpanName(request.method(), route)),
-        );
-        if let Some(route) = route {
-            span.record("http.route", route);
-            span.record("hunyuan_proxy.dialect", dialect(route));
-        }
         continue_trace(&span, request.headers());
-        if let Some(trace_id) = sampled_trace_id(&span) {
-            span.record("trace_id", trace_id);
+        if log_trace_id() {
+            if let Some(trace_id) = sampled_trace_id(&span) {
+                span.record("trace_id", trace_id.as_str());
+            }
         }
         span
     }
@@ -128,32 +126,26 @@ where
     }
 }
 
-/// The route template `path` matches in the server's route table (`None`: not a route, so no
-/// unbounded path becomes an attribute value).
-fn route_of(path: &str) -> Option<&'static str> {
-    crate::server::routes::ROUTES
-        .iter()
-        .flat_map(|route| route.paths())
-        .find(|route| match route.strip_suffix("{id}") {
-            Some(prefix) => path
-                .strip_prefix(prefix)
-                .is_some_and(|id| !id.is_empty() && !id.contains('/')),
-            None => *route == path,
-        })
-}
-
-/// The dialect the route table gives `route` (`openai` for the proxy's own routes).
-fn dialect(route: &str) -> &'static str {
+/// The route template `path` matches in the server's route table and its dialect (`None`:
+/// not a route, so no unbounded path becomes an attribute value).
+fn route_of(path: &str) -> Option<(&'static str, &'static str)> {
     use crate::server::routes::{Dialect, ROUTES};
-    match ROUTES
-        .iter()
-        .find(|r| r.paths().any(|p| p == route))
-        .map(|r| r.dialect)
-    {
-        Some(Dialect::Messages) => "anthropic",
-        Some(Dialect::Responses) => "responses",
-        _ => "openai",
-    }
+    ROUTES.iter().find_map(|route| {
+        let template = route
+            .paths()
+            .find(|template| match template.strip_suffix("{id}") {
+                Some(prefix) => path
+                    .strip_prefix(prefix)
+                    .is_some_and(|id| !id.is_empty() && !id.contains('/')),
+                None => *template == path,
+            })?;
+        let dialect = match route.dialect {
+            Dialect::Messages => "anthropic",
+            Dialect::Responses => "responses",
+            _ => "openai",
+        };
+        Some((template, dialect))
+    })
 }
 
 /// The span of one attempt at the upstream for `model` (a GenAI client span). `reason` says
@@ -161,6 +153,7 @@ fn dialect(route: &str) -> &'static str {
 pub(crate) fn attempt_span(
     model: &str,
     endpoint: &reqwest::Url,
+    stream: bool,
     attempt: u32,
     reason: Option<&'static str>,
 ) -> Span {
@@ -171,10 +164,15 @@ pub(crate) fn attempt_span(
         gen_ai.operation.name = "chat",
         gen_ai.provider.name = PROVIDER,
         gen_ai.request.model = model,
+        // Set if and only if the request streams (the conventions' rule).
+        gen_ai.request.stream = stream.then_some(true),
         gen_ai.response.model = Empty,
         gen_ai.response.id = Empty,
+        gen_ai.response.time_to_first_chunk = Empty,
         gen_ai.usage.input_tokens = Empty,
         gen_ai.usage.output_tokens = Empty,
+        gen_ai.usage.cache_read.input_tokens = Empty,
+        gen_ai.usage.reasoning.output_tokens = Empty,
         server.address = endpoint.host_str(),
         server.port = endpoint.port_or_known_default().map(i64::from),
         http.response.status_code = Empty,
@@ -182,6 +180,18 @@ pub(crate) fn attempt_span(
         hunyuan_proxy.attempt = i64::from(attempt),
         hunyuan_proxy.attempt.reason = reason,
     )
+}
+
+/// An upstream attempt whose answer streams: its span and when it was sent (for the time to
+/// first chunk).
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    /// The attempt's span.
+    pub(crate) span: Span,
+    /// When the request was sent.
+    pub(crate) sent_at: std::time::Instant,
+    /// Whether OpenTelemetry records the span.
+    pub(crate) recording: bool,
 }
 
 /// Whether message contents go on the attempt spans (`otel_capture_content`): process-wide,
@@ -193,6 +203,29 @@ static CAPTURE_CONTENT: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 #[cfg(feature = "otel")]
 pub(crate) fn set_capture_content(on: bool) {
     CAPTURE_CONTENT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the request span gets its `trace_id` field (for log lines): process-wide, set by
+/// [`Telemetry::start`](super::Telemetry::start); on unless no log line can show the span.
+#[cfg(feature = "otel")]
+static LOG_TRACE_ID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns the request span's `trace_id` field on or off.
+#[cfg(feature = "otel")]
+pub(crate) fn set_log_trace_id(on: bool) {
+    LOG_TRACE_ID.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the request span gets its `trace_id` field.
+fn log_trace_id() -> bool {
+    #[cfg(feature = "otel")]
+    {
+        LOG_TRACE_ID.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        false
+    }
 }
 
 /// Whether `span` gets message contents: the operator opted in and OpenTelemetry records it.
@@ -250,7 +283,8 @@ pub(crate) fn redis_span(op: &'static str) -> Span {
     )
 }
 
-/// The span of waiting for a free upstream slot.
+/// The span of waiting for a free upstream slot: made only when none is free at once (a span
+/// of nothing would cost every request its building and export).
 pub(crate) fn slot_wait_span() -> Span {
     tracing::info_span!("upstream slot wait")
 }
@@ -288,9 +322,7 @@ pub(crate) fn record_failure(span: &Span, status: Option<u16>, error_type: &str)
 pub(crate) fn is_recording(span: &Span) -> bool {
     #[cfg(feature = "otel")]
     {
-        use opentelemetry::trace::TraceContextExt;
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
-        !span.is_disabled() && span.context().span().span_context().is_sampled()
+        sampled(span).is_some()
     }
     #[cfg(not(feature = "otel"))]
     {
@@ -299,22 +331,50 @@ pub(crate) fn is_recording(span: &Span) -> bool {
     }
 }
 
-/// `span`'s trace id when OpenTelemetry records it.
-fn sampled_trace_id(span: &Span) -> Option<String> {
+/// `span`'s OpenTelemetry span context when it is sampled (one look-up of its context).
+#[cfg(feature = "otel")]
+fn sampled(span: &Span) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_sampled().then_some(span_context)
+}
+
+/// `span`'s trace id (32 lowercase hex digits) when OpenTelemetry records it.
+fn sampled_trace_id(span: &Span) -> Option<Hex<32>> {
     #[cfg(feature = "otel")]
     {
-        use opentelemetry::trace::TraceContextExt;
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
-        let context = span.context();
-        let span_context = context.span().span_context().clone();
-        span_context
-            .is_sampled()
-            .then(|| span_context.trace_id().to_string())
+        sampled(span).map(|c| Hex::of(c.trace_id().to_bytes()))
     }
     #[cfg(not(feature = "otel"))]
     {
         let _ = span;
         None
+    }
+}
+
+/// `N` lowercase hex digits, written without the formatting machinery.
+#[derive(Clone, Copy)]
+struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> Hex<N> {
+    /// The hex digits of `bytes` (`N` is twice their number).
+    fn of<const B: usize>(bytes: [u8; B]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0; N];
+        for (i, b) in bytes.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 15)];
+        }
+        Hex(out)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
     }
 }
 
@@ -336,20 +396,33 @@ fn continue_trace(span: &Span, headers: &HeaderMap) {
     let _ = (span, headers);
 }
 
-/// Writes `span`'s W3C trace context into an outgoing request's `headers` when OpenTelemetry
-/// records it.
-pub(crate) fn inject_context(span: &Span, headers: &mut HeaderMap) {
+/// Writes `span`'s W3C trace context (`traceparent`, and `tracestate` when it has one) into an
+/// outgoing request's `headers` when OpenTelemetry records it; whether it does (what
+/// [`is_recording`] says, without a second look-up of the span's context).
+pub(crate) fn inject_context(span: &Span, headers: &mut HeaderMap) -> bool {
     #[cfg(feature = "otel")]
-    if is_recording(span) {
-        use opentelemetry::propagation::TextMapPropagator;
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
-        opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(
-            &span.context(),
-            &mut opentelemetry_http::HeaderInjector(headers),
+    if let Some(context) = sampled(span) {
+        // `00-{trace id}-{span id}-01`: sampled, the only flag the propagator sends.
+        let mut value = [0u8; 55];
+        value[..3].copy_from_slice(b"00-");
+        value[3..35].copy_from_slice(&Hex::<32>::of(context.trace_id().to_bytes()).0);
+        value[35] = b'-';
+        value[36..52].copy_from_slice(&Hex::<16>::of(context.span_id().to_bytes()).0);
+        value[52..].copy_from_slice(b"-01");
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_bytes(&value).expect("hex digits and dashes"),
         );
+        let state = context.trace_state().header();
+        if !state.is_empty() {
+            if let Ok(state) = http::HeaderValue::from_str(&state) {
+                headers.insert("tracestate", state);
+            }
+        }
+        return true;
     }
-    #[cfg(not(feature = "otel"))]
     let _ = (span, headers);
+    false
 }
 
 /// Records what a chat completion (whole, or read from a stream) said about itself.
@@ -360,9 +433,27 @@ pub(crate) fn record_answer(span: &Span, answer: &AnswerFacts) {
     if let Some(model) = &answer.model {
         span.record("gen_ai.response.model", model.as_str());
     }
-    if let Some((input, output)) = answer.usage {
-        span.record("gen_ai.usage.input_tokens", saturating_i64(input));
-        span.record("gen_ai.usage.output_tokens", saturating_i64(output));
+    if let Some(usage) = answer.usage {
+        span.record(
+            "gen_ai.usage.input_tokens",
+            saturating_i64(usage.input_tokens),
+        );
+        span.record(
+            "gen_ai.usage.output_tokens",
+            saturating_i64(usage.output_tokens),
+        );
+        if usage.cached_input_tokens > 0 {
+            span.record(
+                "gen_ai.usage.cache_read.input_tokens",
+                saturating_i64(usage.cached_input_tokens),
+            );
+        }
+        if usage.reasoning_tokens > 0 {
+            span.record(
+                "gen_ai.usage.reasoning.output_tokens",
+                saturating_i64(usage.reasoning_tokens),
+            );
+        }
     }
     #[cfg(feature = "otel")]
     if !answer.finish_reasons.is_empty() {
@@ -385,15 +476,10 @@ fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Marks the first chunk of a streamed answer (time to first token).
-pub(crate) fn record_first_token(span: &Span) {
-    #[cfg(feature = "otel")]
-    {
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
-        span.add_event("gen_ai.first_token", Vec::new());
-    }
-    #[cfg(not(feature = "otel"))]
-    let _ = span;
+/// Records a streamed answer's time to first chunk, from its attempt's start
+/// (`gen_ai.response.time_to_first_chunk`, seconds).
+pub(crate) fn record_first_chunk(span: &Span, after: std::time::Duration) {
+    span.record("gen_ai.response.time_to_first_chunk", after.as_secs_f64());
 }
 
 /// The facts of an answer a GenAI span carries.
@@ -403,54 +489,167 @@ pub(crate) struct AnswerFacts {
     pub(crate) id: Option<String>,
     /// `model`.
     pub(crate) model: Option<String>,
-    /// Input and output tokens.
-    pub(crate) usage: Option<(u64, u64)>,
+    /// The tokens, as usage accounting reads them ([`find_usage`](crate::usage::find_usage)).
+    pub(crate) usage: Option<crate::usage::Usage>,
     /// Each choice's `finish_reason`.
     pub(crate) finish_reasons: Vec<String>,
 }
 
 impl AnswerFacts {
-    /// Takes in one chat completion or completion chunk (JSON); anything else is ignored.
-    pub(crate) fn read(&mut self, json: &[u8]) {
-        #[derive(serde::Deserialize)]
-        struct Usage {
-            prompt_tokens: Option<u64>,
-            completion_tokens: Option<u64>,
+    /// The facts of a whole chat completion (JSON), found by substring searches rather than a
+    /// parse: `id` and `model` where the top level puts them, before `choices`; `usage` as
+    /// usage accounting finds it (`usage`, the caller's search); every `finish_reason` with a
+    /// value.
+    pub(crate) fn of_answer(json: &[u8], usage: Option<crate::usage::Usage>) -> Self {
+        let mut facts = AnswerFacts::default();
+        facts.read_head(json);
+        facts.usage = usage;
+        facts.read_finish_reasons(json);
+        facts
+    }
+
+    /// Takes `id` and `model` from one completion or chunk (JSON): the first of each before
+    /// its `choices` (where OpenAI-style answers put them); failing that, a parse of the top
+    /// level.
+    pub(crate) fn read_head(&mut self, json: &[u8]) {
+        let head = &json[..Key::Choices.find(json).unwrap_or(json.len())];
+        let (id, model) = (string_value(head, Key::Id), string_value(head, Key::Model));
+        if id.is_some() || model.is_some() {
+            self.id = id.or(self.id.take());
+            self.model = model.or(self.model.take());
+            return;
         }
         #[derive(serde::Deserialize)]
-        struct Choice {
-            finish_reason: Option<String>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Answer {
+        struct Head {
             id: Option<String>,
             model: Option<String>,
-            usage: Option<Usage>,
-            #[serde(default)]
-            choices: Vec<Choice>,
         }
-        let Ok(answer) = serde_json::from_slice::<Answer>(json) else {
-            return;
-        };
-        if answer.id.is_some() {
-            self.id = answer.id;
+        if let Ok(head) = serde_json::from_slice::<Head>(json) {
+            self.id = head.id.or(self.id.take());
+            self.model = head.model.or(self.model.take());
         }
-        if answer.model.is_some() {
-            self.model = answer.model;
-        }
-        if let Some(usage) = answer.usage {
-            self.usage = Some((
-                usage.prompt_tokens.unwrap_or(0),
-                usage.completion_tokens.unwrap_or(0),
-            ));
-        }
-        self.finish_reasons.extend(
-            answer
-                .choices
-                .into_iter()
-                .filter_map(|c| c.finish_reason.filter(|r| !r.is_empty())),
-        );
     }
+
+    /// Adds every `"finish_reason"` with a non-empty string value in `data`.
+    pub(crate) fn read_finish_reasons(&mut self, data: &[u8]) {
+        self.read_finish_reasons_where(data, |_, _| true);
+    }
+
+    /// [`read_finish_reasons`](Self::read_finish_reasons), only those whose key starts before
+    /// `boundary` and whose value ends after it (the ones a chunk boundary cut).
+    pub(crate) fn read_finish_reasons_across(&mut self, data: &[u8], boundary: usize) {
+        self.read_finish_reasons_where(data, |at, end| at < boundary && end > boundary);
+    }
+
+    fn read_finish_reasons_where(&mut self, data: &[u8], keep: impl Fn(usize, usize) -> bool) {
+        let mut from = 0;
+        while let Some((reason, at, end)) = string_value_after(data, from, Key::FinishReason) {
+            if keep(at, end) {
+                if let Some(reason) = reason.filter(|r| !r.is_empty()) {
+                    self.finish_reasons.push(reason);
+                }
+            }
+            from = end;
+        }
+    }
+}
+
+/// The JSON keys looked for in answers, each with its substring searcher made once (making one
+/// costs more than a search through a chunk).
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    Id,
+    Model,
+    Choices,
+    FinishReason,
+}
+
+impl Key {
+    /// Where the key (with its quotes) first is in `data`.
+    fn find(self, data: &[u8]) -> Option<usize> {
+        use memchr::memmem::Finder;
+        use std::sync::LazyLock;
+        static FINDERS: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+            [
+                Finder::new(b"\"id\""),
+                Finder::new(b"\"model\""),
+                Finder::new(b"\"choices\""),
+                Finder::new(b"\"finish_reason\""),
+            ]
+        });
+        FINDERS[self as usize].find(data)
+    }
+
+    /// The key's length with its quotes.
+    fn len(self) -> usize {
+        match self {
+            Key::Id => 4,
+            Key::Model => 7,
+            Key::Choices => 9,
+            Key::FinishReason => 15,
+        }
+    }
+}
+
+/// The string value of the first `key` in `data` that has one.
+fn string_value(data: &[u8], key: Key) -> Option<String> {
+    let mut from = 0;
+    while let Some((value, _, end)) = string_value_after(data, from, key) {
+        if value.is_some() {
+            return value;
+        }
+        from = end;
+    }
+    None
+}
+
+/// The next `key` outside a string in `data[from..]`: `(Some(value), at,
+/// end)` when a whole string value follows it, `(None, at, end)` otherwise; `at` is where the
+/// key starts, `end` where the search goes on (after the value, or after the key). `None`: no
+/// further `key`.
+fn string_value_after(
+    data: &[u8],
+    from: usize,
+    key: Key,
+) -> Option<(Option<String>, usize, usize)> {
+    let at = from + key.find(&data[from..])?;
+    let after_key = at + key.len();
+    // `\"key\"` is text inside a string, not a key.
+    if at > 0 && data[at - 1] == b'\\' {
+        return Some((None, at, after_key));
+    }
+    let rest = &data[after_key..];
+    let Some(value) = rest
+        .trim_ascii_start()
+        .strip_prefix(b":")
+        .map(<[u8]>::trim_ascii_start)
+    else {
+        return Some((None, at, after_key));
+    };
+    let Some(inner) = value.strip_prefix(b"\"") else {
+        return Some((None, at, after_key));
+    };
+    let inner_at = data.len() - inner.len();
+    let mut end = 0;
+    while let Some(stop) = memchr::memchr2(b'"', b'\\', &inner[end..]) {
+        end += stop;
+        if inner[end] == b'"' {
+            let text = &inner[..end];
+            let value = if memchr::memchr(b'\\', text).is_none() {
+                std::str::from_utf8(text).ok().map(str::to_owned)
+            } else {
+                // Escapes: the JSON reader decodes the string.
+                serde_json::from_slice::<String>(&value[..end + 2]).ok()
+            };
+            return Some((value, at, inner_at + end + 1));
+        }
+        end += 2; // an escaped character
+        if end > inner.len() {
+            break;
+        }
+    }
+    // The string does not end in `data`.
+    Some((None, at, data.len()))
 }
 
 #[cfg(test)]
@@ -458,26 +657,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answer_facts_come_from_completions_and_chunks() {
-        let mut facts = AnswerFacts::default();
-        facts.read(br#"{"id":"c1","model":"m","choices":[{"delta":{"content":"hi"},"finish_reason":null}]}"#);
-        facts.read(br#"{"id":"c1","model":"m","choices":[{"delta":{},"finish_reason":"stop"}]}"#);
-        facts
-            .read(br#"{"id":"c1","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#);
-        facts.read(b"[DONE]");
+    fn answer_facts_come_from_a_whole_completion_without_a_parse() {
+        let answer = br#"{"id":"c1","object":"chat.completion","model":"m","choices":[
+                {"index":0,"message":{"role":"assistant","content":"say \"finish_reason\": \"x\"",
+                "tool_calls":[{"id":"call_1","type":"function"}]},"finish_reason":"tool_calls"},
+                {"index":1,"message":{"content":"b"},"finish_reason" : "stop"}],
+                "usage":{"prompt_tokens":7,"completion_tokens":3,
+                "prompt_tokens_details":{"cached_tokens":4}}}"#;
+        let found = crate::usage::find_usage(answer).map(|found| found.usage);
+        let facts = AnswerFacts::of_answer(answer, found);
         assert_eq!(facts.id.as_deref(), Some("c1"));
         assert_eq!(facts.model.as_deref(), Some("m"));
-        assert_eq!(facts.usage, Some((7, 3)));
-        assert_eq!(facts.finish_reasons, ["stop"]);
+        let usage = facts.usage.unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (7, 3));
+        assert_eq!(usage.cached_input_tokens, 4);
+        // The text that looks like a key is inside a string: not a reason.
+        assert_eq!(facts.finish_reasons, ["tool_calls", "stop"]);
+    }
+
+    #[test]
+    fn ids_after_the_choices_and_escaped_values_are_still_read() {
+        // Keys in another order: the top level is parsed, a tool call's id is not the answer's.
+        let facts = AnswerFacts::of_answer(
+            br#"{"choices":[{"message":{"tool_calls":[{"id":"call_1"}]},"finish_reason":null}],"id":"c2","model":"m2"}"#,
+            None,
+        );
+        assert_eq!(facts.id.as_deref(), Some("c2"));
+        assert_eq!(facts.model.as_deref(), Some("m2"));
+        assert!(facts.finish_reasons.is_empty());
+        let facts = AnswerFacts::of_answer(br#"{"id":"a\"b","model":"m","choices":[]}"#, None);
+        assert_eq!(facts.id.as_deref(), Some("a\"b"));
+        assert_eq!(facts.usage, None);
+    }
+
+    #[test]
+    fn keys_know_their_length() {
+        for (key, text) in [
+            (Key::Id, "\"id\""),
+            (Key::Model, "\"model\""),
+            (Key::Choices, "\"choices\""),
+            (Key::FinishReason, "\"finish_reason\""),
+        ] {
+            assert_eq!(key.len(), text.len());
+            assert_eq!(key.find(format!("{{{text}:1}}").as_bytes()), Some(1));
+        }
+    }
+
+    #[test]
+    fn hex_digits_are_lowercase_and_in_order() {
+        assert_eq!(Hex::<8>::of([0x00, 0x9f, 0xa0, 0xff]).as_str(), "009fa0ff");
     }
 
     #[test]
     fn dialects_by_route() {
-        assert_eq!(dialect("/v1/messages"), "anthropic");
-        assert_eq!(dialect("/v1/responses/{id}"), "responses");
-        assert_eq!(dialect("/v1/chat/completions"), "openai");
-        assert_eq!(route_of("/v1/responses/resp_1"), Some("/v1/responses/{id}"));
-        assert_eq!(route_of("/v1/messages"), Some("/v1/messages"));
+        assert_eq!(
+            route_of("/v1/messages"),
+            Some(("/v1/messages", "anthropic"))
+        );
+        assert_eq!(
+            route_of("/v1/responses/resp_1"),
+            Some(("/v1/responses/{id}", "responses"))
+        );
+        assert_eq!(
+            route_of("/v1/chat/completions"),
+            Some(("/v1/chat/completions", "openai"))
+        );
         assert_eq!(route_of("/v1/unknown/path"), None);
     }
 }

@@ -3,7 +3,7 @@
 use super::slots::Slot;
 use crate::chat::SseEvent;
 use crate::telemetry::AnswerTrace;
-use crate::usage::{find_usage, UsageSlot};
+use crate::usage::{UsageScan, UsageSlot};
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
@@ -37,6 +37,8 @@ pub struct UpstreamBody {
     trace: Option<AnswerTrace>,
     /// Where the stream's `usage` goes, when someone asked for it.
     usage: Option<UsageSlot>,
+    /// The search for `usage` in the chunks (for the slot and the trace).
+    usage_scan: UsageScan,
 }
 
 impl UpstreamBody {
@@ -50,6 +52,7 @@ impl UpstreamBody {
             timer: None,
             usage: None,
             trace: None,
+            usage_scan: UsageScan::default(),
         }
     }
 
@@ -66,8 +69,9 @@ impl UpstreamBody {
         }
     }
 
-    /// Puts the stream's `usage` into `slot` when a chunk carries it (one substring search
-    /// per chunk; only a found `usage` object is parsed).
+    /// Puts the stream's `usage` into `slot` when the chunks carry it (one substring search
+    /// per chunk, and one more for a line a chunk boundary cut; only a found `usage` object is
+    /// parsed).
     pub(crate) fn usage_into(mut self, slot: Option<UsageSlot>) -> Self {
         self.usage = slot;
         self
@@ -306,13 +310,17 @@ impl Body for UpstreamBody {
             Poll::Ready(Some(Ok(bytes))) => {
                 this.last_chunk = Instant::now();
                 this.scan.push(&bytes);
-                if let Some(slot) = &this.usage {
-                    if let Some(found) = find_usage(&bytes) {
-                        slot.set_usage(found);
-                    }
-                }
+                // One search for `usage`, for accounting and the trace alike.
+                let found = if this.usage.is_some() || this.trace.is_some() {
+                    this.usage_scan.find(&bytes)
+                } else {
+                    None
+                };
                 if let Some(trace) = &mut this.trace {
-                    trace.chunk(&bytes);
+                    trace.chunk(&bytes, found.as_ref().map(|f| f.usage));
+                }
+                if let (Some(slot), Some(found)) = (&this.usage, found) {
+                    slot.set_usage(found);
                 }
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }

@@ -12,7 +12,7 @@ use crate::chat::{self, ChatRequest};
 use crate::error::ProxyError;
 use crate::replica::FailureMode;
 use crate::telemetry;
-use crate::usage::{find_usage, UsageSlot};
+use crate::usage::{find_usage, FoundUsage, UsageSlot};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
@@ -32,7 +32,7 @@ const SERVED_MODEL_HEADER: HeaderName = HeaderName::from_static(SERVED_MODEL);
 pub(super) enum Answer {
     /// A streamed answer whose body is still to come; holds the concurrency slot, and the
     /// attempt's span (open until the body ends).
-    Stream(reqwest::Response, Slot, tracing::Span),
+    Stream(reqwest::Response, Slot, telemetry::Attempt),
     /// The upstream's safety refusal as the proxy's own answer ([`refusal`]); never
     /// returned by [`Upstream::send`].
     Refused {
@@ -47,7 +47,30 @@ pub(super) enum Answer {
         content_type: HeaderValue,
         /// The body.
         body: Bytes,
+        /// What the search for its `usage` found, when the attempt's trace already made it
+        /// (`None`: not searched yet).
+        found: Option<Option<FoundUsage>>,
     },
+}
+
+/// A whole answer's response, its `usage` put into `usage` (`found`: what a search already
+/// found; `None`: search now).
+fn whole_response(
+    content_type: HeaderValue,
+    body: Bytes,
+    found: Option<Option<FoundUsage>>,
+    usage: Option<&UsageSlot>,
+) -> Response<Body> {
+    if let Some(slot) = usage {
+        if let Some(found) = found.unwrap_or_else(|| find_usage(&body)) {
+            slot.set_usage(found);
+        }
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .expect("static response parts are valid")
 }
 
 /// Why an upstream attempt failed, kept until it is known whether to retry.
@@ -219,10 +242,7 @@ impl Upstream {
             _ => chat::to_json_bytes(chat),
         };
         let stream = chat.is_stream();
-        let slot =
-            tracing::Instrument::instrument(self.acquire_slot(), telemetry::slot_wait_span())
-                .await
-                .map_err(Failed::last)?;
+        let slot = self.acquire_slot().await.map_err(Failed::last)?;
         let started = Instant::now();
         let mut attempts = self.inner.retry.start(started);
         let keys = &self.inner.keys;
@@ -249,11 +269,13 @@ impl Upstream {
                 }
                 Err(err) => return Err(Failed::last(key_error(err))),
             };
-            let limit = attempts.limit(Instant::now());
+            let sent_at = Instant::now();
+            let limit = attempts.limit(sent_at);
             attempt += 1;
             let span = telemetry::attempt_span(
                 &chat.model,
                 &self.inner.chat_endpoint,
+                stream,
                 attempt,
                 reason_for_attempt.take(),
             );
@@ -261,11 +283,10 @@ impl Upstream {
                 telemetry::record_input_messages(&span, &body);
             }
             let mut request = self.build_request(body.clone(), stream, lease.auth());
-            telemetry::inject_context(&span, request.headers_mut());
-            let sent = tracing::Instrument::instrument(
-                tokio::time::timeout(limit.limit, self.inner.client.execute(request)),
-                span.clone(),
-            );
+            let recording = telemetry::inject_context(&span, request.headers_mut());
+            // Not entered while it is polled: the span's parent is set, nothing inside logs,
+            // and it ends when dropped (after the whole answer, or with the stream's body).
+            let sent = tokio::time::timeout(limit.limit, self.inner.client.execute(request));
             let outcome = match sent.await {
                 Err(_) => {
                     telemetry::record_failure(&span, None, "timeout");
@@ -284,7 +305,12 @@ impl Upstream {
                             .take()
                             .expect("held until the answer")
                             .with_lease(lease);
-                        return Ok((Answer::Stream(response, slot, span), timing));
+                        let attempt = telemetry::Attempt {
+                            span,
+                            sent_at: sent_at.into_std(),
+                            recording,
+                        };
+                        return Ok((Answer::Stream(response, slot, attempt), timing));
                     }
                     let content_type = response
                         .headers()
@@ -293,15 +319,26 @@ impl Upstream {
                         .unwrap_or(HeaderValue::from_static("application/json"));
                     match read_whole(response, self.inner.read_timeout).await {
                         Ok(body) if is_json(&body) => {
-                            if telemetry::is_recording(&span) {
-                                let mut facts = telemetry::AnswerFacts::default();
-                                facts.read(&body);
+                            let mut found = None;
+                            if recording {
+                                // One search for `usage`, for the trace and accounting alike.
+                                let usage = find_usage(&body);
+                                let facts = telemetry::AnswerFacts::of_answer(
+                                    &body,
+                                    usage.as_ref().map(|f| f.usage),
+                                );
+                                found = Some(usage);
                                 telemetry::record_answer(&span, &facts);
                                 if telemetry::captures_content(&span) {
                                     telemetry::record_output_messages(&span, &body);
                                 }
                             }
-                            return Ok((Answer::Whole { content_type, body }, timing));
+                            let answer = Answer::Whole {
+                                content_type,
+                                body,
+                                found,
+                            };
+                            return Ok((answer, timing));
                         }
                         Ok(_) => {
                             tracing::warn!("the upstream's answer is not whole JSON (cut short?)");
@@ -468,15 +505,15 @@ impl Upstream {
         let model = chat.model.clone();
         let served = HeaderValue::from_str(&model).ok();
         let mut out = match answer {
-            Answer::Stream(response, slot, span) => {
+            Answer::Stream(response, slot, attempt) => {
                 let mut body = UpstreamBody::new(
                     Box::pin(response.bytes_stream()),
                     slot,
                     self.inner.read_timeout,
                 )
                 .usage_into(usage);
-                if telemetry::is_recording(&span) {
-                    body.trace(telemetry::AnswerTrace::new(span));
+                if attempt.recording {
+                    body.trace(telemetry::AnswerTrace::new(attempt.span, attempt.sent_at));
                 }
                 Response::builder()
                     .status(StatusCode::OK)
@@ -485,17 +522,13 @@ impl Upstream {
                     .body(Body::new(body))
                     .expect("static response parts are valid")
             }
-            Answer::Whole { content_type, body } | Answer::Refused { content_type, body } => {
-                if let Some(slot) = &usage {
-                    if let Some(found) = find_usage(&body) {
-                        slot.set_usage(found);
-                    }
-                }
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header(header::CONTENT_TYPE, content_type)
-                    .body(Body::from(body))
-                    .expect("static response parts are valid")
+            Answer::Whole {
+                content_type,
+                body,
+                found,
+            } => whole_response(content_type, body, found, usage.as_ref()),
+            Answer::Refused { content_type, body } => {
+                whole_response(content_type, body, None, usage.as_ref())
             }
         };
         if let Some(served) = served {

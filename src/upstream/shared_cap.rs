@@ -413,7 +413,7 @@ impl SharedCap {
 
     /// A permit on one of the keys `candidates` gives (called again before each try, since
     /// cooldowns change), at once when one has room and nobody of this replica waits, else
-    /// after waiting in the queue.
+    /// after waiting in the queue (an `upstream slot wait` span).
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         candidates: impl Fn() -> Vec<usize>,
@@ -428,9 +428,12 @@ impl SharedCap {
         let _place = QueuePlace::take(&self.waiting, self.queue_size)
             .ok_or(SharedError::Slot(SlotError::QueueFull))?;
         let deadline = Instant::now() + self.queue_timeout;
-        self.wait(candidates, deadline)
-            .await
-            .ok_or(SharedError::Slot(SlotError::QueueTimeout))?
+        tracing::Instrument::instrument(
+            self.wait(candidates, deadline),
+            crate::telemetry::slot_wait_span(),
+        )
+        .await
+        .ok_or(SharedError::Slot(SlotError::QueueTimeout))?
     }
 
     /// A permit on one of `candidates` before `deadline` (`None`: none came free in time),

@@ -120,8 +120,9 @@ impl Slots {
         }
     }
 
-    /// A free slot, at once when there is one, else after waiting in the queue. A caller that
-    /// goes away while waiting leaves the queue (the future is dropped with its place).
+    /// A free slot, at once when there is one, else after waiting in the queue (the wait is an
+    /// `upstream slot wait` span). A caller that goes away while waiting leaves the queue (the
+    /// future is dropped with its place).
     pub(crate) async fn acquire(&self) -> Result<Slot, SlotError> {
         if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
             return Ok(Slot {
@@ -132,8 +133,12 @@ impl Slots {
         }
         let _place =
             QueuePlace::take(&self.waiting, self.queue_size).ok_or(SlotError::QueueFull)?;
-        match tokio::time::timeout(self.queue_timeout, self.semaphore.clone().acquire_owned()).await
-        {
+        // A span only for a real wait: a slot free at once is no work worth a span.
+        let waited = tracing::Instrument::instrument(
+            tokio::time::timeout(self.queue_timeout, self.semaphore.clone().acquire_owned()),
+            crate::telemetry::slot_wait_span(),
+        );
+        match waited.await {
             Ok(Ok(permit)) => Ok(Slot {
                 permit: Permit::Local(permit),
                 lease: None,

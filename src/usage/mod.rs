@@ -187,9 +187,9 @@ impl From<WireUsage> for Usage {
 }
 
 /// Finds the last `"usage": {...}` object of chat's shape in a JSON body or SSE chunk (and the
-/// `"id"` of the same chunk). A `usage` split across two chunks is missed (upstreams put it in
-/// one small final event). Cost: one vectorized substring search; only a found `usage` object
-/// is parsed (by hand when it has the plain shape upstreams send, else by serde).
+/// `"id"` of the same chunk). A `usage` split across two chunks is missed here: a stream is
+/// searched with [`UsageScan`]. Cost: one vectorized substring search; only a found `usage`
+/// object is parsed (by hand when it has the plain shape upstreams send, else by serde).
 pub fn find_usage(data: &[u8]) -> Option<FoundUsage> {
     static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
@@ -224,6 +224,47 @@ pub fn find_usage(data: &[u8]) -> Option<FoundUsage> {
         usage,
         id: id_before(&data[..at]),
     })
+}
+
+/// [`find_usage`] over a stream's chunks, with a `usage` that a chunk boundary cut found as
+/// well: the line a chunk left unfinished is kept (up to 64 KB) and searched again once the
+/// next chunk ends it. A chunk that ends at a line's end (the usual case) costs one byte
+/// search more than [`find_usage`].
+#[derive(Debug, Default)]
+pub struct UsageScan {
+    /// The start of a line the last chunk cut.
+    partial: Vec<u8>,
+}
+
+impl UsageScan {
+    /// The longest cut line kept.
+    const MAX_LINE: usize = 64 * 1024;
+
+    /// The last `usage` in `chunk`, or in the line it ends.
+    pub fn find(&mut self, chunk: &[u8]) -> Option<FoundUsage> {
+        let mut found = None;
+        let mut rest = chunk;
+        if !self.partial.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', chunk) else {
+                // The whole chunk is more of the cut line.
+                self.partial.extend_from_slice(chunk);
+                if self.partial.len() > Self::MAX_LINE {
+                    self.partial.clear();
+                }
+                return None;
+            };
+            self.partial.extend_from_slice(&chunk[..=end]);
+            found = find_usage(&self.partial);
+            self.partial.clear();
+            rest = &chunk[end + 1..];
+        }
+        found = find_usage(rest).or(found);
+        let tail = memchr::memrchr(b'\n', rest).map_or(rest, |at| &rest[at + 1..]);
+        if tail.len() <= Self::MAX_LINE {
+            self.partial.extend_from_slice(tail);
+        }
+        found
+    }
 }
 
 /// The value of the first `"id":"..."` of the event holding a `usage` (SSE events start at a
@@ -443,6 +484,34 @@ impl UsageConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_usage_cut_by_a_chunk_boundary_is_found() {
+        let stream = "data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"id\":\"a\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n";
+        for cut in 0..stream.len() {
+            for second_cut in cut..stream.len() {
+                let mut scan = UsageScan::default();
+                let found: Vec<FoundUsage> = [
+                    &stream.as_bytes()[..cut],
+                    &stream.as_bytes()[cut..second_cut],
+                    &stream.as_bytes()[second_cut..],
+                ]
+                .into_iter()
+                .filter_map(|chunk| scan.find(chunk))
+                .collect();
+                // Found once, or twice when a whole object ends a chunk before its line
+                // does (the slot is set, not added to).
+                assert!(!found.is_empty(), "cuts at {cut} and {second_cut}");
+                for found in &found {
+                    assert_eq!(
+                        (found.usage.input_tokens, found.usage.output_tokens),
+                        (7, 3)
+                    );
+                    assert_eq!(found.id.as_deref(), Some("a"));
+                }
+            }
+        }
+    }
 
     #[test]
     fn finds_usage_with_details_and_id_in_json_and_sse() {

@@ -64,6 +64,17 @@ async fn start_proxy_with(
     env: &[(&str, &str)],
     extra: &str,
 ) -> (Child, String) {
+    let config = format!(
+        "upstream = \"hunyuan\"\napi_base = \"{}\"\napi_key = \"{}\"\nupstream_retry_backoff_ms = 10\n{extra}\n",
+        mock.base_url(),
+        crate::common::UPSTREAM_KEY
+    );
+    spawn_proxy(&config, env).await
+}
+
+/// Starts the binary with the config file `config` (plus a free `port`) and `env`, and waits
+/// until it answers.
+async fn spawn_proxy(config: &str, env: &[(&str, &str)]) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -71,16 +82,10 @@ async fn start_proxy_with(
         .port();
     let dir = std::env::temp_dir().join(format!("hunyuan-proxy-otel-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("proxy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "upstream = \"hunyuan\"\napi_base = \"{}\"\napi_key = \"{}\"\nport = {port}\nupstream_retry_backoff_ms = 10\n{extra}\n",
-            mock.base_url(),
-            crate::common::UPSTREAM_KEY
-        ),
-    )
-    .unwrap();
+    let path = dir.join("proxy.toml");
+    // The port first: `config` may end in a table.
+    std::fs::write(&path, format!("port = {port}\n{config}\n")).unwrap();
+    let config = path;
     let mut command = Command::new(BINARY);
     command
         .arg("--config")
@@ -310,16 +315,29 @@ async fn a_screenshot_turn_with_a_429_is_one_trace_of_the_clients() {
         panic!("no finish reasons: {second:?}");
     };
     assert!(!reasons.values.is_empty());
-    let first_token = second
-        .events
-        .iter()
-        .find(|e| e.name == "gen_ai.first_token")
-        .unwrap_or_else(|| panic!("no first token event: {second:?}"));
-    // The attempt's span stays open while its stream is relayed.
-    assert!(second.start_time_unix_nano <= first_token.time_unix_nano);
+    // The streamed attempt: its time to first chunk, within the span, which stays open while
+    // its stream is relayed.
+    assert_eq!(
+        attribute(second, "gen_ai.request.stream"),
+        Some(&AnyValue::BoolValue(true))
+    );
+    assert_eq!(
+        attribute(first, "gen_ai.request.stream"),
+        Some(&AnyValue::BoolValue(true))
+    );
+    let Some(AnyValue::DoubleValue(first_chunk)) =
+        attribute(second, "gen_ai.response.time_to_first_chunk")
+    else {
+        panic!("no time to first chunk: {second:?}");
+    };
+    let lasted = (second.end_time_unix_nano - second.start_time_unix_nano) as f64 / 1e9;
     assert!(
-        first_token.time_unix_nano <= second.end_time_unix_nano,
-        "{second:?}"
+        *first_chunk > 0.0 && *first_chunk <= lasted,
+        "{first_chunk} s of {lasted} s: {second:?}"
+    );
+    assert_eq!(
+        attribute(first, "gen_ai.response.time_to_first_chunk"),
+        None
     );
 
     // The upstream call carried the attempt's own context onwards.
@@ -605,4 +623,140 @@ async fn redis_calls_within_a_request_are_spans_of_its_trace() {
             "a Redis span outside the request's tree: {call:?}"
         );
     }
+}
+
+/// The "done when": a real Claude Code turn with a screenshot (`claude -p` reading a
+/// PNG on `hy3`, a text-only model, so the proxy describes the image) through the binary, on
+/// the TokenHub mock with a config of only a key and a base, is one tree at the OTLP receiver:
+/// the `/v1/messages` request, the image description with its vision call, and the `hy3`
+/// attempt with its GenAI attributes and token usage. Runs when `HUNYUAN_PROXY_CLAUDE_BIN`
+/// names Claude Code (`.ci/run` installs it); prints a skip line otherwise.
+///
+/// Claude Code 2.1.337 sends no `traceparent`, not even with its own tracing on
+/// (`CLAUDE_CODE_ENHANCED_TELEMETRY_BETA`): the server span of each of its requests is a
+/// root: keeping a client's trace id is asserted with a raw request above, and here only
+/// when a `traceparent` came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claude_code_turn_with_a_screenshot_is_one_tree() {
+    let Some(claude) = crate::tokenhub_clients::agent(
+        "HUNYUAN_PROXY_CLAUDE_BIN",
+        "npm i @anthropic-ai/claude-code@2.1.337",
+    ) else {
+        return;
+    };
+    let mock = MockHunyuan::start_with(MockConfig::tokenhub()).await;
+    let (endpoint, spans) = receiver().await;
+    let config = format!(
+        "api_base = \"{}\"\napi_key = \"sk-tokenhub-test\"\n",
+        mock.base_url()
+    );
+    let (child, base) = spawn_proxy(
+        &config,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    )
+    .await;
+    let work = crate::agents::TempDir::new("claude-otel");
+    let shot = work.0.join("shot.png");
+    let png = crate::tokenhub_clients::png();
+    std::fs::write(&shot, &png).unwrap();
+    let prompt = format!("Use Read with file_path={}", shot.display());
+    let answer = crate::tokenhub_clients::claude(&claude, &base, &work.0, "hy3", &prompt).await;
+    assert!(answer.contains("Description of image "), "{answer}");
+
+    // The request that carried the screenshot: the server span the description hangs on,
+    // exported once its streamed answer ended.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (spans, server) = loop {
+        let got = spans.lock().unwrap().clone();
+        let server = got
+            .iter()
+            .filter(|s| s.name == "describe image")
+            .find_map(|d| got.iter().find(|s| s.span_id == d.parent_span_id))
+            .cloned();
+        if let Some(server) = server {
+            break (got, server);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no description under an exported request span: {:?}",
+            got.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop(child);
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(server.kind, SpanKind::Server as i32, "{server:?}");
+    assert_eq!(server.name, "POST /v1/messages");
+    assert_eq!(text(&server, "hunyuan_proxy.dialect"), Some("anthropic"));
+    assert_eq!(int(&server, "http.response.status_code"), Some(200));
+    let tree: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.trace_id == server.trace_id)
+        .collect();
+    let children_of = |parent: &Span| -> Vec<&Span> {
+        tree.iter()
+            .copied()
+            .filter(|s| s.parent_span_id == parent.span_id)
+            .collect()
+    };
+    // A client's `traceparent`, when one came, is the server span's parent.
+    if server.parent_span_id.is_empty() {
+        println!("Claude Code sent no traceparent: its request is the trace's root");
+    } else {
+        assert!(
+            !tree.iter().any(|s| s.span_id == server.parent_span_id),
+            "the server span's parent is the client's, not the proxy's: {names:?}"
+        );
+    }
+
+    let describe = children_of(&server)
+        .into_iter()
+        .find(|s| s.name == "describe image")
+        .unwrap();
+    assert_eq!(text(describe, "hunyuan_proxy.cache.outcome"), Some("miss"));
+    let vision = children_of(describe);
+    let [vision] = vision.as_slice() else {
+        panic!("one vision call under the description: {vision:?}");
+    };
+    let vision_model = text(vision, "gen_ai.request.model").unwrap();
+    assert_eq!(vision.name, format!("chat {vision_model}"));
+    assert_ne!(vision_model, "hy3");
+
+    let attempts: Vec<&Span> = children_of(&server)
+        .into_iter()
+        .filter(|s| s.name == "chat hy3")
+        .collect();
+    assert!(
+        !attempts.is_empty(),
+        "no hy3 attempt under the request: {names:?}"
+    );
+    for span in attempts.iter().chain([vision]) {
+        assert_eq!(span.kind, SpanKind::Client as i32, "{span:?}");
+        assert_eq!(text(span, "gen_ai.operation.name"), Some("chat"));
+        assert_eq!(text(span, "gen_ai.provider.name"), Some("tencent.hunyuan"));
+        assert_eq!(text(span, "server.address"), Some("127.0.0.1"));
+    }
+    let answered = attempts.last().unwrap();
+    assert_eq!(text(answered, "error.type"), None, "{answered:?}");
+    assert_eq!(text(answered, "gen_ai.response.model"), Some("hy3"));
+    assert!(text(answered, "gen_ai.response.id").is_some_and(|id| !id.is_empty()));
+    for span in [*answered, *vision] {
+        for tokens in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
+            assert!(
+                int(span, tokens).is_some_and(|n| n > 0),
+                "{tokens}: {span:?}"
+            );
+        }
+        assert!(
+            matches!(attribute(span, "gen_ai.response.finish_reasons"),
+                Some(AnyValue::ArrayValue(reasons)) if !reasons.values.is_empty()),
+            "{span:?}"
+        );
+    }
+    // Contents are off by default: neither the prompt nor the description is exported.
+    assert_nowhere(&spans, "Use Read with file_path=");
+    assert_nowhere(&spans, "Description of image ");
 }

@@ -213,7 +213,7 @@ async fn responses_api_image_native_on_hy4_and_deepseek_tool_loop_with_reasoning
 }
 
 /// The agent's executable named by `env_var`, or `None` after printing why the test skips.
-fn agent(env_var: &str, install: &str) -> Option<PathBuf> {
+pub(crate) fn agent(env_var: &str, install: &str) -> Option<PathBuf> {
     let path = std::env::var_os(env_var)
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
@@ -228,7 +228,12 @@ use crate::agents::TempDir;
 
 /// Runs `bin args…` in `cwd` with a clean environment plus `env`, a fresh `HOME`, bounded by
 /// [`RUN_LIMIT`]; its stdout after it exited with 0.
-async fn run_agent(bin: &Path, cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+pub(crate) async fn run_agent(
+    bin: &Path,
+    cwd: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> String {
     let home = TempDir::new("home");
     let mut command = tokio::process::Command::new(bin);
     command
@@ -258,14 +263,19 @@ async fn run_agent(bin: &Path, cwd: &Path, env: &[(&str, &str)], args: &[&str]) 
     stdout
 }
 
-/// `claude -p prompt` on `model` through the proxy; the result text.
-async fn claude(bin: &Path, t: &TestProxy, cwd: &Path, model: &str, prompt: &str) -> String {
-    let base_url = t.url("");
+/// `claude -p prompt` on `model` through the proxy at `base_url`; the result text.
+pub(crate) async fn claude(
+    bin: &Path,
+    base_url: &str,
+    cwd: &Path,
+    model: &str,
+    prompt: &str,
+) -> String {
     let stdout = run_agent(
         bin,
         cwd,
         &[
-            ("ANTHROPIC_BASE_URL", &base_url),
+            ("ANTHROPIC_BASE_URL", base_url),
             ("ANTHROPIC_API_KEY", "sk-any"),
             ("ANTHROPIC_MODEL", model),
             ("ANTHROPIC_SMALL_FAST_MODEL", model),
@@ -312,7 +322,7 @@ async fn claude_code_runs_a_bash_loop_on_deepseek_v4_flash() {
     let work = TempDir::new("claude-work");
     let answer = claude(
         &bin,
-        &t,
+        &t.url(""),
         &work.0,
         "deepseek-v4-flash",
         "Use Bash with command=echo tokenhub-$((6*7))",
@@ -339,7 +349,7 @@ async fn claude_code_runs_a_bash_loop_on_deepseek_v4_flash() {
 }
 
 /// A small PNG (the agents' image fixture).
-fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/it/fixtures/claude_code/png_result.json"
@@ -382,7 +392,7 @@ async fn claude_code_reads_a_png_natively(model: &str) {
     let shot = work.0.join("shot.png");
     std::fs::write(&shot, &png).unwrap();
     let prompt = format!("Use Read with file_path={}", shot.display());
-    let answer = claude(&bin, &t, &work.0, model, &prompt).await;
+    let answer = claude(&bin, &t.url(""), &work.0, model, &prompt).await;
     let sent = none_rejected(&t, "claude png");
     assert!(
         !sent
