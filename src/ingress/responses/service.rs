@@ -150,6 +150,10 @@ where
     }
 }
 
+/// The first allocation of a response object's body: a short answer with its echoed request
+/// fields fits.
+const RESPONSE_CAPACITY: usize = 4096;
+
 /// A non-streamed chat answer as a response object (a broken one is a 502), stored when the
 /// request asked for it.
 async fn json_answer(
@@ -168,7 +172,11 @@ async fn json_answer(
         ..
     } = translated;
     let answer = from_completion_owned(&completion, context);
-    let body = serde_json::to_vec(&answer).unwrap_or_default();
+    // Sized for a short answer, so the buffer is not grown a byte count at a time.
+    let mut body = Vec::with_capacity(RESPONSE_CAPACITY);
+    if serde_json::to_writer(&mut body, &answer).is_err() {
+        body.clear();
+    }
     if store && storable(&answer) {
         if let Err(err) = store_to.put(StoredResponse::new(input_items, answer)).await {
             tracing::warn!(error = %err, "a response could not be stored");
