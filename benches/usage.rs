@@ -10,7 +10,21 @@
 //!   [`Upstream`](hunyuan_proxy::upstream::Upstream) does when a [`UsageSlot`] is there: find
 //!   the `usage` in the answer and fill the slot.
 //!
+//! - `usage/accounting only`: behind the layer too, but with no client key, no budget and the
+//!   request log off (what every request pays when nothing more is configured).
+//!
 //! After criterion's groups the bench prints the mean added per request.
+//!
+//! Instructions per request (repeatable on a loaded machine), one variant (`without`,
+//! `accounting`, `with`) per run, counted inside `run_batch` only:
+//!
+//! ```text
+//! cargo bench --bench usage --no-run
+//! valgrind --tool=callgrind --toggle-collect='*run_batch*' --callgrind-out-file=/tmp/cg.with \
+//!     target/release/deps/usage-<hash> --count with 20000
+//! ```
+//!
+//! then the total of `callgrind_annotate /tmp/cg.with | head` divided by 20,000.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -43,11 +57,13 @@ async fn inner(req: Request<Body>) -> Result<Response, Infallible> {
     Ok(response)
 }
 
-fn request() -> Request<Body> {
+fn request(named: bool) -> Request<Body> {
     let mut req = Request::post("/v1/chat/completions")
         .body(Body::empty())
         .unwrap();
-    req.extensions_mut().insert(ClientName(Arc::from("alice")));
+    if named {
+        req.extensions_mut().insert(ClientName(Arc::from("alice")));
+    }
     req
 }
 
@@ -55,11 +71,18 @@ async fn one<S>(service: &mut S)
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible>,
 {
+    one_as(service, true).await
+}
+
+async fn one_as<S>(service: &mut S, named: bool)
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
     let response = service
         .ready()
         .await
         .unwrap()
-        .call(request())
+        .call(request(named))
         .await
         .unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -82,6 +105,51 @@ fn layer() -> UsageLayer {
     )
 }
 
+/// The layer with no budgets and the request log off.
+fn accounting_only() -> UsageLayer {
+    UsageLayer::new(
+        Arc::new(Ledger::new(PriceTable::new([]), Default::default())),
+        Arc::new(RequestLog::new(0)),
+        &UsageConfig::default(),
+    )
+}
+
+/// `n` requests (`named`: as the named key), for callgrind's `--toggle-collect`.
+#[inline(never)]
+fn run_batch<S>(rt: &tokio::runtime::Runtime, service: &mut S, n: u32, named: bool)
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    rt.block_on(async {
+        for _ in 0..n {
+            one_as(service, named).await;
+        }
+    })
+}
+
+/// `--count <variant> <n>`: runs `n` requests of one variant after 1,000 to warm up, and
+/// nothing else.
+fn count(rt: &tokio::runtime::Runtime, variant: &str, n: u32) {
+    match variant {
+        "without" => {
+            let mut s = service_fn(inner);
+            run_batch(rt, &mut s, 1000, false);
+            run_batch(rt, &mut s, n, false);
+        }
+        "accounting" => {
+            let mut s = accounting_only().layer(service_fn(inner));
+            run_batch(rt, &mut s, 1000, false);
+            run_batch(rt, &mut s, n, false);
+        }
+        "with" => {
+            let mut s = layer().layer(service_fn(inner));
+            run_batch(rt, &mut s, 1000, true);
+            run_batch(rt, &mut s, n, true);
+        }
+        other => panic!("--count takes without, accounting or with, not {other}"),
+    }
+}
+
 /// The mean of `n` calls, in microseconds.
 fn mean<S>(rt: &tokio::runtime::Runtime, service: &mut S, n: u32) -> f64
 where
@@ -101,6 +169,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--count") {
+        let variant = args.get(at + 1).map_or("with", String::as_str);
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20_000);
+        count(&rt, variant, n);
+        return;
+    }
     let mut without = service_fn(inner);
     let mut with = layer().layer(service_fn(inner));
     let mut c = Criterion::default()
@@ -117,6 +195,13 @@ fn main() {
         b.to_async(&rt).iter(|| {
             let mut s = with.clone();
             async move { one(&mut s).await }
+        })
+    });
+    let accounting = accounting_only().layer(service_fn(inner));
+    group.bench_function("accounting only", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut s = accounting.clone();
+            async move { one_as(&mut s, false).await }
         })
     });
     group.finish();

@@ -10,6 +10,7 @@
 #   CALLGRIND_KEEP=/tmp/cg scripts/bench-nginx.sh --callgrind  # and keep the dumps there
 #   CALLGRIND_ONLY=plain,plain-traced scripts/bench-nginx.sh --callgrind  # only those requests
 #   HUNYUAN_PROXY_BIN=/tmp/old scripts/bench-nginx.sh   # time another build of the binary
+#   scripts/bench-nginx.sh --usage-only --callgrind 1000  # only the usage on/off line
 #
 # The upstream is nginx with a canned Hunyuan answer (`return 200 '<json>'` for non-stream, a
 # static 20-event SSE file for stream). The hops measured in front of it: nothing (direct),
@@ -22,6 +23,13 @@
 # needs root. Prints markdown tables with ratios to nginx, and the binary with OpenTelemetry
 # traces on (every request sampled and exported) against off: req/s and CPU per request, or
 # with --callgrind instructions per request, in the same run.
+#
+# Usage accounting's extras on and off (its own table and target line, both modes): the same
+# binary once with a named client key that has a budget and the request log on (1,000 entries),
+# once with the same key in the plain `client_api_keys` list and the log off; the ~1 KB chat
+# request on both. The accounting itself has no switch: both configs count tokens and cost. To
+# time the binary without it, build one with the usage layer left out and pass it as
+# HUNYUAN_PROXY_BIN in a run of its own (docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,6 +88,7 @@ for i, a in enumerate(args):
     if a == "--duration":
         duration = int(args[i + 1])
 callgrind = None
+usage_only = "--usage-only" in args
 for i, a in enumerate(args):
     if a == "--callgrind":
         callgrind = int(args[i + 1]) if i + 1 < len(args) and args[i + 1].isdigit() else 2000
@@ -158,6 +167,7 @@ def lua(name, body, extra=""):
                 f"wrk.body = [==[{body}]==]\n")
     return path
 
+USAGE_KEY = "bench-client-key-0001"
 LUA = {
     "plain": lua("plain", chat_request(False)),
     "stream": lua("stream", chat_request(True)),
@@ -165,6 +175,7 @@ LUA = {
     "messages": lua("messages", tool_conversation("messages"), 'wrk.headers["anthropic-version"] = "2023-06-01"\n'),
     "responses": lua("responses", tool_conversation("responses")),
 }
+LUA["plain-keyed"] = lua("plain-keyed", chat_request(False), f'wrk.headers["Authorization"] = "Bearer {USAGE_KEY}"\n')
 
 # --- servers -------------------------------------------------------------------------------
 UP_PLAIN, UP_STREAM, NG_PLAIN, NG_STREAM, PX_PLAIN, PX_STREAM = 18101, 18102, 18111, 18112, 18121, 18122
@@ -178,6 +189,18 @@ MT_PLAIN, MT_STREAM = 18131, 18132
 TR_PLAIN, TR_STREAM, UP_TRACES = 18161, 18162, 18104
 TRACES_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{UP_TRACES}", "OTEL_TRACES_SAMPLER": "always_on",
               "OTEL_BSP_MAX_QUEUE_SIZE": "65536"}
+# Usage accounting on and off (see the header): the config lines each adds to the common ones.
+# Both price the canned answer's model, so the cost is counted in both.
+US_ON, US_OFF = 18171, 18172
+USAGE_PRICE = '\n[models."hunyuan-turbos-latest"]\nprice = { input = 0.8, output = 2.0, cached_input = 0.2 }\n'
+USAGE_CONFIGS = {
+    "on": ('request_log_size = 1000\n\n[client_keys.bench]\n'
+           f'key = "{USAGE_KEY}"\nbudget = {{ tokens_per_day = 1000000000000, cost_per_month = 1000000.0 }}\n'
+           + USAGE_PRICE),
+    "off": f'request_log_size = 0\nclient_api_keys = ["{USAGE_KEY}"]\n' + USAGE_PRICE,
+}
+USAGE_LABELS = {"off": "plain `client_api_keys` key, request log off",
+                "on": "named key with a budget, request log on (1,000)"}
 # Start-up and memory: a proxy of its own in front of an upstream whose streams stay open.
 UP_SLOW, PX_SLOW = 18103, 18151
 OPEN_STREAMS = 1000
@@ -395,13 +418,79 @@ def traces_throughput(med):
                          "≥ 0.90", on["rps"] / off["rps"] >= 0.9))
     return verdicts
 
+def usage_config(name, port):
+    cfg = f"{work}/usage-{name}-{port}.toml"
+    with open(cfg, "w") as f:
+        f.write(f'host = "127.0.0.1"\nport = {port}\napi_base = "http://127.0.0.1:{UP_PLAIN}/v1"\n'
+                f'log_level = "warn"\n' + USAGE_CONFIGS[name])
+    return cfg
+
+def usage_instructions(n):
+    """Instructions per ~1 KB chat request with usage accounting on and off (callgrind, as
+    `count_instructions` counts them: instrumentation on for `n` requests after 200)."""
+    import http.client
+    if not shutil.which("valgrind"):
+        raise SystemExit("error: valgrind is missing (apt-get install valgrind)")
+    port = 18142
+    env = dict(os.environ, HUNYUAN_API_KEY="bench")
+    env.pop("RUST_LOG", None)
+    env.pop("HUNYUAN_API_BASE", None)
+    body = open(LUA["plain-keyed"]).read().split("[==[", 1)[1].rsplit("]==]", 1)[0]
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {USAGE_KEY}"}
+    counts = {}
+    for name in ["off", "on"]:
+        out = f"{work}/callgrind-usage.{name}"
+        vg = start(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+                    proxy_bin, "--config", usage_config(name, port)], 1, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, "/health/live", timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        def send(k):
+            for _ in range(k):
+                conn.request("POST", "/v1/chat/completions", body, headers)
+                answer = conn.getresponse()
+                answer.read()
+                if answer.status != 200:
+                    raise SystemExit(f"error: usage {name} answered {answer.status} under callgrind")
+        send(200)
+        for switch in (["-i", "on"], None, ["-i", "off"], ["-d"]):
+            if switch is None:
+                send(n)
+            else:
+                subprocess.run(["callgrind_control", *switch, str(vg.pid)], check=True, capture_output=True)
+        conn.close()
+        vg.send_signal(signal.SIGTERM)
+        vg.wait(timeout=60)
+        dumps = sorted((f for f in os.listdir(work) if f.startswith(f"callgrind-usage.{name}")),
+                       key=lambda f: os.path.getsize(f"{work}/{f}"))
+        total = 0
+        with open(f"{work}/{dumps[-1]}") as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    total = max(total, int(line.split()[1]))
+        if os.environ.get("CALLGRIND_KEEP"):
+            shutil.copy(f"{work}/{dumps[-1]}", os.path.join(os.environ["CALLGRIND_KEEP"], f"callgrind.usage-{name}"))
+        counts[name] = total / n
+    added = counts["on"] - counts["off"]
+    print(f"\n## Usage accounting's budget, named key and log on and off (commit {commit}; callgrind, {n} requests each, c=1, ~1 KB chat)\n")
+    print("| config | instructions / request |")
+    print("|---|---|")
+    for name in ["off", "on"]:
+        print(f"| {USAGE_LABELS[name]} | {counts[name]:,.0f} |")
+    ratio = added / counts["off"]
+    print(f"| added by the named key, its budget and the log | {added:+,.0f} ({ratio:+.1%}) |")
+    print(f"\n| figure | measured | target | |\n|---|---|---|---|")
+    print(f"| usage on / off, instructions per chat request | {1 + ratio:.3f} | ≤ 1.03 | {'met' if ratio <= 0.03 else 'MISSED'} |")
+
 try:
     up = start([nginx, "-p", up_dir, "-c", f"{up_dir}/nginx.conf", "-g", "daemon off;"], 0)
     ng = start([nginx, "-p", rp_dir, "-c", f"{rp_dir}/nginx.conf", "-g", "daemon off;"], 1)
     wait_port(UP_PLAIN); wait_port(UP_STREAM); wait_port(UP_SLOW); wait_port(NG_PLAIN); wait_port(NG_STREAM)
     wait_port(UP_TRACES, "/")
     if callgrind:
-        count_instructions(callgrind)
+        if not usage_only:
+            count_instructions(callgrind)
+        usage_instructions(callgrind)
         raise SystemExit(0)
     ng_worker = worker_pid(ng)
     px = {}
@@ -457,6 +546,40 @@ try:
         return {"p50": lat.get("50"), "p99": lat.get("99"), "rps": rps, "cpu": cpu}
 
     CHAT = "/v1/chat/completions"
+
+    def usage_on_off():
+        """Throughput and CPU per request at c=32 with usage accounting on and off, in alternating
+        rounds; returns the table's lines and the target's verdict."""
+        procs_usage = {}
+        for name, port in [("off", US_OFF), ("on", US_ON)]:
+            env = dict(os.environ, HUNYUAN_API_KEY="bench")
+            env.pop("RUST_LOG", None)
+            env.pop("HUNYUAN_API_BASE", None)
+            procs_usage[name] = start([proxy_bin, "--config", usage_config(name, port)], 1, env=env,
+                                      stderr=open(f"{work}/usage-{name}.log", "w"))
+            wait_port(port, "/health/live")
+        runs = {"off": [], "on": []}
+        for r in range(rounds):
+            print(f"usage on/off, round {r + 1}/{rounds}", file=sys.stderr)
+            for name in (["off", "on"] if r % 2 == 0 else ["on", "off"]):
+                port = US_ON if name == "on" else US_OFF
+                runs[name].append(wrk(port, CHAT, "plain-keyed", 32, procs_usage[name].pid))
+        m = {name: {f: statistics.median(x[f] for x in runs[name]) for f in ["rps", "cpu"]} for name in runs}
+        ratio = m["on"]["rps"] / m["off"]["rps"]
+        lines = [f"\n## Usage accounting's budget, named key and log on and off, ~1 KB chat at c=32 (commit {commit}; medians of {rounds} "
+                 f"alternating round(s) of {duration} s)\n",
+                 "| config | req/s | / off | CPU µs/req | added |", "|---|---|---|---|---|"]
+        for name in ["off", "on"]:
+            lines.append(f"| {USAGE_LABELS[name]} | {m[name]['rps']:,.0f} | {m[name]['rps'] / m['off']['rps']:.3f} | "
+                         f"{m[name]['cpu']:.1f} | {m[name]['cpu'] - m['off']['cpu']:+.1f} µs |")
+        verdict = ("chat req/s, usage on / off", f"{ratio:.3f}", "≥ 0.97", ratio >= 0.97)
+        return lines, verdict
+
+    if usage_only:
+        lines, (name, value, target, ok) = usage_on_off()
+        print("\n".join(lines))
+        print(f"\n| {name} | {value} | {target} | {'met' if ok else 'MISSED'} |")
+        raise SystemExit(0)
     hops = [("direct", {"plain": UP_PLAIN, "stream": UP_STREAM}, None),
             ("nginx", {"plain": NG_PLAIN, "stream": NG_STREAM}, ng_worker),
             ("hunyuan-proxy", {"plain": PX_PLAIN, "stream": PX_STREAM}, None),
@@ -526,6 +649,10 @@ try:
     verdicts += [("ready after start", f"{ready_ms:.0f} ms", "≤ 100 ms", ready_ms <= 100),
                  ("RSS idle", f"{rss_idle:.1f} MiB", "≤ 30 MiB", rss_idle <= 30),
                  (f"RSS with {OPEN_STREAMS:,} open streams", f"{rss_held:.1f} MiB", "≤ 120 MiB", rss_held <= 120)]
+
+    usage_lines, usage_verdict = usage_on_off()
+    print("\n".join(usage_lines))
+    verdicts.append(usage_verdict)
 
     print("\n## Targets (issues 17 and 22)\n")
     print("| figure | measured | target | |")

@@ -3,11 +3,14 @@
 //! With keys configured, a request must carry `Authorization: Bearer <key>` (or `x-api-key:
 //! <key>`, as Anthropic-style clients send) matching one of them; the comparison takes the same
 //! time whichever key matches or how much of it does. A missing or wrong key gets a 401 envelope
-//! that never echoes what was presented. The matched key's index travels on as a
-//! [`ClientKey`] request extension (for per-key rate limits), and its name as a [`ClientName`]
-//! (for usage, budgets and stored responses), never the key itself.
+//! that never echoes what was presented. The matched key's fingerprint (a prefix of its SHA-256,
+//! the same wherever the key sits in the lists) travels on as a [`ClientKey`] request extension
+//! (for per-key rate limits), and its name as a [`ClientName`] (for usage, budgets and stored
+//! responses), never the key itself.
 //!
-//! Keys come as a plain list ([`AuthConfig::keys`], named `#0`, `#1`… by position) and as
+//! Keys come as a plain list ([`AuthConfig::keys`], each named `#` and the first 8 hex digits of
+//! its fingerprint, so that a key keeps its name, usage and stored responses wherever it sits in
+//! the list) and as
 //! named keys ([`AuthConfig::named`], config `[client_keys.<name>]`), given as the key or as
 //! the hex SHA-256 of the key (so the config file need not hold the secret).
 //!
@@ -55,13 +58,37 @@ use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// Which configured client key a request presented (its position in the list; named keys
-/// come after the plain list, in the order of [`AuthConfig::named`]).
+/// Which configured client key a request presented: the first 8 bytes of the key's SHA-256,
+/// big-endian. Not the secret, and stable: the same for a key wherever it sits in
+/// `client_api_keys`, and whether it is given there, as a named key or as its `key_sha256`, so
+/// reordering the lists keeps each key's rate-limit bucket (in Redis too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(pub usize);
+pub struct ClientKey(pub u64);
 
-/// The name of the client key a request presented: a named key's name, or `#<position>` for
-/// a key of the plain list. Never the secret.
+impl ClientKey {
+    /// The fingerprint of the key whose SHA-256 is `digest`.
+    pub fn from_sha256(digest: &[u8; 32]) -> Self {
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&digest[..8]);
+        ClientKey(u64::from_be_bytes(prefix))
+    }
+
+    /// The fingerprint of `key`.
+    pub fn of(key: &str) -> Self {
+        use sha2::{Digest as _, Sha256};
+        Self::from_sha256(&Sha256::digest(key.as_bytes()).into())
+    }
+
+    /// The name a key of the plain `client_api_keys` list goes by: `#` and the first 8 hex
+    /// digits of the fingerprint (32 bits of the key's hash: not enough to find the key).
+    pub fn plain_name(self) -> String {
+        format!("#{:08x}", self.0 >> 32)
+    }
+}
+
+/// The name of the client key a request presented: a named key's name, or for a key of the
+/// plain list `#` and the first 8 hex digits of its [`ClientKey`] (so `#ca978112` for the key
+/// `a`), which stays the same when the list is reordered. Never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientName(pub Arc<str>);
 
@@ -164,12 +191,12 @@ pub struct ClientAuthLayer {
     keys: Arc<Keys>,
 }
 
-/// The accepted keys, each with its name.
+/// The accepted keys, each with its name and fingerprint (made once, here).
 #[derive(Debug)]
 struct Keys {
-    plain: Vec<(Secret, ClientName)>,
-    named: Vec<(Secret, ClientName)>,
-    hashed: Vec<([u8; 32], ClientName)>,
+    plain: Vec<(Secret, (ClientKey, ClientName))>,
+    named: Vec<(Secret, (ClientKey, ClientName))>,
+    hashed: Vec<([u8; 32], (ClientKey, ClientName))>,
 }
 
 impl Keys {
@@ -177,22 +204,22 @@ impl Keys {
         self.plain.is_empty() && self.named.is_empty() && self.hashed.is_empty()
     }
 
-    /// The index and name of the key that matches (every key compared in constant time).
-    fn find(&self, presented: &str) -> Option<(usize, &ClientName)> {
+    /// The fingerprint and name of the key that matches (every key compared in constant
+    /// time).
+    fn find(&self, presented: &str) -> Option<&(ClientKey, ClientName)> {
         let plain = self.plain.iter().chain(&self.named);
         let mut found = None;
-        for (i, (key, name)) in plain.enumerate() {
+        for (key, id) in plain {
             if constant_time_eq(key.expose().as_bytes(), presented.as_bytes()) && found.is_none() {
-                found = Some((i, name));
+                found = Some(id);
             }
         }
         if !self.hashed.is_empty() {
             use sha2::{Digest as _, Sha256};
             let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-            let offset = self.plain.len() + self.named.len();
-            for (i, (hash, name)) in self.hashed.iter().enumerate() {
+            for (hash, id) in &self.hashed {
                 if constant_time_eq(hash, &digest) && found.is_none() {
-                    found = Some((offset + i, name));
+                    found = Some(id);
                 }
             }
         }
@@ -207,16 +234,23 @@ impl ClientAuthLayer {
         let plain = config
             .keys
             .into_iter()
-            .enumerate()
-            .map(|(i, key)| (key, ClientName(Arc::from(format!("#{i}")))))
+            .map(|key| {
+                let id = ClientKey::of(key.expose());
+                (key, (id, ClientName(Arc::from(id.plain_name()))))
+            })
             .collect();
         let mut named = Vec::new();
         let mut hashed = Vec::new();
         for key in config.named {
             let name = ClientName(Arc::from(key.name));
             match key.key {
-                KeyMatch::Key(secret) => named.push((secret, name)),
-                KeyMatch::Sha256(hash) => hashed.push((hash, name)),
+                KeyMatch::Key(secret) => {
+                    let id = ClientKey::of(secret.expose());
+                    named.push((secret, (id, name)));
+                }
+                KeyMatch::Sha256(hash) => {
+                    hashed.push((hash, (ClientKey::from_sha256(&hash), name)))
+                }
             }
         }
         Ok(ClientAuthLayer {
@@ -278,9 +312,9 @@ where
         }
         let found = presented_key(req.headers()).and_then(|k| self.keys.find(k));
         match found {
-            Some((index, name)) => {
-                let name = name.clone();
-                req.extensions_mut().insert(ClientKey(index));
+            Some((id, name)) => {
+                let (id, name) = (*id, name.clone());
+                req.extensions_mut().insert(id);
                 req.extensions_mut().insert(name);
                 Either::Left(self.inner.call(req))
             }
@@ -304,7 +338,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_found_by_position_and_named() {
+    fn keys_are_found_by_fingerprint_and_named() {
         let hash = "5b6a3e1cba5b6f8e3ab28a0a0c8fc3ab5da4e2a1e5bbfbac4aee0b59bc0bbbae";
         let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
             <sha2::Sha256 as sha2::Digest>::new(),
@@ -317,12 +351,48 @@ mod tests {
             .named("alice", KeyMatch::Key(Secret::new("alice-secret-key")))
             .named("carol", KeyMatch::sha256_hex(&hex).unwrap());
         let layer = ClientAuthLayer::new(config).unwrap();
-        let find = |k: &str| layer.keys.find(k).map(|(i, n)| (i, n.0.to_string()));
-        assert_eq!(find("b-key-000"), Some((1, "#1".to_owned())));
+        let find = |k: &str| layer.keys.find(k).map(|(id, n)| (*id, n.0.to_string()));
+        assert_eq!(
+            find("b-key-000"),
+            Some((
+                ClientKey::of("b-key-000"),
+                ClientKey::of("b-key-000").plain_name()
+            ))
+        );
         assert_eq!(find("b-key-00"), None);
-        assert_eq!(find("alice-secret-key"), Some((2, "alice".to_owned())));
-        assert_eq!(find("carol-secret-key"), Some((3, "carol".to_owned())));
+        assert_eq!(
+            find("alice-secret-key"),
+            Some((ClientKey::of("alice-secret-key"), "alice".to_owned()))
+        );
+        assert_eq!(
+            find("carol-secret-key"),
+            Some((ClientKey::of("carol-secret-key"), "carol".to_owned())),
+            "a key given by its hash has the fingerprint it would have given as itself"
+        );
         assert_eq!(find(&hex), None, "the hash itself is not the key");
+        // Reordered, the plain list's keys keep their fingerprints and names (and so their
+        // rate-limit buckets, usage and stored responses).
+        let reordered = ClientAuthLayer::new(AuthConfig::new(vec![
+            Secret::new("b-key-000"),
+            Secret::new("a-key-000"),
+        ]))
+        .unwrap();
+        let (id, name) = reordered.keys.find("b-key-000").unwrap();
+        let b = ClientKey::of("b-key-000");
+        assert_eq!((*id, &*name.0), (b, &*b.plain_name()));
+        let a_name = &reordered.keys.find("a-key-000").unwrap().1;
+        assert_eq!(
+            find("a-key-000").unwrap().1,
+            &*a_name.0,
+            "the same name at #1 as at #0"
+        );
+        assert_ne!(ClientKey::of("a-key-000"), ClientKey::of("b-key-000"));
+        assert_eq!(
+            ClientKey::of("a").0,
+            0xca97_8112_ca1b_bdca,
+            "SHA-256(\"a\")'s prefix"
+        );
+        assert_eq!(ClientKey::of("a").plain_name(), "#ca978112");
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "bearer  a-key".parse().unwrap());
         assert_eq!(presented_key(&headers), Some("a-key"));

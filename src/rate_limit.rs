@@ -111,7 +111,8 @@ const MAX_KEYS: usize = 10_000;
 #[derive(Debug)]
 struct Limiter {
     global: Option<(RateLimit, Mutex<Bucket>)>,
-    per_key: Option<(RateLimit, Mutex<HashMap<usize, Bucket>>)>,
+    /// Buckets by the key's fingerprint ([`ClientKey`]), not its position in the list.
+    per_key: Option<(RateLimit, Mutex<HashMap<u64, Bucket>>)>,
     /// The named keys with a rate of their own, each with its bucket.
     named: HashMap<String, (RateLimit, Mutex<Bucket>)>,
 }
@@ -298,7 +299,7 @@ impl SharedLimiter {
         if let Some((limit, bucket)) = own {
             buckets.push((bucket.clone(), *limit));
         } else if let (Some((limit, prefix)), Some(ClientKey(key))) = (&self.per_key, key) {
-            buckets.push((format!("{prefix}{key}"), *limit));
+            buckets.push((format!("{prefix}{key:016x}"), *limit));
         }
         if let Some((limit, name)) = &self.global {
             buckets.push((name.clone(), *limit));
@@ -354,9 +355,10 @@ impl RateLimitLayer {
     }
 
     /// A layer whose buckets live in `redis`, shared by every replica using the same Redis
-    /// and prefix (keys `{prefix}rl:global`, `{prefix}rl:key:{index}` by the client key's
-    /// index in `client_api_keys`, and `{prefix}rl:name:{name}` for a named key with a rate of
-    /// its own: the key's name, never its secret), counted on Redis server time. While Redis
+    /// and prefix (keys `{prefix}rl:global`, `{prefix}rl:key:{fingerprint}` by the client key's
+    /// [`ClientKey`] in 16 hex digits, so a key keeps its bucket wherever it sits in
+    /// `client_api_keys`, and `{prefix}rl:name:{name}` for a named key with a rate of its own:
+    /// never the secret), counted on Redis server time. While Redis
     /// does not answer, the in-process buckets are used in local mode and requests are refused
     /// with 503 in closed mode.
     pub fn shared(config: RateLimitConfig, redis: Redis) -> Result<Self, InvalidConfig> {

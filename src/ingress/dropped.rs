@@ -2,6 +2,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::borrow::Cow;
+use std::fmt;
 
 /// The response header listing what was dropped: `x-hunyuan-proxy-dropped: top_k, tool:bash_20250124`.
 pub const DROPPED_HEADER: HeaderName = HeaderName::from_static("x-hunyuan-proxy-dropped");
@@ -10,11 +11,14 @@ pub const DROPPED_HEADER: HeaderName = HeaderName::from_static("x-hunyuan-proxy-
 pub const DROPPED_METRIC: &str = "hunyuan_proxy_dropped_total";
 
 /// Names of the parts of a request a dialect could not carry (a field, a block type, a tool),
-/// in the order they were first met, each once.
+/// in the order they were first met, each once: what every dialect ingress (Messages,
+/// Responses) reports. Meant for a response header and a metric; never an error.
 ///
 /// Names the proxy chose (`&'static str`, e.g. `top_k`) are metric labels as they are; names
 /// built from client input (`tool:web_search_20250305`) are listed in the header in full but
-/// counted under the label `other`, so a client cannot grow the metric's label set.
+/// counted under the label `other`, so a client cannot grow the metric's label set. A dialect
+/// that knows a client-named item (a built-in tool it drops) records the proxy's own
+/// `&'static str` for it, so that item keeps its label.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dropped {
     items: Vec<Cow<'static, str>>,
@@ -42,6 +46,16 @@ impl Dropped {
     /// The names, in the order they were recorded.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.items.iter().map(|i| i.as_ref())
+    }
+
+    /// The names as a slice, in the order they were recorded.
+    pub fn as_slice(&self) -> &[Cow<'static, str>] {
+        &self.items
+    }
+
+    /// Whether `name` was recorded.
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|item| item == name)
     }
 
     /// The header value (`a, b`), `None` when nothing was dropped.
@@ -96,6 +110,19 @@ impl Dropped {
     }
 }
 
+impl fmt::Display for Dropped {
+    /// The names joined by `, `, as in the header (unprintable bytes kept).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, item) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(item)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +139,9 @@ mod tests {
             ["top_k", "tool:bash_20250124"]
         );
         assert_eq!(dropped.header_value().unwrap(), "top_k, tool:bash_20250124");
+        assert_eq!(dropped.as_slice(), ["top_k", "tool:bash_20250124"]);
+        assert_eq!(dropped.to_string(), "top_k, tool:bash_20250124");
+        assert!(dropped.contains("top_k") && !dropped.contains("tool:bash"));
         let mut headers = HeaderMap::new();
         dropped.report("test", &mut headers);
         assert_eq!(headers[DROPPED_HEADER], "top_k, tool:bash_20250124");

@@ -367,6 +367,20 @@ pub(crate) fn answer_as(body: &Value, policy: MockPolicy, voice: Voice) -> Answe
 }
 
 impl Answer {
+    /// The usage this answer reports.
+    pub(crate) fn sent_usage(&self) -> super::SentUsage {
+        let details = self.usage_details.unwrap_or(UsageDetails {
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+        });
+        super::SentUsage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cached_tokens: details.cached_tokens,
+            reasoning_tokens: details.reasoning_tokens,
+        }
+    }
+
     fn usage(&self) -> Value {
         let mut usage = json!({
             "prompt_tokens": self.prompt_tokens,

@@ -300,6 +300,20 @@ impl MockConfig {
     }
 }
 
+/// The `usage` the mock sent in one whole answer (a JSON body, or a stream's usage chunk):
+/// what the proxy's usage accounting must add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentUsage {
+    /// `prompt_tokens`.
+    pub prompt_tokens: u64,
+    /// `completion_tokens`.
+    pub completion_tokens: u64,
+    /// `prompt_tokens_details.cached_tokens` (0 in Hunyuan mode, which sends no details).
+    pub cached_tokens: u64,
+    /// `completion_tokens_details.reasoning_tokens` (0 in Hunyuan mode).
+    pub reasoning_tokens: u64,
+}
+
 /// One request the mock received, as it arrived.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {

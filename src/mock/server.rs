@@ -5,7 +5,7 @@
 use super::answer::{answer, Answer};
 use super::tokenhub::{self, TokenHubMode};
 use super::validate::{validate, Rejection, CODE_INVALID};
-use super::{Fault, MockConfig, RecordedRequest};
+use super::{Fault, MockConfig, RecordedRequest, SentUsage};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
@@ -55,6 +55,8 @@ impl std::fmt::Debug for MockHunyuan {
 struct Shared {
     config: MockConfig,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// The usage sent, by the model named in the request.
+    usage_sent: Mutex<Vec<(String, SentUsage)>>,
     faults: Mutex<Faults>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -103,6 +105,7 @@ impl MockHunyuan {
         let shared = Arc::new(Shared {
             config,
             requests: Mutex::default(),
+            usage_sent: Mutex::default(),
             faults: Mutex::default(),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -152,15 +155,22 @@ impl MockHunyuan {
             .collect()
     }
 
+    /// The `usage` of every answer sent whole so far (JSON bodies, and streams that carried a
+    /// usage chunk; not answers a fault cut), each with the model the request named, in order.
+    pub fn usage_sent(&self) -> Vec<(String, SentUsage)> {
+        lock(&self.shared.usage_sent).clone()
+    }
+
     /// How many requests were received so far (any route).
     pub fn request_count(&self) -> usize {
         lock(&self.shared.requests).len()
     }
 
-    /// Forgets the recorded requests (the counters of [`in_flight`](Self::in_flight) and
+    /// Forgets the recorded requests and usage (the counters of [`in_flight`](Self::in_flight) and
     /// friends are kept).
     pub fn clear_requests(&self) {
         lock(&self.shared.requests).clear();
+        lock(&self.shared.usage_sent).clear();
     }
 
     /// Applies `fault` to every following chat request (`None`: no standing fault). Faults
@@ -531,7 +541,11 @@ fn answer_response(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let mut response = if request.get("stream").and_then(Value::as_bool) == Some(true) {
+    let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+    if drop_after.is_none() && (!stream || answer.usage_chunk) {
+        lock(&shared.usage_sent).push((answer.model.clone(), answer.sent_usage()));
+    }
+    let mut response = if stream {
         stream_response(
             answer.events(created),
             drop_after.filter(|_| !close_delimited),

@@ -94,6 +94,5 @@ pub(crate) async fn requests(
         status: query.get("status").cloned(),
     };
     let requests = proxy.usage().log().recent(&filter);
-    let requests: Vec<&crate::usage::RequestLogEntry> = requests.iter().map(|e| &**e).collect();
     Ok(Json(json!({"requests": requests})).into_response())
 }

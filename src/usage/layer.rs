@@ -1,8 +1,9 @@
-//! [`UsageLayer`]: admits each request against its key's budget, and when the response ends
-//! charges its usage, counts it and logs the request.
+//! [`UsageLayer`]: admits each request against its key's budget, and when its answer is known
+//! (the head of a whole answer, the end of a stream) charges its usage, counts it and logs the
+//! request.
 
 use super::ledger::{Ledger, Refusal};
-use super::log::{RequestLog, RequestLogEntry};
+use super::log::{LogTime, RequestId, RequestLog, RequestLogEntry};
 use super::names;
 use super::{UsageConfig, UsageSlot};
 use crate::auth::ClientName;
@@ -18,6 +19,7 @@ use http::Request;
 use http_body::Frame;
 use metrics::SharedString;
 use pin_project_lite::pin_project;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,14 +60,23 @@ struct Shared {
     keys: Labels,
     /// Counter handles by (model, key, route) labels, bounded by the label limits.
     counters: Mutex<HashMap<CounterLabels, Arc<Counters>>>,
+    /// The same handles by the key's and the model's own names and the route: found with one
+    /// lock and one hash per request (at most [`MAX_NAMED_COUNTERS`]).
+    by_name: Mutex<super::NameMap<Arc<str>, Vec<NamedCounters>>>,
     /// Requests seen, for request ids.
     sequence: AtomicU64,
     /// Makes ids of different processes differ (the start time, in hex).
-    id_prefix: String,
+    id_prefix: Arc<str>,
 }
 
 /// The labels of one [`Counters`]: model, key, route.
 type CounterLabels = (SharedString, SharedString, &'static str);
+
+/// A key's counters of one model and route, by the model's own name.
+type NamedCounters = (Box<str>, &'static str, Arc<Counters>);
+
+/// Handles kept by name; past it, further names take the labels' way (three locks).
+const MAX_NAMED_COUNTERS: usize = 4096;
 
 /// A bounded set of label values: the first `limit` distinct ones are named, the rest are
 /// `other`.
@@ -113,8 +124,9 @@ impl UsageLayer {
                 models: Labels::new("model", config.label_limit),
                 keys: Labels::new("key", config.label_limit),
                 counters: Mutex::new(HashMap::new()),
+                by_name: Mutex::new(super::NameMap::default()),
                 sequence: AtomicU64::new(0),
-                id_prefix: format!("{started:x}"),
+                id_prefix: Arc::from(format!("{started:x}")),
             }),
         }
     }
@@ -162,71 +174,82 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let started = Instant::now();
-        let time = SystemTime::now();
-        let slot = match req.extensions().get::<UsageSlot>() {
-            Some(slot) => slot.clone(),
+        let record = Record::start(&self.shared, &mut req);
+        let state = match self.shared.ledger.admit_in_process(&record.key) {
+            // No budget, or one in the process: decided here, and the inner service called
+            // at once (no clone of it, no boxed future).
+            Some(Ok(())) => State::Called {
+                inner: self.inner.call(req),
+                record: Some(record),
+            },
+            Some(Err(refusal)) => State::Ready {
+                response: Some(record.refuse(refusal)),
+            },
+            // A budget kept in Redis: one round trip before the inner service is called.
             None => {
-                let slot = UsageSlot::new();
-                req.extensions_mut().insert(slot.clone());
-                slot
-            }
-        };
-        let key: Arc<str> = req
-            .extensions()
-            .get::<ClientName>()
-            .map_or_else(|| ANONYMOUS_NAME.clone(), |n| n.0.clone());
-        let route = req.uri().path().to_owned();
-        let shared = self.shared.clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let budgeted = shared.ledger.has_budget(&key);
-        Box::pin(async move {
-            let mut record = Record {
-                shared,
-                started,
-                time,
-                key,
-                route,
-                slot,
-                status: 0,
-                model_called: None,
-                fix_rules: Vec::new(),
-                vision: VisionReport::default(),
-                pending_vision: None,
-                dropped: Vec::new(),
-                stream: false,
-                ttft_ms: None,
-            };
-            if budgeted {
-                if let Err(refusal) = record.shared.ledger.admit(&record.key).await {
-                    let response = refusal_response(refusal);
-                    record.status = response.status().as_u16();
-                    record.finish();
-                    return Ok(response);
+                // The inner service was made ready by `poll_ready`: keep that one.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                State::Admitting {
+                    future: Box::pin(async move {
+                        let admitted = record.shared.ledger.admit(&record.key).await;
+                        if let Err(refusal) = admitted {
+                            return Ok(record.refuse(refusal));
+                        }
+                        let response = inner.call(req).await?;
+                        Ok(record.respond(response))
+                    }),
                 }
             }
-            let response = inner.call(req).await?;
-            let (parts, body) = response.into_parts();
-            record.at_headers(&parts);
-            let body = if http_body::Body::is_end_stream(&body) {
-                record.finish();
-                body
-            } else {
-                Body::new(UsageBody {
-                    inner: body,
-                    record: Some(record),
-                })
-            };
-            Ok(Response::from_parts(parts, body))
-        })
+        };
+        ResponseFuture { state }
+    }
+}
+
+pin_project! {
+    /// The future of [`UsageService`]: the inner service's, recording the response's head.
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        Called { #[pin] inner: F, record: Option<Record> },
+        Ready { response: Option<Response> },
+        Admitting { future: BoxFuture<'static, Result<Response, E>> },
+    }
+}
+
+impl<F, E> std::future::Future for ResponseFuture<F, E>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Called { inner, record } => {
+                let response = ready!(inner.poll(cx))?;
+                Poll::Ready(Ok(match record.take() {
+                    Some(record) => record.respond(response),
+                    None => response,
+                }))
+            }
+            StateProj::Ready { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+            StateProj::Admitting { future } => future.as_mut().poll(cx),
+        }
     }
 }
 
@@ -261,7 +284,7 @@ struct Record {
     started: Instant,
     time: SystemTime,
     key: Arc<str>,
-    route: String,
+    route: Cow<'static, str>,
     slot: UsageSlot,
     status: u16,
     model_called: Option<String>,
@@ -269,21 +292,93 @@ struct Record {
     vision: VisionReport,
     pending_vision: Option<PendingVisionReport>,
     dropped: Vec<String>,
+    /// Whether the body is a stream of events (whose first one is timed).
     stream: bool,
     ttft_ms: Option<u64>,
 }
 
 impl Record {
-    fn at_headers(&mut self, parts: &http::response::Parts) {
-        let ext = &parts.extensions;
-        self.status = parts.status.as_u16();
+    /// Starts the record of `req`, giving it a [`UsageSlot`] if it has none.
+    fn start<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> Self {
+        let started = Instant::now();
+        let slot = match req.extensions().get::<UsageSlot>() {
+            Some(slot) => slot.clone(),
+            None => {
+                let slot = UsageSlot::new();
+                req.extensions_mut().insert(slot.clone());
+                slot
+            }
+        };
+        let key = req
+            .extensions()
+            .get::<ClientName>()
+            .map_or_else(|| ANONYMOUS_NAME.clone(), |n| n.0.clone());
+        Record {
+            shared: shared.clone(),
+            started,
+            time: SystemTime::now(),
+            key,
+            route: route_path(req.uri().path()),
+            slot,
+            status: 0,
+            model_called: None,
+            fix_rules: Vec::new(),
+            vision: VisionReport::default(),
+            pending_vision: None,
+            dropped: Vec::new(),
+            stream: false,
+            ttft_ms: None,
+        }
+    }
+
+    /// The refusal's response, the request recorded with its status.
+    fn refuse(mut self, refusal: Refusal) -> Response {
+        let response = refusal_response(refusal);
+        self.status = response.status().as_u16();
+        self.finish();
+        response
+    }
+
+    /// Reads the response's head; a whole answer (a body of known size: the upstream's answer
+    /// was read whole, so its usage is known) is recorded now, a stream when its body ends or
+    /// is dropped.
+    fn respond(mut self, response: Response) -> Response {
+        self.at_headers(&response);
+        let body = response.body();
+        let whole = http_body::Body::size_hint(body).exact().is_some();
+        if !whole && !http_body::Body::is_end_stream(body) {
+            // Time to first token: of a stream of events only.
+            self.stream = crate::chat::BodyKind::of(response.headers())
+                == Some(crate::chat::BodyKind::EventStream);
+            response.map(|inner| {
+                Body::new(UsageBody {
+                    inner,
+                    record: Some(self),
+                })
+            })
+        } else {
+            self.finish();
+            response
+        }
+    }
+
+    /// Takes what the response's head says.
+    fn at_headers(&mut self, response: &Response) {
+        let ext = response.extensions();
+        self.status = response.status().as_u16();
         self.model_called = ext.get::<ResolvedModel>().map(|m| m.0.clone());
         if let Some(fix) = ext.get::<FixReport>() {
             self.fix_rules.clone_from(&fix.rules);
         }
         self.vision = ext.get::<VisionReport>().copied().unwrap_or_default();
         self.pending_vision = ext.get::<PendingVisionReport>().cloned();
-        if let Some(dropped) = parts.headers.get(DROPPED_HEADER) {
+        let headers = response.headers();
+        // What was dropped is shown only in the log.
+        let dropped = match self.shared.log.is_on() {
+            true => headers.get(DROPPED_HEADER),
+            false => None,
+        };
+        if let Some(dropped) = dropped {
             if let Ok(text) = dropped.to_str() {
                 self.dropped = text
                     .split(',')
@@ -292,10 +387,9 @@ impl Record {
                     .collect();
             }
         }
-        self.stream =
-            crate::chat::BodyKind::of(&parts.headers) == Some(crate::chat::BodyKind::EventStream);
     }
 
+    /// A data frame of the stream passed.
     fn on_data(&mut self) {
         if self.stream && self.ttft_ms.is_none() {
             self.ttft_ms = Some(self.started.elapsed().as_millis() as u64);
@@ -314,7 +408,10 @@ impl Record {
         let answered = usage.is_some() || (self.model_called.is_some() && self.status < 400);
         let mut cost = 0.0;
         if let (true, Some(model)) = (answered, &self.model_called) {
-            let (charged, currency) = shared.ledger.charge(&self.key, model, usage.as_ref());
+            let (charged, currency) =
+                shared
+                    .ledger
+                    .charge_at(&self.key, model, usage.as_ref(), self.time);
             cost = charged;
             count(
                 shared,
@@ -326,11 +423,17 @@ impl Record {
                 currency,
             );
         }
+        if !shared.log.is_on() {
+            return;
+        }
         let sequence = shared.sequence.fetch_add(1, Ordering::Relaxed);
         shared.log.push(RequestLogEntry {
-            id: format!("{}-{sequence}", shared.id_prefix),
-            time: crate::health::rfc3339(self.time),
-            key: self.key.to_string(),
+            id: RequestId {
+                prefix: shared.id_prefix.clone(),
+                sequence,
+            },
+            time: LogTime(self.time),
+            key: self.key,
             route: self.route,
             model_requested: contents.model_requested,
             model_called: self.model_called,
@@ -348,6 +451,28 @@ impl Record {
             dropped: self.dropped,
             upstream_request_id: contents.upstream_request_id,
         });
+    }
+}
+
+/// The path as the log shows it: the API's own paths without a copy.
+fn route_path(path: &str) -> Cow<'static, str> {
+    const PATHS: [&str; 12] = [
+        "/v1/chat/completions",
+        "/chat/completions",
+        "/v1/messages",
+        "/messages",
+        "/v1/responses",
+        "/responses",
+        "/v1/completions",
+        "/completions",
+        "/v1/messages/count_tokens",
+        "/messages/count_tokens",
+        "/v1/models",
+        "/models",
+    ];
+    match PATHS.iter().find(|known| **known == path) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(path.to_owned()),
     }
 }
 
@@ -372,15 +497,46 @@ fn route_label(path: &str) -> &'static str {
 fn count(
     shared: &Shared,
     route: &'static str,
-    key: &str,
+    key: &Arc<str>,
     model: &str,
     usage: Option<&super::Usage>,
     cost: f64,
     currency: Option<&str>,
 ) {
+    {
+        let by_name = shared
+            .by_name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let found = by_name.get(&**key).and_then(|counters| {
+            counters
+                .iter()
+                .find(|(m, r, _)| **m == *model && *r == route)
+        });
+        if let Some((_, _, counters)) = found {
+            counters.add(usage, cost, currency);
+            return;
+        }
+    }
+    let counters = counters_of(shared, route, key, model);
+    counters.add(usage, cost, currency);
+    let mut by_name = shared
+        .by_name
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if by_name.values().map(Vec::len).sum::<usize>() < MAX_NAMED_COUNTERS {
+        by_name
+            .entry(key.clone())
+            .or_default()
+            .push((Box::from(model), route, counters));
+    }
+}
+
+/// The counters of a key, model and route, by their (bounded) labels.
+fn counters_of(shared: &Shared, route: &'static str, key: &str, model: &str) -> Arc<Counters> {
     let model = shared.models.label(model);
     let key = shared.keys.label(key);
-    let counters = {
+    {
         let mut table = shared
             .counters
             .lock()
@@ -394,8 +550,7 @@ fn count(
                 counters
             }
         }
-    };
-    counters.add(usage, cost, currency);
+    }
 }
 
 /// Counts the image describer's call to `model` (route and key `vision`; the model is the

@@ -242,7 +242,7 @@ pub enum Refusal {
 #[derive(Debug)]
 pub struct Ledger {
     prices: PriceTable,
-    budgets: HashMap<String, Budget>,
+    budgets: super::NameMap<String, Budget>,
     local: Mutex<Local>,
     redis: Option<Redis>,
 }
@@ -252,7 +252,7 @@ impl Ledger {
     pub fn new(prices: PriceTable, budgets: HashMap<String, Budget>) -> Self {
         Ledger {
             prices,
-            budgets,
+            budgets: budgets.into_iter().collect(),
             local: Mutex::new(Local::default()),
             redis: None,
         }
@@ -282,11 +282,21 @@ impl Ledger {
     /// to `key`. Returns its cost and currency. With Redis, the shared counters are updated
     /// in a task of their own (one pipelined round trip).
     pub fn charge(&self, key: &str, model: &str, usage: Option<&Usage>) -> (f64, Option<&str>) {
+        self.charge_at(key, model, usage, SystemTime::now())
+    }
+
+    /// [`charge`](Self::charge) in the periods of `now` (a time the caller already has).
+    pub fn charge_at(
+        &self,
+        key: &str,
+        model: &str,
+        usage: Option<&Usage>,
+        now: SystemTime,
+    ) -> (f64, Option<&str>) {
         let (cost, currency) = match usage {
             Some(u) => self.prices.cost(model, u),
             None => (0.0, None),
         };
-        let now = SystemTime::now();
         let day_number = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400;
         {
             let mut local = self.lock();
@@ -309,7 +319,13 @@ impl Ledger {
                 }
             }
         }
-        if let (Some(redis), Ok(runtime)) = (&self.redis, tokio::runtime::Handle::try_current()) {
+        let runtime = match &self.redis {
+            Some(redis) => tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|rt| (redis, rt)),
+            None => None,
+        };
+        if let Some((redis, runtime)) = runtime {
             let redis = redis.clone();
             let periods = Periods::at(now);
             let usage = usage.copied().unwrap_or_default();
@@ -326,42 +342,35 @@ impl Ledger {
     /// when set; while Redis is away, against this process's counts, or refused in closed
     /// mode).
     pub async fn admit(&self, key: &str) -> Result<(), Refusal> {
+        if let Some(verdict) = self.admit_in_process(key) {
+            return verdict;
+        }
         let Some(budget) = self.budgets.get(key) else {
             return Ok(());
         };
-        let spent = self.spent_now(key).await?;
-        // The states (and their reset times as text) are made only for a refusal.
-        if !budget
-            .limits()
-            .any(|(kind, limit)| kind.used(&spent) >= limit)
-        {
-            return Ok(());
-        }
-        let periods = Periods::now();
-        match states(budget, &spent, &periods)
-            .into_iter()
-            .find(BudgetState::is_spent)
-        {
-            Some(state) => Err(Refusal::Budget(BudgetRefusal {
-                key: key.to_owned(),
-                state,
-            })),
-            None => Ok(()),
-        }
+        let spent = self.spent(key, &Periods::now()).await?;
+        verdict(key, budget, &spent)
     }
 
-    /// What `key` spent in the current periods: the period names are made only for Redis.
-    async fn spent_now(&self, key: &str) -> Result<Spent, Refusal> {
+    /// [`admit`](Self::admit) at once when no Redis round trip is needed (`key` has no budget,
+    /// or the ledger lives in the process); `None`: ask [`admit`](Self::admit).
+    pub fn admit_in_process(&self, key: &str) -> Option<Result<(), Refusal>> {
+        let Some(budget) = self.budgets.get(key) else {
+            return Some(Ok(()));
+        };
         if self.redis.is_some() {
-            return self.spent(key, &Periods::now()).await;
+            return None;
         }
         let now = SystemTime::now();
         let day_number = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400;
-        let mut local = self.lock();
-        if local.day_number != day_number {
-            local.roll(&Periods::at(now));
-        }
-        Ok(spent_of(&local, key))
+        let spent = {
+            let mut local = self.lock();
+            if local.day_number != day_number {
+                local.roll(&Periods::at(now));
+            }
+            spent_of(&local, key)
+        };
+        Some(verdict(key, budget, &spent))
     }
 
     async fn spent(&self, key: &str, periods: &Periods) -> Result<Spent, Refusal> {
@@ -416,6 +425,27 @@ impl Ledger {
             today: local.today.clone(),
             this_month: local.this_month.clone(),
         }
+    }
+}
+
+/// Admits `key` unless a limit of `budget` is spent; the states (and their reset times as
+/// text) are made only for a refusal.
+fn verdict(key: &str, budget: &Budget, spent: &Spent) -> Result<(), Refusal> {
+    if !budget
+        .limits()
+        .any(|(kind, limit)| kind.used(spent) >= limit)
+    {
+        return Ok(());
+    }
+    match states(budget, spent, &Periods::now())
+        .into_iter()
+        .find(BudgetState::is_spent)
+    {
+        Some(state) => Err(Refusal::Budget(BudgetRefusal {
+            key: key.to_owned(),
+            state,
+        })),
+        None => Ok(()),
     }
 }
 

@@ -1,29 +1,73 @@
 //! [`RequestLog`]: the last requests' metadata, in memory, and optionally one JSON line per
 //! request on stdout or in a file. Message contents are never in it.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
-/// One request of the log (an entry of `GET /admin/requests`).
+/// The proxy's id for a request, shown as `<prefix>-<sequence>` (unique within the process;
+/// the prefix, the process's start time in hex, makes different processes' ids differ). Made
+/// as text only when the log is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId {
+    /// The process's prefix.
+    pub prefix: Arc<str>,
+    /// The request's number in the process.
+    pub sequence: u64,
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.prefix, self.sequence)
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// When a request came in, shown as RFC 3339 (UTC, whole seconds): formatted only when the
+/// log is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogTime(pub SystemTime);
+
+impl Serialize for LogTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&crate::health::rfc3339(self.0))
+    }
+}
+
+fn shared_str<S: Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value)
+}
+
+/// One request of the log (an entry of `GET /admin/requests`). Its texts are shared or
+/// static where they can be (the key's name, the API's own paths), so that logging a request
+/// copies no strings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RequestLogEntry {
     /// The proxy's id for the request (unique within the process).
-    pub id: String,
+    pub id: RequestId,
     /// When the request came in (RFC 3339, UTC).
-    pub time: String,
+    pub time: LogTime,
     /// The client key's name (`anonymous` without client keys).
-    pub key: String,
+    #[serde(serialize_with = "shared_str")]
+    pub key: Arc<str>,
     /// The route (path) the client called.
-    pub route: String,
+    pub route: Cow<'static, str>,
     /// The model the chat stack asked the upstream for (after aliases and the image switch).
     pub model_requested: Option<String>,
     /// The model that answered (a fallback's, if one did).
     pub model_called: Option<String>,
     /// The HTTP status the client got.
     pub status: u16,
-    /// Milliseconds until the response body ended.
+    /// Milliseconds until the response body ended (a stream), or until the head of a whole
+    /// answer (already in memory) was handed to the server.
     pub latency_ms: u64,
     /// Milliseconds until the first byte of a streamed body (none: not streamed).
     pub ttft_ms: Option<u64>,
@@ -64,7 +108,7 @@ pub struct LogFilter {
 
 impl LogFilter {
     fn matches(&self, entry: &RequestLogEntry) -> bool {
-        let key_ok = self.key.as_ref().is_none_or(|k| *k == entry.key);
+        let key_ok = self.key.as_ref().is_none_or(|k| **k == *entry.key);
         let model_ok = self.model.as_ref().is_none_or(|m| {
             entry.model_called.as_ref() == Some(m) || entry.model_requested.as_ref() == Some(m)
         });
@@ -89,7 +133,7 @@ enum Sink {
 /// stdout or in a file; message contents are never in it.
 pub struct RequestLog {
     capacity: usize,
-    entries: Mutex<VecDeque<Arc<RequestLogEntry>>>,
+    entries: Mutex<VecDeque<RequestLogEntry>>,
     sink: Option<Mutex<Sink>>,
 }
 
@@ -127,6 +171,11 @@ impl RequestLog {
         Ok(self)
     }
 
+    /// Whether entries are kept or written anywhere (if not, none need be made).
+    pub fn is_on(&self) -> bool {
+        self.capacity > 0 || self.sink.is_some()
+    }
+
     /// Adds an entry, dropping the oldest past the capacity.
     pub fn push(&self, entry: RequestLogEntry) {
         if let Some(sink) = &self.sink {
@@ -149,11 +198,12 @@ impl RequestLog {
         if entries.len() >= self.capacity {
             entries.pop_front();
         }
-        entries.push_back(Arc::new(entry));
+        entries.push_back(entry);
     }
 
-    /// The entries that pass `filter`, newest first.
-    pub fn recent(&self, filter: &LogFilter) -> Vec<Arc<RequestLogEntry>> {
+    /// The entries that pass `filter`, newest first (copied: reading the log is rare, adding
+    /// to it is not).
+    pub fn recent(&self, filter: &LogFilter) -> Vec<RequestLogEntry> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .iter()
@@ -171,10 +221,13 @@ mod tests {
 
     fn entry(id: usize, key: &str, status: u16) -> RequestLogEntry {
         RequestLogEntry {
-            id: id.to_string(),
-            time: String::new(),
-            key: key.to_owned(),
-            route: "/v1/chat/completions".to_owned(),
+            id: RequestId {
+                prefix: Arc::from("p"),
+                sequence: id as u64,
+            },
+            time: LogTime(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)),
+            key: Arc::from(key),
+            route: Cow::Borrowed("/v1/chat/completions"),
             model_requested: Some("hy4".to_owned()),
             model_called: Some("hy4".to_owned()),
             status,
@@ -210,6 +263,9 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["key"], "b");
         assert_eq!(lines[1]["status"], 429);
+        assert_eq!(lines[1]["id"], "p-2");
+        assert_eq!(lines[1]["time"], "2023-11-14T22:13:20Z");
+        assert_eq!(lines[1]["route"], "/v1/chat/completions");
         assert!(
             log.recent(&LogFilter::default()).is_empty(),
             "capacity 0 keeps none"
@@ -228,8 +284,8 @@ mod tests {
             ));
         }
         let all = log.recent(&LogFilter::default());
-        let ids: Vec<_> = all.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(ids, ["4", "3", "2"]);
+        let ids: Vec<_> = all.iter().map(|e| e.id.sequence).collect();
+        assert_eq!(ids, [4, 3, 2]);
         let a = log.recent(&LogFilter {
             key: Some("a".into()),
             ..LogFilter::default()
@@ -239,11 +295,11 @@ mod tests {
             status: Some("5xx".into()),
             ..LogFilter::default()
         });
-        assert_eq!(errors[0].id, "3");
+        assert_eq!(errors[0].id.sequence, 3);
         let one = log.recent(&LogFilter {
             limit: Some(1),
             ..LogFilter::default()
         });
-        assert_eq!(one[0].id, "4");
+        assert_eq!(one[0].id.sequence, 4);
     }
 }

@@ -11,10 +11,14 @@
 //!   Every dialect's ingress calls the same chat stack, so Messages and Responses requests
 //!   are counted from the same chat `usage`.
 //! - [`UsageLayer`] (on the API routes, after client auth) inserts the slot, admits a request
-//!   against its key's budgets before it goes upstream, and, when the response body ends,
-//!   charges the real usage to the [`Ledger`], counts it in Prometheus counters (bounded label
-//!   sets: past [`UsageConfig::label_limit`] distinct models or keys the rest are `other`) and
-//!   appends the request to the [`RequestLog`].
+//!   against its key's budgets before it goes upstream, and, when the answer is known (at the
+//!   head of a whole answer, which the upstream layer read whole; when a stream's body ends or
+//!   is dropped), charges the real usage to the [`Ledger`], counts it in Prometheus counters
+//!   (bounded label sets: past [`UsageConfig::label_limit`] distinct models or keys the rest
+//!   are `other`) and appends the request to the [`RequestLog`].
+//! - Its cost per request is kept small (`docs/performance.md`, "Usage accounting"): no boxed
+//!   future unless a budget lives in Redis, no body wrapper except for streams, and a log entry
+//!   made of shared or static texts, its id and time formatted only when the log is read.
 //! - Prices: [`Price`] per million tokens, built in for TokenHub's `hy4` and `hy4-flash`
 //!   ([`built_in_prices`]) and set by configuration.
 //! - Budgets ([`Budget`]) are per UTC day and per UTC month. Without Redis they live in the
@@ -34,17 +38,22 @@ mod period;
 pub(crate) use period::civil_from_days;
 mod price;
 
-pub use layer::{count_vision, UsageLayer, UsageService, ANONYMOUS};
+pub use layer::{count_vision, ResponseFuture, UsageLayer, UsageService, ANONYMOUS};
 pub use ledger::{
     Budget, BudgetKind, BudgetRefusal, BudgetState, Ledger, PeriodTotals, Refusal, UsageReport,
     UsageTotals,
 };
-pub use log::{LogFilter, RequestLog, RequestLogEntry};
+pub use log::{LogFilter, LogTime, RequestId, RequestLog, RequestLogEntry};
 pub use names::{describe, USAGE_COST, USAGE_LABEL_OVERFLOW, USAGE_REQUESTS, USAGE_TOKENS};
 pub use price::{built_in_prices, Price, PriceTable};
 
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, PoisonError};
+
+/// A map of names looked up on every request (prices, budgets, counter handles): foldhash,
+/// several times cheaper than SipHash on short names. Their keys come from the configuration,
+/// or are bounded, so the hash need not resist flooding.
+pub(crate) type NameMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Tokens of one upstream answer, from its `usage`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,8 +188,8 @@ impl From<WireUsage> for Usage {
 
 /// Finds the last `"usage": {...}` object of chat's shape in a JSON body or SSE chunk (and the
 /// `"id"` of the same chunk). A `usage` split across two chunks is missed here: a stream is
-/// searched with [`UsageScan`]. Cost: one vectorized substring search; only a found `usage` object
-/// is parsed.
+/// searched with [`UsageScan`]. Cost: one vectorized substring search; only a found `usage`
+/// object is parsed (by hand when it has the plain shape upstreams send, else by serde).
 pub fn find_usage(data: &[u8]) -> Option<FoundUsage> {
     static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
@@ -197,11 +206,17 @@ pub fn find_usage(data: &[u8]) -> Option<FoundUsage> {
             continue;
         }
         let value = &rest[colon + 1..];
-        let mut values =
-            serde_json::Deserializer::from_slice(value).into_iter::<Option<WireUsage>>();
         // `"usage": null` in a later event than a real one is not expected; keep looking.
-        if let Some(Ok(Some(usage))) = values.next() {
-            found = Some((start, Usage::from(usage)));
+        match plain_usage(value) {
+            Plain::Usage(usage) => found = Some((start, usage)),
+            Plain::Null => {}
+            Plain::Unsure => {
+                let mut values =
+                    serde_json::Deserializer::from_slice(value).into_iter::<Option<WireUsage>>();
+                if let Some(Ok(Some(usage))) = values.next() {
+                    found = Some((start, Usage::from(usage)));
+                }
+            }
         }
     }
     let (at, usage) = found?;
@@ -252,21 +267,191 @@ impl UsageScan {
     }
 }
 
-/// The value of the last `"id":"..."` in `data` that starts the event holding a `usage`
-/// (SSE events start at a line; a JSON body is one object).
+/// The value of the first `"id":"..."` of the event holding a `usage` (SSE events start at a
+/// line; a JSON body is one object).
 fn id_before(data: &[u8]) -> Option<String> {
+    static ID: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"id\""));
     let event_start = memchr::memrchr(b'\n', data).map_or(0, |at| at + 1);
     let event = &data[event_start..];
-    let at = memchr::memmem::find(event, b"\"id\"")?;
-    let rest = &event[at + 4..];
-    let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-    if rest[colon] != b':' {
+    let at = ID.find(event)?;
+    let mut value = Cursor::new(&event[at + 4..]);
+    if !value.eat(b':') {
         return None;
     }
-    let mut values = serde_json::Deserializer::from_slice(&rest[colon + 1..]).into_iter::<String>();
-    match values.next() {
-        Some(Ok(id)) if id.len() <= 200 => Some(id),
-        _ => None,
+    value.skip_whitespace();
+    // A plain string is copied as it is; one with escapes is decoded by serde.
+    let id = match value.plain_string() {
+        Some(id) => std::str::from_utf8(id).ok()?.to_owned(),
+        None => serde_json::Deserializer::from_slice(value.rest())
+            .into_iter::<String>()
+            .next()?
+            .ok()?,
+    };
+    (id.len() <= 200).then_some(id)
+}
+
+/// What [`plain_usage`] made of a `usage` value.
+#[derive(Debug, PartialEq)]
+enum Plain {
+    Usage(Usage),
+    Null,
+    /// Not the plain shape: serde decides.
+    Unsure,
+}
+
+/// Reads a `usage` value of the plain shape upstreams send by hand (about a tenth of what
+/// serde spends on it): an object of whole numbers or `null`, with the two details objects
+/// of the same kind. Anything else (a string, a fraction, an escape, a repeated field…) is
+/// [`Plain::Unsure`], left to serde, so that both read the same.
+fn plain_usage(value: &[u8]) -> Plain {
+    let mut c = Cursor::new(value);
+    c.skip_whitespace();
+    if c.rest().starts_with(b"null") {
+        return Plain::Null;
+    }
+    let mut usage = Usage::default();
+    let mut seen = [false; 4];
+    let read = c.object(|c, key| {
+        let (field, slot) = match key {
+            b"prompt_tokens" => (0, &mut usage.input_tokens),
+            b"completion_tokens" => (1, &mut usage.output_tokens),
+            b"prompt_tokens_details" | b"completion_tokens_details" => {
+                let (field, inner, slot) = if key == b"prompt_tokens_details" {
+                    (2, &b"cached_tokens"[..], &mut usage.cached_input_tokens)
+                } else {
+                    (3, &b"reasoning_tokens"[..], &mut usage.reasoning_tokens)
+                };
+                if std::mem::replace(&mut seen[field], true) {
+                    return None;
+                }
+                if c.null() {
+                    return Some(());
+                }
+                let mut found = false;
+                return c.object(|c, key| {
+                    let n = c.number_or_null()?;
+                    if key == inner {
+                        if std::mem::replace(&mut found, true) {
+                            return None;
+                        }
+                        *slot = n;
+                    }
+                    Some(())
+                });
+            }
+            _ => return c.number_or_null().map(drop),
+        };
+        if std::mem::replace(&mut seen[field], true) {
+            return None;
+        }
+        *slot = c.number_or_null()?;
+        Some(())
+    });
+    match read {
+        Some(()) => Plain::Usage(usage),
+        None => Plain::Unsure,
+    }
+}
+
+/// A reader of the few JSON forms [`plain_usage`] and [`id_before`] take by hand.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, at: 0 }
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.at.min(self.bytes.len())..]
+    }
+
+    fn skip_whitespace(&mut self) {
+        // JSON's whitespace (not `is_ascii_whitespace`, which takes a form feed too).
+        while matches!(self.bytes.get(self.at), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// Takes `byte` after any whitespace.
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_whitespace();
+        if self.bytes.get(self.at) == Some(&byte) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A `null` after any whitespace.
+    fn null(&mut self) -> bool {
+        self.skip_whitespace();
+        if self.rest().starts_with(b"null") {
+            self.at += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string without escapes, here (its contents).
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest().strip_prefix(b"\"")?;
+        // Keys and ids are short: one plain pass beats two vectorized searches.
+        let end = rest.iter().position(|b| matches!(b, b'"' | b'\\'))?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        self.at += end + 2;
+        Some(&rest[..end])
+    }
+
+    /// A whole number (as serde reads a `u64`: no sign, fraction, exponent or leading zero)
+    /// or `null` (0).
+    fn number_or_null(&mut self) -> Option<u64> {
+        if self.null() {
+            return Some(0);
+        }
+        let digits = self.rest();
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        let follows = digits.get(len).copied().unwrap_or(b' ');
+        if len == 0 || (len > 1 && digits[0] == b'0') || matches!(follows, b'.' | b'e' | b'E') {
+            return None;
+        }
+        let mut n: u64 = 0;
+        for d in &digits[..len] {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        self.at += len;
+        Some(n)
+    }
+
+    /// An object whose members `member` reads (given the cursor after the key's colon).
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            self.skip_whitespace();
+            let key = self.plain_string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            member(self, key)?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
     }
 }
 
@@ -351,5 +536,72 @@ mod tests {
         assert_eq!(found.id.as_deref(), Some("b"));
         assert!(find_usage(b"data: {\"usage\":null}\n\n").is_none());
         assert!(find_usage(b"{\"usage\":{\"prompt_tok").is_none());
+        let escaped = br#"{"id":"a\"b","usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
+        assert_eq!(find_usage(escaped).unwrap().id.as_deref(), Some("a\"b"));
+    }
+
+    /// What serde makes of a `usage` value, as [`find_usage`] read it before the hand reader.
+    fn by_serde(value: &[u8]) -> Option<Option<Usage>> {
+        let mut values =
+            serde_json::Deserializer::from_slice(value).into_iter::<Option<WireUsage>>();
+        match values.next() {
+            Some(Ok(usage)) => Some(usage.map(Usage::from)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_hand_reader_reads_what_serde_reads_or_leaves_it_to_serde() {
+        let cases: &[&[u8]] = &[
+            br#"{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}"#,
+            br#" { "prompt_tokens" : 12 , "completion_tokens":5 } ,"x":1"#,
+            br#"{}"#,
+            br#"null"#,
+            br#"{"prompt_tokens":null,"completion_tokens":3}"#,
+            br#"{"prompt_tokens":3,"prompt_tokens_details":{"cached_tokens":2,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":7}}"#,
+            br#"{"prompt_tokens":3,"prompt_tokens_details":null,"completion_tokens_details":{}}"#,
+            br#"{"prompt_tokens":1.5}"#,
+            br#"{"prompt_tokens":-1}"#,
+            br#"{"prompt_tokens":1e3}"#,
+            br#"{"prompt_tokens":012}"#,
+            br#"{"prompt_tokens":"12"}"#,
+            br#"{"prompt_tokens":1,"prompt_tokens":2}"#,
+            br#"{"prompt_tokens_details":{"cached_tokens":1,"cached_tokens":2}}"#,
+            br#"{"prompt\u005ftokens":4}"#,
+            br#"{"prompt_tokens":18446744073709551615}"#,
+            br#"{"prompt_tokens":18446744073709551616}"#,
+            br#"{"prompt_tokens":1,"extra":{"nested":true}}"#,
+            br#"{"prompt_tokens":1"#,
+            br#"{"prompt_tokens":1,}"#,
+            br#"[1]"#,
+            b"{\x0c\"prompt_tokens\":1}",
+        ];
+        for case in cases {
+            let text = String::from_utf8_lossy(case);
+            match plain_usage(case) {
+                Plain::Usage(usage) => assert_eq!(by_serde(case), Some(Some(usage)), "{text}"),
+                Plain::Null => assert_eq!(by_serde(case), Some(None), "{text}"),
+                Plain::Unsure => {}
+            }
+        }
+        // The shapes upstreams send are read by hand.
+        assert!(matches!(plain_usage(cases[0]), Plain::Usage(_)));
+        assert!(
+            matches!(plain_usage(cases[5]), Plain::Usage(u) if u.cached_input_tokens == 2 && u.reasoning_tokens == 7)
+        );
+        assert_eq!(plain_usage(cases[12]), Plain::Unsure, "a repeated field");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_hand_reader_agrees_with_serde_on_any_usage_like_text(
+            text in r#"\{( ?"(prompt_tokens|completion_tokens|total_tokens|prompt_tokens_details|cached_tokens|x)" ?: ?(null|[0-9]{1,21}|-1|1\.5|"7"|\{( ?"(cached_tokens|reasoning_tokens)":[0-9]{1,3},?)*\}) ?,?)*\}"#
+        ) {
+            match plain_usage(text.as_bytes()) {
+                Plain::Usage(usage) => proptest::prop_assert_eq!(by_serde(text.as_bytes()), Some(Some(usage))),
+                Plain::Null => proptest::prop_assert_eq!(by_serde(text.as_bytes()), Some(None)),
+                Plain::Unsure => {}
+            }
+        }
     }
 }

@@ -3,7 +3,6 @@
 
 use super::Usage;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// A model's price per million tokens, in `currency`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -69,13 +68,13 @@ pub fn built_in_prices() -> Vec<(&'static str, Price)> {
 /// The price of each model: the built-in ones, overridden or extended by configuration.
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
-    prices: HashMap<String, Price>,
+    prices: super::NameMap<String, Price>,
 }
 
 impl PriceTable {
     /// The built-in prices, then `configured` over them.
     pub fn new<I: IntoIterator<Item = (String, Price)>>(configured: I) -> Self {
-        let mut prices: HashMap<String, Price> = built_in_prices()
+        let mut prices: super::NameMap<String, Price> = built_in_prices()
             .into_iter()
             .map(|(model, price)| (model.to_owned(), price))
             .collect();

@@ -210,6 +210,21 @@ impl Browser {
         .await;
     }
 
+    /// Signs in on the page's form by typing the admin token, and waits for the first data.
+    async fn sign_in(&mut self) {
+        self.eval("document.querySelector('input[name=token]').focus()")
+            .await;
+        self.call("Input.insertText", json!({"text": ADMIN_TOKEN}))
+            .await;
+        self.eval("document.getElementById('login').requestSubmit()")
+            .await;
+        self.wait_for(
+            "document.getElementById('kpis') && document.body.dataset.ready === '1'",
+            Duration::from_secs(40),
+        )
+        .await;
+    }
+
     /// The console errors, uncaught exceptions and error log entries seen so far.
     fn console_errors(&self) -> Vec<&Value> {
         self.events
@@ -380,22 +395,7 @@ async fn the_dashboard_shows_the_traffic_sent_in_a_real_browser() {
         .await;
     assert_eq!(anonymous, json!([true, false, false]));
 
-    // Sign in by typing the token into the form.
-    browser
-        .eval("document.querySelector('input[name=token]').focus()")
-        .await;
-    browser
-        .call("Input.insertText", json!({"text": ADMIN_TOKEN}))
-        .await;
-    browser
-        .eval("document.getElementById('login').requestSubmit()")
-        .await;
-    browser
-        .wait_for(
-            "document.getElementById('kpis') && document.body.dataset.ready === '1'",
-            Duration::from_secs(40),
-        )
-        .await;
+    browser.sign_in().await;
 
     // The figures shown.
     let shown = browser
@@ -541,6 +541,311 @@ async fn the_dashboard_shows_the_traffic_sent_in_a_real_browser() {
             Duration::from_secs(30),
         )
         .await;
+    let errors = browser.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+/// Token totals: input, output, cached input, reasoning.
+type Tokens = [u64; 4];
+
+fn add(total: &mut Tokens, usage: &hunyuan_proxy::mock::SentUsage) {
+    total[0] += usage.prompt_tokens;
+    total[1] += usage.completion_tokens;
+    total[2] += usage.cached_tokens;
+    total[3] += usage.reasoning_tokens;
+}
+
+/// A usage block of `/status` (`input_tokens`…) as [`Tokens`].
+fn tokens_of(block: &Value) -> Tokens {
+    [
+        "input_tokens",
+        "output_tokens",
+        "cached_input_tokens",
+        "reasoning_tokens",
+    ]
+    .map(|f| block[f].as_u64().unwrap_or(0))
+}
+
+/// The usage `/metrics` counts for `key`, by kind, as [`Tokens`].
+fn counted(metrics: &str, key: &str) -> Tokens {
+    ["input", "output", "cached_input", "reasoning"].map(|kind| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("hunyuan_proxy_usage_tokens_total{"))
+            .filter(|l| {
+                l.contains(&format!("key=\"{key}\"")) && l.contains(&format!("kind=\"{kind}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    })
+}
+
+/// The issue's "done when": two replicas on one Redis serve chat, Messages and Responses
+/// requests (streamed and not, one with an image) from three named keys, one with a small
+/// budget. `/status` on both replicas and the usage counters agree with the usage the mock
+/// sent, to the token; the budgeted key gets its dialect's 429 on either replica once its
+/// budget is spent while the other keys go on; the dashboard in headless Chromium shows the
+/// same figures.
+#[tokio::test]
+async fn two_replicas_keys_budgets_and_the_dashboard_agree_with_the_mocks_usage() {
+    use crate::redis_support::RedisServer;
+    use crate::usage::{admin_get, chat, image_chat, keyed, send, tokenhub_mock};
+    use hunyuan_proxy::config::Secret;
+
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mock = tokenhub_mock().await;
+    let mut config = TestProxy::config_for(&mock);
+    keyed(&mut config, "done");
+    config.redis_url = Some(Secret::new(redis.url()));
+    config.redis_timeout_ms = 500;
+    let vision_model = config.vision_model().to_owned();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        replicas.push(TestProxy::start_on(mock.clone(), config.clone()).await);
+    }
+    let (a, b, tiny) = (
+        "sk-done-a-secret",
+        "sk-done-b-secret",
+        "sk-done-tiny-secret",
+    );
+    let name = |key: &str| {
+        key.trim_start_matches("sk-")
+            .trim_end_matches("-secret")
+            .to_owned()
+    };
+
+    let messages = |stream: bool| {
+        json!({"model": "hy4", "max_tokens": 100, "stream": stream,
+            "messages": [{"role": "user", "content": "Hello from the Messages route"}]})
+    };
+    let responses = |stream: bool| json!({"model": "hy4", "input": "Hello from the Responses route", "stream": stream});
+    // What the mock sent, by key (the describer's calls under `vision`) and by model.
+    let mut by_key = BTreeMap::<String, Tokens>::new();
+    let mut by_model = BTreeMap::<String, Tokens>::new();
+    let mut requests = BTreeMap::<String, u64>::new();
+    let traffic: Vec<(usize, &str, &str, Value)> = vec![
+        (0, a, CHAT, chat(false)),
+        (1, a, CHAT, chat(true)),
+        (0, b, "/v1/messages", messages(false)),
+        (1, b, "/v1/messages", messages(true)),
+        (1, a, "/v1/responses", responses(false)),
+        (0, b, "/v1/responses", responses(true)),
+        (1, b, CHAT, image_chat()),
+        (0, tiny, CHAT, chat(true)),
+    ];
+    let mut seen = 0;
+    let mut sent =
+        |key: &str, by_key: &mut BTreeMap<String, Tokens>, requests: &mut BTreeMap<String, u64>| {
+            let usage = mock.usage_sent();
+            for (model, u) in &usage[seen..] {
+                if *model == vision_model {
+                    add(by_key.entry("vision".into()).or_default(), u);
+                } else {
+                    add(by_key.entry(name(key)).or_default(), u);
+                    add(by_model.entry(model.clone()).or_default(), u);
+                    *requests.entry(name(key)).or_default() += 1;
+                }
+            }
+            seen = usage.len();
+        };
+    for (replica, key, path, body) in &traffic {
+        let response = send(&replicas[*replica], key, path, body).await;
+        assert_eq!(response.status(), 200, "{key} {path} {body}");
+        let text = response.text().await.unwrap();
+        assert!(!text.is_empty());
+        sent(key, &mut by_key, &mut requests);
+    }
+    assert!(
+        by_key.get("vision").is_some_and(|t| t[0] > 0),
+        "the image was described: {:?} {vision_model}",
+        mock.usage_sent()
+    );
+
+    // The budgeted key's charge reaches Redis in a task of its own: wait for both replicas.
+    let want_tiny = by_key[&name(tiny)];
+    for replica in &replicas {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokens_of(
+            &admin_get(replica, "/status").await["usage"]["today"]["by_key"]["done-tiny"],
+        ) != want_tiny
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the budgeted key's usage never showed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Spent: refused in each dialect, on either replica, before anything goes upstream.
+    let upstream_before = mock.request_count();
+    for (replica, path, body) in [
+        (1, "/v1/messages", messages(false)),
+        (0, "/v1/responses", responses(true)),
+        (1, CHAT, chat(false)),
+        (0, CHAT, chat(true)),
+    ] {
+        let refused = send(&replicas[replica], tiny, path, &body).await;
+        assert_eq!(refused.status(), 429, "replica {replica} {path}");
+        let retry: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=86_400).contains(&retry), "{retry}");
+        let error: Value = refused.json().await.unwrap();
+        if path == "/v1/messages" {
+            assert_eq!(error["type"], "error", "Anthropic's envelope: {error}");
+            assert_eq!(error["error"]["type"], "rate_limit_error", "{error}");
+        } else {
+            assert!(error.get("type").is_none(), "OpenAI's envelope: {error}");
+            assert!(
+                error["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("tokens_per_day"),
+                "{error}"
+            );
+        }
+    }
+    assert_eq!(
+        mock.request_count(),
+        upstream_before,
+        "refusals never reach upstream"
+    );
+    // The other keys go on, on both replicas.
+    for (replica, key, path, body) in [
+        (1, a, CHAT, chat(false)),
+        (0, b, "/v1/messages", messages(false)),
+    ] {
+        let response = send(&replicas[replica], key, path, &body).await;
+        assert_eq!(response.status(), 200, "{key} on replica {replica}");
+        response.bytes().await.unwrap();
+        sent(key, &mut by_key, &mut requests);
+    }
+
+    // `/status` on both replicas: the shared totals, to the token.
+    let mut status = Value::Null;
+    for replica in &replicas {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            status = admin_get(replica, "/status").await;
+            let today = &status["usage"]["today"];
+            let keys_agree = ["done-a", "done-b", "done-tiny"].iter().all(|k| {
+                tokens_of(&today["by_key"][k]) == by_key[*k]
+                    && today["by_key"][k]["requests"] == requests[*k]
+            });
+            let models_agree = by_model
+                .iter()
+                .all(|(m, t)| tokens_of(&today["by_model"][m]) == *t);
+            if keys_agree && models_agree {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/status never agreed with the mock: {today} vs {by_key:?} {by_model:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let tiny_budget = &status["budgets"]["done-tiny"][0];
+        assert_eq!(tiny_budget["budget"], "tokens_per_day", "{tiny_budget}");
+        assert_eq!(tiny_budget["remaining"], 0.0, "{tiny_budget}");
+    }
+    // The counters: both replicas run in this test's process and share its recorder, so one
+    // `/metrics` holds both replicas' counts (the key names are this test's own).
+    let metrics = replicas[0].get("/metrics").await.text().await.unwrap();
+    for key in ["done-a", "done-b", "done-tiny"] {
+        assert_eq!(counted(&metrics, key), by_key[key], "{key}");
+    }
+    let vision = counted(&metrics, "vision");
+    assert!(
+        vision[0] >= by_key["vision"][0] && vision[1] >= by_key["vision"][1],
+        "the describer's tokens are counted as such (other tests add to them): {vision:?}"
+    );
+
+    let Some(binary) = chromium() else {
+        eprintln!(
+            "skipping the browser half of the replicas dashboard test: no chromium on PATH \
+             (apt-get install chromium, or set HUNYUAN_PROXY_CHROMIUM)"
+        );
+        return;
+    };
+    let mut browser = Browser::launch(&binary).await;
+    for (i, replica) in replicas.iter().enumerate() {
+        browser.navigate(&replica.url("/dashboard")).await;
+        // Cookies do not tell ports apart: the second replica gets the first one's session
+        // cookie, which it takes if the replicas share the admin token (as here).
+        browser
+            .wait_for(
+                "document.getElementById('login') || document.body.dataset.ready === '1'",
+                Duration::from_secs(40),
+            )
+            .await;
+        if browser.eval("!!document.getElementById('login')").await == true {
+            browser.sign_in().await;
+        }
+        let shown = browser
+            .eval(
+                r#"(() => {
+                    const rows = (sel, attr) => {
+                        const out = {};
+                        document.querySelectorAll(sel).forEach((tr) => {
+                            const cell = (f) => { const td = tr.querySelector('td[data-f=' + f + ']'); return td ? (td.title || td.textContent).trim() : null; };
+                            out[tr.dataset[attr]] = {requests: cell('requests'), input: cell('input_tokens'), output: cell('output_tokens'), cost: cell('cost')};
+                        });
+                        return out;
+                    };
+                    const remaining = {};
+                    document.querySelectorAll('#budgets [data-budget]').forEach((b) => { remaining[b.dataset.budget] = b.querySelector('[data-f=remaining]').textContent.trim(); });
+                    return {
+                        models: rows('#models tr[data-model]', 'model'),
+                        keys: rows('#keys tr[data-key]', 'key'),
+                        remaining,
+                        log: [...document.querySelectorAll('#log tr[data-id]')].map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent.trim())),
+                    };
+                })()"#,
+            )
+            .await;
+        let today = &status["usage"]["today"];
+        for (model, tokens) in &by_model {
+            let row = &shown["models"][model];
+            assert_eq!(row["input"], tokens[0].to_string(), "{model}: {shown}");
+            assert_eq!(row["output"], tokens[1].to_string(), "{model}: {shown}");
+            let cost: f64 = row["cost"].as_str().unwrap().parse().unwrap();
+            assert_eq!(
+                Some(cost),
+                today["by_model"][model]["cost"].as_f64(),
+                "{model}: {shown}"
+            );
+        }
+        for key in ["done-a", "done-b", "done-tiny"] {
+            let row = &shown["keys"][key];
+            assert_eq!(row["requests"], requests[key].to_string(), "{key}: {shown}");
+            assert_eq!(row["input"], by_key[key][0].to_string(), "{key}: {shown}");
+            assert_eq!(row["output"], by_key[key][1].to_string(), "{key}: {shown}");
+        }
+        assert_eq!(
+            shown["remaining"]["done-tiny:tokens_per_day"], "0",
+            "{shown}"
+        );
+        // The request log is the replica's own: its refusals of the budgeted key are there.
+        let refusals = shown["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|row| {
+                let cells: Vec<&str> = row
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap())
+                    .collect();
+                cells.contains(&"done-tiny") && cells.contains(&"429")
+            })
+            .count();
+        assert_eq!(refusals, 2, "replica {i}: {shown}");
+    }
     let errors = browser.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }

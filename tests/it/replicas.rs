@@ -6,6 +6,7 @@
 use crate::common::TestProxy;
 use crate::redis_support::RedisServer;
 use base64::Engine;
+use hunyuan_proxy::auth::ClientKey;
 use hunyuan_proxy::config::{Config, FailureMode, Secret};
 use hunyuan_proxy::mock::{Fault, MockConfig, MockHunyuan};
 use hunyuan_proxy::rate_limit::RateLimit;
@@ -186,6 +187,80 @@ async fn one_client_key_is_limited_across_three_replicas() {
         "burst 4 shared by three replicas, not 4 each: {admitted} admitted"
     );
     assert_eq!(admitted + refused, 12);
+}
+
+#[tokio::test]
+async fn a_client_key_keeps_its_shared_bucket_and_usage_when_the_list_is_reordered() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Two replicas (or one before and after a restart) whose `client_api_keys` list the same
+    // keys in another order: each key has one bucket, found by the key, not by its position.
+    let (first, second) = ("client-key-first-0001", "client-key-second-002");
+    let keys = |order: [&'static str; 2]| {
+        move |c: &mut Config| {
+            c.client_api_keys = order.iter().map(|k| Secret::new(*k)).collect();
+            c.client_rate_limit = Some(RateLimit::new(0.001, 1));
+        }
+    };
+    let (mock, mut proxies) = replicas(1, &redis, keys([first, second])).await;
+    let (_, reordered) = replicas_on(mock, 1, &redis, keys([second, first])).await;
+    proxies.extend(reordered);
+    let status = |proxy: usize, key: &'static str| {
+        let proxy = &proxies[proxy];
+        async move {
+            proxy
+                .client
+                .post(proxy.url("/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&crate::common::simple_chat(false))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(0, first).await, 200, "the first key's burst of 1");
+    assert_eq!(
+        status(1, second).await,
+        200,
+        "the second key, first in the other replica's list, has a bucket of its own"
+    );
+    assert_eq!(
+        status(1, first).await,
+        429,
+        "the first key's bucket is shared"
+    );
+    assert_eq!(status(0, second).await, 429, "the second key's too");
+    // Each key's usage is under one name on both replicas (a hash prefix, not the position),
+    // one admitted request each.
+    let names = [first, second].map(|k| ClientKey::of(k).plain_name());
+    for proxy in &proxies {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status: Value = proxy
+                .client
+                .get(proxy.url("/status"))
+                .bearer_auth(crate::common::ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let by_key = &status["usage"]["today"]["by_key"];
+            let mut shown: Vec<&String> = by_key.as_object().unwrap().keys().collect();
+            shown.sort();
+            let mut want: Vec<&String> = names.iter().collect();
+            want.sort();
+            if shown == want && names.iter().all(|n| by_key[n]["requests"] == 1) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{by_key}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// A config with named keys `<prefix>-a`, `<prefix>-b` and `<prefix>-tiny` (budget: one
 /// token a day).
-fn keyed(config: &mut Config, prefix: &str) {
+pub(crate) fn keyed(config: &mut Config, prefix: &str) {
     config.upstream = Preset::Tokenhub;
     for name in ["a", "b", "tiny"] {
         let budget = (name == "tiny").then_some(Budget {
@@ -31,7 +31,7 @@ fn keyed(config: &mut Config, prefix: &str) {
     }
 }
 
-async fn tokenhub_mock() -> MockHunyuan {
+pub(crate) async fn tokenhub_mock() -> MockHunyuan {
     MockHunyuan::start_with(MockConfig::tokenhub()).await
 }
 
@@ -42,7 +42,12 @@ async fn start(prefix: &str) -> TestProxy {
     TestProxy::start_on(mock, config).await
 }
 
-async fn send(proxy: &TestProxy, key: &str, path: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn send(
+    proxy: &TestProxy,
+    key: &str,
+    path: &str,
+    body: &Value,
+) -> reqwest::Response {
     proxy
         .client
         .post(proxy.url(path))
@@ -53,7 +58,7 @@ async fn send(proxy: &TestProxy, key: &str, path: &str, body: &Value) -> reqwest
         .unwrap()
 }
 
-async fn admin_get(proxy: &TestProxy, path: &str) -> Value {
+pub(crate) async fn admin_get(proxy: &TestProxy, path: &str) -> Value {
     proxy
         .client
         .get(proxy.url(path))
@@ -66,7 +71,7 @@ async fn admin_get(proxy: &TestProxy, path: &str) -> Value {
         .unwrap()
 }
 
-fn chat(stream: bool) -> Value {
+pub(crate) fn chat(stream: bool) -> Value {
     let mut body = json!({
         "model": "hy4",
         "messages": [{"role": "user", "content": "Count the tokens of this sentence please"}],
@@ -78,7 +83,7 @@ fn chat(stream: bool) -> Value {
     body
 }
 
-fn image_chat() -> Value {
+pub(crate) fn image_chat() -> Value {
     let bytes: Vec<u8> = (0..2000u32).map(|n| (n as u8).wrapping_mul(31)).collect();
     let url = format!(
         "data:image/png;base64,{}",

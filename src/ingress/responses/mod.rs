@@ -17,7 +17,9 @@
 //!
 //! - [`request`]: [`to_chat`], the one reader: a request body read into typed structs and
 //!   turned into a [`ChatRequest`](crate::chat::ChatRequest); it names what it could not carry
-//!   ([`Dropped`]) and keeps the tool names it flattened ([`ToolNames`]).
+//!   (the dialects' one [`Dropped`](crate::ingress::Dropped): `tool:<type>`, `item:<type>`,
+//!   `part:<type>`, `field:<name>`, `role:<name>`) and keeps the tool names it flattened
+//!   ([`ToolNames`]).
 //! - [`response`]: the response object and [`from_completion`] for a non-streamed answer.
 //! - [`stream`]: [`ResponsesStream`], the state machine from chat chunks to Responses events.
 //! - [`tool_names`]: [`ToolNames`], flattened and sanitized function names, reversibly.
@@ -102,49 +104,8 @@ pub use stream::{ResponsesEvent, ResponsesStream, KEEPALIVE};
 pub use tool_names::ToolNames;
 
 use sha2::{Digest, Sha256};
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-
-/// What a request asked for that the translation could not carry, one name each:
-/// `tool:<type>` (a built-in tool), `item:<type>` (an input item), `part:<type>` (a content
-/// part), `field:<name>` (a request field), `role:<name>` (an unknown role, sent as user).
-///
-/// Meant for a log line, a metric or a response header; never an error.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Dropped(Vec<String>);
-
-impl Dropped {
-    /// Records `name` once.
-    pub fn push(&mut self, name: impl Into<String>) {
-        let name = name.into();
-        if !self.0.contains(&name) {
-            self.0.push(name);
-        }
-    }
-
-    /// Whether nothing was dropped.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The names, in the order first seen.
-    pub fn as_slice(&self) -> &[String] {
-        &self.0
-    }
-
-    /// Whether `name` was dropped.
-    pub fn contains(&self, name: &str) -> bool {
-        self.0.iter().any(|n| n == name)
-    }
-}
-
-impl fmt::Display for Dropped {
-    /// The names joined by commas.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join(","))
-    }
-}
 
 /// 32 bytes no other process will produce: a process seed (std's OS-seeded `RandomState`
 /// keys and the clock) hashed with a counter.
@@ -205,16 +166,5 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("resp_") && a.len() == 5 + 48, "{a}");
         assert!(a[5..].bytes().all(|c| c.is_ascii_hexdigit()));
-    }
-
-    #[test]
-    fn dropped_names_are_kept_once_in_order() {
-        let mut dropped = Dropped::default();
-        dropped.push("tool:web_search");
-        dropped.push("item:foo");
-        dropped.push("tool:web_search");
-        assert_eq!(dropped.as_slice(), ["tool:web_search", "item:foo"]);
-        assert_eq!(dropped.to_string(), "tool:web_search,item:foo");
-        assert!(dropped.contains("item:foo") && !dropped.is_empty());
     }
 }

@@ -44,12 +44,12 @@ use super::reasoning::ReasoningCodec;
 use super::response::{response_id_of_item, Echo, ResponseContext};
 use super::store::{ResponseStore, StoredResponse};
 pub use super::tool_names::{ToolNames, MAX_TOOL_NAME};
-use super::Dropped;
 use crate::chat::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role,
     StreamOptions, Tool, ToolCall,
 };
 use crate::ingress::json::{self, present, Loose, LooseStr, Obj};
+use crate::ingress::Dropped;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
@@ -146,7 +146,7 @@ pub async fn to_chat(
             "input",
         ));
     }
-    let mut dropped = Dropped::default();
+    let mut dropped = Dropped::new();
     let references = match &input {
         Some(Input::Items(items)) => resolve_references(items, store, &mut dropped).await?,
         _ => Vec::new(),
@@ -212,7 +212,7 @@ async fn resolve_references(
             _ => None,
         };
         if value.is_none() {
-            dropped.push("item:item_reference");
+            dropped.add("item:item_reference");
         }
         found.push(value);
     }
@@ -778,7 +778,7 @@ fn translate(
         if config.pass_reasoning_effort {
             extra.insert("reasoning_effort".into(), Value::String(effort.clone()));
         } else {
-            dropped.push("field:reasoning.effort");
+            dropped.add("field:reasoning.effort");
         }
     }
     let mut text_echo = text.map_or_else(Map::new, |Obj(text)| text);
@@ -788,7 +788,7 @@ fn translate(
             Ok(Some(chat_format)) if config.response_format => {
                 extra.insert("response_format".into(), chat_format);
             }
-            Ok(Some(_)) | Err(()) => dropped.push("field:text.format"),
+            Ok(Some(_)) | Err(()) => dropped.add("field:text.format"),
         },
         None => {
             text_echo.insert("format".into(), json!({"type": "text"}));
@@ -798,7 +798,7 @@ fn translate(
     other.sort_unstable();
     for key in &other {
         if !IGNORED_FIELDS.contains(&key.as_ref()) {
-            dropped.push(format!("field:{key}"));
+            dropped.add(format!("field:{key}"));
         }
     }
 
@@ -881,15 +881,38 @@ fn translate_tools(
                         "function" => out.push(function_tool(child, Some(ns), names, || {
                             format!("tools[{i}].tools[{j}]")
                         })?),
-                        other => dropped.push(format!("tool:{other}")),
+                        other => dropped.add(dropped_tool(other)),
                     }
                 }
             }
-            "" => dropped.push("tool:unknown"),
-            other => dropped.push(format!("tool:{other}")),
+            "" => dropped.add("tool:unknown"),
+            other => dropped.add(dropped_tool(other)),
         }
     }
     Ok(out)
+}
+
+/// The built-in tools of the Responses API, as reported when dropped: each is counted under
+/// its own metric label, any other tool type the client names under `other`.
+const BUILTIN_TOOLS: &[&str] = &[
+    "tool:web_search",
+    "tool:web_search_preview",
+    "tool:file_search",
+    "tool:computer_use_preview",
+    "tool:image_generation",
+    "tool:code_interpreter",
+    "tool:local_shell",
+    "tool:mcp",
+    "tool:custom",
+];
+
+/// The name a dropped tool of type `kind` is reported under: `tool:<kind>`, the proxy's own
+/// name (and metric label) for a built-in tool.
+fn dropped_tool(kind: &str) -> Cow<'static, str> {
+    match BUILTIN_TOOLS.iter().find(|known| known[5..] == *kind) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(format!("tool:{kind}")),
+    }
 }
 
 fn function_tool(
@@ -929,7 +952,7 @@ fn translate_tool_choice(
     let choice = choice?;
     if tools.is_empty() {
         if choice != "auto" && choice != "none" {
-            dropped.push("field:tool_choice");
+            dropped.add("field:tool_choice");
         }
         return None;
     }
@@ -947,13 +970,13 @@ fn translate_tool_choice(
             match sent {
                 Some(sent) => Some(json!({"type": "function", "function": {"name": sent}})),
                 None => {
-                    dropped.push("field:tool_choice");
+                    dropped.add("field:tool_choice");
                     None
                 }
             }
         }
         _ => {
-            dropped.push("field:tool_choice");
+            dropped.add("field:tool_choice");
             None
         }
     }
@@ -1059,11 +1082,11 @@ impl Conversation<'_> {
                 Ok(())
             }
             Some(other) => {
-                self.dropped.push(format!("item:{other}"));
+                self.dropped.add(format!("item:{other}"));
                 Ok(())
             }
             None => {
-                self.dropped.push("item:unknown");
+                self.dropped.add("item:unknown");
                 Ok(())
             }
         }
@@ -1092,7 +1115,7 @@ impl Conversation<'_> {
             }
             other => {
                 if other != "user" {
-                    self.dropped.push(format!("role:{other}"));
+                    self.dropped.add(format!("role:{other}"));
                 }
                 let content = self.content(content, origin, "content", true)?;
                 self.close_assistant();
@@ -1258,7 +1281,7 @@ impl Conversation<'_> {
                     continue;
                 }
                 PartIn::Other => {
-                    self.dropped.push("part:unknown");
+                    self.dropped.add("part:unknown");
                     continue;
                 }
                 PartIn::Fields(part) => part,
@@ -1292,7 +1315,7 @@ impl Conversation<'_> {
                             },
                         });
                     } else {
-                        self.dropped.push("part:input_image");
+                        self.dropped.add("part:input_image");
                     }
                 }
                 "input_file" => {
@@ -1307,8 +1330,8 @@ impl Conversation<'_> {
                         part_path(),
                     ))
                 }
-                "" => self.dropped.push("part:unknown"),
-                other => self.dropped.push(format!("part:{other}")),
+                "" => self.dropped.add("part:unknown"),
+                other => self.dropped.add(format!("part:{other}")),
             }
         }
         if out.iter().any(|p| p.image_url().is_some()) {

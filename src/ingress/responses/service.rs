@@ -13,7 +13,7 @@ use crate::auth::ClientName;
 use crate::chat::parse::read_request_body;
 use crate::chat::ChatChunk;
 use crate::error::ProxyError;
-use crate::ingress::{handoff, Dropped, ResponseFuture, StreamTranslator, TranslateBody};
+use crate::ingress::{handoff, ResponseFuture, StreamTranslator, TranslateBody};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -23,24 +23,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
-
-/// Names the translation itself chooses, counted under their own metric label; every other
-/// dropped name (built from client input) is counted as `other`.
-const KNOWN_DROPS: &[&str] = &[
-    "field:reasoning.effort",
-    "field:text.format",
-    "field:tool_choice",
-    "item:item_reference",
-    "tool:web_search",
-    "tool:web_search_preview",
-    "tool:file_search",
-    "tool:computer_use_preview",
-    "tool:image_generation",
-    "tool:code_interpreter",
-    "tool:local_shell",
-    "tool:mcp",
-    "tool:custom",
-];
 
 /// What every service of the ingress shares: its settings and the store.
 pub(super) struct Shared {
@@ -86,18 +68,6 @@ async fn read_responses(
 ) -> Result<Translated, ResponsesError> {
     let bytes = read_request_body(req, shared.config.body_limit).await?;
     to_chat(&bytes, &shared.config, Some(store)).await
-}
-
-/// The translation's dropped names as the shared [`Dropped`] (header and metric).
-fn dropped_of(translated: &Translated) -> Dropped {
-    let mut dropped = Dropped::new();
-    for name in translated.dropped.as_slice() {
-        match KNOWN_DROPS.iter().find(|known| **known == name.as_str()) {
-            Some(known) => dropped.add(*known),
-            None => dropped.add(name.clone()),
-        }
-    }
-    dropped
 }
 
 /// Stores `entry`. A store that answers at once (the in-memory one) has it before this returns,
@@ -153,7 +123,7 @@ where
                 Ok(t) => t,
                 Err(err) => return Ok(err.into_response()),
             };
-            let dropped = dropped_of(&translated);
+            let dropped = std::mem::take(&mut translated.dropped);
             let chat = std::mem::take(&mut translated.chat);
             handoff::into_chat_request(&mut req, chat, &[]);
             let response = inner.call(req).await?;
@@ -180,6 +150,10 @@ where
     }
 }
 
+/// The first allocation of a response object's body: a short answer with its echoed request
+/// fields fits.
+const RESPONSE_CAPACITY: usize = 4096;
+
 /// A non-streamed chat answer as a response object (a broken one is a 502), stored when the
 /// request asked for it.
 async fn json_answer(
@@ -198,7 +172,11 @@ async fn json_answer(
         ..
     } = translated;
     let answer = from_completion_owned(&completion, context);
-    let body = serde_json::to_vec(&answer).unwrap_or_default();
+    // Sized for a short answer, so the buffer is not grown a byte count at a time.
+    let mut body = Vec::with_capacity(RESPONSE_CAPACITY);
+    if serde_json::to_writer(&mut body, &answer).is_err() {
+        body.clear();
+    }
     if store && storable(&answer) {
         if let Err(err) = store_to.put(StoredResponse::new(input_items, answer)).await {
             tracing::warn!(error = %err, "a response could not be stored");

@@ -218,6 +218,29 @@ async fn namespace_tools_are_flattened_and_built_ins_dropped() {
 }
 
 #[tokio::test]
+async fn built_in_tools_keep_their_metric_label_and_client_named_ones_do_not() {
+    let t = translate_body(json!({"model": "m", "input": "hi", "tools": [
+        {"type": "web_search"}, {"type": "mcp"}, {"type": "brand_new_tool"}
+    ]}))
+    .await;
+    let labels: Vec<_> = t
+        .dropped
+        .as_slice()
+        .iter()
+        .map(|name| (name.as_ref(), matches!(name, Cow::Borrowed(_))))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("tool:web_search", true),
+            ("tool:mcp", true),
+            ("tool:brand_new_tool", false)
+        ],
+        "a proxy-chosen name is its own label, a client-built one counts as `other`"
+    );
+}
+
+#[tokio::test]
 async fn namespaced_history_calls_use_the_flattened_name() {
     let t = translate_body(json!({"model": "m", "tools": [
         {"type": "namespace", "name": "multi_agent_v1", "tools": [{"type": "function", "name": "spawn_agent"}]}
