@@ -103,35 +103,13 @@ pub use store::{
 pub use stream::{ResponsesEvent, ResponsesStream, KEEPALIVE};
 pub use tool_names::ToolNames;
 
-use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-
-/// 32 bytes no other process will produce: a process seed (std's OS-seeded `RandomState`
-/// keys and the clock) hashed with a counter.
+/// 32 bytes from the thread's CSPRNG (`rand`'s ChaCha12, seeded from the operating system
+/// and reseeded as it goes): unguessable, and no other process or call produces them.
 pub(crate) fn random_bytes() -> [u8; 32] {
-    static SEED: OnceLock<[u8; 32]> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = SEED.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = Sha256::new();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        hasher.update(nanos.to_le_bytes());
-        hasher.update(std::process::id().to_le_bytes());
-        for i in 0..4u64 {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(i);
-            hasher.update(h.finish().to_le_bytes());
-        }
-        hasher.finalize().into()
-    });
-    let mut hasher = Sha256::new();
-    hasher.update(seed);
-    hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    hasher.finalize().into()
+    use rand::RngCore;
+    let mut bytes = [0; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
 }
 
 /// A fresh id: `prefix`, `_`, 48 hex digits.
