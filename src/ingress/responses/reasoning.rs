@@ -85,8 +85,8 @@ impl ReasoningCodec {
         }
     }
 
-    /// A codec under a secret made for this process (from the OS-seeded keys of std's
-    /// `RandomState` and the clock). Blobs it seals open only in this process: after a restart
+    /// A codec under a secret made for this process (32 bytes of the thread CSPRNG, seeded
+    /// from the operating system). Blobs it seals open only in this process: after a restart
     /// replayed reasoning is ignored, which costs the model its old reasoning, nothing more.
     pub fn ephemeral() -> Self {
         Self::new(super::random_bytes())
