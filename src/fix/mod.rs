@@ -64,19 +64,19 @@
 
 mod body;
 mod config;
-mod future;
 mod layer;
 mod rewrite;
 mod rules;
 mod service;
 mod splice;
 
+/// The response future of [`Fix`]: the boxed future the dialect ingresses share.
+pub use crate::ingress::ResponseFuture;
 pub use body::FixBody;
 pub use config::{
     FixConfig, FixPolicy, PrefillMode, Rule, RuleSwitches, DEFAULT_CONTINUE_TEXT,
     DEFAULT_FOLD_TEXT, DEFAULT_MAX_MESSAGES,
 };
-pub use future::ResponseFuture;
 pub use layer::FixLayer;
 pub use rewrite::{asks_for_usage, EventAction, ResponsePlan, StreamRewriter};
 pub use rules::{

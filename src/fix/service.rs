@@ -2,9 +2,9 @@
 
 use super::body::FixBody;
 use super::config::FixConfig;
-use super::future::ResponseFuture;
 use super::rewrite::{asks_for_usage, ResponsePlan};
 use super::rules::fix_request_with_names;
+use super::ResponseFuture;
 use crate::chat::{BodyKind, ChatAnswer, ParsedChat, TypedAnswer};
 use axum::body::Body;
 use axum::response::IntoResponse;

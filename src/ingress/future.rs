@@ -1,4 +1,4 @@
-//! [`ResponseFuture`]: the one response future of the dialect ingresses.
+//! [`ResponseFuture`]: the one boxed response future of the dialect ingresses and the fixer.
 
 use axum::body::Body;
 use http::Response;
@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 /// The response future of every dialect's services: [`Messages`](super::messages::Messages),
 /// [`Responses`](super::responses::Responses), [`CompletionsService`](super::completions::CompletionsService)
-/// and their siblings.
+/// and their siblings, and of [`Fix`](crate::fix::Fix) (re-exported as `fix::ResponseFuture`).
 ///
 /// Boxed: the request body is read (asynchronously) before the inner service is called, and
 /// an error answer's body is read before it is rewritten; one allocation per request.
