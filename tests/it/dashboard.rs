@@ -568,16 +568,8 @@ fn tokens_of(block: &Value) -> Tokens {
 
 /// The usage `/metrics` counts for `key`, by kind, as [`Tokens`].
 fn counted(metrics: &str, key: &str) -> Tokens {
-    ["input", "output", "cached_input", "reasoning"].map(|kind| {
-        metrics
-            .lines()
-            .filter(|l| l.starts_with("hunyuan_proxy_usage_tokens_total{"))
-            .filter(|l| {
-                l.contains(&format!("key=\"{key}\"")) && l.contains(&format!("kind=\"{kind}\""))
-            })
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-            .sum()
-    })
+    ["input", "output", "cached_input", "reasoning"]
+        .map(|kind| crate::usage::usage_counted(metrics, key, kind))
 }
 
 /// The "done when": two replicas on one Redis serve chat, Messages and Responses

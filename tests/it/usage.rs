@@ -11,6 +11,19 @@ use hunyuan_proxy::usage::Budget;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// The `hunyuan_proxy_usage_tokens_total` count in `metrics` for client key `key` and token
+/// `kind`, summed over the other labels.
+pub(crate) fn usage_counted(metrics: &str, key: &str, kind: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("hunyuan_proxy_usage_tokens_total{"))
+        .filter(|l| {
+            l.contains(&format!("key=\"{key}\"")) && l.contains(&format!("kind=\"{kind}\""))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
 /// A config with named keys `<prefix>-a`, `<prefix>-b` and `<prefix>-tiny` (budget: one
 /// token a day).
 pub(crate) fn keyed(config: &mut Config, prefix: &str) {
@@ -238,16 +251,7 @@ async fn status_log_and_metrics_agree_with_the_upstreams_usage_to_the_token() {
     assert_eq!(bad.status(), 400);
 
     let metrics = proxy.get("/metrics").await.text().await.unwrap();
-    let counter = |key: &str, kind: &str| -> u64 {
-        metrics
-            .lines()
-            .filter(|l| l.starts_with("hunyuan_proxy_usage_tokens_total{"))
-            .filter(|l| {
-                l.contains(&format!("key=\"{key}\"")) && l.contains(&format!("kind=\"{kind}\""))
-            })
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-            .sum()
-    };
+    let counter = |key: &str, kind: &str| usage_counted(&metrics, key, kind);
     for (key, (input, output)) in &expected {
         assert_eq!(counter(key, "input"), *input, "{key}");
         assert_eq!(counter(key, "output"), *output, "{key}");
